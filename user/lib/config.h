@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* Daemon configuration from, in increasing precedence: a YAML (or JSON) file, .env files,
+ * NTUN_* environment variables, then command-line flags. Validates every value and names the
+ * source (file:line, variable or flag) of anything wrong; opens no sockets and reads no keys. */
+#ifndef NTUN_CONFIG_H
+#define NTUN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "route.h"
+
+enum config_daemon { CONFIG_CLIENT, CONFIG_SERVER, CONFIG_PROXY };
+
+enum config_intercept { CONFIG_INTERCEPT_AUTO, CONFIG_INTERCEPT_BPF, CONFIG_INTERCEPT_IPTABLES };
+
+struct config_tls {
+	char *cert_file;
+	char *key_file;
+	char *ca_file;
+	char *server_name;  /* client/proxy: check the server cert's DNS/IP SAN only when set */
+	char *trust_domain; /* SPIFFE trust domain peers must be in; NULL = taken from own cert */
+	bool insecure;      /* seed key; see config.c for what it relaxes (never the chain) */
+};
+
+struct config_log {
+	enum log_level level;   /* default info */
+	enum log_format format; /* default json */
+	char *output;           /* "stderr" (default), "stdout" or a path */
+};
+
+/* One server-side route from the config file (routes: list). */
+struct config_route {
+	struct cidr virt; /* equals real when virtual_cidr is absent */
+	struct cidr real;
+	char *proxy_id;
+};
+
+struct config {
+	enum config_daemon daemon;
+	char *config_file; /* the file that was loaded, or NULL */
+
+	/* client and proxy */
+	char *server_addr; /* "host:port" of ntun-server; required */
+
+	/* client */
+	struct cidr *target_cidr; /* what to intercept (repeatable --cidr); at least one */
+	size_t n_target_cidr;
+	uint16_t listen_port; /* loopback listener port, default 15001 */
+	char *client_id;      /* informative; the certificate's id is authoritative */
+	char *cgroup;         /* cgroup v2 dir whose processes are intercepted; NULL = v2 root */
+	enum config_intercept intercept; /* default auto */
+	char *instance;       /* names /sys/fs/bpf/ntun/<instance>, default "default" */
+
+	/* server */
+	char *listen_addr; /* "[addr]:port", default "0.0.0.0:8443" */
+	struct config_route *routes;
+	size_t n_routes;
+
+	/* proxy */
+	char *proxy_id;
+	struct cidr *managed_cidr; /* at least one */
+	size_t n_managed_cidr;
+	struct cidr *virtual_cidr; /* optional; when present, pairwise with managed_cidr */
+	size_t n_virtual_cidr;
+	uint32_t capacity; /* max concurrent dials, 0 = unlimited */
+
+	/* all daemons */
+	struct config_tls tls;
+	struct config_log log;
+	char *metrics_addr;            /* "127.0.0.1:port" or NULL (off) */
+	uint32_t connect_timeout_ms;   /* default 5000 */
+	uint32_t handshake_timeout_ms; /* default 10000 */
+	uint32_t idle_timeout_ms;      /* per tunneled connection, 0 = none (default 0) */
+	uint32_t ping_interval_ms;     /* default 10000 */
+	uint32_t ping_timeout_ms;      /* default 5000 */
+	uint32_t drain_timeout_ms;     /* default 5000 */
+	bool gzip;                     /* send messages with grpc-encoding gzip; default false */
+};
+
+/* Result of config_load besides errors: what the caller should do. */
+enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
+
+/* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
+ * common: --config F --env-file F --tls-cert F --tls-key F --tls-ca F --tls-server-name N
+ *   --trust-domain D --log-level L --log-format F --log-output O --metrics ADDR --version --help
+ * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
+ *   --intercept MODE --instance NAME
+ * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
+ * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
+ *   --capacity N
+ * On --version/--help prints to stdout and returns CONFIG_EXIT_OK in *action.
+ * On success returns 0 and fills *cfg (caller frees with config_release).
+ * On error returns -EINVAL and writes one message naming the source into err[errsz]. */
+int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **argv,
+		enum config_action *action, char *err, size_t errsz);
+
+/* Frees everything config_load allocated; cfg may be zeroed. */
+void config_release(struct config *cfg);
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* IPv4 prefixes and the server's route table: virtual prefix -> (proxy id, real prefix) with
+ * longest-prefix match and host bits preserved. Knows nothing of connections or sockets. */
+#ifndef NTUN_ROUTE_H
+#define NTUN_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An IPv4 prefix. addr is in host byte order with the host bits cleared. */
+struct cidr {
+	uint32_t addr;
+	uint8_t len; /* 0..32 */
+};
+
+/* Parses "a.b.c.d/len" or a bare "a.b.c.d" (= /32). Host bits set in the input are an error
+ * (-EINVAL), as is any trailing garbage. Returns 0 or -EINVAL. */
+int cidr_parse(const char *s, struct cidr *out);
+
+/* Formats as "a.b.c.d/len" into buf (at least 19 bytes). Returns buf. */
+char *cidr_format(const struct cidr *c, char *buf, size_t size);
+
+/* True if addr (host order) lies inside c. */
+bool cidr_contains(const struct cidr *c, uint32_t addr);
+
+/* Parses "a.b.c.d:port" (port 1..65535). addr and port in host order. Returns 0 or -EINVAL. */
+int ipport_parse(const char *s, uint32_t *addr, uint16_t *port);
+
+/* Formats "a.b.c.d:port" into buf (at least 22 bytes). Returns buf. */
+char *ipport_format(uint32_t addr, uint16_t port, char *buf, size_t size);
+
+/* ---- route table ---- */
+
+struct route_table;
+
+struct route {
+	struct cidr virt;  /* what clients dial */
+	struct cidr real;  /* what the proxy connects to; same length as virt */
+	char proxy_id[64]; /* NUL-terminated */
+	void *owner;       /* borrowed tag of whoever added it (a proxy connection, or NULL = config) */
+};
+
+struct route_table *route_table_new(void);
+void route_table_free(struct route_table *t);
+
+/* Adds a route (copied). virt.len must equal real.len. An identical (virt, real, proxy_id,
+ * owner) entry is not added twice. Returns 0, -EINVAL or -ENOMEM. */
+int route_add(struct route_table *t, const struct route *r);
+
+/* Removes every route whose owner is owner. Returns how many were removed. */
+size_t route_remove_owner(struct route_table *t, const void *owner);
+
+/* Longest-prefix match of addr (host order). On a hit, *real_addr is addr translated into the
+ * route's real prefix (host bits preserved). Among several routes with the same longest
+ * prefix, the one chosen rotates (round robin) so equal routes share the load; accept may
+ * veto a candidate (e.g. a proxy that is draining or full) and the next is tried.
+ * Returns the route (borrowed, valid until the table changes) or NULL. */
+typedef bool route_accept_cb(const struct route *r, void *arg);
+const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
+				 route_accept_cb *accept, void *arg);
+
+/* Number of routes, and the i-th (0-based, any stable order) for listing/pushing. */
+size_t route_count(const struct route_table *t);
+const struct route *route_at(const struct route_table *t, size_t i);
+
+#endif
