@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* Mutual TLS 1.3 over a non-blocking socket, with SPIFFE identities (spiffe://td/role/id in the
+ * URI SAN) checked against the roles a side accepts. ALPN is always h2. The only module that
+ * includes OpenSSL headers; it never touches the event loop (callers poll on tls_want()). */
+#ifndef NTUN_TLS_H
+#define NTUN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum tls_role { TLS_ROLE_NONE = 0, TLS_ROLE_SERVER = 1, TLS_ROLE_CLIENT = 2, TLS_ROLE_PROXY = 3 };
+#define TLS_ROLE_BIT(r) (1u << (r))
+
+/* "server", "client", "proxy", or "none". */
+const char *tls_role_name(enum tls_role r);
+
+struct tls_identity {
+	enum tls_role role;
+	char trust_domain[128];
+	char id[128];
+	char uri[320]; /* the whole spiffe:// URI */
+};
+
+struct tls_ctx_opts {
+	const char *cert_file; /* PEM leaf (optionally followed by intermediates) */
+	const char *key_file;  /* PEM private key */
+	const char *ca_file;   /* PEM CA bundle peers must chain to */
+	bool is_server;        /* true: accepts connections (requires client certificates) */
+	const char *server_name;  /* client side: verify the server's DNS/IP SAN only if set */
+	const char *trust_domain; /* peers must be in it; NULL = our own certificate's */
+	unsigned accept_roles;    /* TLS_ROLE_BIT()s a peer may have; checked in the handshake */
+	bool insecure;            /* skips only the server-name check; the chain is always verified */
+};
+
+struct tls_ctx;
+struct tls_conn;
+
+/* Loads certificate, key and CA; checks that our own certificate has a SPIFFE URI SAN.
+ * Returns a context or NULL with a one-line reason in err (file names included). */
+struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz);
+void tls_ctx_free(struct tls_ctx *ctx);
+
+/* Our own identity, parsed from our certificate. Borrowed from ctx. */
+const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx);
+
+/* Wraps fd (borrowed; non-blocking, connected or accepted). NULL with errno on failure. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
+/* Frees the connection without I/O (no close_notify). NULL is a no-op. Does not close fd. */
+void tls_conn_free(struct tls_conn *c);
+
+#define TLS_WANT_READ  1u
+#define TLS_WANT_WRITE 2u
+
+/* Drives the handshake. Returns 0 when complete (peer verified, ALPN h2 agreed), -EAGAIN when
+ * it must be called again once tls_want() is satisfied, or another -errno (-EPROTO for a
+ * verification, role or ALPN failure, -ECONNRESET, ...) with tls_error() saying why. */
+int tls_handshake(struct tls_conn *c);
+
+/* What the last -EAGAIN waited for: TLS_WANT_READ and/or TLS_WANT_WRITE. */
+unsigned tls_want(const struct tls_conn *c);
+
+/* Reads decrypted bytes. Returns >0, 0 on EOF (close_notify, or a peer that closed without
+ * one), -EAGAIN, or another -errno with tls_error() set. */
+ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
+
+/* Writes; partial writes are allowed and the buffer may move between retries. Returns bytes
+ * accepted (>0), -EAGAIN, or another -errno with tls_error() set. */
+ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Sends close_notify once, best effort, never blocks. */
+void tls_close_notify(struct tls_conn *c);
+
+/* The verified peer identity; valid after tls_handshake() returned 0. Borrowed. */
+const struct tls_identity *tls_peer(const struct tls_conn *c);
+
+/* The reason for the last failure, OpenSSL's error queue drained into one line. Borrowed. */
+const char *tls_error(const struct tls_conn *c);
+
+#endif
