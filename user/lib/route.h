@@ -54,7 +54,9 @@ size_t route_remove_owner(struct route_table *t, const void *owner);
 /* Longest-prefix match of addr (host order). On a hit, *real_addr is addr translated into the
  * route's real prefix (host bits preserved). Among several routes with the same longest
  * prefix, the one chosen rotates (round robin) so equal routes share the load; accept may
- * veto a candidate (e.g. a proxy that is draining or full) and the next is tried.
+ * veto a candidate (e.g. a proxy that is draining or full) and the next is tried. If every
+ * route of the longest matching prefix is vetoed the result is NULL: a shorter prefix is never
+ * used instead, as it may translate into a different real network.
  * Returns the route (borrowed, valid until the table changes) or NULL. */
 typedef bool route_accept_cb(const struct route *r, void *arg);
 const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
