@@ -64,6 +64,11 @@ unsigned tls_want(const struct tls_conn *c);
  * one), -EAGAIN, or another -errno with tls_error() set. */
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
+/* True when decrypted bytes are already buffered inside OpenSSL (a record larger than the last
+ * tls_read's len). The fd will not become readable for them: a caller that stops reading before
+ * -EAGAIN (e.g. its window closed) must check this, not wait for poll, when it resumes. */
+bool tls_pending(const struct tls_conn *c);
+
 /* Writes; partial writes are allowed and the buffer may move between retries. Returns bytes
  * accepted (>0), -EAGAIN, or another -errno with tls_error() set. */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);

@@ -1,0 +1,750 @@
+// SPDX-License-Identifier: MIT
+/* Mutual TLS 1.3 over OpenSSL with SPIFFE role checks in the verify callback and ALPN h2 only.
+ * Does no polling, buffering or logging of its own: callers drive it from their event loop. */
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/*
+ * Invariant: every function here leaves this thread's OpenSSL error queue empty, so the I/O
+ * paths can call SSL_get_error() without an ERR_clear_error() on every read and write.
+ * OpenSSL is used by no other module (STYLE.md), so nobody else leaves errors behind.
+ */
+
+#define TLS_ROLES_VALID                                                  \
+	(TLS_ROLE_BIT(TLS_ROLE_SERVER) | TLS_ROLE_BIT(TLS_ROLE_CLIENT) | \
+	 TLS_ROLE_BIT(TLS_ROLE_PROXY))
+#define TLS_ERR_LEN 384
+
+struct tls_ctx {
+	SSL_CTX *ssl_ctx;
+	atomic_uint refs; /* the owner's reference plus one per live tls_conn */
+	bool is_server;
+	unsigned accept_roles;
+	bool sni;
+	char server_name[256];
+	char trust_domain[sizeof(((struct tls_identity *)0)->trust_domain)];
+	struct tls_identity self;
+};
+
+struct tls_conn {
+	SSL *ssl;
+	struct tls_ctx *ctx;
+	unsigned want;
+	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
+	bool done; /* handshake complete and checked */
+	bool notified;
+	char reason[TLS_ERR_LEN]; /* why our own checks failed, set in callbacks */
+	char err[TLS_ERR_LEN];
+	struct tls_identity peer;
+};
+
+static const char *const role_names[] = {"none", "server", "client", "proxy"};
+
+const char *tls_role_name(enum tls_role r)
+{
+	if ((unsigned)r >= sizeof(role_names) / sizeof(role_names[0]))
+		return "none";
+	return role_names[r];
+}
+
+static void roles_str(unsigned roles, char *buf, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (enum tls_role r = TLS_ROLE_SERVER; r <= TLS_ROLE_PROXY; r++) {
+		if (!(roles & TLS_ROLE_BIT(r)) || off >= n)
+			continue;
+		off += snprintf(buf + off, n - off, "%s%s", off ? "|" : "", tls_role_name(r));
+	}
+}
+
+/* Appends the drained OpenSSL error queue to dst[off..]: "lib: reason (data); ...". The queue
+ * is empty afterwards. *alert is set when one entry is a TLS alert the peer sent us. */
+static void drain_errors(char *dst, size_t n, size_t off, bool *alert)
+{
+	const char *data, *lib, *reason;
+	unsigned long e;
+	int flags;
+
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags))) {
+		if (off >= n)
+			continue;
+		lib = ERR_lib_error_string(e);
+		reason = ERR_reason_error_string(e);
+		if (alert && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
+			*alert = true;
+		off += snprintf(dst + off, n - off, "%s%s%s", off ? "; " : "", lib ? lib : "",
+				lib ? ": " : "");
+		if (off >= n)
+			continue;
+		if (reason)
+			off += snprintf(dst + off, n - off, "%s", reason);
+		else
+			off += snprintf(dst + off, n - off, "error %#lx", e);
+		if (off < n && (flags & ERR_TXT_STRING) && data && *data)
+			off += snprintf(dst + off, n - off, " (%s)", data);
+	}
+}
+
+/* ---- SPIFFE IDs ------------------------------------------------------------------------- */
+
+static bool td_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+	       ch == '_';
+}
+
+static bool id_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '-' || ch == '_';
+}
+
+static bool trust_domain_valid(const char *td)
+{
+	size_t len = strlen(td);
+
+	if (!len || len >= sizeof(((struct tls_identity *)0)->trust_domain))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!td_char(td[i]))
+			return false;
+	return true;
+}
+
+/* Parses "spiffe://td/role/id" (len bytes, not NUL-terminated) into id. Returns 0 or -EINVAL
+ * with the reason in why. */
+static int spiffe_parse(const char *s, size_t len, struct tls_identity *id, char *why, size_t n)
+{
+	static const char scheme[] = "spiffe://";
+	const char *p, *end = s + len, *slash;
+	size_t seg;
+	int role;
+
+	memset(id, 0, sizeof(*id));
+	if (len >= sizeof(id->uri) || memchr(s, '\0', len)) {
+		snprintf(why, n, "SPIFFE URI too long or malformed");
+		return -EINVAL;
+	}
+	memcpy(id->uri, s, len);
+	if (len < sizeof(scheme) - 1 || memcmp(s, scheme, sizeof(scheme) - 1)) {
+		snprintf(why, n, "'%s' is not a spiffe:// URI", id->uri);
+		return -EINVAL;
+	}
+	p = s + sizeof(scheme) - 1;
+	slash = memchr(p, '/', (size_t)(end - p));
+	seg = slash ? (size_t)(slash - p) : (size_t)(end - p);
+	if (!seg || seg >= sizeof(id->trust_domain))
+		goto bad;
+	for (size_t i = 0; i < seg; i++)
+		if (!td_char(p[i]))
+			goto bad;
+	memcpy(id->trust_domain, p, seg);
+	if (!slash)
+		goto bad;
+	p = slash + 1;
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (!slash)
+		goto bad;
+	seg = (size_t)(slash - p);
+	for (role = TLS_ROLE_SERVER; role <= TLS_ROLE_PROXY; role++)
+		if (seg == strlen(role_names[role]) && !memcmp(p, role_names[role], seg))
+			break;
+	if (role > TLS_ROLE_PROXY) {
+		snprintf(why, n, "SPIFFE ID '%s' has no known role (want server, client or proxy)",
+			 id->uri);
+		memset(id->trust_domain, 0, sizeof(id->trust_domain));
+		return -EINVAL;
+	}
+	p = slash + 1;
+	seg = (size_t)(end - p);
+	if (!seg || seg >= sizeof(id->id) || (seg == 1 && p[0] == '.') ||
+	    (seg == 2 && p[0] == '.' && p[1] == '.'))
+		goto bad;
+	for (size_t i = 0; i < seg; i++)
+		if (!id_char(p[i]))
+			goto bad;
+	memcpy(id->id, p, seg);
+	id->role = (enum tls_role)role;
+	return 0;
+bad:
+	snprintf(why, n, "'%s' is not a valid SPIFFE ID spiffe://<trust-domain>/<role>/<id>",
+		 id->uri);
+	memset(id->trust_domain, 0, sizeof(id->trust_domain));
+	return -EINVAL;
+}
+
+/* Reads the single spiffe:// URI SAN of cert into id. Returns 0 or -EINVAL with why set. */
+static int identity_from_cert(X509 *cert, struct tls_identity *id, char *why, size_t n)
+{
+	const ASN1_IA5STRING *uri = NULL;
+	GENERAL_NAMES *gens;
+	int crit = 0, count = 0, ret;
+
+	memset(id, 0, sizeof(*id));
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
+	if (!gens) {
+		snprintf(why, n,
+			 crit == -1 ? "no subjectAltName (want a SPIFFE URI SAN)"
+				    : "unreadable subjectAltName");
+		ret = -EINVAL;
+		goto out;
+	}
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type != GEN_URI)
+			continue;
+		if (ASN1_STRING_length(g->d.uniformResourceIdentifier) >= 9 &&
+		    !strncasecmp(
+			    (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier),
+			    "spiffe://", 9)) {
+			uri = g->d.uniformResourceIdentifier;
+			count++;
+		}
+	}
+	if (count != 1) {
+		snprintf(why, n,
+			 count ? "%d SPIFFE URI SANs (want exactly one)"
+			       : "no SPIFFE URI SAN (want spiffe://<trust-domain>/<role>/<id>)",
+			 count);
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = spiffe_parse((const char *)ASN1_STRING_get0_data(uri),
+			   (size_t)ASN1_STRING_length(uri), id, why, n);
+out:
+	GENERAL_NAMES_free(gens);
+	ERR_clear_error();
+	return ret;
+}
+
+/* ---- handshake callbacks ---------------------------------------------------------------- */
+
+static const char *verify_hint(long e)
+{
+	switch (e) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return " (unknown CA: not signed by our ca_file)";
+	case X509_V_ERR_INVALID_PURPOSE:
+		return " (wrong extendedKeyUsage for this side of the connection)";
+	default:
+		return "";
+	}
+}
+
+static int verify_cb(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	struct tls_ctx *ctx = c->ctx;
+	struct tls_identity id;
+	char why[TLS_ERR_LEN / 2], want[32];
+	long e;
+
+	if (!ok) {
+		e = X509_STORE_CTX_get_error(store);
+		if (!c->reason[0]) {
+			snprintf(c->reason, sizeof(c->reason),
+				 "peer certificate verify failed at depth %d: %s%s",
+				 X509_STORE_CTX_get_error_depth(store),
+				 X509_verify_cert_error_string(e), verify_hint(e));
+			if (e == X509_V_ERR_HOSTNAME_MISMATCH ||
+			    e == X509_V_ERR_IP_ADDRESS_MISMATCH)
+				snprintf(c->reason + strlen(c->reason),
+					 sizeof(c->reason) - strlen(c->reason),
+					 " (want server_name '%s' in its DNS/IP SAN)",
+					 ctx->server_name);
+		}
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(store) != 0)
+		return 1;
+	if (identity_from_cert(X509_STORE_CTX_get_current_cert(store), &id, why, sizeof(why))) {
+		snprintf(c->reason, sizeof(c->reason), "peer certificate: %s", why);
+		goto reject;
+	}
+	if (strcmp(id.trust_domain, ctx->trust_domain)) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "peer certificate trust domain '%s' not accepted (want '%s')",
+			 id.trust_domain, ctx->trust_domain);
+		goto reject;
+	}
+	if (!(ctx->accept_roles & TLS_ROLE_BIT(id.role))) {
+		roles_str(ctx->accept_roles, want, sizeof(want));
+		snprintf(c->reason, sizeof(c->reason),
+			 "peer certificate role '%s' not accepted (want %s)",
+			 tls_role_name(id.role), want);
+		goto reject;
+	}
+	c->peer = id;
+	return 1;
+reject:
+	/* CERT_REJECTED makes OpenSSL send a bad_certificate alert. */
+	X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+	return 0;
+}
+
+/* Server: a ClientHello without the ALPN extension never reaches the select callback. */
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	const unsigned char *p;
+	size_t len;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
+				      &len))
+		return SSL_CLIENT_HELLO_SUCCESS;
+	snprintf(c->reason, sizeof(c->reason), "peer offered no ALPN protocol (want h2)");
+	*al = SSL_AD_NO_APPLICATION_PROTOCOL;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+			  const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct tls_conn *c = SSL_get_app_data(ssl);
+
+	for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
+		if (in[i] == 2 && i + 3 <= inlen && in[i + 1] == 'h' && in[i + 2] == '2') {
+			*out = in + i + 1;
+			*outlen = 2;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	snprintf(c->reason, sizeof(c->reason), "peer did not offer ALPN h2");
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* ---- contexts --------------------------------------------------------------------------- */
+
+/* A clean "cannot read F: strerror" before OpenSSL's noisier file errors. */
+static int check_readable(const char *what, const char *path, char *err, size_t errsz)
+{
+	int fd;
+
+	if (!path || !*path) {
+		snprintf(err, errsz, "tls: no %s file configured", what);
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errsz, "tls: cannot read %s file %s: %s", what, path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Formats the message, then appends the drained OpenSSL error queue to it. */
+static void __attribute__((format(printf, 3, 4)))
+ctx_fail(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+	int off;
+
+	va_start(ap, fmt);
+	off = vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	if (off >= 0 && (size_t)off < errsz)
+		drain_errors(err, errsz, (size_t)off, NULL);
+	ERR_clear_error();
+}
+
+static void ctx_put(struct tls_ctx *ctx)
+{
+	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
+		return;
+	SSL_CTX_free(ctx->ssl_ctx);
+	free(ctx);
+}
+
+struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz)
+{
+	static const unsigned char alpn_h2[] = {2, 'h', '2'};
+	struct tls_ctx *ctx = NULL;
+	SSL_CTX *sc;
+	char why[TLS_ERR_LEN / 2];
+	unsigned char ipbuf[16];
+
+	if (errsz)
+		err[0] = '\0';
+	if (!o->accept_roles || (o->accept_roles & ~TLS_ROLES_VALID)) {
+		snprintf(err, errsz, "tls: accept_roles %#x is empty or invalid", o->accept_roles);
+		goto err;
+	}
+	if (check_readable("certificate", o->cert_file, err, errsz) ||
+	    check_readable("key", o->key_file, err, errsz) ||
+	    check_readable("CA", o->ca_file, err, errsz))
+		goto err;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		snprintf(err, errsz, "tls: out of memory");
+		goto err;
+	}
+	atomic_init(&ctx->refs, 1);
+	ctx->is_server = o->is_server;
+	ctx->accept_roles = o->accept_roles;
+	sc = ctx->ssl_ctx = SSL_CTX_new(o->is_server ? TLS_server_method() : TLS_client_method());
+	if (!sc) {
+		ctx_fail(err, errsz, "tls: SSL_CTX_new failed: ");
+		goto err;
+	}
+	if (!SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(sc, TLS1_3_VERSION)) {
+		ctx_fail(err, errsz, "tls: cannot restrict to TLS 1.3: ");
+		goto err;
+	}
+	SSL_CTX_set_options(sc, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
+					SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				     SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_num_tickets(sc, 0);
+	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+
+	if (SSL_CTX_use_certificate_chain_file(sc, o->cert_file) != 1) {
+		ctx_fail(err, errsz, "tls: certificate %s: ", o->cert_file);
+		goto err;
+	}
+	/* OpenSSL reads the key straight into its own EVP_PKEY; no copy of the file stays here. */
+	if (SSL_CTX_use_PrivateKey_file(sc, o->key_file, SSL_FILETYPE_PEM) != 1) {
+		ctx_fail(err, errsz, "tls: key %s: ", o->key_file);
+		goto err;
+	}
+	if (SSL_CTX_check_private_key(sc) != 1) {
+		ctx_fail(err, errsz, "tls: key %s does not match certificate %s: ", o->key_file,
+			 o->cert_file);
+		goto err;
+	}
+	if (SSL_CTX_load_verify_file(sc, o->ca_file) != 1) {
+		ctx_fail(err, errsz, "tls: CA file %s: ", o->ca_file);
+		goto err;
+	}
+	if (identity_from_cert(SSL_CTX_get0_certificate(sc), &ctx->self, why, sizeof(why))) {
+		snprintf(err, errsz, "tls: certificate %s: %s", o->cert_file, why);
+		goto err;
+	}
+	if (o->trust_domain && !trust_domain_valid(o->trust_domain)) {
+		snprintf(err, errsz, "tls: invalid trust domain '%s' (want [a-z0-9._-]+)",
+			 o->trust_domain);
+		goto err;
+	}
+	snprintf(ctx->trust_domain, sizeof(ctx->trust_domain), "%s",
+		 o->trust_domain ? o->trust_domain : ctx->self.trust_domain);
+
+	SSL_CTX_set_verify(sc,
+			   SSL_VERIFY_PEER | (o->is_server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+			   verify_cb);
+	SSL_CTX_set_verify_depth(sc, 8);
+	if (o->is_server) {
+		SSL_CTX_set_client_hello_cb(sc, client_hello_cb, NULL);
+		SSL_CTX_set_alpn_select_cb(sc, alpn_select_cb, NULL);
+	} else if (SSL_CTX_set_alpn_protos(sc, alpn_h2, sizeof(alpn_h2))) { /* 0 is success */
+		ctx_fail(err, errsz, "tls: cannot set ALPN: ");
+		goto err;
+	}
+
+	if (!o->is_server && o->server_name && *o->server_name) {
+		X509_VERIFY_PARAM *param = SSL_CTX_get0_param(sc);
+		bool is_ip = inet_pton(AF_INET, o->server_name, ipbuf) == 1 ||
+			     inet_pton(AF_INET6, o->server_name, ipbuf) == 1;
+
+		if (strlen(o->server_name) >= sizeof(ctx->server_name)) {
+			snprintf(err, errsz, "tls: server_name too long");
+			goto err;
+		}
+		snprintf(ctx->server_name, sizeof(ctx->server_name), "%s", o->server_name);
+		ctx->sni = !is_ip; /* SNI carries host names only (RFC 6066) */
+		if (!o->insecure) {
+			int okp;
+
+			X509_VERIFY_PARAM_set_hostflags(param,
+							X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			okp = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, o->server_name)
+				    : X509_VERIFY_PARAM_set1_host(param, o->server_name, 0);
+			if (okp != 1) {
+				ctx_fail(err, errsz,
+					 "tls: invalid server_name '%s': ", o->server_name);
+				goto err;
+			}
+		}
+	}
+	ERR_clear_error();
+	return ctx;
+err:
+	if (ctx)
+		ctx_put(ctx);
+	ERR_clear_error();
+	errno = EINVAL;
+	return NULL;
+}
+
+void tls_ctx_free(struct tls_ctx *ctx)
+{
+	if (ctx)
+		ctx_put(ctx);
+}
+
+const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
+{
+	return &ctx->self;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
+{
+	struct tls_conn *c;
+	int e = ENOMEM;
+
+	if (fd < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto err;
+	c->ssl = SSL_new(ctx->ssl_ctx);
+	if (!c->ssl)
+		goto err;
+	/* A socket BIO straight on the fd: records go from OpenSSL's buffer to the kernel. */
+	if (SSL_set_fd(c->ssl, fd) != 1)
+		goto err;
+	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
+		goto err;
+	SSL_set_app_data(c->ssl, c);
+	if (ctx->is_server)
+		SSL_set_accept_state(c->ssl);
+	else
+		SSL_set_connect_state(c->ssl);
+	c->ctx = ctx;
+	atomic_fetch_add(&ctx->refs, 1);
+	return c;
+err:
+	if (c)
+		SSL_free(c->ssl);
+	free(c);
+	ERR_clear_error();
+	errno = e;
+	return NULL;
+}
+
+void tls_conn_free(struct tls_conn *c)
+{
+	if (!c)
+		return;
+	SSL_free(c->ssl);
+	ERR_clear_error();
+	ctx_put(c->ctx);
+	free(c);
+}
+
+enum tls_op { OP_HANDSHAKE, OP_READ, OP_WRITE };
+
+/* Maps a failed SSL call (ret, and errno saved right after it) to our return value, fills
+ * c->err and drains the error queue. Returns -EAGAIN, 0 (EOF on read) or a fatal -errno. */
+static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op)
+{
+	static const char *const op_names[] = {"handshake", "read", "write"};
+	char tmp[TLS_ERR_LEN - 48];
+	bool alert = false;
+	unsigned long e;
+	int rc;
+
+	switch (SSL_get_error(c->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		c->want = TLS_WANT_READ;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->want = TLS_WANT_WRITE;
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		if (op == OP_READ)
+			return 0;
+		snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
+			 op_names[op]);
+		rc = -ECONNRESET;
+		break;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error()) {
+			rc = -EPROTO;
+			snprintf(c->err, sizeof(c->err), "%s: ", op_names[op]);
+			drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
+		} else if (saved_errno) {
+			rc = -saved_errno;
+			snprintf(c->err, sizeof(c->err), "%s: %s", op_names[op],
+				 strerror(saved_errno));
+		} else if (op == OP_READ) {
+			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
+		} else {
+			rc = -ECONNRESET;
+			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
+				 op_names[op]);
+		}
+		break;
+	case SSL_ERROR_SSL:
+		e = ERR_peek_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			if (op == OP_READ)
+				return 0;
+			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
+				 op_names[op]);
+			rc = -ECONNRESET;
+			break;
+		}
+		rc = -EPROTO;
+		if (c->reason[0]) {
+			/* Our own check failed; OpenSSL's "certificate verify failed" adds nothing. */
+			snprintf(c->err, sizeof(c->err), "%s", c->reason);
+			ERR_clear_error();
+			break;
+		}
+		drain_errors(tmp, sizeof(tmp), 0, &alert);
+		snprintf(c->err, sizeof(c->err), "%s: %s%s", op_names[op],
+			 alert ? "peer sent an alert: " : "", tmp);
+		break;
+	default:
+		rc = -EIO;
+		snprintf(c->err, sizeof(c->err), "%s: unexpected OpenSSL state: ", op_names[op]);
+		drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
+		break;
+	}
+	ERR_clear_error();
+	c->fatal = rc;
+	return rc;
+}
+
+static int handshake_check(struct tls_conn *c)
+{
+	const unsigned char *proto = NULL;
+	unsigned int len = 0;
+
+	SSL_get0_alpn_selected(c->ssl, &proto, &len);
+	if (len != 2 || memcmp(proto, "h2", 2))
+		snprintf(c->err, sizeof(c->err), "ALPN h2 was not agreed");
+	else if (SSL_get_verify_result(c->ssl) != X509_V_OK || !SSL_get0_peer_certificate(c->ssl) ||
+		 c->peer.role == TLS_ROLE_NONE)
+		snprintf(c->err, sizeof(c->err), "peer certificate was not verified");
+	else
+		return 0;
+	c->fatal = -EPROTO;
+	return -EPROTO;
+}
+
+int tls_handshake(struct tls_conn *c)
+{
+	int r, saved;
+
+	if (c->fatal)
+		return c->fatal;
+	if (c->done)
+		return 0;
+	c->want = 0;
+	errno = 0;
+	r = SSL_do_handshake(c->ssl);
+	saved = errno;
+	if (r != 1)
+		return io_error(c, r, saved, OP_HANDSHAKE);
+	r = handshake_check(c);
+	if (!r)
+		c->done = true;
+	return r;
+}
+
+unsigned tls_want(const struct tls_conn *c)
+{
+	return c->want;
+}
+
+ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
+{
+	size_t n;
+	int saved;
+
+	if (c->fatal)
+		return c->fatal;
+	if (!len)
+		return -EINVAL;
+	c->want = 0;
+	errno = 0;
+	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	saved = errno;
+	return io_error(c, 0, saved, OP_READ);
+}
+
+bool tls_pending(const struct tls_conn *c)
+{
+	return SSL_pending(c->ssl) > 0;
+}
+
+ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t done = 0, n;
+	int rc, saved;
+
+	if (c->fatal)
+		return c->fatal;
+	c->want = 0;
+	/* Partial-write mode hands back one record per SSL_write_ex; keep going until the socket
+	 * is full so callers make one call per readiness event, not one per 16 KiB. When a later
+	 * record would block, OpenSSL keeps it pending for exactly (p + done, len - done): the
+	 * caller's retry with the remainder is the "same arguments" OpenSSL requires. */
+	while (done < len) {
+		errno = 0;
+		if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
+			saved = errno;
+			rc = io_error(c, 0, saved, OP_WRITE);
+			if (!done)
+				return rc;
+			break; /* a fatal error stays in c->fatal for the next call */
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+void tls_close_notify(struct tls_conn *c)
+{
+	if (c->notified || c->fatal || !c->done)
+		return;
+	c->notified = true;
+	errno = 0;
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+}
+
+const struct tls_identity *tls_peer(const struct tls_conn *c)
+{
+	return &c->peer;
+}
+
+const char *tls_error(const struct tls_conn *c)
+{
+	return c->err[0] ? c->err : "no error";
+}
