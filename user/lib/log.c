@@ -114,7 +114,7 @@ static size_t append(char *dst, size_t len, size_t cap, const char *s)
 void log_vwrite(enum log_level level, const char *conn, const char *peer, const char *fmt,
 		va_list ap)
 {
-	char msg[1024], line[2560], ts[40];
+	char msg[1024], line[2560], ts[64];
 	struct timeval tv;
 	struct tm tm;
 	size_t len = 0, cap = sizeof(line) - 2;

@@ -1,0 +1,1107 @@
+// SPDX-License-Identifier: MIT
+/* gRPC calls on top of h2 streams: framing and deframing, the Chunk payload stream, whole
+ * messages for control calls, gzip, status trailers, and the relay-end face of a call.
+ * Windows are given back as bytes leave the inbound buffer (or, for messages that must be
+ * held whole, as they arrive), so memory per call stays within its HTTP/2 window. */
+#include "grpc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "buf.h"
+#include "relay.h"
+#include "sock.h"
+
+enum deframe {
+	DF_PREFIX, /* expecting the 5-byte message prefix */
+	DF_FIELD,  /* bytes mode: expecting a protobuf field key inside a message */
+	DF_DATA,   /* bytes mode: inside Chunk.data, streamed out */
+	DF_SKIP,   /* bytes mode: inside an unknown length-delimited field */
+	DF_HELD,   /* the whole message must arrive first (compressed, or message mode) */
+};
+
+struct grpc_call {
+	struct relay_end end; /* first: the relay sees the call as its end */
+	struct h2_stream *st; /* NULL once the stream closed */
+	bool server;
+	enum grpc_mode mode;
+	bool gzip_out, gzip_in;
+
+	/* inbound */
+	struct buf in;
+	size_t in_credited; /* bytes at the head of in already given back to the window */
+	enum deframe df;
+	bool held_compressed;
+	uint32_t msg_left, data_left;
+	bool field1_seen;
+	struct buf dec; /* a decoded held message (or its Chunk payload in bytes mode) */
+	size_t dec_off, dec_len;
+	size_t msg_drop; /* message mode: bytes of in to drop at the next recv */
+	bool in_end;     /* the peer ended its side */
+	int peer_status; /* client side: grpc-status, -1 until known */
+	char *peer_msg;
+	int peer_errno; /* from ntun-error */
+
+	/* outbound */
+	struct buf out;
+	bool out_eof;    /* our side is finished once out drains */
+	bool responded;  /* server: response headers submitted */
+	bool aborted;    /* we reset the stream */
+	bool blocked;    /* the relay found out full; wake it when it drains */
+	bool relay_gone; /* nobody owns us: live until the stream closes, then free */
+
+	void (*wake)(void *arg);
+	void *wake_arg;
+};
+
+static const struct h2_stream_cbs call_stream_cbs;
+static const struct relay_end_ops call_end_ops;
+
+const char *grpc_md_get(const struct h2_nv *nv, size_t n, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < n; i++)
+		if (nv[i].namelen == len && !memcmp(nv[i].name, name, len))
+			return nv[i].value;
+	return NULL;
+}
+
+static bool content_type_ok(const char *ct)
+{
+	if (!ct || strncmp(ct, "application/grpc", 16) != 0)
+		return false;
+	return ct[16] == 0 || ct[16] == '+' || ct[16] == ';';
+}
+
+/* identity (or absent) -> 0, gzip -> 1, anything else -> -1 */
+static int encoding_kind(const char *enc)
+{
+	if (!enc || !strcmp(enc, "identity"))
+		return 0;
+	if (!strcmp(enc, "gzip"))
+		return 1;
+	return -1;
+}
+
+/* Whether a comma-separated list (grpc-accept-encoding) names gzip. */
+static bool accepts_gzip(const char *list)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!strncmp(p, "gzip", 4) && (p[4] == 0 || p[4] == ',' || p[4] == ' '))
+			return true;
+		p = strchr(p, ',');
+	}
+	return false;
+}
+
+enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, const char **path,
+				    const char **msg)
+{
+	const char *method = grpc_md_get(nv, n, ":method");
+
+	*path = grpc_md_get(nv, n, ":path");
+	if (!method || strcmp(method, "POST")) {
+		*msg = "method must be POST";
+		return GRPC_UNIMPLEMENTED;
+	}
+	if (!content_type_ok(grpc_md_get(nv, n, "content-type"))) {
+		*msg = "content-type must be application/grpc";
+		return GRPC_INVALID_ARGUMENT;
+	}
+	if (!*path || (*path)[0] != '/') {
+		*msg = "missing :path";
+		return GRPC_UNIMPLEMENTED;
+	}
+	if (encoding_kind(grpc_md_get(nv, n, "grpc-encoding")) < 0) {
+		*msg = "unsupported grpc-encoding (identity, gzip)";
+		return GRPC_UNIMPLEMENTED;
+	}
+	*msg = NULL;
+	return GRPC_OK;
+}
+
+/* Percent-encodes a grpc-message as the protocol requires. */
+static void encode_message(const char *msg, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; msg && *msg && o + 4 < size; msg++) {
+		unsigned char ch = (unsigned char)*msg;
+
+		if (ch < 0x20 || ch > 0x7e || ch == '%') {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = 0;
+}
+
+static char *decode_message(const char *msg)
+{
+	size_t len = strlen(msg), o = 0;
+	char *out = malloc(len + 1);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+
+		if (msg[i] == '%' && i + 2 < len + 0 && sscanf(msg + i + 1, "%2x", &v) == 1) {
+			out[o++] = (char)v;
+			i += 2;
+		} else {
+			out[o++] = msg[i];
+		}
+	}
+	out[o] = 0;
+	return out;
+}
+
+static size_t status_headers(struct h2_nv *nv, size_t n, enum grpc_status status, const char *msg,
+			     const char *ntun_error, char *sbuf, char *mbuf, size_t msize)
+{
+	snprintf(sbuf, 12, "%d", (int)status);
+	nv[n++] = (struct h2_nv)H2_NV("grpc-status", sbuf);
+	if (msg && *msg) {
+		encode_message(msg, mbuf, msize);
+		nv[n++] = (struct h2_nv)H2_NV("grpc-message", mbuf);
+	}
+	if (ntun_error)
+		nv[n++] = (struct h2_nv)H2_NV("ntun-error", ntun_error);
+	return n;
+}
+
+int grpc_reject(struct h2_stream *st, enum grpc_status status, const char *msg,
+		const char *ntun_error)
+{
+	struct h2_nv nv[6];
+	char sbuf[12], mbuf[512];
+	size_t n = 0;
+
+	nv[n++] = (struct h2_nv)H2_NV(":status", "200");
+	nv[n++] = (struct h2_nv)H2_NV("content-type", "application/grpc");
+	n = status_headers(nv, n, status, msg, ntun_error, sbuf, mbuf, sizeof(mbuf));
+	return h2_stream_respond(st, nv, n, false);
+}
+
+enum grpc_status grpc_status_from_errno(int err)
+{
+	switch (err) {
+	case 0:
+		return GRPC_OK;
+	case ECONNRESET:
+	case ECANCELED:
+		return GRPC_CANCELLED;
+	case ETIMEDOUT:
+		return GRPC_DEADLINE_EXCEEDED;
+	case EACCES:
+	case EPERM:
+		return GRPC_PERMISSION_DENIED;
+	case EPROTO:
+	case EMSGSIZE:
+		return GRPC_INTERNAL;
+	case ENOMEM:
+	case ENOBUFS:
+		return GRPC_RESOURCE_EXHAUSTED;
+	default:
+		return GRPC_UNAVAILABLE;
+	}
+}
+
+/* ---- framing ---- */
+
+void grpc_frame_prefix(uint8_t out[5], bool compressed, uint32_t len)
+{
+	out[0] = compressed ? 1 : 0;
+	out[1] = (uint8_t)(len >> 24);
+	out[2] = (uint8_t)(len >> 16);
+	out[3] = (uint8_t)(len >> 8);
+	out[4] = (uint8_t)len;
+}
+
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Parses a varint from p[0..n). Returns its length, 0 if incomplete, -1 if malformed. */
+static int get_varint(const uint8_t *p, size_t n, uint64_t *v)
+{
+	uint64_t r = 0;
+
+	for (size_t i = 0; i < n && i < 10; i++) {
+		r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = r;
+			return (int)i + 1;
+		}
+	}
+	return n >= 10 ? -1 : 0;
+}
+
+size_t grpc_chunk_header(uint8_t out[11], size_t len)
+{
+	out[0] = 0x0a; /* field 1, length-delimited */
+	return 1 + put_varint(out + 1, len);
+}
+
+/* Skips the value of a field with wire type wt at p[0..n). Returns bytes skipped or -1. */
+static long skip_value(unsigned wt, const uint8_t *p, size_t n)
+{
+	uint64_t v;
+	int k;
+
+	switch (wt) {
+	case 0:
+		k = get_varint(p, n, &v);
+		return k > 0 ? k : -1;
+	case 1:
+		return n >= 8 ? 8 : -1;
+	case 5:
+		return n >= 4 ? 4 : -1;
+	case 2:
+		k = get_varint(p, n, &v);
+		if (k <= 0 || v > n - (size_t)k)
+			return -1;
+		return k + (long)v;
+	default:
+		return -1;
+	}
+}
+
+int grpc_chunk_parse(const uint8_t *msg, size_t n, const uint8_t **data, size_t *len)
+{
+	size_t off = 0;
+	bool seen = false;
+
+	*data = msg;
+	*len = 0;
+	while (off < n) {
+		uint64_t key, l;
+		int k = get_varint(msg + off, n - off, &key);
+		long s;
+
+		if (k <= 0 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+			return -EPROTO;
+		off += (size_t)k;
+		if ((key >> 3) == 1) {
+			if ((key & 7) != 2 || seen)
+				return -EPROTO;
+			k = get_varint(msg + off, n - off, &l);
+			if (k <= 0 || l > n - off - (size_t)k)
+				return -EPROTO;
+			off += (size_t)k;
+			*data = msg + off;
+			*len = (size_t)l;
+			off += (size_t)l;
+			seen = true;
+			continue;
+		}
+		s = skip_value((unsigned)(key & 7), msg + off, n - off);
+		if (s < 0)
+			return -EPROTO;
+		off += (size_t)s;
+	}
+	return 0;
+}
+
+int grpc_gzip(const uint8_t *p, size_t n, struct buf *out)
+{
+	z_stream z = { 0 };
+	uint8_t *dst;
+	size_t bound;
+	int rv, ret = 0;
+
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY))
+		return -ENOMEM;
+	bound = deflateBound(&z, n);
+	dst = buf_reserve(out, bound);
+	if (!dst) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	z.next_in = (uint8_t *)(uintptr_t)p;
+	z.avail_in = (uInt)n;
+	z.next_out = dst;
+	z.avail_out = (uInt)bound;
+	rv = deflate(&z, Z_FINISH);
+	if (rv != Z_STREAM_END) {
+		ret = -EIO;
+		goto out;
+	}
+	buf_commit(out, bound - z.avail_out);
+out:
+	deflateEnd(&z);
+	return ret;
+}
+
+int grpc_gunzip(const uint8_t *p, size_t n, struct buf *out, size_t max)
+{
+	z_stream z = { 0 };
+	size_t total = 0;
+	int rv = Z_OK, ret = 0;
+
+	if (inflateInit2(&z, 15 + 16))
+		return -ENOMEM;
+	z.next_in = (uint8_t *)(uintptr_t)p;
+	z.avail_in = (uInt)n;
+	while (rv != Z_STREAM_END) {
+		uint8_t *dst = buf_reserve(out, 16384);
+
+		if (!dst) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		z.next_out = dst;
+		z.avail_out = (uInt)buf_room(out);
+		rv = inflate(&z, Z_NO_FLUSH);
+		if (rv != Z_OK && rv != Z_STREAM_END) {
+			ret = -EPROTO;
+			goto out;
+		}
+		buf_commit(out, buf_room(out) - z.avail_out);
+		total = buf_len(out);
+		if (total > max) {
+			ret = -EMSGSIZE;
+			goto out;
+		}
+		if (rv == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+			ret = -EPROTO; /* truncated */
+			goto out;
+		}
+	}
+	if (z.avail_in != 0)
+		ret = -EPROTO; /* trailing garbage */
+out:
+	inflateEnd(&z);
+	return ret;
+}
+
+/* ---- calls ---- */
+
+static struct grpc_call *call_new(enum grpc_mode mode, bool server)
+{
+	struct grpc_call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->end.ops = &call_end_ops;
+	c->mode = mode;
+	c->server = server;
+	c->peer_status = -1;
+	buf_init(&c->in);
+	buf_init(&c->dec);
+	buf_init(&c->out);
+	return c;
+}
+
+static void call_destroy(struct grpc_call *c)
+{
+	buf_release(&c->in);
+	buf_release(&c->dec);
+	buf_release(&c->out);
+	free(c->peer_msg);
+	free(c);
+}
+
+static void call_notify(struct grpc_call *c)
+{
+	if (c->mode == GRPC_BYTES)
+		relay_end_wake(&c->end);
+	else if (c->wake)
+		c->wake(c->wake_arg);
+}
+
+static void call_fail(struct grpc_call *c, int err)
+{
+	if (!c->end.rx_err)
+		c->end.rx_err = err;
+	call_notify(c);
+}
+
+struct grpc_call *grpc_call_open(struct h2_session *s, const char *path,
+				 const struct h2_nv *md, size_t nmd, enum grpc_mode mode, bool gzip)
+{
+	struct h2_nv nv[32];
+	size_t n = 0;
+	struct grpc_call *c;
+
+	if (nmd > 20) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = call_new(mode, false);
+	if (!c)
+		return NULL;
+	c->gzip_out = gzip;
+	nv[n++] = (struct h2_nv)H2_NV(":method", "POST");
+	nv[n++] = (struct h2_nv)H2_NV(":scheme", "https");
+	nv[n++] = (struct h2_nv)H2_NV(":path", path);
+	nv[n++] = (struct h2_nv)H2_NV(":authority", "ntun");
+	nv[n++] = (struct h2_nv)H2_NV("content-type", "application/grpc");
+	nv[n++] = (struct h2_nv)H2_NV("te", "trailers");
+	nv[n++] = (struct h2_nv)H2_NV("user-agent", "ntun/" NTUN_VERSION);
+	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding", "identity,gzip");
+	if (gzip)
+		nv[n++] = (struct h2_nv)H2_NV("grpc-encoding", "gzip");
+	for (size_t i = 0; i < nmd; i++)
+		nv[n++] = md[i];
+	c->st = h2_stream_request(s, nv, n, &call_stream_cbs, c);
+	if (!c->st) {
+		int err = errno;
+
+		call_destroy(c);
+		errno = err;
+		return NULL;
+	}
+	return c;
+}
+
+struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n,
+				   bool end, enum grpc_mode mode, bool gzip)
+{
+	struct grpc_call *c = call_new(mode, true);
+
+	if (!c)
+		return NULL;
+	c->st = st;
+	c->gzip_in = encoding_kind(grpc_md_get(nv, n, "grpc-encoding")) == 1;
+	c->gzip_out = gzip && accepts_gzip(grpc_md_get(nv, n, "grpc-accept-encoding"));
+	c->in_end = end;
+	h2_stream_attach(st, &call_stream_cbs, c);
+	return c;
+}
+
+struct relay_end *grpc_call_end(struct grpc_call *c)
+{
+	return &c->end;
+}
+
+void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg)
+{
+	c->wake = wake;
+	c->wake_arg = arg;
+}
+
+int grpc_call_peer_status(const struct grpc_call *c)
+{
+	return c->peer_status;
+}
+
+const char *grpc_call_peer_message(const struct grpc_call *c)
+{
+	return c->peer_msg ? c->peer_msg : "";
+}
+
+uint32_t grpc_call_stream_id(const struct grpc_call *c)
+{
+	return c->st ? h2_stream_id(c->st) : 0;
+}
+
+/* Drops n bytes from the head of in, giving back the window not given back yet. */
+static void in_drop(struct grpc_call *c, size_t n)
+{
+	size_t pre = n < c->in_credited ? n : c->in_credited;
+
+	c->in_credited -= pre;
+	buf_consume(&c->in, n);
+	if (n - pre && c->st)
+		h2_stream_consume(c->st, n - pre);
+}
+
+/* Gives back the window for everything buffered: used while a whole message must arrive. */
+static void in_credit_all(struct grpc_call *c)
+{
+	size_t n = buf_len(&c->in) - c->in_credited;
+
+	if (n && c->st)
+		h2_stream_consume(c->st, n);
+	c->in_credited = buf_len(&c->in);
+}
+
+/* Parses the message prefix at the head of in. 1 = parsed (df updated), 0 = need more,
+ * -errno = malformed. */
+static int parse_prefix(struct grpc_call *c)
+{
+	const uint8_t *h = buf_head(&c->in);
+	uint32_t len;
+
+	if (buf_len(&c->in) < 5)
+		return 0;
+	len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+	if (h[0] > 1)
+		return -EPROTO;
+	if (h[0] == 1 && !c->gzip_in)
+		return -EPROTO; /* compressed flag without grpc-encoding */
+	if (len > (h[0] || c->mode == GRPC_MESSAGES ? GRPC_MAX_HELD : GRPC_MAX_MESSAGE))
+		return -EMSGSIZE;
+	in_drop(c, 5);
+	c->msg_left = len;
+	c->field1_seen = false;
+	c->held_compressed = h[0] == 1;
+	c->df = (h[0] == 1 || c->mode == GRPC_MESSAGES) ? DF_HELD : DF_FIELD;
+	return 1;
+}
+
+/* Bytes mode: one protobuf key inside a Chunk message. 1 = progressed, 0 = need more,
+ * -errno = malformed. */
+static int parse_field(struct grpc_call *c)
+{
+	const uint8_t *h = buf_head(&c->in);
+	size_t avail = buf_len(&c->in), lim = avail < c->msg_left ? avail : c->msg_left;
+	uint64_t key, len;
+	int k, k2;
+	long s;
+
+	k = get_varint(h, lim, &key);
+	if (k < 0 || (k == 0 && lim >= c->msg_left))
+		return -EPROTO;
+	if (k == 0)
+		return 0;
+	if ((key >> 3) == 0)
+		return -EPROTO;
+	if ((key >> 3) == 1 || (key & 7) == 2) {
+		if ((key & 7) != 2 || ((key >> 3) == 1 && c->field1_seen))
+			return -EPROTO;
+		k2 = get_varint(h + k, lim - (size_t)k, &len);
+		if (k2 < 0 || (k2 == 0 && lim >= c->msg_left))
+			return -EPROTO;
+		if (k2 == 0)
+			return 0;
+		if (len > c->msg_left - (uint32_t)k - (uint32_t)k2)
+			return -EPROTO;
+		in_drop(c, (size_t)(k + k2));
+		c->msg_left -= (uint32_t)(k + k2);
+		c->data_left = (uint32_t)len;
+		if ((key >> 3) == 1) {
+			c->field1_seen = true;
+			c->df = DF_DATA;
+		} else {
+			c->df = DF_SKIP;
+		}
+		return 1;
+	}
+	/* fixed-size or varint value of an unknown field: need it whole */
+	s = skip_value((unsigned)(key & 7), h + k, lim - (size_t)k);
+	if (s < 0) {
+		if ((key & 7) == 3 || (key & 7) == 4 || (key & 7) > 5 || lim >= c->msg_left)
+			return -EPROTO;
+		return 0;
+	}
+	in_drop(c, (size_t)k + (size_t)s);
+	c->msg_left -= (uint32_t)(k + s);
+	return 1;
+}
+
+/* Decodes a held message (all msg_left bytes are in in) into dec / a view. */
+static int take_held(struct grpc_call *c, const uint8_t **msg, size_t *len)
+{
+	int rv;
+
+	buf_release(&c->dec);
+	c->dec_off = 0;
+	if (c->held_compressed) {
+		rv = grpc_gunzip(buf_head(&c->in), c->msg_left, &c->dec, GRPC_MAX_HELD);
+		if (rv < 0)
+			return rv;
+		*msg = buf_head(&c->dec);
+		*len = buf_len(&c->dec);
+	} else {
+		if (c->msg_left && buf_append(&c->dec, buf_head(&c->in), c->msg_left) < 0)
+			return -ENOMEM;
+		*msg = buf_head(&c->dec);
+		*len = c->msg_left;
+	}
+	in_drop(c, c->msg_left);
+	c->msg_left = 0;
+	c->df = DF_PREFIX;
+	return 0;
+}
+
+static size_t call_peek(struct relay_end *e, const uint8_t **p)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+	const uint8_t *msg, *data;
+	size_t len, dlen, avail, n;
+	int rv = 0;
+
+	for (;;) {
+		if (e->rx_err)
+			return 0;
+		if (c->dec_len) {
+			*p = buf_head(&c->dec) + c->dec_off;
+			return c->dec_len;
+		}
+		avail = buf_len(&c->in);
+		switch (c->df) {
+		case DF_PREFIX:
+			rv = parse_prefix(c);
+			break;
+		case DF_FIELD:
+			if (c->msg_left == 0) {
+				c->df = DF_PREFIX;
+				continue;
+			}
+			rv = parse_field(c);
+			break;
+		case DF_DATA:
+		case DF_SKIP:
+			if (c->data_left == 0) {
+				c->df = DF_FIELD;
+				continue;
+			}
+			if (!avail) {
+				rv = 0;
+				break;
+			}
+			n = avail < c->data_left ? avail : c->data_left;
+			if (c->df == DF_DATA) {
+				*p = buf_head(&c->in);
+				return n;
+			}
+			in_drop(c, n);
+			c->data_left -= (uint32_t)n;
+			c->msg_left -= (uint32_t)n;
+			continue;
+		case DF_HELD:
+			if (avail < c->msg_left) {
+				in_credit_all(c);
+				rv = 0;
+				break;
+			}
+			rv = take_held(c, &msg, &len);
+			if (rv == 0)
+				rv = grpc_chunk_parse(msg, len, &data, &dlen);
+			if (rv == 0) {
+				c->dec_off = (size_t)(data - buf_head(&c->dec));
+				c->dec_len = dlen;
+				if (!dlen)
+					buf_release(&c->dec);
+				rv = 1;
+			}
+			break;
+		}
+		if (rv < 0) {
+			call_fail(c, -rv);
+			return 0;
+		}
+		if (rv == 0)
+			break;
+	}
+	/* Nothing more for now. At the peer's end, anything left over is a truncated message. */
+	if (c->in_end && !e->rx_eof && (c->server || c->peer_status == GRPC_OK)) {
+		if (c->df != DF_PREFIX || buf_len(&c->in))
+			call_fail(c, EPROTO);
+		else
+			e->rx_eof = true;
+	}
+	return 0;
+}
+
+static void call_consume(struct relay_end *e, size_t n)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+
+	if (c->dec_len) {
+		c->dec_off += n;
+		c->dec_len -= n;
+		if (!c->dec_len)
+			buf_release(&c->dec);
+		return;
+	}
+	in_drop(c, n);
+	c->data_left -= (uint32_t)n;
+	c->msg_left -= (uint32_t)n;
+}
+
+static int respond_headers(struct grpc_call *c)
+{
+	struct h2_nv nv[4];
+	size_t n = 0;
+	int rv;
+
+	if (!c->server || c->responded)
+		return 0;
+	nv[n++] = (struct h2_nv)H2_NV(":status", "200");
+	nv[n++] = (struct h2_nv)H2_NV("content-type", "application/grpc");
+	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding", "identity,gzip");
+	if (c->gzip_out)
+		nv[n++] = (struct h2_nv)H2_NV("grpc-encoding", "gzip");
+	rv = h2_stream_respond(c->st, nv, n, true);
+	if (rv == 0)
+		c->responded = true;
+	return rv;
+}
+
+/* Appends one framed message: prefix, optional Chunk header, payload (maybe gzipped). */
+static int frame_message(struct grpc_call *c, const uint8_t *p, size_t n, bool chunk)
+{
+	uint8_t hdr[16];
+	size_t hl = 0, before = buf_len(&c->out);
+	struct buf tmp = BUF_INIT;
+	int rv = 0;
+
+	if (c->gzip_out) {
+		if (chunk) {
+			uint8_t ch[11];
+			size_t cl = grpc_chunk_header(ch, n);
+			struct buf plain = BUF_INIT;
+
+			if (buf_append(&plain, ch, cl) < 0 || buf_append(&plain, p, n) < 0)
+				rv = -ENOMEM;
+			else
+				rv = grpc_gzip(buf_head(&plain), buf_len(&plain), &tmp);
+			buf_release(&plain);
+		} else {
+			rv = grpc_gzip(p, n, &tmp);
+		}
+		if (rv < 0)
+			goto out;
+		grpc_frame_prefix(hdr, true, (uint32_t)buf_len(&tmp));
+		if (buf_append(&c->out, hdr, 5) < 0 ||
+		    buf_append(&c->out, buf_head(&tmp), buf_len(&tmp)) < 0)
+			rv = -ENOMEM;
+		goto out;
+	}
+	if (chunk) {
+		hl = grpc_chunk_header(hdr + 5, n);
+		grpc_frame_prefix(hdr, false, (uint32_t)(hl + n));
+	} else {
+		grpc_frame_prefix(hdr, false, (uint32_t)n);
+	}
+	if (buf_append(&c->out, hdr, 5 + hl) < 0 || buf_append(&c->out, p, n) < 0)
+		rv = -ENOMEM;
+out:
+	buf_release(&tmp);
+	if (rv < 0 && buf_len(&c->out) > before)
+		c->out.tail = c->out.head + before; /* drop a half-written message */
+	return rv;
+}
+
+static size_t call_write(struct relay_end *e, const uint8_t *p, size_t n)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+	size_t used = buf_len(&c->out), take;
+
+	if (!c->st || c->out_eof || c->aborted)
+		return 0;
+	if (used >= GRPC_OUT_HIGHWATER) {
+		c->blocked = true;
+		return 0;
+	}
+	take = GRPC_OUT_HIGHWATER - used;
+	if (take > n)
+		take = n;
+	if (respond_headers(c) < 0 || frame_message(c, p, take, true) < 0) {
+		call_fail(c, ENOMEM);
+		return 0;
+	}
+	h2_stream_resume(c->st);
+	return take;
+}
+
+static void call_finish_out(struct grpc_call *c, enum grpc_status status, const char *msg,
+			    const char *ntun_error)
+{
+	struct h2_nv nv[3];
+	char sbuf[12], mbuf[512];
+	size_t n;
+
+	if (!c->st || c->out_eof || c->aborted)
+		return;
+	c->out_eof = true;
+	if (c->server) {
+		if (!c->responded && status != GRPC_OK) {
+			/* Nothing sent yet: one HEADERS frame says it all (Trailers-Only). */
+			n = status_headers(nv, 0, status, msg, ntun_error, sbuf, mbuf, sizeof(mbuf));
+			struct h2_nv full[5] = { H2_NV(":status", "200"),
+						 H2_NV("content-type", "application/grpc") };
+			for (size_t i = 0; i < n; i++)
+				full[2 + i] = nv[i];
+			if (h2_stream_respond(c->st, full, 2 + n, false) == 0)
+				c->responded = true;
+			buf_release(&c->out);
+			return;
+		}
+		n = status_headers(nv, 0, status, msg, ntun_error, sbuf, mbuf, sizeof(mbuf));
+		if (h2_stream_set_trailers(c->st, nv, n) < 0 || respond_headers(c) < 0) {
+			h2_stream_reset(c->st, H2_INTERNAL_ERROR);
+			c->aborted = true;
+			return;
+		}
+	}
+	h2_stream_resume(c->st);
+}
+
+static void call_shutdown(struct relay_end *e)
+{
+	call_finish_out((struct grpc_call *)e, GRPC_OK, NULL, NULL);
+}
+
+static void call_abort(struct relay_end *e, int err)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+
+	if (!e->rx_err)
+		e->rx_err = err;
+	if (!c->st || c->aborted)
+		return;
+	if (c->server && !c->responded && err != ECONNRESET) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "tunnel: %s", strerror(err));
+		call_finish_out(c, grpc_status_from_errno(err), msg, sock_errname(err));
+		return;
+	}
+	c->aborted = true;
+	h2_stream_reset(c->st, H2_CANCEL);
+}
+
+static void call_free_end(struct relay_end *e)
+{
+	grpc_call_free((struct grpc_call *)e);
+}
+
+void grpc_call_free(struct grpc_call *c)
+{
+	if (!c)
+		return;
+	c->end.relay = NULL;
+	c->wake = NULL;
+	if (!c->st) {
+		call_destroy(c);
+		return;
+	}
+	if (c->aborted || !c->out_eof) {
+		h2_stream_release(c->st, H2_CANCEL);
+		call_destroy(c);
+		return;
+	}
+	/* Finished cleanly but still flushing: live until the stream closes. */
+	c->relay_gone = true;
+	in_drop(c, buf_len(&c->in));
+}
+
+static const struct relay_end_ops call_end_ops = {
+	.peek = call_peek,
+	.consume = call_consume,
+	.write = call_write,
+	.shutdown = call_shutdown,
+	.abort = call_abort,
+	.free = call_free_end,
+};
+
+/* ---- message mode ---- */
+
+int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
+{
+	int rv;
+
+	if (c->msg_drop) {
+		buf_release(&c->dec);
+		c->msg_drop = 0;
+	}
+	if (c->end.rx_err)
+		return -c->end.rx_err;
+	if (c->df == DF_PREFIX) {
+		rv = parse_prefix(c);
+		if (rv < 0) {
+			call_fail(c, -rv);
+			return rv;
+		}
+	}
+	if (c->df == DF_HELD) {
+		if (buf_len(&c->in) < c->msg_left) {
+			in_credit_all(c);
+		} else {
+			rv = take_held(c, p, n);
+			if (rv < 0) {
+				call_fail(c, -rv);
+				return rv;
+			}
+			c->msg_drop = 1;
+			return 1;
+		}
+	}
+	if (c->in_end && (c->server || c->peer_status >= 0)) {
+		if (c->df != DF_PREFIX || buf_len(&c->in))
+			return -EPROTO;
+		return -EPIPE;
+	}
+	return 0;
+}
+
+int grpc_call_send(struct grpc_call *c, const void *p, size_t n)
+{
+	int rv;
+
+	if (!c->st || c->out_eof || c->aborted)
+		return -EPIPE;
+	rv = respond_headers(c);
+	if (rv == 0)
+		rv = frame_message(c, p, n, false);
+	if (rv < 0)
+		return -ENOMEM;
+	h2_stream_resume(c->st);
+	return 0;
+}
+
+void grpc_call_finish(struct grpc_call *c, enum grpc_status status, const char *msg,
+		      const char *ntun_error)
+{
+	call_finish_out(c, status, msg, ntun_error);
+}
+
+/* ---- h2 stream callbacks ---- */
+
+static void apply_status(struct grpc_call *c, const struct h2_nv *nv, size_t n)
+{
+	const char *s = grpc_md_get(nv, n, "grpc-status");
+	const char *m = grpc_md_get(nv, n, "grpc-message");
+	const char *ne = grpc_md_get(nv, n, "ntun-error");
+	char *end;
+	long v;
+
+	if (!s)
+		return;
+	v = strtol(s, &end, 10);
+	if (*end || v < 0 || v > 16) {
+		call_fail(c, EPROTO);
+		return;
+	}
+	c->peer_status = (int)v;
+	if (m) {
+		free(c->peer_msg);
+		c->peer_msg = decode_message(m);
+	}
+	if (ne)
+		c->peer_errno = sock_errno_from_name(ne);
+	if (v != GRPC_OK)
+		call_fail(c, c->peer_errno ? c->peer_errno : ECONNRESET);
+}
+
+static void cb_headers(void *owner, enum h2_headers_kind kind, const struct h2_nv *nv, size_t n,
+		       bool end)
+{
+	struct grpc_call *c = owner;
+	const char *status;
+
+	if (kind == H2_HEADERS_RESPONSE) {
+		status = grpc_md_get(nv, n, ":status");
+		if (!status || strcmp(status, "200")) {
+			call_fail(c, !status || strcmp(status, "503") ? EPROTO : ECONNREFUSED);
+			return;
+		}
+		if (!content_type_ok(grpc_md_get(nv, n, "content-type"))) {
+			call_fail(c, EPROTO);
+			return;
+		}
+		switch (encoding_kind(grpc_md_get(nv, n, "grpc-encoding"))) {
+		case 1:
+			c->gzip_in = true;
+			break;
+		case -1:
+			call_fail(c, EPROTO);
+			return;
+		}
+	}
+	if (!c->server)
+		apply_status(c, nv, n);
+	if (end) {
+		c->in_end = true;
+		if (!c->server && c->peer_status < 0)
+			call_fail(c, EPROTO); /* ended without a status */
+	}
+	call_notify(c);
+}
+
+static int cb_data(void *owner, const uint8_t *p, size_t n)
+{
+	struct grpc_call *c = owner;
+
+	if (c->relay_gone || c->end.rx_err) {
+		h2_stream_consume(c->st, n);
+		return 0;
+	}
+	if (buf_append(&c->in, p, n) < 0) {
+		h2_stream_consume(c->st, n);
+		call_fail(c, ENOMEM);
+		return -1;
+	}
+	call_notify(c);
+	return 0;
+}
+
+static void cb_end(void *owner)
+{
+	struct grpc_call *c = owner;
+
+	c->in_end = true;
+	if (!c->server && c->peer_status < 0)
+		call_fail(c, EPROTO); /* a response must end with trailers */
+	call_notify(c);
+}
+
+static size_t cb_out_avail(void *owner, bool *eof)
+{
+	struct grpc_call *c = owner;
+
+	*eof = c->out_eof;
+	return buf_len(&c->out);
+}
+
+static void cb_out_copy(void *owner, uint8_t *dst, size_t n)
+{
+	struct grpc_call *c = owner;
+
+	memcpy(dst, buf_head(&c->out), n);
+	buf_consume(&c->out, n);
+	if (c->blocked && buf_len(&c->out) <= GRPC_OUT_HIGHWATER / 2) {
+		c->blocked = false;
+		relay_end_wake(&c->end);
+	}
+}
+
+static void cb_close(void *owner, uint32_t code)
+{
+	struct grpc_call *c = owner;
+
+	c->st = NULL;
+	if (c->relay_gone) {
+		call_destroy(c);
+		return;
+	}
+	/* A close before both sides finished cleanly is a reset. */
+	if (code != H2_NO_ERROR || !c->in_end || !c->out_eof)
+		call_fail(c, code == H2_NO_ERROR || code == H2_CANCEL ? ECONNRESET : EPROTO);
+	else
+		call_notify(c);
+}
+
+static const struct h2_stream_cbs call_stream_cbs = {
+	.on_headers = cb_headers,
+	.on_data = cb_data,
+	.on_end = cb_end,
+	.out_avail = cb_out_avail,
+	.out_copy = cb_out_copy,
+	.on_close = cb_close,
+};

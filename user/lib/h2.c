@@ -1,0 +1,585 @@
+// SPDX-License-Identifier: MIT
+/* nghttp2 behind ntun's stream-owner callbacks: memory in, memory out, manual window
+ * updates, header blocks collected per stream. It never reads or writes a socket and never
+ * interprets header values beyond handing them up. */
+#include "h2.h"
+
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define H2_MAX_HEADER_BYTES 16384 /* per header block, names + values */
+#define H2_MAX_HEADERS      64
+
+struct h2_session {
+	nghttp2_session *ng;
+	const struct h2_session_cbs *cbs;
+	void *arg;
+	bool server;
+	struct buf *out; /* set during h2_session_send */
+	size_t out_limit;
+	size_t nstreams;
+};
+
+struct h2_stream {
+	struct h2_session *s;
+	int32_t id;
+	const struct h2_stream_cbs *cbs;
+	void *owner;
+	size_t unconsumed; /* received DATA bytes not yet given back with consume */
+	bool responded;    /* server: response headers submitted */
+	bool has_body;     /* a data provider is attached */
+	/* the header block being received; nv exists only while one is */
+	struct h2_nv *nv;
+	size_t nnv;
+	struct buf hbuf;
+	size_t hbytes;
+	bool hoverflow;
+	/* trailers to send at eof */
+	nghttp2_nv *trailers;
+	size_t ntrailers;
+};
+
+void h2_settings_default(struct h2_settings *s)
+{
+	s->stream_window = 256 * 1024;
+	s->conn_window = 1u << 30;
+	s->max_streams = 0;
+}
+
+const char *h2_strerror(int code)
+{
+	return nghttp2_strerror(code);
+}
+
+static void kick(struct h2_session *s)
+{
+	if (s->cbs->on_kick && !s->out)
+		s->cbs->on_kick(s->arg);
+}
+
+static void stream_free(struct h2_stream *st)
+{
+	free(st->nv);
+	buf_release(&st->hbuf);
+	if (st->trailers) {
+		for (size_t i = 0; i < st->ntrailers; i++)
+			free(st->trailers[i].name); /* name and value share one allocation */
+		free(st->trailers);
+	}
+	free(st);
+}
+
+static struct h2_stream *stream_new(struct h2_session *s)
+{
+	struct h2_stream *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->s = s;
+	buf_init(&st->hbuf);
+	return st;
+}
+
+static void headers_reset(struct h2_stream *st)
+{
+	free(st->nv);
+	st->nv = NULL;
+	st->nnv = 0;
+	st->hbytes = 0;
+	st->hoverflow = false;
+	buf_release(&st->hbuf);
+}
+
+/* ---- outbound ---- */
+
+static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t len,
+			    uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *st = src->ptr;
+	bool eof = false;
+	size_t avail;
+
+	if (!st->owner)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+	avail = st->cbs->out_avail(st->owner, &eof);
+	if (avail == 0 && !eof)
+		return NGHTTP2_ERR_DEFERRED;
+	if (avail > len) {
+		avail = len;
+		eof = false;
+	}
+	if (avail)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->trailers) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) != 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+	}
+	return (ssize_t)avail;
+}
+
+static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *user)
+{
+	struct h2_session *s = user;
+	struct h2_stream *st = src->ptr;
+	size_t pad = frame->data.padlen;
+	uint8_t *p;
+
+	if (buf_len(s->out) >= s->out_limit)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	p = buf_reserve(s->out, 9 + pad + length);
+	if (!p)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memcpy(p, framehd, 9);
+	p += 9;
+	if (pad > 0)
+		*p++ = (uint8_t)(pad - 1);
+	st->cbs->out_copy(st->owner, p, length);
+	p += length;
+	if (pad > 1)
+		memset(p, 0, pad - 1);
+	buf_commit(s->out, 9 + pad + length);
+	return 0;
+}
+
+static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags,
+		       void *user)
+{
+	struct h2_session *s = user;
+
+	if (buf_len(s->out) >= s->out_limit)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (buf_append(s->out, data, len) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return (ssize_t)len;
+}
+
+/* ---- inbound ---- */
+
+static int begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+	struct h2_session *s = user;
+	struct h2_stream *st;
+
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+	if (!st && frame->headers.cat == NGHTTP2_HCAT_REQUEST && s->server) {
+		st = stream_new(s);
+		if (!st)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		st->id = frame->hd.stream_id;
+		nghttp2_session_set_stream_user_data(ng, st->id, st);
+		s->nstreams++;
+	}
+	if (st)
+		headers_reset(st);
+	return 0;
+}
+
+static int header_cb(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user)
+{
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+	uint8_t *p;
+
+	if (!st || frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	st->hbytes += namelen + valuelen + 2;
+	if (st->nnv >= H2_MAX_HEADERS || st->hbytes > H2_MAX_HEADER_BYTES) {
+		st->hoverflow = true;
+		return 0;
+	}
+	if (!st->nv) {
+		st->nv = malloc(H2_MAX_HEADERS * sizeof(*st->nv));
+		if (!st->nv)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	/* Offsets now, pointers once the block is complete: hbuf may move while it grows. */
+	p = buf_reserve(&st->hbuf, namelen + valuelen + 2);
+	if (!p)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->nv[st->nnv].name = (const char *)(uintptr_t)buf_len(&st->hbuf);
+	st->nv[st->nnv].namelen = namelen;
+	st->nv[st->nnv].value = (const char *)(uintptr_t)(buf_len(&st->hbuf) + namelen + 1);
+	st->nv[st->nnv].valuelen = valuelen;
+	memcpy(p, name, namelen);
+	p[namelen] = 0;
+	memcpy(p + namelen + 1, value, valuelen);
+	p[namelen + 1 + valuelen] = 0;
+	buf_commit(&st->hbuf, namelen + valuelen + 2);
+	st->nnv++;
+	return 0;
+}
+
+static void headers_finish(struct h2_stream *st)
+{
+	const char *base = (const char *)buf_head(&st->hbuf);
+
+	for (size_t i = 0; i < st->nnv; i++) {
+		st->nv[i].name = base + (uintptr_t)st->nv[i].name;
+		st->nv[i].value = base + (uintptr_t)st->nv[i].value;
+	}
+}
+
+static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+	struct h2_session *s = user;
+	struct h2_stream *st = NULL;
+	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	enum h2_headers_kind kind;
+
+	if (frame->hd.stream_id)
+		st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+
+	switch (frame->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (!st)
+			return 0;
+		if (st->hoverflow) {
+			headers_reset(st);
+			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id,
+						  NGHTTP2_ENHANCE_YOUR_CALM);
+			return 0;
+		}
+		headers_finish(st);
+		if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+			if (s->cbs->on_request)
+				s->cbs->on_request(s->arg, st, st->nv, st->nnv, end);
+			if (!st->owner && !st->responded)
+				nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id,
+							  NGHTTP2_REFUSED_STREAM);
+		} else if (st->owner) {
+			kind = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? H2_HEADERS_RESPONSE
+									    : H2_HEADERS_TRAILERS;
+			st->cbs->on_headers(st->owner, kind, st->nv, st->nnv, end);
+		}
+		headers_reset(st);
+		break;
+	case NGHTTP2_DATA:
+		if (st && st->owner && end)
+			st->cbs->on_end(st->owner);
+		break;
+	case NGHTTP2_PING:
+		if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->cbs->on_ping_ack)
+			s->cbs->on_ping_ack(s->arg);
+		break;
+	case NGHTTP2_GOAWAY:
+		if (s->cbs->on_goaway)
+			s->cbs->on_goaway(s->arg, (uint32_t)frame->goaway.last_stream_id,
+					  frame->goaway.error_code);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *user)
+{
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+
+	if (!st || !st->owner) {
+		/* Nobody will forward these: give the window back now. */
+		nghttp2_session_consume(ng, id, len);
+		return 0;
+	}
+	st->unconsumed += len;
+	if (st->cbs->on_data(st->owner, data, len) < 0)
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+	return 0;
+}
+
+static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
+{
+	struct h2_session *s = user;
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+
+	if (!st)
+		return 0;
+	nghttp2_session_set_stream_user_data(ng, id, NULL);
+	/* Bytes still counted against the connection window would leak it for good. */
+	if (st->unconsumed)
+		nghttp2_session_consume_connection(ng, st->unconsumed);
+	if (st->owner)
+		st->cbs->on_close(st->owner, code);
+	s->nstreams--;
+	stream_free(st);
+	return 0;
+}
+
+/* ---- session ---- */
+
+struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
+				  const struct h2_session_cbs *cbs, void *arg)
+{
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	nghttp2_settings_entry iv[3];
+	size_t niv = 0;
+	struct h2_session *s;
+	int rv;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cbs = cbs;
+	s->arg = arg;
+	s->server = server;
+	if (nghttp2_session_callbacks_new(&cb) || nghttp2_option_new(&opt))
+		goto err;
+	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
+	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, begin_headers_cb);
+	nghttp2_session_callbacks_set_on_header_callback(cb, header_cb);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, frame_recv_cb);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, data_chunk_cb);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, stream_close_cb);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1u << 20);
+	rv = server ? nghttp2_session_server_new2(&s->ng, cb, s, opt)
+		    : nghttp2_session_client_new2(&s->ng, cb, s, opt);
+	if (rv)
+		goto err;
+	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+					      set->stream_window };
+	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
+	if (set->max_streams)
+		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+						      set->max_streams };
+	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, niv) ||
+	    nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0,
+						  (int32_t)set->conn_window))
+		goto err;
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	return s;
+err:
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	if (s->ng)
+		nghttp2_session_del(s->ng);
+	free(s);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void h2_session_free(struct h2_session *s)
+{
+	if (!s)
+		return;
+	/* nghttp2_session_del runs on_stream_close for every open stream, so owners hear it. */
+	s->out = NULL;
+	nghttp2_session_del(s->ng);
+	free(s);
+}
+
+int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n)
+{
+	ssize_t rv = nghttp2_session_mem_recv(s->ng, p, n);
+
+	return rv < 0 ? (int)rv : 0;
+}
+
+int h2_session_send(struct h2_session *s, struct buf *out, size_t limit)
+{
+	int rv;
+
+	s->out = out;
+	s->out_limit = limit;
+	rv = nghttp2_session_send(s->ng);
+	s->out = NULL;
+	return rv;
+}
+
+bool h2_session_want_read(const struct h2_session *s)
+{
+	return nghttp2_session_want_read(s->ng);
+}
+
+bool h2_session_want_write(const struct h2_session *s)
+{
+	return nghttp2_session_want_write(s->ng);
+}
+
+int h2_session_ping(struct h2_session *s)
+{
+	kick(s);
+	return nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, NULL);
+}
+
+int h2_session_goaway(struct h2_session *s, uint32_t code, const char *debug)
+{
+	int32_t last = nghttp2_session_get_last_proc_stream_id(s->ng);
+
+	kick(s);
+	return nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, last, code, (const uint8_t *)debug,
+				     debug ? strlen(debug) : 0);
+}
+
+size_t h2_session_streams(const struct h2_session *s)
+{
+	return s->nstreams;
+}
+
+static void to_ng(const struct h2_nv *nv, size_t n, nghttp2_nv *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i].name = (uint8_t *)(uintptr_t)nv[i].name;
+		out[i].value = (uint8_t *)(uintptr_t)nv[i].value;
+		out[i].namelen = nv[i].namelen;
+		out[i].valuelen = nv[i].valuelen;
+		out[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+}
+
+struct h2_stream *h2_stream_request(struct h2_session *s, const struct h2_nv *nv, size_t n,
+				    const struct h2_stream_cbs *cbs, void *owner)
+{
+	nghttp2_nv ngv[H2_MAX_HEADERS];
+	nghttp2_data_provider prd;
+	struct h2_stream *st;
+	int32_t id;
+
+	if (n > H2_MAX_HEADERS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	st = stream_new(s);
+	if (!st)
+		return NULL;
+	st->cbs = cbs;
+	st->owner = owner;
+	st->has_body = true;
+	to_ng(nv, n, ngv);
+	prd.source.ptr = st;
+	prd.read_callback = data_read_cb;
+	id = nghttp2_submit_request(s->ng, NULL, ngv, n, &prd, st);
+	if (id < 0) {
+		stream_free(st);
+		errno = id == NGHTTP2_ERR_NOMEM ? ENOMEM : EAGAIN;
+		return NULL;
+	}
+	st->id = id;
+	s->nstreams++;
+	kick(s);
+	return st;
+}
+
+void h2_stream_attach(struct h2_stream *st, const struct h2_stream_cbs *cbs, void *owner)
+{
+	st->cbs = cbs;
+	st->owner = owner;
+}
+
+int h2_stream_respond(struct h2_stream *st, const struct h2_nv *nv, size_t n, bool with_body)
+{
+	nghttp2_nv ngv[H2_MAX_HEADERS];
+	nghttp2_data_provider prd;
+	int rv;
+
+	if (n > H2_MAX_HEADERS || st->responded)
+		return NGHTTP2_ERR_INVALID_ARGUMENT;
+	to_ng(nv, n, ngv);
+	prd.source.ptr = st;
+	prd.read_callback = data_read_cb;
+	rv = nghttp2_submit_response(st->s->ng, st->id, ngv, n, with_body ? &prd : NULL);
+	if (rv == 0) {
+		st->responded = true;
+		st->has_body = with_body;
+	}
+	kick(st->s);
+	return rv;
+}
+
+int h2_stream_set_trailers(struct h2_stream *st, const struct h2_nv *nv, size_t n)
+{
+	nghttp2_nv *t = calloc(n ? n : 1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char *p = malloc(nv[i].namelen + nv[i].valuelen + 2);
+
+		if (!p) {
+			for (size_t j = 0; j < i; j++)
+				free(t[j].name);
+			free(t);
+			return -ENOMEM;
+		}
+		memcpy(p, nv[i].name, nv[i].namelen);
+		p[nv[i].namelen] = 0;
+		memcpy(p + nv[i].namelen + 1, nv[i].value, nv[i].valuelen);
+		p[nv[i].namelen + 1 + nv[i].valuelen] = 0;
+		t[i].name = (uint8_t *)p;
+		t[i].namelen = nv[i].namelen;
+		t[i].value = (uint8_t *)p + nv[i].namelen + 1;
+		t[i].valuelen = nv[i].valuelen;
+		t[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	if (st->trailers) {
+		for (size_t i = 0; i < st->ntrailers; i++)
+			free(st->trailers[i].name);
+		free(st->trailers);
+	}
+	st->trailers = t;
+	st->ntrailers = n;
+	return 0;
+}
+
+void h2_stream_resume(struct h2_stream *st)
+{
+	if (st->has_body)
+		nghttp2_session_resume_data(st->s->ng, st->id);
+	kick(st->s);
+}
+
+void h2_stream_consume(struct h2_stream *st, size_t n)
+{
+	if (n > st->unconsumed)
+		n = st->unconsumed;
+	if (!n)
+		return;
+	st->unconsumed -= n;
+	nghttp2_session_consume(st->s->ng, st->id, n);
+	kick(st->s);
+}
+
+void h2_stream_reset(struct h2_stream *st, uint32_t code)
+{
+	nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, code);
+	kick(st->s);
+}
+
+void h2_stream_release(struct h2_stream *st, uint32_t code)
+{
+	st->owner = NULL;
+	/* A stream in the session's table is still open in at least one direction. */
+	if (nghttp2_session_find_stream(st->s->ng, st->id))
+		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, code);
+	if (st->unconsumed) {
+		nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
+		st->unconsumed = 0;
+	}
+	kick(st->s);
+}
+
+uint32_t h2_stream_id(const struct h2_stream *st)
+{
+	return (uint32_t)st->id;
+}
+
+struct h2_session *h2_stream_session(const struct h2_stream *st)
+{
+	return st->s;
+}

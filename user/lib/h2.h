@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP/2 sessions over memory: bytes in through h2_session_recv, bytes out into a caller's
+ * buffer through h2_session_send. The only module that includes nghttp2; it does no I/O and
+ * knows nothing of gRPC beyond carrying headers, DATA and trailers for the layer above.
+ *
+ * Flow control is manual: the owner of a stream calls h2_stream_consume() for bytes as it
+ * passes them on, so a stream's window closes while its bytes sit unforwarded. The connection
+ * window is set far above any stream window, so one stalled stream never starves the others.
+ *
+ * Stream life:   open --(owner attached)--> flowing --(both sides ended / RST)--> closed
+ * The owner hears on_close exactly once (unless it released the stream first); the h2_stream
+ * is freed right after on_close returns. */
+#ifndef NTUN_H2_H
+#define NTUN_H2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct h2_session;
+struct h2_stream;
+
+struct h2_nv {
+	const char *name;
+	const char *value;
+	size_t namelen, valuelen;
+};
+
+/* A header name/value pair from NUL-terminated strings. */
+#define H2_NV(n, v)                                                                                \
+	{                                                                                          \
+		(n), (v), sizeof(n) - 1, strlen(v)                                                 \
+	}
+
+enum h2_headers_kind {
+	H2_HEADERS_REQUEST,  /* server side: the request headers */
+	H2_HEADERS_RESPONSE, /* client side: response headers (maybe with END_STREAM) */
+	H2_HEADERS_TRAILERS, /* trailers, either side */
+};
+
+/* HTTP/2 error codes used by callers. */
+#define H2_NO_ERROR       0x0u
+#define H2_PROTOCOL_ERROR 0x1u
+#define H2_INTERNAL_ERROR 0x2u
+#define H2_REFUSED_STREAM 0x7u
+#define H2_CANCEL         0x8u
+#define H2_ENHANCE_CALM   0xbu
+
+/* Callbacks to the owner of one stream. All run inside h2_session_recv or h2_session_send;
+ * they may call h2_stream_* on this or other streams but must not free the session. */
+struct h2_stream_cbs {
+	/* A complete header block; nv borrowed for the call. end = the block ended the stream. */
+	void (*on_headers)(void *owner, enum h2_headers_kind kind, const struct h2_nv *nv, size_t n,
+			   bool end);
+	/* DATA payload (borrowed). Return 0, or -1 to reset the stream with PROTOCOL_ERROR. */
+	int (*on_data)(void *owner, const uint8_t *p, size_t n);
+	/* END_STREAM on a DATA frame (ends carried on HEADERS come with on_headers' end). */
+	void (*on_end)(void *owner);
+	/* Outbound: how many bytes are ready now, and whether nothing follows them (*eof). 0 and
+	 * !*eof defers the stream until h2_stream_resume(). */
+	size_t (*out_avail)(void *owner, bool *eof);
+	/* Outbound: copy exactly n ready bytes to dst and drop them. */
+	void (*out_copy)(void *owner, uint8_t *dst, size_t n);
+	/* The stream closed; error_code is H2_NO_ERROR for a clean close. */
+	void (*on_close)(void *owner, uint32_t error_code);
+};
+
+/* Callbacks to the owner of the session. */
+struct h2_session_cbs {
+	/* Server side: a new request's headers are complete. The callee attaches an owner with
+	 * h2_stream_attach() or refuses with h2_stream_reset()/h2_stream_respond(). */
+	void (*on_request)(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			   bool end);
+	/* PING ACK received. */
+	void (*on_ping_ack)(void *arg);
+	/* GOAWAY received: no stream above last_stream_id will be processed. */
+	void (*on_goaway)(void *arg, uint32_t last_stream_id, uint32_t error_code);
+	/* Something was queued (frames, data, window updates) outside h2_session_send: the
+	 * session's owner should arrange a send soon. Called often; must be cheap. */
+	void (*on_kick)(void *arg);
+};
+
+struct h2_settings {
+	uint32_t stream_window; /* initial per-stream receive window, bytes */
+	uint32_t conn_window;   /* connection receive window, bytes (> many stream windows) */
+	uint32_t max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS we accept, 0 = unlimited */
+};
+
+/* Defaults: 256 KiB stream window, 1 GiB connection window, 0 (unlimited). */
+void h2_settings_default(struct h2_settings *s);
+
+/* Creates a session. server = we accept streams (HTTP/2 server role). Queues our SETTINGS
+ * (and, as client, the connection preface) for the first h2_session_send. NULL + errno. */
+struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
+				  const struct h2_session_cbs *cbs, void *arg);
+
+/* Frees the session. Every stream still open is closed: owners hear on_close(CANCEL).
+ * NULL is a no-op. */
+void h2_session_free(struct h2_session *s);
+
+/* Feeds received bytes. Returns 0, or a negative value on a connection error (the caller
+ * sends what h2_session_send still produces, e.g. GOAWAY, then closes); h2_strerror names it. */
+int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n);
+
+/* Serialises pending frames into out until out holds at least limit bytes or nothing is
+ * pending. Returns 0 or a negative error (see h2_strerror). */
+int h2_session_send(struct h2_session *s, struct buf *out, size_t limit);
+
+/* Whether the session still wants to read / has something to write. Both false: finished. */
+bool h2_session_want_read(const struct h2_session *s);
+bool h2_session_want_write(const struct h2_session *s);
+
+/* Queues a PING. 0 or negative error. */
+int h2_session_ping(struct h2_session *s);
+
+/* Queues GOAWAY with code (last stream = the last one we processed). Streams already open
+ * continue; new ones are refused. 0 or negative error. */
+int h2_session_goaway(struct h2_session *s, uint32_t code, const char *debug);
+
+/* Number of open streams. */
+size_t h2_session_streams(const struct h2_session *s);
+
+/* Text for a negative code from this module. */
+const char *h2_strerror(int code);
+
+/* Client side: opens a stream with request headers nv. The request body is pulled from the
+ * owner's out_avail/out_copy. Returns the stream or NULL (errno EAGAIN: no stream ids left or
+ * GOAWAY received, ENOMEM). */
+struct h2_stream *h2_stream_request(struct h2_session *s, const struct h2_nv *nv, size_t n,
+				    const struct h2_stream_cbs *cbs, void *owner);
+
+/* Server side: adopt a stream offered by on_request. */
+void h2_stream_attach(struct h2_stream *st, const struct h2_stream_cbs *cbs, void *owner);
+
+/* Server side: submits response headers. with_body: a body follows, pulled from the owner
+ * (and ended by trailers if h2_stream_set_trailers was called); !with_body: the headers end
+ * the stream (Trailers-Only). 0 or negative error. */
+int h2_stream_respond(struct h2_stream *st, const struct h2_nv *nv, size_t n, bool with_body);
+
+/* Sets the trailers that end the body once out_avail reports eof (copied). 0 or -ENOMEM. */
+int h2_stream_set_trailers(struct h2_stream *st, const struct h2_nv *nv, size_t n);
+
+/* The owner has new outbound bytes or reached eof after a deferral. */
+void h2_stream_resume(struct h2_stream *st);
+
+/* Gives n received bytes of window back to the peer (the owner forwarded or dropped them). */
+void h2_stream_consume(struct h2_stream *st, size_t n);
+
+/* Sends RST_STREAM(code). The owner still hears on_close. */
+void h2_stream_reset(struct h2_stream *st, uint32_t code);
+
+/* The owner lets go: no more callbacks. An open stream is reset with code first. */
+void h2_stream_release(struct h2_stream *st, uint32_t code);
+
+uint32_t h2_stream_id(const struct h2_stream *st);
+struct h2_session *h2_stream_session(const struct h2_stream *st);
+
+#endif

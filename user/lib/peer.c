@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: MIT
+/* The I/O driver of a TLS + HTTP/2 connection: reads records into the session, writes what the
+ * session produces, keeps the handshake and PING deadlines. Service logic lives with the
+ * daemons (through on_request and the calls they open on peer_session()). */
+#include "peer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "loop.h"
+#include "route.h"
+#include "sock.h"
+#include "tls.h"
+
+#define PEER_READ_BUDGET (256 * 1024) /* bytes read per readiness event before yielding */
+#define PEER_OUT_LIMIT   (128 * 1024) /* session output gathered per write burst */
+
+enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };
+
+struct peer {
+	struct loop *loop;
+	struct tls_ctx *ctx;
+	struct tls_conn *tls;
+	struct h2_session *h2;
+	int fd;
+	enum peer_state state;
+	struct peer_opts opts;
+	const struct peer_cbs *cbs;
+	void *arg;
+	void *data;
+	struct loop_io *io;
+	struct loop_timer *flush_task; /* deferred send */
+	struct loop_timer *close_task;
+	struct loop_timer *deadline;   /* connect/handshake deadline, then drain deadline */
+	struct loop_timer *ping_timer;
+	struct buf out;
+	bool write_blocked; /* TLS wants writability before more output */
+	bool closing, draining, goaway_seen;
+	bool ping_outstanding;
+	uint64_t ping_sent;
+	char reason[160];
+	char name[200];
+	char addr[32];
+};
+
+void peer_opts_default(struct peer_opts *o)
+{
+	o->connect_ms = 5000;
+	o->handshake_ms = 10000;
+	o->ping_interval_ms = 10000;
+	o->ping_timeout_ms = 5000;
+	h2_settings_default(&o->h2);
+}
+
+static void peer_flush(struct peer *p);
+static void peer_update_io(struct peer *p);
+
+static void on_ping_ack(void *arg)
+{
+	struct peer *p = arg;
+
+	p->ping_outstanding = false;
+}
+
+static void on_goaway(void *arg, uint32_t last, uint32_t code)
+{
+	struct peer *p = arg;
+
+	p->goaway_seen = true;
+	log_write(code ? LOG_LVL_WARN : LOG_LVL_INFO, NULL, p->name,
+		  "peer sent GOAWAY (code %u, last stream %u)", code, last);
+	if (p->cbs->on_goaway)
+		p->cbs->on_goaway(p, p->arg);
+}
+
+static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
+{
+	struct peer *p = arg;
+
+	if (p->closing || !p->cbs->on_request) {
+		h2_stream_reset(st, H2_REFUSED_STREAM);
+		return;
+	}
+	p->cbs->on_request(p, st, nv, n, end, p->arg);
+}
+
+static void on_kick(void *arg)
+{
+	struct peer *p = arg;
+
+	if (p->state == PS_RUNNING)
+		loop_timer_now(p->flush_task);
+}
+
+static const struct h2_session_cbs peer_h2_cbs = {
+	.on_request = on_request,
+	.on_ping_ack = on_ping_ack,
+	.on_goaway = on_goaway,
+	.on_kick = on_kick,
+};
+
+static void close_task(struct loop_timer *t, void *arg)
+{
+	struct peer *p = arg;
+
+	/* Freeing the session closes every open stream; their owners hear on_close. */
+	h2_session_free(p->h2);
+	p->h2 = NULL;
+	if (p->tls)
+		tls_close_notify(p->tls);
+	tls_conn_free(p->tls);
+	loop_io_free(p->io);
+	if (p->fd >= 0)
+		close(p->fd);
+	loop_timer_free(p->flush_task);
+	loop_timer_free(p->deadline);
+	loop_timer_free(p->ping_timer);
+	buf_release(&p->out);
+	if (p->cbs->on_close)
+		p->cbs->on_close(p, p->reason, p->arg);
+	loop_timer_free(p->close_task);
+	free(p);
+}
+
+void peer_close(struct peer *p, const char *reason)
+{
+	if (p->closing && p->state == PS_CLOSED)
+		return;
+	p->closing = true;
+	p->state = PS_CLOSED;
+	snprintf(p->reason, sizeof(p->reason), "%s", reason);
+	log_write(LOG_LVL_INFO, NULL, p->name, "connection closed: %s", reason);
+	loop_io_set(p->io, 0);
+	loop_timer_cancel(p->deadline);
+	loop_timer_cancel(p->ping_timer);
+	loop_timer_cancel(p->flush_task);
+	loop_timer_now(p->close_task);
+}
+
+bool peer_closing(const struct peer *p)
+{
+	return p->closing || p->draining || p->goaway_seen;
+}
+
+static void set_name(struct peer *p)
+{
+	const struct tls_identity *id = p->tls ? tls_peer(p->tls) : NULL;
+
+	if (id && id->role != TLS_ROLE_NONE)
+		snprintf(p->name, sizeof(p->name), "%s/%s@%s", tls_role_name(id->role), id->id,
+			 p->addr);
+	else
+		snprintf(p->name, sizeof(p->name), "%s", p->addr);
+}
+
+static void deadline_fire(struct loop_timer *t, void *arg)
+{
+	struct peer *p = arg;
+
+	switch (p->state) {
+	case PS_CONNECTING:
+		peer_close(p, "connect timeout");
+		break;
+	case PS_HANDSHAKE:
+	case PS_READY:
+		peer_close(p, "TLS handshake timeout");
+		break;
+	default:
+		if (p->draining)
+			peer_close(p, "drain deadline reached");
+		break;
+	}
+}
+
+static void ping_fire(struct loop_timer *t, void *arg)
+{
+	struct peer *p = arg;
+	uint64_t now = loop_now_ms(), since = now - p->ping_sent;
+
+	if (p->ping_outstanding) {
+		if (since >= p->opts.ping_timeout_ms) {
+			peer_close(p, "PING timeout: peer unresponsive");
+			return;
+		}
+		loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms - since);
+		return;
+	}
+	if (since < p->opts.ping_interval_ms) {
+		loop_timer_arm(p->ping_timer, p->opts.ping_interval_ms - since);
+		return;
+	}
+	if (h2_session_ping(p->h2) == 0) {
+		p->ping_outstanding = true;
+		p->ping_sent = now;
+	}
+	loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms);
+}
+
+static void flush_task(struct loop_timer *t, void *arg)
+{
+	peer_flush(arg);
+}
+
+/* Writes out what we hold and what the session has, until TLS would block. */
+static void peer_flush(struct peer *p)
+{
+	ssize_t w;
+	int rv;
+
+	if (p->state != PS_RUNNING || p->write_blocked)
+		return;
+	for (;;) {
+		if (buf_len(&p->out) < PEER_OUT_LIMIT) {
+			rv = h2_session_send(p->h2, &p->out, PEER_OUT_LIMIT);
+			if (rv < 0) {
+				char why[96];
+
+				snprintf(why, sizeof(why), "HTTP/2 send: %s", h2_strerror(rv));
+				peer_close(p, why);
+				return;
+			}
+		}
+		if (buf_len(&p->out) == 0)
+			break;
+		w = tls_write(p->tls, buf_head(&p->out), buf_len(&p->out));
+		if (w == -EAGAIN) {
+			p->write_blocked = true;
+			break;
+		}
+		if (w < 0) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "TLS write: %s", tls_error(p->tls));
+			peer_close(p, why);
+			return;
+		}
+		buf_consume(&p->out, (size_t)w);
+	}
+	peer_update_io(p);
+	if (!h2_session_want_read(p->h2) && !h2_session_want_write(p->h2) &&
+	    buf_len(&p->out) == 0)
+		peer_close(p, p->goaway_seen || p->draining ? "drained" : "session finished");
+	else if (p->draining && h2_session_streams(p->h2) == 0 && buf_len(&p->out) == 0)
+		peer_close(p, "drained");
+}
+
+static void peer_update_io(struct peer *p)
+{
+	unsigned ev = LOOP_READ;
+
+	if (p->state == PS_CONNECTING) {
+		ev = LOOP_WRITE;
+	} else if (p->state == PS_HANDSHAKE) {
+		ev = tls_want(p->tls) & TLS_WANT_WRITE ? LOOP_WRITE : LOOP_READ;
+	} else if (p->write_blocked) {
+		ev |= LOOP_WRITE;
+	}
+	loop_io_set(p->io, ev);
+}
+
+static void peer_read(struct peer *p)
+{
+	uint8_t rb[16384];
+	size_t total = 0;
+	ssize_t n;
+	int rv;
+
+	while (p->state == PS_RUNNING && total < PEER_READ_BUDGET) {
+		n = tls_read(p->tls, rb, sizeof(rb));
+		if (n == -EAGAIN)
+			break;
+		if (n == 0) {
+			peer_close(p, "peer closed the connection");
+			return;
+		}
+		if (n < 0) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "TLS read: %s", tls_error(p->tls));
+			peer_close(p, why);
+			return;
+		}
+		total += (size_t)n;
+		rv = h2_session_recv(p->h2, rb, (size_t)n);
+		if (rv < 0) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "HTTP/2 protocol error: %s", h2_strerror(rv));
+			/* Let nghttp2's GOAWAY go out before closing. */
+			peer_flush(p);
+			peer_close(p, why);
+			return;
+		}
+	}
+	if (total >= PEER_READ_BUDGET)
+		loop_timer_now(p->flush_task); /* more may be waiting: come back after others */
+	peer_flush(p);
+}
+
+static void peer_handshake(struct peer *p)
+{
+	int rv = tls_handshake(p->tls);
+
+	if (rv == -EAGAIN) {
+		peer_update_io(p);
+		return;
+	}
+	if (rv < 0) {
+		char why[240];
+
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", tls_error(p->tls));
+		peer_close(p, why);
+		return;
+	}
+	loop_timer_cancel(p->deadline);
+	p->state = PS_READY;
+	set_name(p);
+	log_write(LOG_LVL_INFO, NULL, p->name, "TLS established");
+	p->cbs->on_ready(p, p->arg);
+	if (p->state == PS_READY)
+		loop_timer_arm(p->deadline, p->opts.handshake_ms); /* owner must decide */
+}
+
+static void peer_io(struct loop_io *io, unsigned events, void *arg)
+{
+	struct peer *p = arg;
+	int err;
+
+	switch (p->state) {
+	case PS_CONNECTING:
+		err = sock_connect_result(p->fd);
+		if (err) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "connect failed: %s", strerror(-err));
+			peer_close(p, why);
+			return;
+		}
+		p->tls = tls_conn_new(p->ctx, p->fd);
+		if (!p->tls) {
+			peer_close(p, "TLS setup failed");
+			return;
+		}
+		p->state = PS_HANDSHAKE;
+		loop_timer_arm(p->deadline, p->opts.handshake_ms);
+		peer_handshake(p);
+		break;
+	case PS_HANDSHAKE:
+		peer_handshake(p);
+		break;
+	case PS_RUNNING:
+		if (events & LOOP_WRITE) {
+			p->write_blocked = false;
+			peer_flush(p);
+		}
+		if (events & LOOP_READ)
+			peer_read(p);
+		break;
+	default:
+		loop_io_set(io, 0);
+		break;
+	}
+}
+
+static struct peer *peer_alloc(struct loop *l, struct tls_ctx *ctx, int fd,
+			       const struct peer_opts *o, const struct peer_cbs *cbs, void *arg)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->loop = l;
+	p->ctx = ctx;
+	p->fd = fd;
+	p->opts = *o;
+	p->cbs = cbs;
+	p->arg = arg;
+	buf_init(&p->out);
+	p->io = loop_io_new(l, fd, peer_io, p);
+	p->flush_task = loop_timer_new(l, flush_task, p);
+	p->close_task = loop_timer_new(l, close_task, p);
+	p->deadline = loop_timer_new(l, deadline_fire, p);
+	p->ping_timer = loop_timer_new(l, ping_fire, p);
+	if (!p->io || !p->flush_task || !p->close_task || !p->deadline || !p->ping_timer) {
+		loop_io_free(p->io);
+		loop_timer_free(p->flush_task);
+		loop_timer_free(p->close_task);
+		loop_timer_free(p->deadline);
+		loop_timer_free(p->ping_timer);
+		free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+struct peer *peer_accept(struct loop *l, struct tls_ctx *ctx, int fd, const char *addr,
+			 const struct peer_opts *o, const struct peer_cbs *cbs, void *arg)
+{
+	struct peer *p = peer_alloc(l, ctx, fd, o, cbs, arg);
+
+	if (!p) {
+		close(fd);
+		return NULL;
+	}
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	set_name(p);
+	p->tls = tls_conn_new(ctx, fd);
+	if (!p->tls) {
+		p->state = PS_HANDSHAKE;
+		peer_close(p, "TLS setup failed");
+		return p;
+	}
+	p->state = PS_HANDSHAKE;
+	loop_timer_arm(p->deadline, o->handshake_ms);
+	peer_handshake(p);
+	return p;
+}
+
+struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint16_t port,
+		       uint32_t mark, const struct peer_opts *o, const struct peer_cbs *cbs,
+		       void *arg)
+{
+	struct peer *p;
+	int fd = sock_connect(addr, port, mark);
+
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	p = peer_alloc(l, ctx, fd, o, cbs, arg);
+	if (!p) {
+		close(fd);
+		return NULL;
+	}
+	ipport_format(addr, port, p->addr, sizeof(p->addr));
+	set_name(p);
+	p->state = PS_CONNECTING;
+	loop_timer_arm(p->deadline, o->connect_ms);
+	peer_update_io(p);
+	return p;
+}
+
+int peer_start_h2(struct peer *p, bool h2_server)
+{
+	if (p->state != PS_READY)
+		return -EINVAL;
+	p->h2 = h2_session_new(h2_server, &p->opts.h2, &peer_h2_cbs, p);
+	if (!p->h2)
+		return -ENOMEM;
+	loop_timer_cancel(p->deadline);
+	p->state = PS_RUNNING;
+	p->ping_sent = loop_now_ms();
+	if (p->opts.ping_interval_ms)
+		loop_timer_arm(p->ping_timer, p->opts.ping_interval_ms);
+	peer_update_io(p);
+	peer_flush(p);
+	/* TLS may already hold decrypted bytes that arrived with the handshake. */
+	peer_read(p);
+	return 0;
+}
+
+struct h2_session *peer_session(struct peer *p)
+{
+	return p->state == PS_RUNNING ? p->h2 : NULL;
+}
+
+const struct tls_identity *peer_identity(const struct peer *p)
+{
+	return p->tls ? tls_peer(p->tls) : NULL;
+}
+
+const char *peer_name(const struct peer *p)
+{
+	return p->name;
+}
+
+void peer_drain(struct peer *p, uint32_t ms, const char *reason)
+{
+	if (p->closing)
+		return;
+	if (p->state != PS_RUNNING) {
+		peer_close(p, reason);
+		return;
+	}
+	if (!p->draining) {
+		p->draining = true;
+		log_write(LOG_LVL_INFO, NULL, p->name, "draining: %s", reason);
+		h2_session_goaway(p->h2, H2_NO_ERROR, reason);
+		loop_timer_arm(p->deadline, ms);
+	}
+	loop_timer_now(p->flush_task);
+}
+
+void peer_set_data(struct peer *p, void *data)
+{
+	p->data = data;
+}
+
+void *peer_data(const struct peer *p)
+{
+	return p->data;
+}
+
+void backoff_init(struct backoff *b, uint32_t base_ms, uint32_t max_ms)
+{
+	b->base_ms = base_ms;
+	b->max_ms = max_ms;
+	b->cur_ms = base_ms;
+}
+
+uint32_t backoff_next(struct backoff *b)
+{
+	uint32_t d = b->cur_ms;
+
+	b->cur_ms = b->cur_ms * 2 > b->max_ms ? b->max_ms : b->cur_ms * 2;
+	return d / 2 + (uint32_t)(random() % (d / 2 + 1));
+}
+
+void backoff_reset(struct backoff *b)
+{
+	b->cur_ms = b->base_ms;
+}

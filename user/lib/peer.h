@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* One long-lived connection to another daemon: TCP, mutual TLS, then an HTTP/2 session in
+ * whichever role the owner picks once it knows the peer's identity. Drives the I/O on the
+ * loop, PINGs for liveness, enforces the handshake deadline, drains on GOAWAY, and ends in a
+ * single close path that logs the reason once. Knows nothing of gRPC services or routing.
+ *
+ *   connecting -> handshaking -> ready (owner: peer_start_h2) -> running -> draining -> closed */
+#ifndef NTUN_PEER_H
+#define NTUN_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "h2.h"
+
+struct loop;
+struct peer;
+struct tls_ctx;
+struct tls_identity;
+
+struct peer_opts {
+	uint32_t connect_ms;       /* TCP connect deadline (dialing side) */
+	uint32_t handshake_ms;     /* TLS handshake deadline */
+	uint32_t ping_interval_ms; /* 0 = no PINGs */
+	uint32_t ping_timeout_ms;  /* no PING ACK within this: the peer is dead */
+	struct h2_settings h2;
+};
+
+void peer_opts_default(struct peer_opts *o);
+
+struct peer_cbs {
+	/* TLS is up and the peer verified: call peer_start_h2() or peer_close(). */
+	void (*on_ready)(struct peer *p, void *arg);
+	/* Server role: a new request stream (see h2_session_cbs.on_request). */
+	void (*on_request)(struct peer *p, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			   bool end, void *arg);
+	/* The peer sent GOAWAY (it is draining): open no new calls on it. */
+	void (*on_goaway)(struct peer *p, void *arg);
+	/* The connection is gone; p is freed when this returns. reason is borrowed. */
+	void (*on_close)(struct peer *p, const char *reason, void *arg);
+};
+
+/* Adopts an accepted, non-blocking fd (owned from now on) and starts the TLS handshake as the
+ * TLS server. NULL + errno (fd closed). */
+struct peer *peer_accept(struct loop *l, struct tls_ctx *ctx, int fd, const char *addr,
+			 const struct peer_opts *o, const struct peer_cbs *cbs, void *arg);
+
+/* Dials addr:port (host order) with SO_MARK mark (0 = none) and runs the TLS handshake as the
+ * TLS client. Failures arrive through on_close. NULL + errno only if nothing could start. */
+struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint16_t port,
+		       uint32_t mark, const struct peer_opts *o, const struct peer_cbs *cbs,
+		       void *arg);
+
+/* Starts HTTP/2: h2_server = accept streams (and expect the client preface). 0 or -errno. */
+int peer_start_h2(struct peer *p, bool h2_server);
+
+/* The session, once started (else NULL). Borrowed. */
+struct h2_session *peer_session(struct peer *p);
+
+/* The verified identity (after on_ready) and a printable "role/id@addr" name. Borrowed. */
+const struct tls_identity *peer_identity(const struct peer *p);
+const char *peer_name(const struct peer *p);
+
+/* True from peer_close/peer_drain/GOAWAY on: open no new calls. */
+bool peer_closing(const struct peer *p);
+
+/* Sends GOAWAY, lets open streams finish, closes when none are left or after ms. */
+void peer_drain(struct peer *p, uint32_t ms, const char *reason);
+
+/* Ends the connection: logs reason once, and on the next loop iteration frees the session
+ * (every open stream hears on_close), the TLS state and the socket, then calls on_close. */
+void peer_close(struct peer *p, const char *reason);
+
+/* Per-peer owner data. */
+void peer_set_data(struct peer *p, void *data);
+void *peer_data(const struct peer *p);
+
+/* Exponential backoff with jitter for reconnects: base doubles up to max; each delay is
+ * uniformly drawn from [d/2, d]. */
+struct backoff {
+	uint32_t base_ms, max_ms, cur_ms;
+};
+void backoff_init(struct backoff *b, uint32_t base_ms, uint32_t max_ms);
+uint32_t backoff_next(struct backoff *b);
+void backoff_reset(struct backoff *b);
+
+#endif

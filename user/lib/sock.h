@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Non-blocking TCP socket helpers: listen, accept, connect, half-close, reset, name lookup.
+ * IPv4 only for now; every socket made here is non-blocking, close-on-exec and TCP_NODELAY. */
+#ifndef NTUN_SOCK_H
+#define NTUN_SOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Resolves "host:port" (host: dotted quad or a name; "[::]"-style is not supported) to an IPv4
+ * address and port in host order. Blocking (getaddrinfo): start-up and reconnect only.
+ * Returns 0 or -EINVAL (syntax) / -EHOSTUNREACH (no IPv4 address). */
+int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port);
+
+/* Listening socket on addr:port (host order), SO_REUSEADDR. Returns fd or -errno. */
+int sock_listen(uint32_t addr, uint16_t port, int backlog);
+
+/* Accepts one connection. Returns fd or -errno (-EAGAIN when none pending). Fills the peer's
+ * address and port (host order) if the pointers are non-NULL. */
+int sock_accept(int lfd, uint32_t *addr, uint16_t *port);
+
+/* Starts a connect to addr:port (host order). mark != 0 sets SO_MARK first. Returns the fd
+ * (connect may still be in progress: wait for writability, then sock_connect_result) or
+ * -errno. */
+int sock_connect(uint32_t addr, uint16_t port, uint32_t mark);
+
+/* The outcome of a non-blocking connect once the fd is writable: 0 or -errno. */
+int sock_connect_result(int fd);
+
+/* Local or peer address of fd, host order. 0 or -errno. */
+int sock_local(int fd, uint32_t *addr, uint16_t *port);
+int sock_peer(int fd, uint32_t *addr, uint16_t *port);
+
+/* Closes fd so that the peer sees a reset (SO_LINGER 0). */
+void sock_close_reset(int fd);
+
+/* Sets socket buffer sizes (0 leaves one alone). 0 or -errno. */
+int sock_set_buffers(int fd, int sndbuf, int rcvbuf);
+
+/* "ECONNREFUSED"-style name of a positive errno value, or "E<number>". Never NULL. */
+const char *sock_errname(int err);
+
+/* Inverse of sock_errname for the names it produces; returns the errno or 0 if unknown. */
+int sock_errno_from_name(const char *name);
+
+#endif
