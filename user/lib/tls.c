@@ -78,6 +78,7 @@ static void roles_str(unsigned roles, char *buf, size_t n)
 static void drain_errors(char *dst, size_t n, size_t off, bool *alert)
 {
 	const char *data, *lib, *reason;
+	bool first = true;
 	unsigned long e;
 	int flags;
 
@@ -89,8 +90,9 @@ static void drain_errors(char *dst, size_t n, size_t off, bool *alert)
 		if (alert && ERR_GET_LIB(e) == ERR_LIB_SSL &&
 		    ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
 			*alert = true;
-		off += snprintf(dst + off, n - off, "%s%s%s", off ? "; " : "", lib ? lib : "",
+		off += snprintf(dst + off, n - off, "%s%s%s", first ? "" : "; ", lib ? lib : "",
 				lib ? ": " : "");
+		first = false;
 		if (off >= n)
 			continue;
 		if (reason)
@@ -388,6 +390,7 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	SSL_CTX *sc;
 	char why[TLS_ERR_LEN / 2];
 	unsigned char ipbuf[16];
+	unsigned long e;
 
 	if (errsz)
 		err[0] = '\0';
@@ -419,8 +422,9 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	SSL_CTX_set_options(sc, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
 					SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				     SSL_MODE_RELEASE_BUFFERS);
+				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_num_tickets(sc, 0);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
@@ -430,7 +434,14 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	/* OpenSSL reads the key straight into its own EVP_PKEY; no copy of the file stays here. */
 	if (SSL_CTX_use_PrivateKey_file(sc, o->key_file, SSL_FILETYPE_PEM) != 1) {
-		ctx_fail(err, errsz, "tls: key %s: ", o->key_file);
+		e = ERR_peek_last_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			ctx_fail(err, errsz,
+				 "tls: key %s does not match certificate %s: ", o->key_file,
+				 o->cert_file);
+		else
+			ctx_fail(err, errsz, "tls: key %s: ", o->key_file);
 		goto err;
 	}
 	if (SSL_CTX_check_private_key(sc) != 1) {

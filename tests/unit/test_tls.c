@@ -1,0 +1,1004 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests for tls.c and ntun-gencerts: certificates generated at test time (two CAs), then
+ * mutual TLS over socketpair() with poll(). Uses OpenSSL directly only to inspect and craft certs. */
+#include "check.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/* Where ntun-gencerts is: $NTUN_GENCERTS, else the path CMake compiled in (user/gencerts/
+ * CMakeLists.txt adds NTUN_GENCERTS_PATH to this target: the binary of this very build tree). */
+#ifndef NTUN_GENCERTS_PATH
+#define NTUN_GENCERTS_PATH NULL
+#endif
+
+#define ROLE(r) TLS_ROLE_BIT(TLS_ROLE_##r)
+
+static char tmp[256]; /* mkdtemp'd; A = tmp/a (CA "a"), B = tmp/b (an unrelated CA) */
+static const char *gencerts;
+static char out[8192]; /* captured output of the last run */
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static const char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *path(const char *fmt, ...)
+{
+	static char bufs[8][512];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+	int off = snprintf(b, sizeof(bufs[0]), "%s/", tmp);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b + off, sizeof(bufs[0]) - (size_t)off, fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+/* Runs gencerts with the NULL-terminated arguments; output goes to out[]. Returns the exit
+ * status, or -1 if it did not exit normally. */
+static int run_gencerts(const char *arg, ...)
+{
+	const char *argv[32] = {gencerts};
+	const char *log = path("gencerts.log");
+	int argc = 1, status, fd;
+	ssize_t n;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, arg);
+	for (const char *a = arg; a && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execv(gencerts, (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	out[0] = '\0';
+	fd = open(log, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, out, sizeof(out) - 1);
+		out[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static X509 *load_cert(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	return x;
+}
+
+static EVP_PKEY *load_key(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	return k;
+}
+
+/* The cert's SANs as "URI:x,DNS:y,IP:1.2.3.4," (IPv4 only, enough here). */
+static void san_string(X509 *x, char *buf, size_t n)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens) && off < n; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *d;
+
+		if (g->type == GEN_URI || g->type == GEN_DNS) {
+			d = ASN1_STRING_get0_data(g->d.ia5);
+			off += snprintf(buf + off, n - off, "%s:%.*s,",
+					g->type == GEN_URI ? "URI" : "DNS",
+					ASN1_STRING_length(g->d.ia5), (const char *)d);
+		} else if (g->type == GEN_IPADD && ASN1_STRING_length(g->d.ip) == 4) {
+			d = ASN1_STRING_get0_data(g->d.ip);
+			off += snprintf(buf + off, n - off, "IP:%u.%u.%u.%u,", d[0], d[1], d[2],
+					d[3]);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* Writes dir/{cert,key}.pem: a leaf signed by CA ca_dir with any SAN and extendedKeyUsage,
+ * to make certificates gencerts deliberately cannot (role and EKU that disagree, ...). */
+static int craft_leaf(const char *ca_dir, const char *dir, const char *san, const char *eku)
+{
+	char cpath[512], kpath[512];
+	X509 *ca = load_cert(path("%s/cert.pem", ca_dir)), *x = X509_new();
+	EVP_PKEY *ca_key = load_key(path("%s/key.pem", ca_dir));
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	const char *vals[] = {san, eku};
+	const int nids[] = {NID_subject_alt_name, NID_ext_key_usage};
+	X509V3_CTX v3;
+	FILE *f;
+	int ret = -1;
+
+	snprintf(cpath, sizeof(cpath), "%s/cert.pem", path("%s", dir));
+	snprintf(kpath, sizeof(kpath), "%s/key.pem", path("%s", dir));
+	if (!ca || !x || !ca_key || !key || mkdir(path("%s", dir), 0700))
+		goto out;
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)dir, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		X509_EXTENSION *ext;
+
+		if (!vals[i])
+			continue;
+		ext = X509V3_EXT_nconf_nid(NULL, &v3, nids[i], vals[i]);
+		if (!ext || !X509_add_ext(x, ext, -1))
+			goto out;
+		X509_EXTENSION_free(ext);
+	}
+	if (!X509_sign(x, ca_key, EVP_sha256()))
+		goto out;
+	f = fopen(cpath, "w");
+	if (!f || !PEM_write_X509(f, x) || fclose(f))
+		goto out;
+	f = fopen(kpath, "w");
+	if (!f || !PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) || fclose(f))
+		goto out;
+	ret = 0;
+out:
+	ERR_clear_error();
+	X509_free(ca);
+	X509_free(x);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(key);
+	return ret;
+}
+
+struct ctx_args {
+	const char *dir;    /* cert/key from tmp/dir/{cert,key}.pem */
+	const char *ca_dir; /* CA from tmp/ca_dir/cert.pem */
+	bool server;
+	unsigned roles; /* 0: what each side of ntun accepts by default */
+	const char *server_name;
+	const char *trust_domain;
+	bool insecure;
+};
+
+static char ctx_err[512];
+
+static struct tls_ctx *mkctx(struct ctx_args a)
+{
+	char cert[512], key[512], ca[512];
+	struct tls_ctx_opts o = {
+		.cert_file = cert,
+		.key_file = key,
+		.ca_file = ca,
+		.is_server = a.server,
+		.server_name = a.server_name,
+		.trust_domain = a.trust_domain,
+		.accept_roles = a.roles	   ? a.roles
+				: a.server ? ROLE(CLIENT) | ROLE(PROXY)
+					   : ROLE(SERVER),
+		.insecure = a.insecure,
+	};
+	struct tls_ctx *ctx;
+
+	snprintf(cert, sizeof(cert), "%s", path("%s/cert.pem", a.dir));
+	snprintf(key, sizeof(key), "%s", path("%s/key.pem", a.dir));
+	snprintf(ca, sizeof(ca), "%s", path("%s/cert.pem", a.ca_dir));
+	ctx = tls_ctx_new(&o, ctx_err, sizeof(ctx_err));
+	if (!ctx)
+		fprintf(stderr, "  tls_ctx_new(%s): %s\n", a.dir, ctx_err);
+	return ctx;
+}
+
+#define CLIENT_CTX(...) mkctx((struct ctx_args){__VA_ARGS__})
+#define SERVER_CTX(...) mkctx((struct ctx_args){.server = true, __VA_ARGS__})
+
+/* A connected pair: [0] is the TLS client (dialer), [1] the TLS server. */
+struct pair {
+	int fd[2];
+	struct tls_conn *c[2];
+	int rc[2];
+};
+
+static int pair_open(struct pair *p, struct tls_ctx *client, struct tls_ctx *server)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd[0] = p->fd[1] = -1;
+	if (!client || !server ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p->fd))
+		return -1;
+	p->c[0] = tls_conn_new(client, p->fd[0]);
+	p->c[1] = tls_conn_new(server, p->fd[1]);
+	return p->c[0] && p->c[1] ? 0 : -1;
+}
+
+static void pair_close(struct pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		tls_conn_free(p->c[i]);
+		if (p->fd[i] >= 0)
+			close(p->fd[i]);
+	}
+}
+
+static short poll_events(unsigned want)
+{
+	return (short)(((want & TLS_WANT_READ) ? POLLIN : 0) |
+		       ((want & TLS_WANT_WRITE) ? POLLOUT : 0));
+}
+
+/* Drives both handshakes until neither can progress. rc[i]: 0, -EAGAIN (still waiting when the
+ * other side gave up) or the error. */
+static void pair_handshake(struct pair *p)
+{
+	struct pollfd pfd[2];
+	int nfds;
+
+	p->rc[0] = p->rc[1] = -EAGAIN;
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 2; i++)
+			if (p->rc[i] == -EAGAIN)
+				p->rc[i] = tls_handshake(p->c[i]);
+		nfds = 0;
+		for (int i = 0; i < 2; i++) {
+			if (p->rc[i] != -EAGAIN)
+				continue;
+			pfd[nfds].fd = p->fd[i];
+			pfd[nfds].events = poll_events(tls_want(p->c[i]));
+			nfds++;
+		}
+		if (!nfds || poll(pfd, (nfds_t)nfds, 1000) <= 0)
+			return;
+	}
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_tls: %s\n", what);
+	exit(1);
+}
+
+/* ---- gencerts --------------------------------------------------------------------------- */
+
+static void test_gencerts(void)
+{
+	static const char *const dirs[] = {"ca", "server", "client", "proxy"};
+	char san[512];
+	struct stat st;
+	X509 *x, *ca;
+	EVP_PKEY *k;
+	BIGNUM *serial;
+	char group[32];
+	size_t glen;
+
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--server-san", "127.0.0.1", "--server-san",
+				  "tunnel.example.com", NULL),
+		     0);
+	CHECK_STR_CONTAINS(out, "a/ca/key.pem");
+	CHECK_STR_CONTAINS(out, "a/proxy/cert.pem");
+	for (size_t i = 0; i < 4; i++) {
+		CHECK_INT_EQ(stat(path("a/%s/key.pem", dirs[i]), &st), 0);
+		CHECK_INT_EQ(st.st_mode & 07777, 0600);
+		CHECK_INT_EQ(stat(path("a/%s/cert.pem", dirs[i]), &st), 0);
+		CHECK(!(st.st_mode & 022));
+	}
+
+	/* No silent overwrite; --force replaces (the CA too: everything after uses the new one). */
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), NULL), 1);
+	CHECK_STR_CONTAINS(out, "refusing to overwrite");
+	CHECK_STR_CONTAINS(out, "a/ca/key.pem");
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--force", "--server-san", "127.0.0.1",
+				  "--server-san", "tunnel.example.com", NULL),
+		     0);
+	CHECK_INT_EQ(stat(path("a/ca/key.pem"), &st), 0);
+	CHECK_INT_EQ(st.st_mode & 07777, 0600);
+
+	/* The second, unrelated CA. */
+	CHECK_INT_EQ(run_gencerts("--out", path("b"), NULL), 0);
+
+	/* Extra leaves from CA a. */
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "client", "--id", "client-2",
+				  "--name", "client2", NULL),
+		     0);
+	CHECK_STR_CONTAINS(out, "spiffe://ntun.local/client/client-2");
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "proxy", "--id", "proxy-2",
+				  "--name", "proxy2", NULL),
+		     0);
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "client", "--id", "impostor",
+				  "--name", "badproxy", NULL),
+		     0);
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "client", "--id", "c3", "--name",
+				  "othertd", "--trust-domain", "other.local", NULL),
+		     0);
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "client", "--id", "client-2",
+				  "--name", "client2", NULL),
+		     1);
+	CHECK_STR_CONTAINS(out, "client2/key.pem");
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--issue", "admin", "--id", "x", NULL), 2);
+	CHECK_INT_EQ(run_gencerts("--out", path("a"), "--server-san", "bad,name", NULL), 2);
+	CHECK_INT_EQ(run_gencerts("--out", path("nope"), "--issue", "client", "--id", "x", NULL),
+		     1);
+	CHECK_STR_CONTAINS(out, "nope/ca/cert.pem");
+	CHECK_INT_EQ(stat(path("a/proxy2/key.pem"), &st), 0);
+	CHECK_INT_EQ(st.st_mode & 07777, 0600);
+
+	/* Contents, read back with OpenSSL. */
+	ca = load_cert(path("a/ca/cert.pem"));
+	CHECK(ca != NULL);
+	CHECK_INT_EQ(X509_check_ca(ca), 1);
+	CHECK(X509_get_key_usage(ca) & KU_KEY_CERT_SIGN);
+	CHECK(X509_get0_subject_key_id(ca) != NULL);
+	san_string(ca, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://ntun.local,");
+
+	x = load_cert(path("a/server/cert.pem"));
+	CHECK(x != NULL);
+	san_string(x, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://ntun.local/server/server-1,DNS:localhost,IP:127.0.0.1,"
+			  "DNS:tunnel.example.com,");
+	CHECK_INT_EQ(X509_check_ca(x), 0);
+	CHECK(X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
+	CHECK(!(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT));
+	CHECK(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE);
+	CHECK_INT_EQ(X509_verify(x, X509_get0_pubkey(ca)), 1);
+	serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	CHECK(serial && BN_num_bits(serial) > 100 && BN_num_bits(serial) <= 128);
+	BN_free(serial);
+	k = load_key(path("a/server/key.pem"));
+	CHECK(k && EVP_PKEY_get_group_name(k, group, sizeof(group), &glen) == 1);
+	CHECK_STR_EQ(group, "prime256v1");
+	EVP_PKEY_free(k);
+	X509_free(x);
+
+	x = load_cert(path("a/client/cert.pem"));
+	san_string(x, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://ntun.local/client/client-1,");
+	CHECK(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+	X509_free(x);
+	x = load_cert(path("a/proxy/cert.pem"));
+	san_string(x, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://ntun.local/proxy/proxy-1,");
+	CHECK(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+	X509_free(x);
+	x = load_cert(path("a/client2/cert.pem"));
+	san_string(x, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://ntun.local/client/client-2,");
+	CHECK_INT_EQ(X509_verify(x, X509_get0_pubkey(ca)), 1);
+	X509_free(x);
+	x = load_cert(path("a/othertd/cert.pem"));
+	san_string(x, san, sizeof(san));
+	CHECK_STR_EQ(san, "URI:spiffe://other.local/client/c3,");
+	X509_free(x);
+	X509_free(ca);
+	ERR_clear_error();
+}
+
+/* Certificates gencerts will not make, for the negative tests. */
+static void craft_certs(void)
+{
+	/* Role client with serverAuth: passes the EKU check as a server, fails the role check. */
+	if (craft_leaf("a/ca", "fakeserver", "URI:spiffe://ntun.local/client/fake", "serverAuth") ||
+	    /* Role server with clientAuth, presented by a dialer. */
+	    craft_leaf("a/ca", "fakeclient", "URI:spiffe://ntun.local/server/fake", "clientAuth") ||
+	    craft_leaf("a/ca", "twouris",
+		       "URI:spiffe://ntun.local/client/x,URI:spiffe://ntun.local/client/y",
+		       "clientAuth") ||
+	    craft_leaf("a/ca", "badrole", "URI:spiffe://ntun.local/admin/x", "clientAuth") ||
+	    craft_leaf("a/ca", "badid", "URI:spiffe://ntun.local/client/a%2Fb", "clientAuth") ||
+	    craft_leaf("a/ca", "nosan", NULL, "clientAuth"))
+		die("cannot craft test certificates");
+}
+
+/* ---- contexts --------------------------------------------------------------------------- */
+
+static void test_ctx(void)
+{
+	struct tls_ctx_opts o = {0};
+	const struct tls_identity *id;
+	struct tls_ctx *ctx;
+	char err[512];
+
+	CHECK_STR_EQ(tls_role_name(TLS_ROLE_SERVER), "server");
+	CHECK_STR_EQ(tls_role_name(TLS_ROLE_CLIENT), "client");
+	CHECK_STR_EQ(tls_role_name(TLS_ROLE_PROXY), "proxy");
+	CHECK_STR_EQ(tls_role_name(TLS_ROLE_NONE), "none");
+	CHECK_STR_EQ(tls_role_name((enum tls_role)42), "none");
+
+	ctx = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	CHECK(ctx != NULL);
+	if (ctx) {
+		id = tls_ctx_identity(ctx);
+		CHECK_INT_EQ(id->role, TLS_ROLE_SERVER);
+		CHECK_STR_EQ(id->id, "server-1");
+		CHECK_STR_EQ(id->trust_domain, "ntun.local");
+		CHECK_STR_EQ(id->uri, "spiffe://ntun.local/server/server-1");
+	}
+	tls_ctx_free(ctx);
+	tls_ctx_free(NULL);
+	tls_conn_free(NULL);
+
+	CHECK(!CLIENT_CTX(.dir = "missing", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "missing/cert.pem");
+	CHECK_STR_CONTAINS(ctx_err, "No such file");
+	CHECK(!CLIENT_CTX(.dir = "a/client", .ca_dir = "missing"));
+	CHECK_STR_CONTAINS(ctx_err, "missing/cert.pem");
+	CHECK(!CLIENT_CTX(.dir = "a/ca", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "a/ca/cert.pem");
+	CHECK_STR_CONTAINS(ctx_err, "not a valid SPIFFE ID");
+	CHECK(!CLIENT_CTX(.dir = "twouris", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "2 SPIFFE URI SANs");
+	CHECK(!CLIENT_CTX(.dir = "nosan", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "no subjectAltName");
+	CHECK(!CLIENT_CTX(.dir = "badrole", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "no known role");
+	CHECK(!CLIENT_CTX(.dir = "badid", .ca_dir = "a/ca"));
+	CHECK_STR_CONTAINS(ctx_err, "not a valid SPIFFE ID");
+	CHECK(!CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .trust_domain = "Bad Domain"));
+	CHECK_STR_CONTAINS(ctx_err, "trust domain");
+
+	o.cert_file = path("a/client/cert.pem");
+	o.key_file = path("a/client/key.pem");
+	o.ca_file = path("a/ca/cert.pem");
+	CHECK(!tls_ctx_new(&o, err, sizeof(err)));
+	CHECK_STR_CONTAINS(err, "accept_roles");
+	o.accept_roles = ROLE(SERVER) | 1u;
+	CHECK(!tls_ctx_new(&o, err, sizeof(err)));
+	CHECK_STR_CONTAINS(err, "accept_roles");
+	/* A key that is not the certificate's. */
+	o.key_file = path("a/proxy/key.pem");
+	o.accept_roles = ROLE(SERVER);
+	CHECK(!tls_ctx_new(&o, err, sizeof(err)));
+	CHECK_STR_CONTAINS(err, "does not match");
+	/* A key file that holds no key. */
+	o.key_file = path("a/client/cert.pem");
+	CHECK(!tls_ctx_new(&o, err, sizeof(err)));
+	CHECK_STR_CONTAINS(err, "a/client/cert.pem");
+	CHECK(ERR_peek_error() == 0); /* tls.c leaves the error queue empty */
+}
+
+/* ---- handshakes ------------------------------------------------------------------------- */
+
+/* Handshakes client ctx against server ctx; expects both OK and returns the pair open. */
+static int expect_ok(const char *name, struct pair *p, struct tls_ctx *cc, struct tls_ctx *sc)
+{
+	if (pair_open(p, cc, sc)) {
+		CHECK(!"pair_open");
+		return -1;
+	}
+	pair_handshake(p);
+	CHECK_INT_EQ(p->rc[0], 0);
+	CHECK_INT_EQ(p->rc[1], 0);
+	if (p->rc[0] || p->rc[1]) {
+		fprintf(stderr, "  %s: client: %s / server: %s\n", name, tls_error(p->c[0]),
+			tls_error(p->c[1]));
+		return -1;
+	}
+	return 0;
+}
+
+/* Expects side `who` (0 client, 1 server) to fail with -EPROTO and a message containing why.
+ * The other side must fail too, now or (a TLS 1.3 client whose certificate was rejected) on
+ * its first read. */
+static void expect_reject(const char *name, struct tls_ctx *cc, struct tls_ctx *sc, int who,
+			  const char *why, const char *other_why)
+{
+	struct pair p;
+	char buf[16];
+	ssize_t r;
+
+	if (pair_open(&p, cc, sc)) {
+		CHECK(!"pair_open");
+		goto out;
+	}
+	pair_handshake(&p);
+	CHECK_INT_EQ(p.rc[who], -EPROTO);
+	CHECK_STR_CONTAINS(tls_error(p.c[who]), why);
+	if (p.rc[who] != -EPROTO || !strstr(tls_error(p.c[who]), why) ||
+	    getenv("NTUN_TEST_VERBOSE"))
+		fprintf(stderr, "  %s: rc %d: %s\n", name, p.rc[who], tls_error(p.c[who]));
+	if (p.rc[!who] == 0) {
+		CHECK_INT_EQ(who, 1); /* only the server can reject after the client finished */
+		r = tls_read(p.c[!who], buf, sizeof(buf));
+		CHECK_INT_EQ(r, -EPROTO);
+		if (getenv("NTUN_TEST_VERBOSE"))
+			fprintf(stderr, "    other side, first read: %s\n", tls_error(p.c[!who]));
+		CHECK_STR_CONTAINS(tls_error(p.c[!who]), other_why);
+	} else {
+		CHECK(p.rc[!who] == -EPROTO || p.rc[!who] == -ECONNRESET);
+		if (getenv("NTUN_TEST_VERBOSE"))
+			fprintf(stderr, "    other side: rc %d: %s\n", p.rc[!who],
+				tls_error(p.c[!who]));
+		CHECK_STR_CONTAINS(tls_error(p.c[!who]), other_why);
+	}
+out:
+	pair_close(&p);
+	tls_ctx_free(cc);
+	tls_ctx_free(sc);
+}
+
+static void test_handshakes(void)
+{
+	const struct tls_identity *id;
+	struct tls_ctx *cc, *sc;
+	struct pair p;
+
+	/* client <-> server */
+	cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca");
+	sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	if (!expect_ok("client/server", &p, cc, sc)) {
+		id = tls_peer(p.c[1]);
+		CHECK_INT_EQ(id->role, TLS_ROLE_CLIENT);
+		CHECK_STR_EQ(id->id, "client-1");
+		CHECK_STR_EQ(id->trust_domain, "ntun.local");
+		CHECK_STR_EQ(id->uri, "spiffe://ntun.local/client/client-1");
+		id = tls_peer(p.c[0]);
+		CHECK_INT_EQ(id->role, TLS_ROLE_SERVER);
+		CHECK_STR_EQ(id->id, "server-1");
+		CHECK_INT_EQ(tls_handshake(p.c[0]), 0); /* idempotent once done */
+	}
+	pair_close(&p);
+	tls_ctx_free(cc);
+
+	/* proxy <-> server, with the server ctx freed before the connection ends (refcounted). */
+	cc = CLIENT_CTX(.dir = "a/proxy", .ca_dir = "a/ca");
+	if (pair_open(&p, cc, sc))
+		die("pair_open");
+	tls_ctx_free(sc);
+	tls_ctx_free(cc);
+	pair_handshake(&p);
+	CHECK_INT_EQ(p.rc[0], 0);
+	CHECK_INT_EQ(p.rc[1], 0);
+	id = tls_peer(p.c[1]);
+	CHECK_INT_EQ(id->role, TLS_ROLE_PROXY);
+	CHECK_STR_EQ(id->id, "proxy-1");
+	pair_close(&p);
+
+	/* The dialer wants a server; the peer's certificate says client (EKU says serverAuth). */
+	expect_reject("client rejects non-server", CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "fakeserver", .ca_dir = "a/ca"), 0,
+		      "peer certificate role 'client' not accepted (want server)", "alert");
+	/* A proxy certificate as a server: no serverAuth EKU. */
+	expect_reject("client rejects proxy cert as server",
+		      CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "a/proxy", .ca_dir = "a/ca"), 0,
+		      "unsuitable certificate purpose", "alert");
+	/* The listener takes clients and proxies; a server-role certificate dials in. */
+	expect_reject("server rejects server role",
+		      CLIENT_CTX(.dir = "fakeclient", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 1,
+		      "peer certificate role 'server' not accepted (want client|proxy)", "alert");
+	/* A proxies-only listener and a client certificate. */
+	expect_reject("server rejects client as proxy",
+		      CLIENT_CTX(.dir = "a/badproxy", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca", .roles = ROLE(PROXY)), 1,
+		      "peer certificate role 'client' not accepted (want proxy)", "alert");
+	/* The server's own certificate used by a dialer: no clientAuth EKU. */
+	expect_reject("server rejects server cert as client",
+		      CLIENT_CTX(.dir = "a/server", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 1,
+		      "unsuitable certificate purpose", "alert");
+
+	/* Another CA, both directions. */
+	expect_reject("client rejects foreign CA", CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "b/server", .ca_dir = "b/ca"), 0,
+		      "peer certificate verify failed", "unknown ca");
+	expect_reject("client error names unknown CA",
+		      CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "b/server", .ca_dir = "b/ca"), 0, "unknown CA", "alert");
+	expect_reject("server rejects foreign CA", CLIENT_CTX(.dir = "b/client", .ca_dir = "a/ca"),
+		      SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 1,
+		      "peer certificate verify failed", "unknown ca");
+
+	/* Trust domains. */
+	expect_reject(
+		"server rejects other trust domain",
+		CLIENT_CTX(.dir = "a/othertd", .ca_dir = "a/ca", .trust_domain = "ntun.local"),
+		SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 1,
+		"trust domain 'other.local' not accepted (want 'ntun.local')", "alert");
+	expect_reject(
+		"configured trust domain",
+		CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .trust_domain = "other.local"),
+		SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 0,
+		"trust domain 'ntun.local' not accepted (want 'other.local')", "alert");
+}
+
+static void test_server_name(void)
+{
+	static const char *const good[] = {"localhost", "tunnel.example.com", "127.0.0.1", NULL};
+	struct tls_ctx *cc, *sc;
+	struct pair p;
+
+	sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = good[i]);
+		expect_ok(good[i] ? good[i] : "no server_name", &p, cc, sc);
+		pair_close(&p);
+		tls_ctx_free(cc);
+	}
+	/* insecure skips only the name check... */
+	cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "wrong.example.com",
+			.insecure = true);
+	expect_ok("insecure", &p, cc, sc);
+	pair_close(&p);
+	tls_ctx_free(cc);
+	/* ...never the chain. */
+	expect_reject("insecure still checks the chain",
+		      CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .insecure = true),
+		      SERVER_CTX(.dir = "b/server", .ca_dir = "b/ca"), 0,
+		      "peer certificate verify failed", "alert");
+	tls_ctx_free(sc);
+
+	expect_reject(
+		"wrong DNS name",
+		CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "wrong.example.com"),
+		SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 0,
+		"mismatch (want server_name 'wrong.example.com'", "alert");
+	expect_reject("wrong IP",
+		      CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "10.9.9.9"),
+		      SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca"), 0, "IP address mismatch",
+		      "alert");
+}
+
+/* Our side against a raw OpenSSL peer with other ALPN settings. raw_is_server picks its side;
+ * alpn is the wire-format list it offers (client) or NULL. */
+static void alpn_case(const char *name, bool raw_is_server, const unsigned char *alpn,
+		      unsigned alpn_len, const char *why)
+{
+	SSL_CTX *rctx = SSL_CTX_new(raw_is_server ? TLS_server_method() : TLS_client_method());
+	struct tls_ctx *ours;
+	struct tls_conn *c = NULL;
+	SSL *raw = NULL;
+	int fd[2] = {-1, -1}, rc = -EAGAIN, rr = -1;
+	const char *dir = raw_is_server ? "a/server" : "a/client";
+
+	ours = raw_is_server ? CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca")
+			     : SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	if (!rctx || !ours ||
+	    SSL_CTX_use_certificate_file(rctx, path("%s/cert.pem", dir), SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(rctx, path("%s/key.pem", dir), SSL_FILETYPE_PEM) != 1 ||
+	    (alpn && SSL_CTX_set_alpn_protos(rctx, alpn, alpn_len)) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd)) {
+		CHECK(!"alpn_case setup");
+		goto out;
+	}
+	raw = SSL_new(rctx);
+	SSL_set_fd(raw, fd[1]);
+	if (raw_is_server)
+		SSL_set_accept_state(raw);
+	else
+		SSL_set_connect_state(raw);
+	c = tls_conn_new(ours, fd[0]);
+	for (int i = 0; i < 100 && (rc == -EAGAIN || rr < 0); i++) {
+		struct pollfd pfd[2] = {{fd[0], POLLIN, 0}, {fd[1], POLLIN, 0}};
+
+		if (rc == -EAGAIN)
+			rc = tls_handshake(c);
+		if (rr < 0) {
+			rr = SSL_do_handshake(raw);
+			if (rr < 0 && SSL_get_error(raw, rr) != SSL_ERROR_WANT_READ)
+				rr = 0; /* failed */
+		}
+		if (poll(pfd, 2, 200) <= 0)
+			break;
+	}
+	CHECK_INT_EQ(rc, -EPROTO);
+	CHECK_STR_CONTAINS(tls_error(c), why);
+	if (rc != -EPROTO || !strstr(tls_error(c), why) || getenv("NTUN_TEST_VERBOSE"))
+		fprintf(stderr, "  %s: rc %d: %s\n", name, rc, tls_error(c));
+out:
+	ERR_clear_error();
+	tls_conn_free(c);
+	SSL_free(raw);
+	SSL_CTX_free(rctx);
+	tls_ctx_free(ours);
+	for (int i = 0; i < 2; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+}
+
+static void test_alpn(void)
+{
+	static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+	static const unsigned char h2c[] = {3, 'h', '2', 'c', 2, 'h', '3'};
+
+	alpn_case("no ALPN from client", false, NULL, 0, "offered no ALPN");
+	alpn_case("http/1.1 only", false, http11, sizeof(http11), "did not offer ALPN h2");
+	alpn_case("near misses", false, h2c, sizeof(h2c), "did not offer ALPN h2");
+	alpn_case("server without ALPN", true, NULL, 0, "ALPN h2 was not agreed");
+}
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+static void fill(unsigned char *buf, size_t len, uint32_t seed)
+{
+	uint32_t x = seed;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (unsigned char)x;
+	}
+}
+
+/* Sends len bytes each way at once, through staging buffers that alternate on every call (the
+ * buffer moves between retries), reading in odd-sized pieces. Returns 0 when both arrived
+ * intact. *partial counts writes that took less than offered. */
+static int exchange(struct pair *p, size_t len, unsigned *partial)
+{
+	enum { CHUNK = 256 * 1024 };
+	unsigned char *src[2], *dst[2], *stage[2];
+	size_t sent[2] = {0}, got[2] = {0}, n;
+	int ret = -1, calls = 0;
+	ssize_t r;
+
+	for (int i = 0; i < 2; i++) {
+		src[i] = malloc(len);
+		dst[i] = malloc(len);
+		stage[i] = malloc(CHUNK);
+		if (!src[i] || !dst[i] || !stage[i])
+			die("malloc");
+		fill(src[i], len, 0x9e3779b9u * (uint32_t)(i + 1));
+	}
+	for (int round = 0; round < 100000 && (got[0] < len || got[1] < len); round++) {
+		bool progress = false;
+		struct pollfd pfd[2];
+
+		for (int i = 0; i < 2; i++) {
+			if (sent[i] < len) {
+				n = len - sent[i] < CHUNK ? len - sent[i] : CHUNK;
+				memcpy(stage[calls & 1], src[i] + sent[i], n);
+				r = tls_write(p->c[i], stage[calls++ & 1], n);
+				if (r > 0) {
+					*partial += (size_t)r < n;
+					sent[i] += (size_t)r;
+					progress = true;
+				} else if (r != -EAGAIN) {
+					fprintf(stderr, "  write: %zd %s\n", r, tls_error(p->c[i]));
+					goto out;
+				}
+			}
+			/* reads land in the peer's buffer: side i reads what !i sent */
+			n = len - got[!i] < 7777 ? len - got[!i] : 7777;
+			if (!n)
+				continue;
+			r = tls_read(p->c[i], dst[!i] + got[!i], n);
+			if (r > 0) {
+				got[!i] += (size_t)r;
+				progress = true;
+			} else if (r != -EAGAIN) {
+				fprintf(stderr, "  read: %zd %s\n", r, tls_error(p->c[i]));
+				goto out;
+			}
+		}
+		if (progress)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			pfd[i].fd = p->fd[i];
+			pfd[i].events = (short)(POLLIN | (sent[i] < len ? POLLOUT : 0));
+		}
+		if (poll(pfd, 2, 2000) <= 0) {
+			fprintf(stderr, "  exchange stalled\n");
+			goto out;
+		}
+	}
+	ret = got[0] == len && got[1] == len && !memcmp(src[0], dst[0], len) &&
+			      !memcmp(src[1], dst[1], len)
+		      ? 0
+		      : -1;
+out:
+	for (int i = 0; i < 2; i++) {
+		free(src[i]);
+		free(dst[i]);
+		free(stage[i]);
+	}
+	return ret;
+}
+
+/* Reads until data or something other than -EAGAIN, waiting up to a second. */
+static ssize_t read_wait(struct tls_conn *c, int fd, void *buf, size_t len)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	ssize_t r;
+
+	for (int i = 0; i < 50; i++) {
+		r = tls_read(c, buf, len);
+		if (r != -EAGAIN)
+			return r;
+		pfd.events = poll_events(tls_want(c));
+		poll(&pfd, 1, 20);
+	}
+	return -EAGAIN;
+}
+
+static struct tls_ctx *data_cc, *data_sc;
+
+static int open_ok(struct pair *p)
+{
+	return expect_ok("data", p, data_cc, data_sc);
+}
+
+static void test_data(void)
+{
+	unsigned char buf[4096];
+	unsigned partial = 0;
+	struct pair p;
+	ssize_t r;
+
+	data_cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "localhost");
+	data_sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+
+	/* Small messages and byte-exact bulk in both directions at once. */
+	if (!open_ok(&p)) {
+		CHECK_INT_EQ(tls_write(p.c[0], "ping", 4), 4);
+		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, sizeof(buf)), 4);
+		CHECK(!memcmp(buf, "ping", 4));
+		CHECK_INT_EQ(tls_write(p.c[1], "pong!", 5), 5);
+		CHECK_INT_EQ(read_wait(p.c[0], p.fd[0], buf, sizeof(buf)), 5);
+		CHECK(!memcmp(buf, "pong!", 5));
+		CHECK_INT_EQ(tls_write(p.c[0], "x", 0), 0);
+		CHECK_INT_EQ(tls_read(p.c[0], buf, 0), -EINVAL);
+		CHECK_INT_EQ(exchange(&p, 1u << 20, &partial), 0);
+		CHECK(partial > 0); /* 1 MiB does not fit a socketpair: writes were partial */
+		CHECK_INT_EQ(exchange(&p, 3, &partial), 0);
+	}
+	pair_close(&p);
+
+	/* A record bigger than the read buffer stays inside OpenSSL: tls_pending says so. */
+	if (!open_ok(&p)) {
+		CHECK_INT_EQ(tls_write(p.c[0], "0123456789abcdef", 16), 16);
+		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, 10), 10);
+		CHECK(tls_pending(p.c[1]));
+		CHECK_INT_EQ(tls_read(p.c[1], buf, sizeof(buf)), 6);
+		CHECK(!memcmp(buf, "abcdef", 6));
+		CHECK(!tls_pending(p.c[1]));
+		CHECK_INT_EQ(tls_read(p.c[1], buf, sizeof(buf)), -EAGAIN);
+		CHECK_INT_EQ(tls_want(p.c[1]), TLS_WANT_READ);
+	}
+	pair_close(&p);
+
+	/* close_notify reads as EOF, and the other direction keeps working. */
+	if (!open_ok(&p)) {
+		tls_close_notify(p.c[0]);
+		tls_close_notify(p.c[0]); /* once only */
+		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, sizeof(buf)), 0);
+		CHECK_INT_EQ(tls_write(p.c[1], "bye", 3), 3);
+		CHECK_INT_EQ(read_wait(p.c[0], p.fd[0], buf, sizeof(buf)), 3);
+	}
+	pair_close(&p);
+
+	/* A peer that closes without close_notify: EOF too, not an error. */
+	if (!open_ok(&p)) {
+		CHECK_INT_EQ(tls_write(p.c[0], "last", 4), 4);
+		shutdown(p.fd[0], SHUT_WR);
+		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, sizeof(buf)), 4);
+		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, sizeof(buf)), 0);
+	}
+	pair_close(&p);
+
+	/* A peer that closes with our data unread: the kernel resets, we see -ECONNRESET. */
+	if (!open_ok(&p)) {
+		CHECK_INT_EQ(tls_write(p.c[1], "unread", 6), 6);
+		close(p.fd[0]);
+		p.fd[0] = -1;
+		r = read_wait(p.c[1], p.fd[1], buf, sizeof(buf));
+		CHECK_INT_EQ(r, -ECONNRESET);
+		CHECK_STR_CONTAINS(tls_error(p.c[1]), "reset");
+		CHECK_INT_EQ(tls_write(p.c[1], "more", 4), -ECONNRESET); /* sticky */
+	}
+	pair_close(&p);
+
+	/* Writing to a peer that is gone: -EPIPE (SIGPIPE is ignored, as daemons must). */
+	if (!open_ok(&p)) {
+		close(p.fd[0]);
+		p.fd[0] = -1;
+		CHECK_INT_EQ(tls_write(p.c[1], "void", 4), -EPIPE);
+	}
+	pair_close(&p);
+
+	/* The peer hangs up in the middle of the handshake. */
+	if (!pair_open(&p, data_cc, data_sc)) {
+		CHECK_INT_EQ(tls_handshake(p.c[0]), -EAGAIN); /* ClientHello sent */
+		CHECK_INT_EQ(tls_want(p.c[0]), TLS_WANT_READ);
+		shutdown(p.fd[0], SHUT_WR);
+		r = -EAGAIN;
+		for (int i = 0; i < 50 && r == -EAGAIN; i++) {
+			struct pollfd pfd = {p.fd[1], POLLIN, 0};
+
+			r = tls_handshake(p.c[1]);
+			poll(&pfd, 1, 20);
+		}
+		CHECK_INT_EQ(r, -ECONNRESET);
+		CHECK_STR_CONTAINS(tls_error(p.c[1]),
+				   "peer closed the connection during the handshake");
+	}
+	pair_close(&p);
+	/* ...or before it: our ClientHello meets a closed socket. */
+	if (!pair_open(&p, data_cc, data_sc)) {
+		close(p.fd[1]);
+		p.fd[1] = -1;
+		r = tls_handshake(p.c[0]);
+		CHECK(r == -EPIPE || r == -ECONNRESET);
+	}
+	pair_close(&p);
+	CHECK(tls_conn_new(data_cc, -1) == NULL && errno == EBADF);
+
+	tls_ctx_free(data_cc);
+	tls_ctx_free(data_sc);
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(fpath);
+}
+
+int main(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	signal(SIGPIPE, SIG_IGN);
+	gencerts = getenv("NTUN_GENCERTS");
+	if (!gencerts || !*gencerts)
+		gencerts = NTUN_GENCERTS_PATH;
+	if (!gencerts || access(gencerts, X_OK))
+		die("ntun-gencerts not found: build target ntun-gencerts or set NTUN_GENCERTS");
+	snprintf(tmp, sizeof(tmp), "%s/ntun-test-tls.XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(tmp))
+		die("mkdtemp");
+
+	test_gencerts();
+	craft_certs();
+	test_ctx();
+	test_handshakes();
+	test_server_name();
+	test_alpn();
+	test_data();
+
+	if (getenv("NTUN_KEEP_TMP"))
+		fprintf(stderr, "test_tls: kept %s\n", tmp);
+	else
+		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return check_done("test_tls");
+}
