@@ -39,6 +39,8 @@ struct tls_conn;
 /* Loads certificate, key and CA; checks that our own certificate has a SPIFFE URI SAN.
  * Returns a context or NULL with a one-line reason in err (file names included). */
 struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz);
+/* Drops the caller's reference; connections made from ctx hold their own, so a reloaded
+ * context can replace this one while old connections finish. NULL is a no-op. */
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* Our own identity, parsed from our certificate. Borrowed from ctx. */
@@ -54,14 +56,17 @@ void tls_conn_free(struct tls_conn *c);
 
 /* Drives the handshake. Returns 0 when complete (peer verified, ALPN h2 agreed), -EAGAIN when
  * it must be called again once tls_want() is satisfied, or another -errno (-EPROTO for a
- * verification, role or ALPN failure, -ECONNRESET, ...) with tls_error() saying why. */
+ * verification, role or ALPN failure, -ECONNRESET, ...) with tls_error() saying why.
+ * TLS 1.3: a client learns that the server rejected *its* certificate only on its first
+ * tls_read (-EPROTO, "peer sent an alert: ..."), after tls_handshake returned 0.
+ * Errors are sticky: once a call failed, every later call returns the same -errno. */
 int tls_handshake(struct tls_conn *c);
 
 /* What the last -EAGAIN waited for: TLS_WANT_READ and/or TLS_WANT_WRITE. */
 unsigned tls_want(const struct tls_conn *c);
 
 /* Reads decrypted bytes. Returns >0, 0 on EOF (close_notify, or a peer that closed without
- * one), -EAGAIN, or another -errno with tls_error() set. */
+ * one), -EAGAIN, or another -errno with tls_error() set. len 0 is -EINVAL. */
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
 /* True when decrypted bytes are already buffered inside OpenSSL (a record larger than the last
@@ -70,7 +75,11 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 bool tls_pending(const struct tls_conn *c);
 
 /* Writes; partial writes are allowed and the buffer may move between retries. Returns bytes
- * accepted (>0), -EAGAIN, or another -errno with tls_error() set. */
+ * accepted (>0), -EAGAIN, or another -errno with tls_error() set; len 0 returns 0. Takes as
+ * much as the socket accepts in one call (no allocation, no copy beyond OpenSSL's record).
+ * After -EAGAIN or a short count, the next call must start with the bytes not yet accepted
+ * and offer at least as many as were offered (OpenSSL has already sealed a record of them).
+ * The fd is written with write(2): the process must ignore SIGPIPE (a closed peer: -EPIPE). */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
 
 /* Sends close_notify once, best effort, never blocks. */
