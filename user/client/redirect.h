@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* The client's interception: BPF programs on a cgroup v2 (or iptables REDIRECT as fallback)
+ * send TCP connects to intercepted CIDRs to our loopback listener. Owns libbpf; does no relaying.
+ *
+ * Policy while the daemon is down: fail open. The BPF links are not pinned, so they detach when
+ * the process exits (cleanly or not) and connects to the CIDRs go wherever the routing table
+ * sends them (for virtual prefixes usually ENETUNREACH or a timeout); nothing is redirected to a
+ * dead port. redirect_free() (clean exit) also removes the iptables chain, the pins and the
+ * daemon cgroup. After a crash (SIGKILL) the BPF programs are gone but stale pins and an empty
+ * daemon cgroup remain, and in iptables mode the chain stays in place (connects to the CIDRs
+ * then fail with ECONNREFUSED); the next redirect_new() of the same instance removes them all.
+ *
+ * Scope: BPF mode intercepts processes in the chosen cgroup subtree, in any network namespace
+ * (the listener must be reachable there: apps in other namespaces connect to their own
+ * 127.0.0.1). iptables mode intercepts every process of the daemon's own network namespace. */
+#ifndef NTUN_REDIRECT_H
+#define NTUN_REDIRECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cidr;
+struct redirect;
+
+enum redirect_mode { REDIRECT_AUTO, REDIRECT_BPF, REDIRECT_IPTABLES };
+
+/* Set on the daemon's own outbound sockets (SO_MARK); such connects are never redirected. */
+#define REDIRECT_MARK 0x4e54554eu
+
+struct redirect_opts {
+	int mode;           /* enum redirect_mode */
+	const char *cgroup; /* cgroup v2 dir whose processes are intercepted (BPF mode);
+			       NULL = the v2 root found in /proc/self/mountinfo */
+	const char *instance; /* names /sys/fs/bpf/ntun/<instance>/, the chain NTUN-<instance> and
+				 the daemon cgroup; [A-Za-z0-9_-], at most 23 chars; NULL = "default" */
+	uint16_t listen_port; /* the client's listener on 127.0.0.1, host order, not 0 */
+	const struct cidr *cidrs; /* borrowed; copied */
+	size_t n_cidrs;
+};
+
+/* Loads and attaches (BPF) or installs rules (iptables); REDIRECT_AUTO = BPF if it loads, else
+ * iptables; logs which. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF).
+ * Before loading it creates the daemon's own cgroup <v2root>/ntun-<instance>-<pid> and moves the
+ * calling process (all its threads) into it, so call it before creating any socket: the
+ * daemon's own connects are never redirected (skipped by cgroup id in connect4, and by SO_MARK
+ * REDIRECT_MARK in both modes), and the getsockopt program sits on that cgroup, never on the
+ * root. Leftovers of an earlier crashed run of the same instance are removed first; a live
+ * daemon holding the same instance makes it fail with EBUSY. Mounts bpffs on /sys/fs/bpf if
+ * needed; maps are pinned under /sys/fs/bpf/ntun/<instance>/ (ntun_cidrs, ntun_conn, ntun_stats).
+ * Returns NULL with errno and a logged reason on failure (the caller then fatal()s). */
+struct redirect *redirect_new(const struct redirect_opts *o);
+
+/* Replaces the intercepted CIDR set live (LPM map in BPF mode, rules in the chain in iptables
+ * mode): new prefixes are added before old ones are removed, so prefixes present in both sets
+ * never stop being intercepted. Host bits are ignored. Returns 0, -EINVAL (len > 32), -ENOSPC
+ * (more than 4096), or another -errno with the old set left in place. */
+int redirect_set_cidrs(struct redirect *r, const struct cidr *c, size_t n);
+
+/* Original destination of an accepted socket: getsockopt(SOL_IP, SO_ORIGINAL_DST), one code
+ * path for both modes (BPF answers via the cgroup/getsockopt program, iptables via netfilter).
+ * Fills host-order addr/port. Returns 0, -ENOENT if the connection was not redirected (including
+ * a direct connect to the listener itself), or another -errno. Thread-safe, no state. */
+int redirect_original_dst(int fd, uint32_t *addr, uint16_t *port);
+
+/* Sets SO_MARK REDIRECT_MARK on fd (before connect). Returns 0 or -errno (-EPERM without
+ * CAP_NET_ADMIN). */
+int redirect_mark_socket(int fd);
+
+/* "bpf" or "iptables". */
+const char *redirect_mode_name(const struct redirect *r);
+
+/* Parses "auto", "bpf" or "iptables" into *mode. Returns 0 or -EINVAL. */
+int redirect_mode_parse(const char *s, int *mode);
+
+/* Finds the cgroup v2 mount point (what cgroup == NULL means) into buf. Returns 0, -ENOENT
+ * (no cgroup2 mount) or -ENAMETOOLONG. */
+int redirect_cgroup_root(char *buf, size_t size);
+
+/* Counters of the BPF programs since redirect_new(). */
+struct redirect_stats {
+	uint64_t redirected;  /* connects rewritten to the listener */
+	uint64_t skip_self;   /* connects of the daemon's cgroup left alone */
+	uint64_t skip_mark;   /* connects carrying REDIRECT_MARK left alone */
+	uint64_t tracked;     /* established redirected connections recorded */
+	uint64_t track_fail;  /* ... not recorded: connection table full */
+	uint64_t orig_answer; /* SO_ORIGINAL_DST answers given */
+};
+
+/* Fills *out. Returns 0, -ENOTSUP in iptables mode, or -errno. */
+int redirect_get_stats(const struct redirect *r, struct redirect_stats *out);
+
+/* Detaches everything it attached, removes pins, rules, the chain and the daemon cgroup
+ * (moving the process back to the cgroup it came from first). Call it on every exit path,
+ * including SIGINT/SIGTERM, after the listener is closed. NULL is a no-op. */
+void redirect_free(struct redirect *r);
+
+#endif
