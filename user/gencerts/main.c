@@ -506,47 +506,31 @@ static int check_free(const struct spec *sp, const struct opts *o)
 	return 0;
 }
 
-/* Loads OUT/ca and, unless given, takes the trust domain from its spiffe://TD URI SAN. */
-static int load_ca(struct opts *o, X509 **ca, EVP_PKEY **ca_key, char *td, size_t tdsz)
+/* Reads one PEM object (a certificate, or a private key when key is true) from path. */
+static void *read_pem(const char *path, bool key)
 {
-	char cpath[PATH_MAX], kpath[PATH_MAX];
-	GENERAL_NAMES *gens = NULL;
-	FILE *f;
+	FILE *f = fopen(path, "re");
+	void *obj;
+
+	if (!f) {
+		fprintf(stderr, PROG ": cannot read %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	obj = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL)
+		  : (void *)PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!obj)
+		ossl_error(path);
+	return obj;
+}
+
+/* The trust domain of a CA's spiffe://TD URI SAN into td, or -1. */
+static int ca_trust_domain(X509 *ca, char *td, size_t tdsz)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(ca, NID_subject_alt_name, NULL, NULL);
 	int ret = -1;
 
-	if (path_join(cpath, o->out, "ca", "cert.pem") || path_join(kpath, o->out, "ca", "key.pem"))
-		return -1;
-	f = fopen(cpath, "re");
-	if (!f) {
-		fprintf(stderr, PROG ": cannot read %s: %s\n", cpath, strerror(errno));
-		return -1;
-	}
-	*ca = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!*ca) {
-		ossl_error(cpath);
-		return -1;
-	}
-	f = fopen(kpath, "re");
-	if (!f) {
-		fprintf(stderr, PROG ": cannot read %s: %s\n", kpath, strerror(errno));
-		return -1;
-	}
-	*ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!*ca_key) {
-		ossl_error(kpath);
-		return -1;
-	}
-	if (X509_check_private_key(*ca, *ca_key) != 1) {
-		ERR_clear_error();
-		fprintf(stderr, PROG ": %s does not match %s\n", kpath, cpath);
-		return -1;
-	}
-	if (o->trust_domain)
-		return 0;
-	gens = X509_get_ext_d2i(*ca, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens) && ret; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const char *s;
 		int len;
@@ -555,22 +539,51 @@ static int load_ca(struct opts *o, X509 **ca, EVP_PKEY **ca_key, char *td, size_
 			continue;
 		s = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
 		len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-		if (len > 9 && (size_t)len - 9 < tdsz && !strncmp(s, "spiffe://", 9)) {
-			snprintf(td, tdsz, "%.*s", len - 9, s + 9);
-			if (valid_trust_domain(td)) {
-				o->trust_domain = td;
-				ret = 0;
-				break;
-			}
-		}
+		if (len <= 9 || (size_t)len - 9 >= tdsz || strncmp(s, "spiffe://", 9))
+			continue;
+		snprintf(td, tdsz, "%.*s", len - 9, s + 9);
+		if (valid_trust_domain(td))
+			ret = 0;
 	}
-	if (ret)
-		fprintf(stderr,
-			PROG ": %s has no spiffe://TRUST-DOMAIN URI SAN; pass --trust-domain\n",
-			cpath);
 	GENERAL_NAMES_free(gens);
 	ERR_clear_error();
 	return ret;
+}
+
+/* Loads OUT/ca and, unless given, takes the trust domain from its spiffe://TD URI SAN. On
+ * success the caller owns *ca and *ca_key. */
+static int load_ca(struct opts *o, X509 **ca, EVP_PKEY **ca_key, char *td, size_t tdsz)
+{
+	char cpath[PATH_MAX], kpath[PATH_MAX];
+
+	if (path_join(cpath, o->out, "ca", "cert.pem") || path_join(kpath, o->out, "ca", "key.pem"))
+		goto err;
+	*ca = read_pem(cpath, false);
+	*ca_key = *ca ? read_pem(kpath, true) : NULL;
+	if (!*ca_key)
+		goto err;
+	if (X509_check_private_key(*ca, *ca_key) != 1) {
+		ERR_clear_error();
+		fprintf(stderr, PROG ": %s does not match %s\n", kpath, cpath);
+		goto err;
+	}
+	if (!o->trust_domain) {
+		if (ca_trust_domain(*ca, td, tdsz)) {
+			fprintf(stderr,
+				PROG
+				": %s has no spiffe://TRUST-DOMAIN URI SAN; pass --trust-domain\n",
+				cpath);
+			goto err;
+		}
+		o->trust_domain = td;
+	}
+	return 0;
+err:
+	X509_free(*ca);
+	EVP_PKEY_free(*ca_key);
+	*ca = NULL;
+	*ca_key = NULL;
+	return -1;
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
