@@ -84,16 +84,28 @@ struct config {
 enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
 
 /* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
- * common: --config F --env-file F --tls-cert F --tls-key F --tls-ca F --tls-server-name N
- *   --trust-domain D --log-level L --log-format F --log-output O --metrics ADDR --version --help
+ * common: --config F (-c) --env-file F (repeatable) --tls-cert F --tls-key F --tls-ca F
+ *   --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
+ *   --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T --idle-timeout T
+ *   --ping-interval T --ping-timeout T --drain-timeout T --compression identity|gzip
+ *   --version (-V) --help (-h)
  * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
  *   --capacity N
- * On --version/--help prints to stdout and returns CONFIG_EXIT_OK in *action.
- * On success returns 0 and fills *cfg (caller frees with config_release).
- * On error returns -EINVAL and writes one message naming the source into err[errsz]. */
+ * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
+ * NTUN_TLS_CERT_FILE; NTUN_CONFIG names the file when --config is absent). List values in
+ * variables and flags are comma-separated. Durations (timeouts.*_ms, --*-timeout) are
+ * milliseconds or take a unit: 500ms, 5s, 2m, 1h. An empty value or YAML null restores the
+ * default. Ids (client_id, proxy_id, instance, route proxy ids) are 1..63 of [A-Za-z0-9._-].
+ * Unknown NTUN_* variables and settings of another daemon are errors in every source.
+ * On --version/--help prints to stdout, leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK
+ * in *action. On success returns 0 with CONFIG_RUN and fills *cfg: every string and array in
+ * it is heap memory owned by cfg (caller frees with config_release). On error returns -EINVAL
+ * (-ENOMEM when out of memory), leaves *cfg zeroed and writes one message naming the source
+ * into err[errsz]: "file:line: key 'k': reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
+ * No global state but getopt's (optind is reset): safe to call again to reload on SIGHUP. */
 int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **argv,
 		enum config_action *action, char *err, size_t errsz);
 

@@ -1,0 +1,1456 @@
+// SPDX-License-Identifier: MIT
+/* Configuration: one table of settings drives the YAML/JSON reader, .env files, NTUN_*
+ * variables, getopt_long flags and --help. Validates syntax only: opens no sockets, reads no keys.
+ *
+ * Precedence, lowest first: defaults, the YAML file, each --env-file in order, the environment,
+ * flags in order. A later source replaces a scalar, and replaces a list (cidrs, routes) as a
+ * whole; repeated flags of one list append to each other. An empty value (or YAML null) resets
+ * a setting to its default. tls.insecure is passed to the TLS layer, where it skips only the
+ * server-name check: the chain, the SPIFFE role and the trust domain are always verified.
+ *
+ * No global state besides getopt's (optind is reset on every call), so config_load may run
+ * again for a SIGHUP reload. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#ifndef NTUN_VERSION
+#define NTUN_VERSION "unknown"
+#endif
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define D_CLIENT (1u << CONFIG_CLIENT)
+#define D_SERVER (1u << CONFIG_SERVER)
+#define D_PROXY	 (1u << CONFIG_PROXY)
+#define D_ALL	 (D_CLIENT | D_SERVER | D_PROXY)
+
+#define ID_MAX 63 /* ids and instance names; fits struct route's proxy_id */
+
+extern char **environ;
+
+enum opt_type {
+	OPT_STR,	 /* any text (file paths, log output) */
+	OPT_ID,		 /* 1..63 of [A-Za-z0-9._-], not "." or ".." */
+	OPT_ABSPATH,	 /* absolute path */
+	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
+	OPT_PORT,	 /* 1..65535 */
+	OPT_U32,	 /* 0..4294967295 */
+	OPT_MS,		 /* duration > 0, stored in milliseconds */
+	OPT_MS0,	 /* duration >= 0 */
+	OPT_BOOL,	 /* true|false|yes|no|on|off|1|0 */
+	OPT_LOG_LEVEL,	 /* debug|info|warn|error */
+	OPT_LOG_FORMAT,	 /* json|text */
+	OPT_INTERCEPT,	 /* auto|bpf|iptables */
+	OPT_COMPRESSION, /* identity|gzip, stored as bool gzip */
+	OPT_CIDRS,	 /* list of struct cidr */
+	OPT_ROUTES,	 /* list of struct config_route */
+};
+
+/* One setting. key is its YAML path; the NTUN_* name is derived from it. */
+struct opt {
+	const char *key;
+	const char *flag;    /* long flag without "--" */
+	const char *metavar; /* NULL: a boolean flag, true unless given as --flag=false */
+	enum opt_type type;
+	unsigned daemons;  /* D_* where the setting is valid */
+	unsigned required; /* D_* where it must be set after merging */
+	size_t off;	   /* field in struct config */
+	size_t n_off;	   /* count field, lists only */
+	const char *def;   /* default, parsed like any other value; NULL = zero/empty */
+	const char *help;
+};
+
+#define F(field) offsetof(struct config, field)
+
+static const struct opt opts[] = {
+	{"server_addr", "server", "HOST:PORT", OPT_HOSTPORT, D_CLIENT | D_PROXY, D_CLIENT | D_PROXY,
+	 F(server_addr), 0, NULL, "ntun-server to connect to"},
+	{"target_cidr", "cidr", "CIDR", OPT_CIDRS, D_CLIENT, D_CLIENT, F(target_cidr),
+	 F(n_target_cidr), NULL, "intercept connections to CIDR (repeatable)"},
+	{"listen_port", "listen-port", "PORT", OPT_PORT, D_CLIENT, 0, F(listen_port), 0, "15001",
+	 "loopback port intercepted connections are sent to"},
+	{"client_id", "client-id", "ID", OPT_ID, D_CLIENT, 0, F(client_id), 0, NULL,
+	 "informative id; the certificate's id is authoritative"},
+	{"cgroup", "cgroup", "PATH", OPT_ABSPATH, D_CLIENT, 0, F(cgroup), 0, NULL,
+	 "cgroup v2 directory whose processes are intercepted (default: v2 root)"},
+	{"intercept", "intercept", "MODE", OPT_INTERCEPT, D_CLIENT, 0, F(intercept), 0, "auto",
+	 "auto, bpf or iptables"},
+	{"instance", "instance", "NAME", OPT_ID, D_CLIENT, 0, F(instance), 0, "default",
+	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME"},
+	{"listen_addr", "listen", "ADDR:PORT", OPT_HOSTPORT, D_SERVER, 0, F(listen_addr), 0,
+	 "0.0.0.0:8443", "address clients and proxies connect to"},
+	{"routes", "route", "VIRT=PROXY[:REAL]", OPT_ROUTES, D_SERVER, 0, F(routes), F(n_routes),
+	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
+	{"proxy_id", "proxy-id", "ID", OPT_ID, D_PROXY, D_PROXY, F(proxy_id), 0, NULL,
+	 "this proxy's id; must equal the id in its certificate"},
+	{"managed_cidr", "managed-cidr", "CIDR", OPT_CIDRS, D_PROXY, D_PROXY, F(managed_cidr),
+	 F(n_managed_cidr), NULL, "real network this proxy reaches (repeatable)"},
+	{"virtual_cidr", "virtual-cidr", "CIDR", OPT_CIDRS, D_PROXY, 0, F(virtual_cidr),
+	 F(n_virtual_cidr), NULL,
+	 "prefix clients dial for the managed CIDR at the same position (repeatable)"},
+	{"capacity", "capacity", "N", OPT_U32, D_PROXY, 0, F(capacity), 0, "0",
+	 "maximum concurrent dials, 0 = unlimited"},
+	{"metrics_addr", "metrics", "ADDR:PORT", OPT_HOSTPORT, D_ALL, 0, F(metrics_addr), 0, NULL,
+	 "Prometheus metrics on this loopback address (default: off)"},
+	{"tls.cert_file", "tls-cert", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.cert_file), 0, NULL,
+	 "PEM certificate with a SPIFFE URI SAN"},
+	{"tls.key_file", "tls-key", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.key_file), 0, NULL,
+	 "PEM private key"},
+	{"tls.ca_file", "tls-ca", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.ca_file), 0, NULL,
+	 "PEM CA bundle peers must chain to"},
+	{"tls.server_name", "tls-server-name", "NAME", OPT_STR, D_ALL, 0, F(tls.server_name), 0,
+	 NULL, "check the server certificate's DNS/IP SAN against NAME"},
+	{"tls.trust_domain", "trust-domain", "DOMAIN", OPT_STR, D_ALL, 0, F(tls.trust_domain), 0,
+	 NULL, "SPIFFE trust domain of peers (default: our certificate's)"},
+	{"tls.insecure", "tls-insecure", NULL, OPT_BOOL, D_ALL, 0, F(tls.insecure), 0, "false",
+	 "skip only the server-name check, never the chain (=false to unset)"},
+	{"log.level", "log-level", "LEVEL", OPT_LOG_LEVEL, D_ALL, 0, F(log.level), 0, "info",
+	 "debug, info, warn or error"},
+	{"log.format", "log-format", "FORMAT", OPT_LOG_FORMAT, D_ALL, 0, F(log.format), 0, "json",
+	 "json or text"},
+	{"log.output", "log-output", "OUTPUT", OPT_STR, D_ALL, 0, F(log.output), 0, "stderr",
+	 "stderr, stdout or a file path"},
+	{"timeouts.connect_ms", "connect-timeout", "DURATION", OPT_MS, D_ALL, 0,
+	 F(connect_timeout_ms), 0, "5s", "TCP connect deadline"},
+	{"timeouts.handshake_ms", "handshake-timeout", "DURATION", OPT_MS, D_ALL, 0,
+	 F(handshake_timeout_ms), 0, "10s", "TLS and HTTP/2 set-up deadline"},
+	{"timeouts.idle_ms", "idle-timeout", "DURATION", OPT_MS0, D_ALL, 0, F(idle_timeout_ms), 0,
+	 "0", "close tunneled connections idle this long, 0 = never"},
+	{"timeouts.ping_interval_ms", "ping-interval", "DURATION", OPT_MS, D_ALL, 0,
+	 F(ping_interval_ms), 0, "10s", "HTTP/2 PING interval on long-lived connections"},
+	{"timeouts.ping_timeout_ms", "ping-timeout", "DURATION", OPT_MS, D_ALL, 0,
+	 F(ping_timeout_ms), 0, "5s", "peer is dead without a PING ack this long"},
+	{"timeouts.drain_ms", "drain-timeout", "DURATION", OPT_MS0, D_ALL, 0, F(drain_timeout_ms),
+	 0, "5s", "grace period on SIGTERM before connections are closed"},
+	{"grpc.compression", "compression", "ALG", OPT_COMPRESSION, D_ALL, 0, F(gzip), 0,
+	 "identity", "identity or gzip"},
+};
+
+#define N_OPTS ARRAY_SIZE(opts)
+
+/* getopt_long codes of the flags that are not settings. */
+enum { FLAG_CONFIG = 1000, FLAG_ENV_FILE, FLAG_OPT_BASE = 2000 };
+
+enum where_kind { W_FILE, W_ENV, W_FLAG };
+
+/* Where a value came from, for messages: "file:line: key 'k'", "NTUN_K" or "--flag". */
+struct where {
+	enum where_kind kind;
+	const char *file;
+	unsigned long line;
+	const char *name; /* key path, variable name, or flag without "--" */
+};
+
+struct loader {
+	struct config *cfg;
+	unsigned dmask;
+	char *err;
+	size_t errsz;
+	bool flag_seen[N_OPTS];	  /* lists: later flags of the same list append */
+	char origin[N_OPTS][160]; /* where each setting was last set, for post-merge errors */
+};
+
+static const char *const daemon_names[] = {"client", "server", "proxy"};
+
+static const char *daemon_name(unsigned dmask)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(daemon_names); i++) {
+		if (dmask & (1u << i))
+			return daemon_names[i];
+	}
+	return "?";
+}
+
+/* ---- messages ---- */
+
+static int fail(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct loader *L, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (L->err && L->errsz) {
+		va_start(ap, fmt);
+		vsnprintf(L->err, L->errsz, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int fail_nomem(struct loader *L)
+{
+	fail(L, "out of memory");
+	return -ENOMEM;
+}
+
+static void where_fmt(const struct where *w, char *buf, size_t size)
+{
+	switch (w->kind) {
+	case W_FILE:
+		snprintf(buf, size, "%s:%lu: key '%s'", w->file, w->line, w->name);
+		break;
+	case W_ENV:
+		snprintf(buf, size, "%s", w->name);
+		break;
+	case W_FLAG:
+		snprintf(buf, size, "--%s", w->name);
+		break;
+	}
+}
+
+/* Copies a value for quoting in a message: control characters become '?', long ones are cut. */
+static void show(const char *val, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; val[i] && i + 1 < size; i++)
+		buf[i] = (unsigned char)val[i] < 0x20 || val[i] == 0x7f ? '?' : val[i];
+	buf[i] = '\0';
+	if (val[i] && size > 4)
+		memcpy(buf + size - 4, "...", 4);
+}
+
+/* "<where>: <reason> (got '<val>')" */
+static int bad(struct loader *L, const struct where *w, const char *val, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int bad(struct loader *L, const struct where *w, const char *val, const char *fmt, ...)
+{
+	char at[256], why[256], got[96];
+	va_list ap;
+
+	where_fmt(w, at, sizeof(at));
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	show(val, got, sizeof(got));
+	return fail(L, "%s: %s (got '%s')", at, why, got);
+}
+
+/* ---- the table ---- */
+
+/* NTUN_ + key uppercased with dots as underscores. */
+static void env_name(const struct opt *o, char *buf, size_t size)
+{
+	size_t i = 0;
+
+	snprintf(buf, size, "NTUN_");
+	for (const char *k = o->key; *k && 5 + i + 1 < size; k++, i++)
+		buf[5 + i] = *k == '.' ? '_' : (char)(*k >= 'a' && *k <= 'z' ? *k - 32 : *k);
+	buf[5 + i] = '\0';
+}
+
+static const struct opt *opt_by_key(const char *key)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (!strcmp(opts[i].key, key))
+			return &opts[i];
+	}
+	return NULL;
+}
+
+static const struct opt *opt_by_env(const char *name)
+{
+	char buf[64];
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		env_name(&opts[i], buf, sizeof(buf));
+		if (!strcmp(buf, name))
+			return &opts[i];
+	}
+	return NULL;
+}
+
+/* True if path names a group of settings such as "tls". */
+static bool is_section(const char *path)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (!strncmp(opts[i].key, path, n) && opts[i].key[n] == '.')
+			return true;
+	}
+	return false;
+}
+
+static bool is_list(const struct opt *o)
+{
+	return o->type == OPT_CIDRS || o->type == OPT_ROUTES;
+}
+
+static bool is_string(const struct opt *o)
+{
+	return o->type == OPT_STR || o->type == OPT_ID || o->type == OPT_ABSPATH ||
+	       o->type == OPT_HOSTPORT;
+}
+
+static void *field(struct config *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
+
+static size_t *count_field(struct config *cfg, const struct opt *o)
+{
+	return (size_t *)field(cfg, o->n_off);
+}
+
+static const char *type_desc(const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_PORT:
+		return "a port number";
+	case OPT_U32:
+		return "a number";
+	case OPT_MS:
+	case OPT_MS0:
+		return "a duration";
+	case OPT_BOOL:
+		return "true or false";
+	case OPT_CIDRS:
+		return "a CIDR or a list of CIDRs";
+	case OPT_ROUTES:
+		return "a list of route mappings";
+	default:
+		return "a string";
+	}
+}
+
+/* Empties a setting (not to its default: see opt_reset). */
+static void opt_clear(struct config *cfg, const struct opt *o)
+{
+	void *p = field(cfg, o->off);
+
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_ID:
+	case OPT_ABSPATH:
+	case OPT_HOSTPORT:
+		free(*(char **)p);
+		*(char **)p = NULL;
+		break;
+	case OPT_PORT:
+		*(uint16_t *)p = 0;
+		break;
+	case OPT_U32:
+	case OPT_MS:
+	case OPT_MS0:
+		*(uint32_t *)p = 0;
+		break;
+	case OPT_BOOL:
+	case OPT_COMPRESSION:
+		*(bool *)p = false;
+		break;
+	case OPT_LOG_LEVEL:
+		*(enum log_level *)p = LOG_LVL_INFO;
+		break;
+	case OPT_LOG_FORMAT:
+		*(enum log_format *)p = LOG_FMT_JSON;
+		break;
+	case OPT_INTERCEPT:
+		*(enum config_intercept *)p = CONFIG_INTERCEPT_AUTO;
+		break;
+	case OPT_CIDRS:
+		free(*(struct cidr **)p);
+		*(struct cidr **)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
+	case OPT_ROUTES: {
+		struct config_route *r = *(struct config_route **)p;
+
+		for (size_t i = 0; r && i < *count_field(cfg, o); i++)
+			free(r[i].proxy_id);
+		free(r);
+		*(struct config_route **)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
+	}
+	}
+}
+
+static bool opt_is_set(struct config *cfg, const struct opt *o)
+{
+	if (is_list(o))
+		return *count_field(cfg, o) > 0;
+	if (is_string(o))
+		return *(char **)field(cfg, o->off) != NULL;
+	return true;
+}
+
+/* ---- value syntax ---- */
+
+/* Decimal digits only (no sign, no spaces), value <= max. */
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (v > (max - (unsigned long long)(*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (unsigned long long)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Milliseconds, or a number with unit ms, s, m or h. */
+static int parse_ms(const char *s, uint32_t *out)
+{
+	static const struct {
+		const char *unit;
+		unsigned long long ms;
+	} units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	char digits[16];
+	unsigned long long v;
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n >= sizeof(digits))
+		return -EINVAL;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	if (parse_uint(digits, UINT32_MAX, &v))
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (!strcmp(s + n, units[i].unit)) {
+			if (v > UINT32_MAX / units[i].ms)
+				return -ERANGE;
+			*out = (uint32_t)(v * units[i].ms);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
+			*out = !strcasecmp(s, yes[i]);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static bool valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ID_MAX || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* NULL if s is a usable HOST:PORT, else why not. */
+static const char *hostport_problem(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long long port;
+
+	if (strpbrk(s, " \t\r\n"))
+		return "whitespace in HOST:PORT";
+	if (!colon)
+		return "expected HOST:PORT";
+	if (colon == s)
+		return "missing host in HOST:PORT";
+	if (s[0] == '[') {
+		if (colon[-1] != ']' || colon - s < 3 ||
+		    memchr(s + 1, '[', (size_t)(colon - s - 1)))
+			return "expected [IPv6]:PORT";
+	} else if (memchr(s, ':', (size_t)(colon - s)) || memchr(s, ']', (size_t)(colon - s))) {
+		return "an IPv6 host needs brackets, as in [::1]:8443";
+	}
+	if (parse_uint(colon + 1, 65535, &port) || port == 0)
+		return "port must be 1..65535";
+	return NULL;
+}
+
+/* cidr_parse with a message that names the common mistake: host bits set. */
+static int parse_cidr_at(struct loader *L, const struct where *w, const char *s, struct cidr *out)
+{
+	const char *slash = strchr(s, '/');
+	unsigned long long len;
+	struct cidr a;
+	char addr[16], fixed[20];
+
+	if (!cidr_parse(s, out))
+		return 0;
+	if (slash && (size_t)(slash - s) < sizeof(addr)) {
+		memcpy(addr, s, (size_t)(slash - s));
+		addr[slash - s] = '\0';
+		if (!cidr_parse(addr, &a) && !parse_uint(slash + 1, 32, &len)) {
+			a.len = (uint8_t)len;
+			a.addr &= len ? 0xffffffffu << (32 - len) : 0;
+			return bad(L, w, s, "host bits set in prefix; did you mean '%s'?",
+				   cidr_format(&a, fixed, sizeof(fixed)));
+		}
+	}
+	return bad(L, w, s, "expected an IPv4 prefix like 10.0.0.0/8");
+}
+
+static int route_append(struct loader *L, const struct opt *o, const struct cidr *virt,
+			const struct cidr *real, const char *proxy_id)
+{
+	struct config_route **arr = field(L->cfg, o->off), *r;
+	size_t *n = count_field(L->cfg, o);
+	char *id = strdup(proxy_id);
+
+	if (!id)
+		return fail_nomem(L);
+	r = realloc(*arr, (*n + 1) * sizeof(**arr));
+	if (!r) {
+		free(id);
+		return fail_nomem(L);
+	}
+	*arr = r;
+	r[*n] = (struct config_route){.virt = *virt, .real = *real, .proxy_id = id};
+	(*n)++;
+	return 0;
+}
+
+/* VIRT=PROXY[:REAL] */
+static int route_parse(struct loader *L, const struct opt *o, const struct where *w, const char *s)
+{
+	const char *eq = strchr(s, '='), *colon;
+	char virt_s[32], id[ID_MAX + 2], fixed[20];
+	struct cidr virt, real;
+	size_t idlen;
+	int ret;
+
+	if (!eq || (size_t)(eq - s) >= sizeof(virt_s))
+		return bad(L, w, s, "expected VIRT=PROXY[:REAL], e.g. 100.64.1.0/24=site-1");
+	memcpy(virt_s, s, (size_t)(eq - s));
+	virt_s[eq - s] = '\0';
+	ret = parse_cidr_at(L, w, virt_s, &virt);
+	if (ret)
+		return ret;
+	colon = strchr(eq + 1, ':');
+	idlen = colon ? (size_t)(colon - eq - 1) : strlen(eq + 1);
+	snprintf(id, sizeof(id), "%.*s", (int)(idlen < sizeof(id) ? idlen : sizeof(id) - 1),
+		 eq + 1);
+	if (idlen > ID_MAX || !valid_id(id))
+		return bad(L, w, s, "proxy id must be 1..%d of letters, digits, '.', '_', '-'",
+			   ID_MAX);
+	real = virt;
+	if (colon) {
+		ret = parse_cidr_at(L, w, colon + 1, &real);
+		if (ret)
+			return ret;
+		if (real.len != virt.len)
+			return bad(L, w, s, "virtual and real prefix lengths differ (/%u vs %s)",
+				   virt.len, cidr_format(&real, fixed, sizeof(fixed)));
+	}
+	return route_append(L, o, &virt, &real, id);
+}
+
+/* Sets a scalar setting, or appends one item to a list; val is not empty. */
+static int opt_set_one(struct loader *L, const struct opt *o, const struct where *w,
+		       const char *val)
+{
+	void *p = field(L->cfg, o->off);
+	unsigned long long u;
+	const char *why;
+	char *s;
+	int ret;
+
+	switch (o->type) {
+	case OPT_ID:
+		if (!valid_id(val))
+			return bad(L, w, val, "must be 1..%d of letters, digits, '.', '_', '-'",
+				   ID_MAX);
+		goto string;
+	case OPT_ABSPATH:
+		if (val[0] != '/')
+			return bad(L, w, val, "must be an absolute path");
+		goto string;
+	case OPT_HOSTPORT:
+		why = hostport_problem(val);
+		if (why)
+			return bad(L, w, val, "%s", why);
+		goto string;
+	case OPT_STR:
+	string:
+		s = strdup(val);
+		if (!s)
+			return fail_nomem(L);
+		free(*(char **)p);
+		*(char **)p = s;
+		return 0;
+	case OPT_PORT:
+		if (parse_uint(val, 65535, &u) || u == 0)
+			return bad(L, w, val, "port must be 1..65535");
+		*(uint16_t *)p = (uint16_t)u;
+		return 0;
+	case OPT_U32:
+		if (parse_uint(val, UINT32_MAX, &u))
+			return bad(L, w, val, "expected a number 0..%u", UINT32_MAX);
+		*(uint32_t *)p = (uint32_t)u;
+		return 0;
+	case OPT_MS:
+	case OPT_MS0:
+		if (parse_ms(val, p))
+			return bad(L, w, val,
+				   "bad duration: milliseconds, or a number with unit "
+				   "ms, s, m or h, at most 2^32-1 ms");
+		if (o->type == OPT_MS && *(uint32_t *)p == 0)
+			return bad(L, w, val, "must be greater than 0");
+		return 0;
+	case OPT_BOOL:
+		if (parse_bool(val, p))
+			return bad(L, w, val, "expected true or false");
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(val, p))
+			return bad(L, w, val, "expected debug, info, warn or error");
+		return 0;
+	case OPT_LOG_FORMAT:
+		if (log_format_parse(val, p))
+			return bad(L, w, val, "expected json or text");
+		return 0;
+	case OPT_INTERCEPT:
+		if (!strcmp(val, "auto"))
+			*(enum config_intercept *)p = CONFIG_INTERCEPT_AUTO;
+		else if (!strcmp(val, "bpf"))
+			*(enum config_intercept *)p = CONFIG_INTERCEPT_BPF;
+		else if (!strcmp(val, "iptables"))
+			*(enum config_intercept *)p = CONFIG_INTERCEPT_IPTABLES;
+		else
+			return bad(L, w, val, "expected auto, bpf or iptables");
+		return 0;
+	case OPT_COMPRESSION:
+		if (strcmp(val, "identity") && strcmp(val, "gzip"))
+			return bad(L, w, val, "expected identity or gzip");
+		*(bool *)p = !strcmp(val, "gzip");
+		return 0;
+	case OPT_CIDRS: {
+		struct cidr c, *arr;
+		size_t *n = count_field(L->cfg, o);
+
+		ret = parse_cidr_at(L, w, val, &c);
+		if (ret)
+			return ret;
+		arr = realloc(*(struct cidr **)p, (*n + 1) * sizeof(c));
+		if (!arr)
+			return fail_nomem(L);
+		arr[(*n)++] = c;
+		*(struct cidr **)p = arr;
+		return 0;
+	}
+	case OPT_ROUTES:
+		return route_parse(L, o, w, val);
+	}
+	return -EINVAL;
+}
+
+/* Back to the default value (the default text is valid by construction). */
+static int opt_reset(struct loader *L, const struct opt *o)
+{
+	struct where w = {W_FLAG, NULL, 0, "default"};
+
+	opt_clear(L->cfg, o);
+	return o->def ? opt_set_one(L, o, &w, o->def) : 0;
+}
+
+static void note_origin(struct loader *L, const struct opt *o, const struct where *w)
+{
+	where_fmt(w, L->origin[o - opts], sizeof(L->origin[0]));
+}
+
+/* Sets a setting from text (.env, environment, flag): lists are comma-separated; append keeps
+ * the list built so far (repeated flags), otherwise it is replaced. */
+static int opt_set_text(struct loader *L, const struct opt *o, const struct where *w,
+			const char *val, bool append)
+{
+	char *copy, *item, *save = NULL;
+	int ret = 0;
+
+	note_origin(L, o, w);
+	if (!*val)
+		return opt_reset(L, o);
+	if (!is_list(o))
+		return opt_set_one(L, o, w, val);
+	if (!append)
+		opt_clear(L->cfg, o);
+	copy = strdup(val);
+	if (!copy)
+		return fail_nomem(L);
+	if (val[strlen(val) - 1] == ',' || val[0] == ',' || strstr(val, ",,")) {
+		ret = bad(L, w, val, "empty item in comma-separated list");
+		goto out;
+	}
+	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		item += strspn(item, " \t");
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!*item) {
+			ret = bad(L, w, val, "empty item in comma-separated list");
+			goto out;
+		}
+		ret = opt_set_one(L, o, w, item);
+		if (ret)
+			goto out;
+	}
+out:
+	free(copy);
+	return ret;
+}
+
+/* Error for a setting that exists but belongs to other daemons. */
+static int not_ours(struct loader *L, const struct opt *o, const struct where *w)
+{
+	char at[256], names[32] = "";
+
+	where_fmt(w, at, sizeof(at));
+	for (unsigned i = 0; i < ARRAY_SIZE(daemon_names); i++) {
+		if (o->daemons & (1u << i))
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+				 names[0] ? "/" : "", daemon_names[i]);
+	}
+	return fail(L, "%s: not a %s setting (only for ntun-%s)", at, daemon_name(L->dmask), names);
+}
+
+/* ---- YAML (and JSON, its subset) ---- */
+
+struct yaml_walk {
+	struct loader *L;
+	yaml_document_t *doc;
+	const char *file;
+};
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "a scalar";
+	}
+}
+
+static const char *scalar_text(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+static bool scalar_is_null(const yaml_node_t *n)
+{
+	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(nulls); i++) {
+		if (!strcmp(scalar_text(n), nulls[i]))
+			return true;
+	}
+	return false;
+}
+
+static struct where yaml_where(const struct yaml_walk *y, const yaml_node_t *n, const char *path)
+{
+	return (struct where){W_FILE, y->file, n->start_mark.line + 1, path};
+}
+
+/* A scalar usable as a value: no NUL bytes hidden inside (YAML "\0" escapes). */
+static int yaml_scalar(struct yaml_walk *y, const yaml_node_t *n, const char *path)
+{
+	struct where w = yaml_where(y, n, path);
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(y->L, "%s:%lu: key '%s': wrong type: expected a scalar, got %s",
+			    y->file, w.line, path, node_kind(n));
+	if (strlen(scalar_text(n)) != n->data.scalar.length)
+		return bad(y->L, &w, scalar_text(n), "contains a NUL byte");
+	return 0;
+}
+
+/* Rejects a key seen earlier in the same mapping (libyaml does not). */
+static int yaml_dup_key(struct yaml_walk *y, const yaml_node_t *map, const yaml_node_pair_t *pair,
+			const char *path)
+{
+	const char *key = scalar_text(yaml_document_get_node(y->doc, pair->key));
+
+	for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+		const yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+
+		if (k->type == YAML_SCALAR_NODE && !strcmp(scalar_text(k), key))
+			return fail(y->L, "%s:%lu: key '%s': duplicate key (first at line %lu)",
+				    y->file,
+				    yaml_document_get_node(y->doc, pair->key)->start_mark.line + 1,
+				    path, k->start_mark.line + 1);
+	}
+	return 0;
+}
+
+/* One entry of routes: {virtual_cidr?, real_cidr | cidr, proxy_id}. */
+static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
+{
+	const yaml_node_t *virt_n = NULL, *real_n = NULL, *id_n = NULL;
+	struct cidr virt, real;
+	char path[64], sub[96], fixed[20];
+	struct where w;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s[%zu]", o->key, idx);
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s': wrong type: expected a mapping with real_cidr, "
+			    "proxy_id and optional virtual_cidr, got %s",
+			    y->file, n->start_mark.line + 1, path, node_kind(n));
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+		const yaml_node_t **slot;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
+				    k->start_mark.line + 1, path);
+		snprintf(sub, sizeof(sub), "%s.%s", path, scalar_text(k));
+		ret = yaml_dup_key(y, n, p, sub);
+		if (ret)
+			return ret;
+		if (!strcmp(scalar_text(k), "virtual_cidr"))
+			slot = &virt_n;
+		else if (!strcmp(scalar_text(k), "real_cidr") || !strcmp(scalar_text(k), "cidr"))
+			slot = &real_n;
+		else if (!strcmp(scalar_text(k), "proxy_id"))
+			slot = &id_n;
+		else
+			return fail(y->L,
+				    "%s:%lu: key '%s': unknown key (a route has virtual_cidr, "
+				    "real_cidr or cidr, and proxy_id)",
+				    y->file, k->start_mark.line + 1, sub);
+		if (slot == &real_n && real_n)
+			return fail(y->L, "%s:%lu: key '%s': give real_cidr or cidr, not both",
+				    y->file, k->start_mark.line + 1, sub);
+		ret = yaml_scalar(y, v, sub);
+		if (ret)
+			return ret;
+		*slot = v;
+	}
+	if (!real_n || !id_n)
+		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
+			    path, !real_n ? "real_cidr" : "proxy_id");
+
+	snprintf(sub, sizeof(sub), "%s.proxy_id", path);
+	w = yaml_where(y, id_n, sub);
+	if (!valid_id(scalar_text(id_n)))
+		return bad(y->L, &w, scalar_text(id_n),
+			   "must be 1..%d of letters, digits, '.', '_', '-'", ID_MAX);
+	snprintf(sub, sizeof(sub), "%s.real_cidr", path);
+	w = yaml_where(y, real_n, sub);
+	ret = parse_cidr_at(y->L, &w, scalar_text(real_n), &real);
+	if (ret)
+		return ret;
+	virt = real;
+	if (virt_n) {
+		snprintf(sub, sizeof(sub), "%s.virtual_cidr", path);
+		w = yaml_where(y, virt_n, sub);
+		ret = parse_cidr_at(y->L, &w, scalar_text(virt_n), &virt);
+		if (ret)
+			return ret;
+		if (virt.len != real.len)
+			return bad(y->L, &w, scalar_text(virt_n),
+				   "prefix length differs from real_cidr %s",
+				   cidr_format(&real, fixed, sizeof(fixed)));
+	}
+	return route_append(y->L, o, &virt, &real, scalar_text(id_n));
+}
+
+/* Sets o from the value node v of key node k. Messages about the whole value name the key's
+ * line, those about one scalar the scalar's. */
+static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_t *k,
+		      const yaml_node_t *v, const char *path)
+{
+	struct where kw = yaml_where(y, k, path), w = yaml_where(y, v, path);
+	int ret;
+
+	note_origin(y->L, o, &kw);
+	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
+		return opt_reset(y->L, o);
+	if (v->type == YAML_MAPPING_NODE || (v->type == YAML_SEQUENCE_NODE && !is_list(o)) ||
+	    (v->type == YAML_SCALAR_NODE && o->type == OPT_ROUTES))
+		return fail(y->L, "%s:%lu: key '%s': wrong type: expected %s, got %s", y->file,
+			    kw.line, path, type_desc(o), node_kind(v));
+	if (v->type == YAML_SCALAR_NODE) {
+		ret = yaml_scalar(y, v, path);
+		if (ret)
+			return ret;
+		if (is_list(o))
+			opt_clear(y->L->cfg, o);
+		return *scalar_text(v) ? opt_set_one(y->L, o, &w, scalar_text(v))
+				       : opt_reset(y->L, o);
+	}
+	opt_clear(y->L->cfg, o);
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		const yaml_node_t *item = yaml_document_get_node(y->doc, *it);
+		struct where iw = yaml_where(y, item, path);
+
+		if (o->type == OPT_ROUTES) {
+			ret = yaml_route(y, o, item, (size_t)(it - v->data.sequence.items.start));
+		} else {
+			ret = yaml_scalar(y, item, path);
+			if (!ret)
+				ret = opt_set_one(y->L, o, &iw, scalar_text(item));
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Suggests the full key for a misplaced leaf ("cert_file" -> "tls.cert_file"). */
+static const char *key_hint(const char *key)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const char *dot = strrchr(opts[i].key, '.');
+
+		if (dot && !strcmp(dot + 1, key))
+			return opts[i].key;
+	}
+	return NULL;
+}
+
+static int yaml_map(struct yaml_walk *y, const yaml_node_t *map, const char *prefix)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+		unsigned long line = k->start_mark.line + 1;
+		const struct opt *o;
+		const char *hint;
+		char path[128];
+		int ret;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(y->L, "%s:%lu: mapping keys must be scalars, got %s", y->file,
+				    line, node_kind(k));
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", scalar_text(k));
+		ret = yaml_dup_key(y, map, p, path);
+		if (ret)
+			return ret;
+		o = opt_by_key(path);
+		if (o) {
+			struct where w = yaml_where(y, k, path);
+
+			if (!(o->daemons & y->L->dmask))
+				return not_ours(y->L, o, &w);
+			ret = yaml_value(y, o, k, v, path);
+		} else if (is_section(path)) {
+			if (v->type != YAML_MAPPING_NODE)
+				return fail(y->L,
+					    "%s:%lu: key '%s': wrong type: expected a mapping, "
+					    "got %s",
+					    y->file, line, path, node_kind(v));
+			ret = yaml_map(y, v, path);
+		} else {
+			hint = key_hint(scalar_text(k));
+			return fail(y->L, "%s:%lu: key '%s': unknown key%s%s%s", y->file, line,
+				    path, hint ? " (did you mean '" : "", hint ? hint : "",
+				    hint ? "'?)" : "");
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int yaml_error(struct loader *L, const char *file, const yaml_parser_t *p)
+{
+	if (p->error == YAML_MEMORY_ERROR)
+		return fail_nomem(L);
+	if (p->error == YAML_READER_ERROR)
+		return fail(L, "%s: YAML read error at byte %zu: %s", file, p->problem_offset,
+			    p->problem ? p->problem : "unknown");
+	return fail(L, "%s:%lu:%lu: YAML syntax error: %s%s%s", file,
+		    (unsigned long)p->problem_mark.line + 1,
+		    (unsigned long)p->problem_mark.column + 1, p->problem ? p->problem : "unknown",
+		    p->context ? " " : "", p->context ? p->context : "");
+}
+
+static int load_yaml(struct loader *L, const char *file, const struct where *from)
+{
+	struct yaml_walk y = {.L = L, .file = file};
+	yaml_document_t doc, extra;
+	yaml_parser_t parser;
+	yaml_node_t *root;
+	char at[256];
+	FILE *f;
+	int ret;
+
+	f = fopen(file, "re");
+	if (!f) {
+		where_fmt(from, at, sizeof(at));
+		ret = -errno;
+		fail(L, "%s: cannot open '%s': %s", at, file, strerror(-ret));
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		ret = fail_nomem(L);
+		goto out_file;
+	}
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = yaml_error(L, file, &parser);
+		goto out_parser;
+	}
+	y.doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		ret = 0; /* an empty file sets nothing */
+		goto out_doc;
+	}
+	if (root->type != YAML_MAPPING_NODE) {
+		ret = fail(L, "%s:%lu: top level must be a mapping of settings, got %s", file,
+			   (unsigned long)root->start_mark.line + 1, node_kind(root));
+		goto out_doc;
+	}
+	ret = yaml_map(&y, root, "");
+	if (ret)
+		goto out_doc;
+	if (!yaml_parser_load(&parser, &extra)) {
+		ret = yaml_error(L, file, &parser);
+		goto out_doc;
+	}
+	root = yaml_document_get_root_node(&extra);
+	if (root)
+		ret = fail(L, "%s:%lu: only one YAML document is allowed", file,
+			   (unsigned long)root->start_mark.line + 1);
+	yaml_document_delete(&extra);
+out_doc:
+	yaml_document_delete(&doc);
+out_parser:
+	yaml_parser_delete(&parser);
+out_file:
+	fclose(f);
+	return ret;
+}
+
+/* ---- .env files and the environment ---- */
+
+/* Applies NAME=value from a .env file (w->kind W_FILE) or the environment (W_ENV). */
+static int apply_var(struct loader *L, const char *name, const char *val, struct where *w)
+{
+	const struct opt *o = opt_by_env(name);
+	char at[256];
+
+	if (!o) {
+		where_fmt(w, at, sizeof(at));
+		if (!strcmp(name, "NTUN_CONFIG"))
+			return fail(L, "%s: NTUN_CONFIG is read from the environment only", at);
+		return fail(L, "%s: unknown setting%s", at,
+			    strncmp(name, "NTUN_", 5) ? " (names start with NTUN_)" : "");
+	}
+	if (!(o->daemons & L->dmask))
+		return not_ours(L, o, w);
+	return opt_set_text(L, o, w, val, false);
+}
+
+/* Parses the value part of a .env line in place: "double" (with \" \\ \n \t escapes),
+ * 'single' (literal) or bare (a " #" starts a comment). Returns NULL if a quote is not
+ * closed or text follows it. */
+static char *env_value(char *s)
+{
+	char *out, *in, q = *s;
+
+	if (q == '"' || q == '\'') {
+		for (in = out = s + 1; *in && *in != q; in++) {
+			if (q == '"' && *in == '\\' && in[1]) {
+				in++;
+				*in = *in == 'n' ? '\n' : *in == 't' ? '\t' : *in;
+			}
+			*out++ = *in;
+		}
+		if (*in != q)
+			return NULL;
+		in++;
+		in += strspn(in, " \t\r\n");
+		if (*in && *in != '#')
+			return NULL;
+		*out = '\0';
+		return s + 1;
+	}
+	for (in = s; *in; in++) {
+		if (*in == '#' && (in == s || in[-1] == ' ' || in[-1] == '\t')) {
+			*in = '\0';
+			break;
+		}
+	}
+	out = s + strlen(s);
+	while (out > s && strchr(" \t\r\n", out[-1]))
+		*--out = '\0';
+	return s;
+}
+
+static int load_env_file(struct loader *L, const char *file)
+{
+	char *line = NULL, *p, *name, *val, got[96];
+	struct where w = {W_FILE, file, 0, NULL};
+	size_t cap = 0, n;
+	FILE *f;
+	int ret = 0;
+
+	f = fopen(file, "re");
+	if (!f) {
+		ret = -errno;
+		fail(L, "--env-file: cannot open '%s': %s", file, strerror(-ret));
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		w.line++;
+		line[strcspn(line, "\r\n")] = '\0';
+		p = line + strspn(line, " \t");
+		if (!*p || *p == '#')
+			continue;
+		if (!strncmp(p, "export", 6) && (p[6] == ' ' || p[6] == '\t'))
+			p += 7 + strspn(p + 7, " \t");
+		name = p;
+		n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+		p += n;
+		p += strspn(p, " \t");
+		if (n == 0 || *p != '=' || (name[0] >= '0' && name[0] <= '9')) {
+			show(line, got, sizeof(got));
+			ret = fail(L, "%s:%lu: expected KEY=VALUE (got '%s')", file, w.line, got);
+			break;
+		}
+		name[n] = '\0';
+		p++;
+		p += strspn(p, " \t");
+		w.name = name;
+		val = env_value(p);
+		if (!val) {
+			ret = bad(L, &w, p, "unterminated quote or text after the closing quote");
+			break;
+		}
+		ret = apply_var(L, name, val, &w);
+		if (ret)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+static int load_environ(struct loader *L)
+{
+	char name[128];
+	const char *eq;
+	struct where w = {W_ENV, NULL, 0, name};
+	int ret;
+
+	for (char **e = environ; e && *e; e++) {
+		if (strncmp(*e, "NTUN_", 5))
+			continue;
+		eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - *e), *e);
+		if (!strcmp(name, "NTUN_CONFIG"))
+			continue;
+		ret = apply_var(L, name, eq + 1, &w);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- flags, help ---- */
+
+static void usage(unsigned dmask)
+{
+	const char *d = daemon_name(dmask);
+	char env[64], head[64];
+
+	printf("Usage: ntun-%s [OPTIONS]\n\n"
+	       "Settings come from, later ones winning: the config file, --env-file files,\n"
+	       "NTUN_* environment variables, then flags. Each flag below is also a config key\n"
+	       "and a variable (listed after it). Lists take repeated flags or commas.\n\n",
+	       d);
+	printf("  %-28s YAML or JSON config file (env NTUN_CONFIG)\n", "-c, --config FILE");
+	printf("  %-28s KEY=VALUE file of NTUN_* settings (repeatable)\n", "--env-file FILE");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+
+		if (!(o->daemons & dmask))
+			continue;
+		env_name(o, env, sizeof(env));
+		snprintf(head, sizeof(head), "--%s%s%s", o->flag, o->metavar ? " " : "",
+			 o->metavar ? o->metavar : "");
+		printf("  %-28s %s%s%s%s%s\n  %-28s [%s, %s]\n", head, o->help,
+		       o->required & dmask ? " (required)" : "", o->def ? " (default: " : "",
+		       o->def ? o->def : "", o->def ? ")" : "", "", o->key, env);
+	}
+	printf("  %-28s show this help\n  %-28s show the version\n\n", "-h, --help",
+	       "-V, --version");
+	printf("Durations are milliseconds or take a unit: 500ms, 5s, 2m, 1h.\n");
+}
+
+/* Parses argv into recorded (opt, value) pairs; files and actions are noted, nothing applied. */
+struct flag_val {
+	const struct opt *o;
+	const char *arg;
+};
+
+struct flags {
+	struct flag_val *vals;
+	size_t n;
+	const char *config;
+	const char **env_files;
+	size_t n_env_files;
+	bool help, version;
+};
+
+static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl)
+{
+	struct option longopts[N_OPTS + 5];
+	size_t n = 0;
+	char name[64];
+	int c;
+
+	for (size_t i = 0; i < N_OPTS; i++)
+		longopts[n++] = (struct option){
+			opts[i].flag, opts[i].metavar ? required_argument : optional_argument, NULL,
+			FLAG_OPT_BASE + (int)i};
+	longopts[n++] = (struct option){"config", required_argument, NULL, FLAG_CONFIG};
+	longopts[n++] = (struct option){"env-file", required_argument, NULL, FLAG_ENV_FILE};
+	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
+
+	optind = 0; /* glibc: full re-initialisation, so a second config_load starts afresh */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:hVc:", longopts, NULL)) != -1) {
+		const char *arg = argv[optind - 1];
+
+		switch (c) {
+		case 'h':
+			fl->help = true;
+			break;
+		case 'V':
+			fl->version = true;
+			break;
+		case 'c':
+		case FLAG_CONFIG:
+			fl->config = optarg;
+			break;
+		case FLAG_ENV_FILE:
+			fl->env_files[fl->n_env_files++] = optarg;
+			break;
+		case ':':
+			return fail(L, "%s: missing value (see --help)", arg);
+		case '?':
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+			if (strncmp(arg, "--", 2))
+				return fail(L, "-%c: unknown option (see --help)", optopt);
+			if (optopt)
+				return fail(L, "%s: takes no value (got '%s')", name, arg);
+			return fail(L, "%s: unknown option (see --help)", name);
+		default: {
+			const struct opt *o = &opts[c - FLAG_OPT_BASE];
+			struct where w = {W_FLAG, NULL, 0, o->flag};
+
+			if (!(o->daemons & L->dmask))
+				return not_ours(L, o, &w);
+			fl->vals[fl->n++] = (struct flag_val){o, optarg ? optarg : "true"};
+			break;
+		}
+		}
+	}
+	if (optind < argc)
+		return fail(L, "unexpected argument '%s' (see --help)", argv[optind]);
+	return 0;
+}
+
+static int apply_flags(struct loader *L, const struct flags *fl)
+{
+	int ret;
+
+	for (size_t i = 0; i < fl->n; i++) {
+		const struct opt *o = fl->vals[i].o;
+		size_t idx = (size_t)(o - opts);
+		struct where w = {W_FLAG, NULL, 0, o->flag};
+
+		ret = opt_set_text(L, o, &w, fl->vals[i].arg, L->flag_seen[idx]);
+		if (ret)
+			return ret;
+		L->flag_seen[idx] = true;
+	}
+	return 0;
+}
+
+/* ---- after merging ---- */
+
+static void cidrs_fmt(const struct cidr *c, size_t n, char *buf, size_t size)
+{
+	char one[20];
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? "," : "",
+			 cidr_format(&c[i], one, sizeof(one)));
+}
+
+static int check_merged(struct loader *L)
+{
+	struct config *cfg = L->cfg;
+	const struct opt *virt = opt_by_key("virtual_cidr");
+	char missing[512] = "", env[64], list[256], a[20], b[20];
+	size_t n_missing = 0;
+
+	if (L->dmask == D_PROXY && cfg->n_virtual_cidr) {
+		const char *at = L->origin[virt - opts];
+
+		cidrs_fmt(cfg->virtual_cidr, cfg->n_virtual_cidr, list, sizeof(list));
+		if (cfg->n_virtual_cidr != cfg->n_managed_cidr)
+			return fail(L,
+				    "%s: %zu virtual CIDR(s) for %zu managed CIDR(s); give one per "
+				    "managed_cidr, in the same order (got '%s')",
+				    at, cfg->n_virtual_cidr, cfg->n_managed_cidr, list);
+		for (size_t i = 0; i < cfg->n_virtual_cidr; i++) {
+			if (cfg->virtual_cidr[i].len != cfg->managed_cidr[i].len)
+				return fail(L,
+					    "%s: virtual CIDR %s and managed CIDR %s differ in "
+					    "length (got '%s')",
+					    at, cidr_format(&cfg->virtual_cidr[i], a, sizeof(a)),
+					    cidr_format(&cfg->managed_cidr[i], b, sizeof(b)), list);
+		}
+	}
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (!(opts[i].required & L->dmask) || opt_is_set(cfg, &opts[i]))
+			continue;
+		env_name(&opts[i], env, sizeof(env));
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+			 "%s%s (--%s or %s)", n_missing++ ? ", " : "", opts[i].key, opts[i].flag,
+			 env);
+	}
+	if (n_missing)
+		return fail(L, "missing required setting%s for ntun-%s: %s",
+			    n_missing > 1 ? "s" : "", daemon_name(L->dmask), missing);
+	return 0;
+}
+
+/* ---- entry points ---- */
+
+int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **argv,
+		enum config_action *action, char *err, size_t errsz)
+{
+	struct flags fl = {0};
+	struct loader *L;
+	const char *file;
+	struct where from;
+	int ret;
+
+	if (err && errsz)
+		err[0] = '\0';
+	*action = CONFIG_RUN;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->daemon = daemon;
+	L = calloc(1, sizeof(*L));
+	fl.vals = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*fl.vals));
+	fl.env_files = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*fl.env_files));
+	if (!L || !fl.vals || !fl.env_files) {
+		if (err && errsz)
+			snprintf(err, errsz, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	*L = (struct loader){.cfg = cfg, .dmask = 1u << daemon, .err = err, .errsz = errsz};
+
+	ret = parse_flags(L, argc, argv, &fl);
+	if (ret)
+		goto err;
+	if (fl.help || fl.version) {
+		if (fl.help)
+			usage(L->dmask);
+		else
+			printf("ntun-%s %s\n", daemon_name(L->dmask), NTUN_VERSION);
+		fflush(stdout);
+		*action = CONFIG_EXIT_OK;
+		goto out;
+	}
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (opts[i].daemons & L->dmask) {
+			ret = opt_reset(L, &opts[i]);
+			if (ret)
+				goto err;
+		}
+	}
+
+	file = fl.config;
+	from = (struct where){W_FLAG, NULL, 0, "config"};
+	if (!file && getenv("NTUN_CONFIG") && *getenv("NTUN_CONFIG")) {
+		file = getenv("NTUN_CONFIG");
+		from = (struct where){W_ENV, NULL, 0, "NTUN_CONFIG"};
+	}
+	if (file) {
+		cfg->config_file = strdup(file);
+		if (!cfg->config_file) {
+			ret = fail_nomem(L);
+			goto err;
+		}
+		ret = load_yaml(L, file, &from);
+		if (ret)
+			goto err;
+	}
+	for (size_t i = 0; i < fl.n_env_files; i++) {
+		ret = load_env_file(L, fl.env_files[i]);
+		if (ret)
+			goto err;
+	}
+	ret = load_environ(L);
+	if (ret)
+		goto err;
+	ret = apply_flags(L, &fl);
+	if (ret)
+		goto err;
+	ret = check_merged(L);
+	if (ret)
+		goto err;
+	goto out;
+err:
+	config_release(cfg);
+	cfg->daemon = daemon;
+out:
+	free(fl.env_files);
+	free(fl.vals);
+	free(L);
+	return ret;
+}
+
+void config_release(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < N_OPTS; i++)
+		opt_clear(cfg, &opts[i]);
+	free(cfg->config_file);
+	memset(cfg, 0, sizeof(*cfg));
+}
