@@ -682,10 +682,10 @@ static void test_server_name(void)
 		      "alert");
 }
 
-/* Our side against a raw OpenSSL peer with other ALPN settings. raw_is_server picks its side;
- * alpn is the wire-format list it offers (client) or NULL; why NULL expects success. */
-static void alpn_case(const char *name, bool raw_is_server, const unsigned char *alpn,
-		      unsigned alpn_len, const char *why)
+/* Our side against a raw OpenSSL peer. raw_is_server picks its side, raw_cert whether it has a
+ * certificate; alpn is the wire-format list it offers (client) or NULL; why NULL: success. */
+static void raw_case(const char *name, bool raw_is_server, bool raw_cert, const unsigned char *alpn,
+		     unsigned alpn_len, const char *why)
 {
 	SSL_CTX *rctx = SSL_CTX_new(raw_is_server ? TLS_server_method() : TLS_client_method());
 	struct tls_ctx *ours;
@@ -697,11 +697,12 @@ static void alpn_case(const char *name, bool raw_is_server, const unsigned char 
 	ours = raw_is_server ? CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca")
 			     : SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
 	if (!rctx || !ours ||
-	    SSL_CTX_use_certificate_file(rctx, path("%s/cert.pem", dir), SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(rctx, path("%s/key.pem", dir), SSL_FILETYPE_PEM) != 1 ||
+	    (raw_cert &&
+	     (SSL_CTX_use_certificate_file(rctx, path("%s/cert.pem", dir), SSL_FILETYPE_PEM) != 1 ||
+	      SSL_CTX_use_PrivateKey_file(rctx, path("%s/key.pem", dir), SSL_FILETYPE_PEM) != 1)) ||
 	    (alpn && SSL_CTX_set_alpn_protos(rctx, alpn, alpn_len)) ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd)) {
-		CHECK(!"alpn_case setup");
+		CHECK(!"raw_case setup");
 		goto out;
 	}
 	raw = SSL_new(rctx);
@@ -752,7 +753,7 @@ out:
 			close(fd[i]);
 }
 
-static void test_alpn(void)
+static void test_raw_peers(void)
 {
 	static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 	static const unsigned char h2c[] = {3, 'h', '2', 'c', 2, 'h', '3'};
@@ -761,11 +762,14 @@ static void test_alpn(void)
 						  '1', '.', '1', 2,   'h', '2'};
 
 	/* A plain OpenSSL client offering what HTTP/2 stacks offer: h2 is picked. */
-	alpn_case("http/1.1,h2", false, grpc_like, sizeof(grpc_like), NULL);
-	alpn_case("no ALPN from client", false, NULL, 0, "offered no ALPN");
-	alpn_case("http/1.1 only", false, http11, sizeof(http11), "did not offer ALPN h2");
-	alpn_case("near misses", false, h2c, sizeof(h2c), "did not offer ALPN h2");
-	alpn_case("server without ALPN", true, NULL, 0, "ALPN h2 was not agreed");
+	raw_case("http/1.1,h2", false, true, grpc_like, sizeof(grpc_like), NULL);
+	raw_case("no ALPN from client", false, true, NULL, 0, "offered no ALPN");
+	raw_case("http/1.1 only", false, true, http11, sizeof(http11), "did not offer ALPN h2");
+	raw_case("near misses", false, true, h2c, sizeof(h2c), "did not offer ALPN h2");
+	raw_case("server without ALPN", true, true, NULL, 0, "ALPN h2 was not agreed");
+	/* Not ALPN, but the same harness: a client that presents no certificate at all. */
+	raw_case("no client certificate", false, false, grpc_like, sizeof(grpc_like),
+		 "did not return a certificate");
 }
 
 /* ---- data ------------------------------------------------------------------------------- */
@@ -1014,7 +1018,7 @@ int main(void)
 	test_ctx();
 	test_handshakes();
 	test_server_name();
-	test_alpn();
+	test_raw_peers();
 	test_data();
 
 	if (getenv("NTUN_KEEP_TMP"))
