@@ -42,6 +42,7 @@ struct peer {
 	bool write_blocked; /* TLS wants writability before more output */
 	bool closing, draining, goaway_seen;
 	bool ping_outstanding;
+	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
 	char reason[160];
 	char name[200];
@@ -201,9 +202,18 @@ static void ping_fire(struct loop_timer *t, void *arg)
 	loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms);
 }
 
+static void peer_read(struct peer *p);
+
 static void flush_task(struct loop_timer *t, void *arg)
 {
-	peer_flush(arg);
+	struct peer *p = arg;
+
+	if (p->read_again) {
+		p->read_again = false;
+		peer_read(p); /* flushes too */
+		return;
+	}
+	peer_flush(p);
 }
 
 /* Writes out what we hold and what the session has, until TLS would block. */
@@ -297,8 +307,11 @@ static void peer_read(struct peer *p)
 			return;
 		}
 	}
-	if (total >= PEER_READ_BUDGET)
-		loop_timer_now(p->flush_task); /* more may be waiting: come back after others */
+	if (total >= PEER_READ_BUDGET && p->state == PS_RUNNING) {
+		/* More may be buffered inside TLS, invisible to poll: come back after others. */
+		p->read_again = true;
+		loop_timer_now(p->flush_task);
+	}
 	peer_flush(p);
 }
 

@@ -146,7 +146,7 @@ static int spiffe_parse(const char *s, size_t len, struct tls_identity *id, char
 	}
 	memcpy(id->uri, s, len);
 	if (len < sizeof(scheme) - 1 || memcmp(s, scheme, sizeof(scheme) - 1)) {
-		snprintf(why, n, "'%s' is not a spiffe:// URI", id->uri);
+		snprintf(why, n, "'%.120s' is not a spiffe:// URI", id->uri);
 		return -EINVAL;
 	}
 	p = s + sizeof(scheme) - 1;
@@ -169,7 +169,7 @@ static int spiffe_parse(const char *s, size_t len, struct tls_identity *id, char
 		if (seg == strlen(role_names[role]) && !memcmp(p, role_names[role], seg))
 			break;
 	if (role > TLS_ROLE_PROXY) {
-		snprintf(why, n, "SPIFFE ID '%s' has no known role (want server, client or proxy)",
+		snprintf(why, n, "SPIFFE ID '%.120s' has no known role (want server, client or proxy)",
 			 id->uri);
 		memset(id->trust_domain, 0, sizeof(id->trust_domain));
 		return -EINVAL;
@@ -186,7 +186,7 @@ static int spiffe_parse(const char *s, size_t len, struct tls_identity *id, char
 	id->role = (enum tls_role)role;
 	return 0;
 bad:
-	snprintf(why, n, "'%s' is not a valid SPIFFE ID spiffe://<trust-domain>/<role>/<id>",
+	snprintf(why, n, "'%.120s' is not a valid SPIFFE ID spiffe://<trust-domain>/<role>/<id>",
 		 id->uri);
 	memset(id->trust_domain, 0, sizeof(id->trust_domain));
 	return -EINVAL;

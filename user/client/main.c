@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/* ntun-client: intercepts connects to the configured CIDRs (BPF on a cgroup, or iptables),
+ * accepts them on a loopback listener, and carries each over its own Relay/Connect call to the
+ * server. Interception lives in redirect.c; relaying in the shared relay engine. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conntrack.h"
+#include "daemon.h"
+#include "grpc.h"
+#include "log.h"
+#include "loop.h"
+#include "peer.h"
+#include "redirect.h"
+#include "relay.h"
+#include "route.h"
+#include "sock.h"
+#include "tls.h"
+#include "uplink.h"
+
+#define PATH_CONNECT "/ntun.v1.Relay/Connect"
+#define PATH_ATTACH  "/ntun.v1.Relay/Attach"
+
+struct client {
+	struct daemon *d;
+	struct config *cfg;
+	struct redirect *rd;
+	int lfd;
+	struct loop_io *lio;
+	struct uplink *up;
+	struct grpc_call *attach;
+	struct loop_timer *ctl_task;
+	struct loop_timer *stop_poll;
+	uint64_t active;
+	bool stopping;
+};
+
+struct client_conn {
+	struct client *cl;
+	char conn_id[CONNTRACK_ID_LEN + 1];
+	char dst[24];
+};
+
+static struct client cl_state;
+
+static void cleanup_redirect(void)
+{
+	redirect_free(cl_state.rd);
+	cl_state.rd = NULL;
+}
+
+/* ---- Relay/Attach: hello, then route pushes ---- */
+
+static void ctl_task(struct loop_timer *t, void *arg)
+{
+	struct client *cl = arg;
+	const uint8_t *p;
+	size_t n;
+	int rv;
+
+	while (cl->attach && (rv = grpc_call_recv(cl->attach, &p, &n)) == 1) {
+		struct ctl_msg m;
+
+		if (grpc_ctl_decode(CTL_SERVER_EVENT, p, n, &m) < 0) {
+			log_warn("malformed control message from server");
+			continue;
+		}
+		if (m.kind == CTL_ROUTES) {
+			log_info("server reaches %zu route(s)", m.n_routes);
+			for (size_t i = 0; i < m.n_routes; i++)
+				log_debug("route %s -> %s via %s", m.routes[i].virt,
+					  m.routes[i].real, m.routes[i].proxy_id);
+		} else if (m.kind == CTL_DRAIN) {
+			log_info("server draining: %s", m.reason);
+		}
+		grpc_ctl_release(&m);
+	}
+	if (cl->attach && rv < 0) {
+		if (rv != -EPIPE)
+			log_warn("attach call failed: %s (%s)", strerror(-rv),
+				 grpc_call_peer_message(cl->attach));
+		grpc_call_finish(cl->attach, GRPC_OK, NULL, NULL);
+		grpc_call_free(cl->attach);
+		cl->attach = NULL;
+	}
+}
+
+static void ctl_wake(void *arg)
+{
+	struct client *cl = arg;
+
+	loop_timer_now(cl->ctl_task);
+}
+
+static void on_up(struct uplink *u, struct peer *p, void *arg)
+{
+	struct client *cl = arg;
+	struct ctl_msg hello = { .kind = CTL_CLIENT_HELLO };
+	struct buf out = BUF_INIT;
+	char (*cidrs)[CTL_CIDR_LEN];
+
+	cl->attach = grpc_call_open(peer_session(p), PATH_ATTACH, NULL, 0, GRPC_MESSAGES, false);
+	if (!cl->attach)
+		return;
+	grpc_call_set_wake(cl->attach, ctl_wake, cl);
+	cidrs = calloc(cl->cfg->n_target_cidr, CTL_CIDR_LEN);
+	if (!cidrs)
+		return;
+	snprintf(hello.id, sizeof(hello.id), "%s", tls_ctx_identity(cl->d->tls)->id);
+	snprintf(hello.version, sizeof(hello.version), "%s", NTUN_VERSION);
+	for (size_t i = 0; i < cl->cfg->n_target_cidr; i++)
+		cidr_format(&cl->cfg->target_cidr[i], cidrs[i], CTL_CIDR_LEN);
+	hello.cidrs = cidrs;
+	hello.n_cidrs = cl->cfg->n_target_cidr;
+	if (grpc_ctl_encode(CTL_CLIENT_EVENT, &hello, &out) == 0)
+		grpc_call_send(cl->attach, buf_head(&out), buf_len(&out));
+	buf_release(&out);
+	free(cidrs);
+}
+
+static void on_down(struct uplink *u, const char *reason, void *arg)
+{
+	struct client *cl = arg;
+
+	grpc_call_free(cl->attach);
+	cl->attach = NULL;
+}
+
+static const struct uplink_cbs client_uplink_cbs = {
+	.on_up = on_up,
+	.on_down = on_down,
+};
+
+/* ---- intercepted connections ---- */
+
+static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
+{
+	struct client_conn *c = arg;
+
+	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
+		  "connection to %s closed: %s (%llu bytes sent, %llu received)", c->dst, reason,
+		  (unsigned long long)up, (unsigned long long)down);
+	c->cl->active--;
+	free(c);
+}
+
+static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t sport)
+{
+	struct client_conn *c;
+	struct grpc_call *call;
+	struct relay_end *sock;
+	struct peer *p;
+	uint32_t daddr;
+	uint16_t dport;
+	char src[24];
+	struct h2_nv md[3];
+	int rv;
+
+	rv = redirect_original_dst(fd, &daddr, &dport);
+	if (rv < 0) {
+		log_warn("connection from %s has no original destination (%s); closing",
+			 ipport_format(saddr, sport, src, sizeof(src)), strerror(-rv));
+		sock_close_reset(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		sock_close_reset(fd);
+		return;
+	}
+	c->cl = cl;
+	ipport_format(daddr, dport, c->dst, sizeof(c->dst));
+	ipport_format(saddr, sport, src, sizeof(src));
+	conntrack_id(saddr, sport, daddr, dport, c->conn_id);
+	p = uplink_peer(cl->up);
+	if (!p) {
+		/* Policy: with no server connection the app is refused at once, not left hanging. */
+		log_write(LOG_LVL_WARN, c->conn_id, NULL, "%s -> %s refused: not connected to server",
+			  src, c->dst);
+		sock_close_reset(fd);
+		free(c);
+		return;
+	}
+	md[0] = (struct h2_nv)H2_NV("ntun-dst", c->dst);
+	md[1] = (struct h2_nv)H2_NV("ntun-src", src);
+	md[2] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
+	call = grpc_call_open(peer_session(p), PATH_CONNECT, md, 3, GRPC_BYTES, cl->cfg->gzip);
+	if (!call) {
+		log_write(LOG_LVL_WARN, c->conn_id, NULL, "%s -> %s refused: %s", src, c->dst,
+			  strerror(errno));
+		sock_close_reset(fd);
+		free(c);
+		return;
+	}
+	sock = relay_sock_end(cl->d->loop, fd, false, 0);
+	if (!sock) {
+		grpc_call_free(call);
+		free(c);
+		return;
+	}
+	cl->active++;
+	log_write(LOG_LVL_DEBUG, c->conn_id, NULL, "%s -> %s", src, c->dst);
+	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
+}
+
+static void on_accept(struct loop_io *io, unsigned events, void *arg)
+{
+	struct client *cl = arg;
+	uint32_t a;
+	uint16_t port;
+	int fd;
+
+	for (int i = 0; i < 64; i++) {
+		fd = sock_accept(cl->lfd, &a, &port);
+		if (fd == -EAGAIN)
+			return;
+		if (fd < 0) {
+			log_warn("accept: %s", strerror(-fd));
+			return;
+		}
+		handle_conn(cl, fd, a, port);
+	}
+}
+
+/* ---- stop ---- */
+
+static void stop_poll(struct loop_timer *t, void *arg)
+{
+	struct client *cl = arg;
+
+	if (uplink_stopped(cl->up)) {
+		loop_stop(cl->d->loop);
+		return;
+	}
+	loop_timer_arm(t, 50);
+}
+
+static void on_stop(struct daemon *d)
+{
+	struct client *cl = &cl_state;
+
+	cl->stopping = true;
+	loop_io_free(cl->lio);
+	cl->lio = NULL;
+	close(cl->lfd);
+	cl->lfd = -1;
+	if (cl->attach)
+		grpc_call_finish(cl->attach, GRPC_OK, NULL, NULL);
+	uplink_stop(cl->up, d->cfg.drain_timeout_ms);
+	loop_timer_arm(cl->stop_poll, 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	struct client *cl = &cl_state;
+	struct redirect_opts ro = { 0 };
+
+	daemon_init(&d, CONFIG_CLIENT, argc, argv);
+	cl->d = &d;
+	cl->cfg = &d.cfg;
+	cl->lfd = -1;
+
+	/* Interception first: it moves us into our own cgroup, before any socket exists. */
+	ro.mode = d.cfg.intercept == CONFIG_INTERCEPT_BPF	   ? REDIRECT_BPF
+		  : d.cfg.intercept == CONFIG_INTERCEPT_IPTABLES ? REDIRECT_IPTABLES
+								 : REDIRECT_AUTO;
+	ro.cgroup = d.cfg.cgroup;
+	ro.instance = d.cfg.instance;
+	ro.listen_port = d.cfg.listen_port;
+	ro.cidrs = d.cfg.target_cidr;
+	ro.n_cidrs = d.cfg.n_target_cidr;
+	cl->rd = redirect_new(&ro);
+	if (!cl->rd)
+		fatal("interception setup failed: %s", strerror(errno));
+	atexit(cleanup_redirect);
+
+	cl->lfd = sock_listen(0x7f000001u, d.cfg.listen_port, 4096);
+	if (cl->lfd < 0)
+		fatal("listen on 127.0.0.1:%u: %s", d.cfg.listen_port, strerror(-cl->lfd));
+	cl->lio = loop_io_new(d.loop, cl->lfd, on_accept, cl);
+	cl->ctl_task = loop_timer_new(d.loop, ctl_task, cl);
+	cl->stop_poll = loop_timer_new(d.loop, stop_poll, cl);
+	if (!cl->lio || !cl->ctl_task || !cl->stop_poll)
+		fatal("out of memory");
+	loop_io_set(cl->lio, LOOP_READ);
+	log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u",
+		 d.cfg.n_target_cidr, redirect_mode_name(cl->rd), d.cfg.listen_port);
+
+	d.on_stop = on_stop;
+	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
+	daemon_run(&d);
+
+	loop_io_free(cl->lio);
+	if (cl->lfd >= 0)
+		close(cl->lfd);
+	grpc_call_free(cl->attach);
+	uplink_free(cl->up);
+	loop_timer_free(cl->ctl_task);
+	loop_timer_free(cl->stop_poll);
+	cleanup_redirect();
+	daemon_release(&d);
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* What every ntun daemon does before and around its own work: configuration, logging, the
+ * loop, TLS credentials with the roles it accepts, PING/deadline options, and signals.
+ * Start-up failures are fatal here; nothing here runs per connection. */
+#ifndef NTUN_DAEMON_H
+#define NTUN_DAEMON_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "peer.h"
+
+struct loop;
+struct loop_signal;
+struct tls_ctx;
+
+struct daemon {
+	const char *name; /* "ntun-server", ... */
+	struct config cfg;
+	struct loop *loop;
+	struct tls_ctx *tls;
+	struct peer_opts popts;
+	struct loop_signal *sig[3];
+	int stops;           /* SIGINT/SIGTERM received */
+	void (*on_stop)(struct daemon *d); /* first SIGINT/SIGTERM: drain and stop */
+	void (*on_reload)(struct daemon *d); /* SIGHUP */
+};
+
+/* Loads the configuration (exits 0 after --help/--version, 1 with the message on an error),
+ * sets up logging, the loop, TLS (as TLS server for the server daemon, else TLS client), peer
+ * options, and signal handling; SIGPIPE is ignored. */
+void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv);
+
+/* Runs the loop until loop_stop(). */
+void daemon_run(struct daemon *d);
+
+void daemon_release(struct daemon *d);
+
+#endif

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+/* ntun-proxy: lives inside the remote network and only dials out. On the connection it dialed
+ * it is the HTTP/2 server: it answers Connector/Control with its registration and serves one
+ * Connector/Dial per tunneled connection by connecting to the destination, which must lie in
+ * its managed CIDRs whatever the server asks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "grpc.h"
+#include "log.h"
+#include "loop.h"
+#include "peer.h"
+#include "relay.h"
+#include "route.h"
+#include "sock.h"
+#include "tls.h"
+#include "uplink.h"
+
+#define PATH_DIAL    "/ntun.v1.Connector/Dial"
+#define PATH_CONTROL "/ntun.v1.Connector/Control"
+
+struct proxy {
+	struct daemon *d;
+	struct config *cfg;
+	struct uplink *up;
+	struct grpc_call *ctl;
+	struct loop_timer *ctl_task;
+	struct loop_timer *stop_poll;
+	uint32_t active;
+};
+
+struct proxy_conn {
+	struct proxy *px;
+	char conn_id[40];
+	char dst[24];
+};
+
+static struct proxy px_state;
+
+static void ctl_task(struct loop_timer *t, void *arg)
+{
+	struct proxy *px = arg;
+	const uint8_t *p;
+	size_t n;
+	int rv;
+
+	while (px->ctl && (rv = grpc_call_recv(px->ctl, &p, &n)) == 1) {
+		struct ctl_msg m;
+
+		if (grpc_ctl_decode(CTL_SERVER_EVENT, p, n, &m) < 0) {
+			log_warn("malformed control message from server");
+			continue;
+		}
+		if (m.kind == CTL_SERVER_HELLO)
+			log_info("server %s (version %s) accepted the control call", m.id, m.version);
+		else if (m.kind == CTL_DRAIN)
+			log_info("server asks to drain: %s", m.reason);
+		grpc_ctl_release(&m);
+	}
+	if (px->ctl && rv < 0) {
+		if (rv == -EPIPE)
+			log_info("server ended the control call");
+		else
+			log_warn("control call failed: %s (%s)", strerror(-rv),
+				 grpc_call_peer_message(px->ctl));
+		grpc_call_finish(px->ctl, GRPC_OK, NULL, NULL);
+		grpc_call_free(px->ctl);
+		px->ctl = NULL;
+	}
+}
+
+static void ctl_wake(void *arg)
+{
+	struct proxy *px = arg;
+
+	loop_timer_now(px->ctl_task);
+}
+
+static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv,
+			   size_t n, bool end)
+{
+	struct ctl_msg m = { .kind = CTL_REGISTER };
+	struct buf out = BUF_INIT;
+	char (*cidrs)[CTL_CIDR_LEN] = NULL, (*virt)[CTL_CIDR_LEN] = NULL;
+
+	if (px->ctl) {
+		grpc_call_free(px->ctl);
+		px->ctl = NULL;
+	}
+	px->ctl = grpc_call_accept(st, nv, n, end, GRPC_MESSAGES, false);
+	if (!px->ctl) {
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	grpc_call_set_wake(px->ctl, ctl_wake, px);
+	cidrs = calloc(px->cfg->n_managed_cidr, CTL_CIDR_LEN);
+	virt = calloc(px->cfg->n_virtual_cidr ? px->cfg->n_virtual_cidr : 1, CTL_CIDR_LEN);
+	if (!cidrs || !virt)
+		goto out;
+	snprintf(m.id, sizeof(m.id), "%s", tls_ctx_identity(px->d->tls)->id);
+	snprintf(m.version, sizeof(m.version), "%s", NTUN_VERSION);
+	for (size_t i = 0; i < px->cfg->n_managed_cidr; i++)
+		cidr_format(&px->cfg->managed_cidr[i], cidrs[i], CTL_CIDR_LEN);
+	for (size_t i = 0; i < px->cfg->n_virtual_cidr; i++)
+		cidr_format(&px->cfg->virtual_cidr[i], virt[i], CTL_CIDR_LEN);
+	m.cidrs = cidrs;
+	m.n_cidrs = px->cfg->n_managed_cidr;
+	m.virt = virt;
+	m.n_virt = px->cfg->n_virtual_cidr;
+	m.capacity = px->cfg->capacity;
+	if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0 &&
+	    grpc_call_send(px->ctl, buf_head(&out), buf_len(&out)) == 0)
+		log_info("registered as %s with %zu managed CIDR(s)", m.id, m.n_cidrs);
+out:
+	buf_release(&out);
+	free(cidrs);
+	free(virt);
+}
+
+static bool managed(const struct proxy *px, uint32_t addr)
+{
+	for (size_t i = 0; i < px->cfg->n_managed_cidr; i++)
+		if (cidr_contains(&px->cfg->managed_cidr[i], addr))
+			return true;
+	return false;
+}
+
+static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
+{
+	struct proxy_conn *c = arg;
+
+	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
+		  "dial %s closed: %s (%llu bytes to destination, %llu back)", c->dst, reason,
+		  (unsigned long long)up, (unsigned long long)down);
+	c->px->active--;
+	free(c);
+}
+
+static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			bool end)
+{
+	const char *dst = grpc_md_get(nv, n, "ntun-dst");
+	const char *cid = grpc_md_get(nv, n, "ntun-conn-id");
+	struct proxy_conn *c;
+	struct grpc_call *call;
+	struct relay_end *sock;
+	uint32_t addr;
+	uint16_t port;
+	int fd;
+
+	if (!dst || ipport_parse(dst, &addr, &port) < 0) {
+		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-dst must be IPv4:port", "EINVAL");
+		return;
+	}
+	if (!managed(px, addr)) {
+		log_write(LOG_LVL_WARN, cid, NULL, "refused dial to %s: outside managed CIDRs", dst);
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "destination outside managed CIDRs", "EACCES");
+		return;
+	}
+	if (px->cfg->capacity && px->active >= px->cfg->capacity) {
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "proxy at capacity", "EBUSY");
+		return;
+	}
+	fd = sock_connect(addr, port, 0);
+	if (fd < 0) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "connect %s: %s", dst, strerror(-fd));
+		log_write(LOG_LVL_INFO, cid, NULL, "%s", msg);
+		grpc_reject(st, grpc_status_from_errno(-fd), msg, sock_errname(-fd));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	sock = relay_sock_end(px->d->loop, fd, true, px->cfg->connect_timeout_ms);
+	call = sock && c ? grpc_call_accept(st, nv, n, end, GRPC_BYTES, px->cfg->gzip) : NULL;
+	if (!call) {
+		if (sock) {
+			sock->ops->abort(sock, ENOMEM);
+			sock->ops->free(sock);
+		}
+		free(c);
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", "ENOMEM");
+		return;
+	}
+	c->px = px;
+	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
+	snprintf(c->dst, sizeof(c->dst), "%s", dst);
+	px->active++;
+	relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done, c);
+}
+
+static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+		       bool end, void *arg)
+{
+	struct proxy *px = arg;
+	const char *path, *msg;
+	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+
+	if (status != GRPC_OK) {
+		log_warn("bad request from server: %s", msg);
+		grpc_reject(st, status, msg, NULL);
+	} else if (!strcmp(path, PATH_DIAL)) {
+		handle_dial(px, st, nv, n, end);
+	} else if (!strcmp(path, PATH_CONTROL)) {
+		handle_control(px, st, nv, n, end);
+	} else {
+		log_warn("unknown method %s", path);
+		grpc_reject(st, GRPC_UNIMPLEMENTED, "unknown method", NULL);
+	}
+}
+
+static void on_down(struct uplink *u, const char *reason, void *arg)
+{
+	struct proxy *px = arg;
+
+	if (px->ctl) {
+		grpc_call_free(px->ctl);
+		px->ctl = NULL;
+	}
+}
+
+static const struct uplink_cbs proxy_uplink_cbs = {
+	.on_request = on_request,
+	.on_down = on_down,
+};
+
+static void stop_poll(struct loop_timer *t, void *arg)
+{
+	struct proxy *px = arg;
+
+	if (uplink_stopped(px->up)) {
+		loop_stop(px->d->loop);
+		return;
+	}
+	loop_timer_arm(t, 50);
+}
+
+static void on_stop(struct daemon *d)
+{
+	struct proxy *px = &px_state;
+
+	if (px->ctl) {
+		struct ctl_msg m = { .kind = CTL_DRAIN, .deadline_ms = d->cfg.drain_timeout_ms };
+		struct buf out = BUF_INIT;
+
+		snprintf(m.reason, sizeof(m.reason), "proxy shutting down");
+		if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0)
+			grpc_call_send(px->ctl, buf_head(&out), buf_len(&out));
+		buf_release(&out);
+		grpc_call_finish(px->ctl, GRPC_OK, NULL, NULL);
+	}
+	uplink_stop(px->up, d->cfg.drain_timeout_ms);
+	loop_timer_arm(px->stop_poll, 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	struct proxy *px = &px_state;
+
+	daemon_init(&d, CONFIG_PROXY, argc, argv);
+	px->d = &d;
+	px->cfg = &d.cfg;
+	if (strcmp(d.cfg.proxy_id, tls_ctx_identity(d.tls)->id))
+		fatal("proxy id '%s' differs from the certificate's id '%s' (%s)", d.cfg.proxy_id,
+		      tls_ctx_identity(d.tls)->id, d.cfg.tls.cert_file);
+	px->ctl_task = loop_timer_new(d.loop, ctl_task, px);
+	px->stop_poll = loop_timer_new(d.loop, stop_poll, px);
+	if (!px->ctl_task || !px->stop_poll)
+		fatal("out of memory");
+	d.on_stop = on_stop;
+	px->up = uplink_new(&d, true, 0, &proxy_uplink_cbs, px);
+	daemon_run(&d);
+	grpc_call_free(px->ctl);
+	uplink_free(px->up);
+	loop_timer_free(px->ctl_task);
+	loop_timer_free(px->stop_poll);
+	daemon_release(&d);
+	return 0;
+}

@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: MIT
+/* The relay in the middle. Peers are told apart by the role in their certificate: for a client
+ * we are the HTTP/2 server (Relay service); for a proxy, which dialed us, we are the HTTP/2
+ * client and open Connector calls on its connection. It forwards bytes only through relays. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conntrack.h"
+#include "daemon.h"
+#include "grpc.h"
+#include "log.h"
+#include "loop.h"
+#include "peer.h"
+#include "relay.h"
+#include "route.h"
+#include "sock.h"
+#include "tls.h"
+
+#define PATH_CONNECT "/ntun.v1.Relay/Connect"
+#define PATH_ATTACH  "/ntun.v1.Relay/Attach"
+#define PATH_DIAL    "/ntun.v1.Connector/Dial"
+#define PATH_CONTROL "/ntun.v1.Connector/Control"
+
+struct srv_peer;
+
+struct server {
+	struct daemon *d;
+	struct config *cfg;
+	struct route_table *routes;
+	int lfd;
+	struct loop_io *lio;
+	struct srv_peer *peers; /* every live peer, doubly linked */
+	struct loop_timer *stop_timer;
+	bool stopping;
+	unsigned rr; /* rotates config routes over proxies with the same id */
+};
+
+struct srv_peer {
+	struct server *srv;
+	struct peer *p; /* NULL once the connection is gone */
+	struct srv_peer *next, *prev;
+	enum tls_role role;
+	char id[128];
+	char name[200];
+	struct grpc_call *ctl;      /* Connector/Control or Relay/Attach */
+	struct loop_timer *ctl_task; /* handles control messages outside h2 callbacks */
+	struct loop_timer *reg_timer;
+	bool registered;
+	uint32_t capacity;
+	uint32_t active; /* relays using this proxy; the struct lives while > 0 */
+};
+
+/* One tunneled connection, for its log line and the proxy's load count. */
+struct srv_conn {
+	struct srv_peer *proxy;
+	char conn_id[CONNTRACK_ID_LEN + 1];
+	char client[200];
+	char dst[24], real[24];
+};
+
+static void peer_put(struct srv_peer *sp)
+{
+	if (sp->p || sp->active)
+		return;
+	grpc_call_free(sp->ctl);
+	loop_timer_free(sp->ctl_task);
+	loop_timer_free(sp->reg_timer);
+	free(sp);
+}
+
+static void server_check_stopped(struct server *s)
+{
+	if (s->stopping && !s->peers) {
+		log_info("all peers gone; exiting");
+		loop_stop(s->d->loop);
+	}
+}
+
+/* ---- routes pushed to clients ---- */
+
+static int routes_message(struct server *s, struct buf *out)
+{
+	struct ctl_msg m = { .kind = CTL_ROUTES };
+	size_t n = route_count(s->routes);
+	int rv;
+
+	if (n > CTL_MAX_LIST)
+		n = CTL_MAX_LIST;
+	m.routes = calloc(n ? n : 1, sizeof(*m.routes));
+	if (!m.routes)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct route *r = route_at(s->routes, i);
+
+		cidr_format(&r->virt, m.routes[m.n_routes].virt, CTL_CIDR_LEN);
+		cidr_format(&r->real, m.routes[m.n_routes].real, CTL_CIDR_LEN);
+		snprintf(m.routes[m.n_routes].proxy_id, sizeof(m.routes[0].proxy_id), "%s",
+			 r->proxy_id);
+		m.n_routes++;
+	}
+	rv = grpc_ctl_encode(CTL_SERVER_EVENT, &m, out);
+	free(m.routes);
+	return rv;
+}
+
+static void push_routes(struct server *s)
+{
+	struct buf msg = BUF_INIT;
+
+	if (routes_message(s, &msg) < 0)
+		return;
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		if (sp->role == TLS_ROLE_CLIENT && sp->ctl && sp->p)
+			grpc_call_send(sp->ctl, buf_head(&msg), buf_len(&msg));
+	buf_release(&msg);
+}
+
+/* ---- proxy registration (Connector/Control, we are the HTTP/2 client) ---- */
+
+static void reg_timeout(struct loop_timer *t, void *arg)
+{
+	struct srv_peer *sp = arg;
+
+	if (sp->p && !sp->registered)
+		peer_close(sp->p, "proxy did not register in time");
+}
+
+static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *why, size_t wsz)
+{
+	struct server *s = sp->srv;
+	struct route r;
+	char buf[24];
+
+	if (strcmp(m->id, sp->id)) {
+		snprintf(why, wsz, "registration proxy_id '%s' does not match certificate id '%s'",
+			 m->id, sp->id);
+		return -EPERM;
+	}
+	if (m->n_cidrs == 0 || (m->n_virt && m->n_virt != m->n_cidrs)) {
+		snprintf(why, wsz, "registration needs managed CIDRs (and as many virtual CIDRs)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_cidrs; i++) {
+		memset(&r, 0, sizeof(r));
+		if (cidr_parse(m->cidrs[i], &r.real) < 0 ||
+		    (m->n_virt && cidr_parse(m->virt[i], &r.virt) < 0)) {
+			snprintf(why, wsz, "bad CIDR in registration: '%s'",
+				 m->n_virt ? m->virt[i] : m->cidrs[i]);
+			return -EINVAL;
+		}
+		if (!m->n_virt)
+			r.virt = r.real;
+		if (r.virt.len != r.real.len) {
+			snprintf(why, wsz, "virtual %s and managed %s differ in length", m->virt[i],
+				 m->cidrs[i]);
+			return -EINVAL;
+		}
+		/* A virtual prefix belongs to one site: another proxy id may not claim it. */
+		for (size_t j = 0; j < route_count(s->routes); j++) {
+			const struct route *o = route_at(s->routes, j);
+
+			if (o->virt.addr == r.virt.addr && o->virt.len == r.virt.len &&
+			    strcmp(o->proxy_id, sp->id)) {
+				snprintf(why, wsz, "virtual prefix %s already belongs to proxy '%s'",
+					 cidr_format(&r.virt, buf, sizeof(buf)), o->proxy_id);
+				return -EEXIST;
+			}
+		}
+	}
+	for (size_t i = 0; i < m->n_cidrs; i++) {
+		memset(&r, 0, sizeof(r));
+		cidr_parse(m->cidrs[i], &r.real);
+		r.virt = r.real;
+		if (m->n_virt)
+			cidr_parse(m->virt[i], &r.virt);
+		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", sp->id);
+		r.owner = sp;
+		if (route_add(s->routes, &r) < 0) {
+			snprintf(why, wsz, "cannot add route");
+			return -ENOMEM;
+		}
+	}
+	sp->capacity = m->capacity;
+	sp->registered = true;
+	return 0;
+}
+
+static void ctl_task(struct loop_timer *t, void *arg)
+{
+	struct srv_peer *sp = arg;
+	const uint8_t *p;
+	size_t n;
+	int rv;
+
+	while (sp->ctl && (rv = grpc_call_recv(sp->ctl, &p, &n)) == 1) {
+		struct ctl_msg m;
+		char why[256];
+
+		if (grpc_ctl_decode(sp->role == TLS_ROLE_PROXY ? CTL_PROXY_EVENT : CTL_CLIENT_EVENT,
+				    p, n, &m) < 0) {
+			log_write(LOG_LVL_WARN, NULL, sp->name, "malformed control message");
+			grpc_call_finish(sp->ctl, GRPC_INVALID_ARGUMENT, "malformed control message",
+					 NULL);
+			if (sp->p)
+				peer_close(sp->p, "malformed control message");
+			return;
+		}
+		if (sp->role == TLS_ROLE_PROXY && m.kind == CTL_REGISTER) {
+			if (proxy_register(sp, &m, why, sizeof(why)) < 0) {
+				log_write(LOG_LVL_WARN, NULL, sp->name, "registration refused: %s",
+					  why);
+				route_remove_owner(sp->srv->routes, sp);
+				sp->registered = false;
+				grpc_call_finish(sp->ctl, GRPC_PERMISSION_DENIED, why, NULL);
+				if (sp->p)
+					peer_drain(sp->p, 1000, "registration refused");
+			} else {
+				log_write(LOG_LVL_INFO, NULL, sp->name,
+					  "proxy registered: %zu route(s), capacity %u", m.n_cidrs,
+					  m.capacity);
+				loop_timer_cancel(sp->reg_timer);
+				push_routes(sp->srv);
+			}
+		} else if (sp->role == TLS_ROLE_PROXY && m.kind == CTL_DRAIN) {
+			log_write(LOG_LVL_INFO, NULL, sp->name, "proxy draining: %s", m.reason);
+			sp->registered = false;
+		} else if (sp->role == TLS_ROLE_CLIENT && m.kind == CTL_CLIENT_HELLO) {
+			struct buf out = BUF_INIT;
+
+			log_write(LOG_LVL_INFO, NULL, sp->name, "client attached (version %s)",
+				  m.version);
+			if (routes_message(sp->srv, &out) == 0)
+				grpc_call_send(sp->ctl, buf_head(&out), buf_len(&out));
+			buf_release(&out);
+		}
+		grpc_ctl_release(&m);
+	}
+	if (!sp->ctl || rv >= 0)
+		return;
+	/* The peer ended its control call (draining) or it failed: end ours too. */
+	if (rv == -EPIPE)
+		log_write(LOG_LVL_INFO, NULL, sp->name, "%s ended its control call",
+			  tls_role_name(sp->role));
+	else
+		log_write(LOG_LVL_WARN, NULL, sp->name, "control call failed: %s",
+			  strerror(-rv));
+	grpc_call_finish(sp->ctl, GRPC_OK, NULL, NULL);
+	grpc_call_free(sp->ctl);
+	sp->ctl = NULL;
+	if (sp->role == TLS_ROLE_PROXY && sp->registered) {
+		/* No new dials through a proxy that is going away; open ones continue. */
+		sp->registered = false;
+		if (route_remove_owner(sp->srv->routes, sp))
+			push_routes(sp->srv);
+	}
+}
+
+static void ctl_wake(void *arg)
+{
+	struct srv_peer *sp = arg;
+
+	loop_timer_now(sp->ctl_task);
+}
+
+static void proxy_start(struct srv_peer *sp)
+{
+	struct ctl_msg hello = { .kind = CTL_SERVER_HELLO };
+	struct buf out = BUF_INIT;
+
+	sp->ctl = grpc_call_open(peer_session(sp->p), PATH_CONTROL, NULL, 0, GRPC_MESSAGES, false);
+	if (!sp->ctl) {
+		peer_close(sp->p, "cannot open Connector/Control");
+		return;
+	}
+	grpc_call_set_wake(sp->ctl, ctl_wake, sp);
+	snprintf(hello.id, sizeof(hello.id), "%s", tls_ctx_identity(sp->srv->d->tls)->id);
+	snprintf(hello.version, sizeof(hello.version), "%s", NTUN_VERSION);
+	if (grpc_ctl_encode(CTL_SERVER_EVENT, &hello, &out) == 0)
+		grpc_call_send(sp->ctl, buf_head(&out), buf_len(&out));
+	buf_release(&out);
+	loop_timer_arm(sp->reg_timer, sp->srv->cfg->handshake_timeout_ms);
+}
+
+/* ---- Relay/Connect ---- */
+
+static bool proxy_usable(const struct srv_peer *sp)
+{
+	return sp && sp->p && sp->registered && !peer_closing(sp->p) && peer_session(sp->p) &&
+	       (sp->capacity == 0 || sp->active < sp->capacity);
+}
+
+static bool route_usable(const struct route *r, void *arg)
+{
+	struct server *s = arg;
+
+	if (r->owner)
+		return proxy_usable(r->owner);
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && proxy_usable(sp))
+			return true;
+	return false;
+}
+
+/* The proxy connection to use for a route: its owner, or (config routes) one of the proxies
+ * with its id, rotating. */
+static struct srv_peer *route_proxy(struct server *s, const struct route *r)
+{
+	struct srv_peer *c[64];
+	size_t n = 0;
+
+	if (r->owner)
+		return r->owner;
+	for (struct srv_peer *sp = s->peers; sp && n < 64; sp = sp->next)
+		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && proxy_usable(sp))
+			c[n++] = sp;
+	return n ? c[s->rr++ % n] : NULL;
+}
+
+static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
+{
+	struct srv_conn *c = arg;
+
+	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client,
+		  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)", c->dst, c->real, reason,
+		  (unsigned long long)up, (unsigned long long)down);
+	if (c->proxy) {
+		c->proxy->active--;
+		peer_put(c->proxy);
+	}
+	free(c);
+}
+
+static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const struct h2_nv *nv,
+			   size_t n, bool end)
+{
+	struct server *s = cp->srv;
+	const char *dst = grpc_md_get(nv, n, "ntun-dst");
+	const char *src = grpc_md_get(nv, n, "ntun-src");
+	const char *cid = grpc_md_get(nv, n, "ntun-conn-id");
+	const struct route *r;
+	struct srv_peer *proxy;
+	struct srv_conn *c;
+	struct grpc_call *in, *out;
+	uint32_t daddr, raddr, saddr = 0;
+	uint16_t dport, sport = 0;
+	char why[128], md_real[24];
+
+	if (cp->role != TLS_ROLE_CLIENT) {
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "only clients may call Relay/Connect", "EACCES");
+		return;
+	}
+	if (!dst || ipport_parse(dst, &daddr, &dport) < 0) {
+		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-dst must be IPv4:port", "EINVAL");
+		return;
+	}
+	if (src && ipport_parse(src, &saddr, &sport) < 0) {
+		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-src must be IPv4:port", "EINVAL");
+		return;
+	}
+	if (cid && !conntrack_id_valid(cid)) {
+		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-conn-id must be 32 hex chars", "EINVAL");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", "ENOMEM");
+		return;
+	}
+	if (cid)
+		snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid);
+	else
+		conntrack_id(saddr, sport, daddr, dport, c->conn_id);
+	snprintf(c->client, sizeof(c->client), "%s", cp->name);
+	snprintf(c->dst, sizeof(c->dst), "%s", dst);
+
+	r = route_lookup(s->routes, daddr, &raddr, route_usable, s);
+	proxy = r ? route_proxy(s, r) : NULL;
+	if (!proxy) {
+		snprintf(why, sizeof(why), "no route to %s", dst);
+		log_write(LOG_LVL_INFO, c->conn_id, c->client, "%s", why);
+		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
+		free(c);
+		return;
+	}
+	ipport_format(raddr, dport, md_real, sizeof(md_real));
+	snprintf(c->real, sizeof(c->real), "%s", md_real);
+	{
+		struct h2_nv md[4];
+		size_t nmd = 0;
+
+		md[nmd++] = (struct h2_nv)H2_NV("ntun-dst", md_real);
+		md[nmd++] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
+		if (src)
+			md[nmd++] = (struct h2_nv)H2_NV("ntun-src", src);
+		md[nmd++] = (struct h2_nv)H2_NV("ntun-client", cp->id);
+		out = grpc_call_open(peer_session(proxy->p), PATH_DIAL, md, nmd, GRPC_BYTES,
+				     s->cfg->gzip);
+	}
+	if (!out) {
+		snprintf(why, sizeof(why), "proxy %s cannot take a call: %s", proxy->id,
+			 strerror(errno));
+		log_write(LOG_LVL_WARN, c->conn_id, c->client, "%s", why);
+		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
+		free(c);
+		return;
+	}
+	in = grpc_call_accept(st, nv, n, end, GRPC_BYTES, s->cfg->gzip);
+	if (!in) {
+		grpc_call_free(out);
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", "ENOMEM");
+		free(c);
+		return;
+	}
+	c->proxy = proxy;
+	proxy->active++;
+	log_write(LOG_LVL_DEBUG, c->conn_id, c->client, "tunnel %s -> %s via %s", dst, md_real,
+		  proxy->name);
+	relay_new(s->d->loop, grpc_call_end(in), grpc_call_end(out), s->cfg->idle_timeout_ms,
+		  conn_done, c);
+}
+
+static void handle_attach(struct srv_peer *cp, struct h2_stream *st, const struct h2_nv *nv,
+			  size_t n, bool end)
+{
+	if (cp->role != TLS_ROLE_CLIENT) {
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "only clients may call Relay/Attach", NULL);
+		return;
+	}
+	if (cp->ctl) {
+		grpc_reject(st, GRPC_ABORTED, "already attached", NULL);
+		return;
+	}
+	cp->ctl = grpc_call_accept(st, nv, n, end, GRPC_MESSAGES, false);
+	if (!cp->ctl) {
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	grpc_call_set_wake(cp->ctl, ctl_wake, cp);
+	loop_timer_now(cp->ctl_task);
+}
+
+static void on_request(struct peer *p, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+		       bool end, void *arg)
+{
+	struct srv_peer *sp = arg;
+	const char *path, *msg;
+	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+
+	if (status != GRPC_OK) {
+		log_write(LOG_LVL_WARN, NULL, sp->name, "bad request: %s", msg);
+		grpc_reject(st, status, msg, NULL);
+		return;
+	}
+	if (sp->srv->stopping) {
+		grpc_reject(st, GRPC_UNAVAILABLE, "server is shutting down", "ECONNREFUSED");
+		return;
+	}
+	if (!strcmp(path, PATH_CONNECT)) {
+		handle_connect(sp, st, nv, n, end);
+	} else if (!strcmp(path, PATH_ATTACH)) {
+		handle_attach(sp, st, nv, n, end);
+	} else {
+		log_write(LOG_LVL_WARN, NULL, sp->name, "unknown method %s", path);
+		grpc_reject(st, GRPC_UNIMPLEMENTED, "unknown method", NULL);
+	}
+}
+
+static void on_ready(struct peer *p, void *arg)
+{
+	struct srv_peer *sp = arg;
+	const struct tls_identity *id = peer_identity(p);
+
+	sp->p = p; /* on_ready may run before peer_accept has returned */
+	sp->role = id->role;
+	snprintf(sp->id, sizeof(sp->id), "%s", id->id);
+	snprintf(sp->name, sizeof(sp->name), "%s", peer_name(p));
+	/* The role in the verified certificate decides which HTTP/2 side we play. */
+	if (peer_start_h2(p, sp->role == TLS_ROLE_CLIENT) < 0) {
+		peer_close(p, "HTTP/2 setup failed");
+		return;
+	}
+	if (sp->role == TLS_ROLE_PROXY)
+		proxy_start(sp);
+}
+
+static void on_close(struct peer *p, const char *reason, void *arg)
+{
+	struct srv_peer *sp = arg;
+	struct server *s = sp->srv;
+	size_t removed = route_remove_owner(s->routes, sp);
+
+	if (sp->prev)
+		sp->prev->next = sp->next;
+	else
+		s->peers = sp->next;
+	if (sp->next)
+		sp->next->prev = sp->prev;
+	sp->p = NULL;
+	if (sp->ctl) {
+		grpc_call_free(sp->ctl);
+		sp->ctl = NULL;
+	}
+	loop_timer_cancel(sp->ctl_task);
+	loop_timer_cancel(sp->reg_timer);
+	if (removed && !s->stopping)
+		push_routes(s);
+	peer_put(sp);
+	server_check_stopped(s);
+}
+
+static const struct peer_cbs srv_peer_cbs = {
+	.on_ready = on_ready,
+	.on_request = on_request,
+	.on_close = on_close,
+};
+
+static void on_accept(struct loop_io *io, unsigned events, void *arg)
+{
+	struct server *s = arg;
+	char addr[24];
+	uint32_t a;
+	uint16_t port;
+	int fd;
+
+	for (int i = 0; i < 64; i++) {
+		struct srv_peer *sp;
+
+		fd = sock_accept(s->lfd, &a, &port);
+		if (fd == -EAGAIN)
+			return;
+		if (fd < 0) {
+			log_warn("accept: %s", strerror(-fd));
+			return;
+		}
+		sp = calloc(1, sizeof(*sp));
+		if (sp) {
+			sp->srv = s;
+			sp->ctl_task = loop_timer_new(s->d->loop, ctl_task, sp);
+			sp->reg_timer = loop_timer_new(s->d->loop, reg_timeout, sp);
+		}
+		if (!sp || !sp->ctl_task || !sp->reg_timer) {
+			if (sp) {
+				loop_timer_free(sp->ctl_task);
+				loop_timer_free(sp->reg_timer);
+				free(sp);
+			}
+			close(fd);
+			continue;
+		}
+		ipport_format(a, port, addr, sizeof(addr));
+		snprintf(sp->name, sizeof(sp->name), "%s", addr);
+		sp->p = NULL;
+		sp->next = s->peers;
+		if (s->peers)
+			s->peers->prev = sp;
+		s->peers = sp;
+		sp->p = peer_accept(s->d->loop, s->d->tls, fd, addr, &s->d->popts, &srv_peer_cbs, sp);
+		if (!sp->p) {
+			s->peers = sp->next;
+			if (s->peers)
+				s->peers->prev = NULL;
+			peer_put(sp);
+		}
+	}
+}
+
+struct server *server_new(struct daemon *d)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	uint32_t addr;
+	uint16_t port;
+	char buf[24];
+	int rv;
+
+	if (!s)
+		fatal("out of memory");
+	s->d = d;
+	s->cfg = &d->cfg;
+	s->routes = route_table_new();
+	if (!s->routes)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->cfg->n_routes; i++) {
+		struct route r = { .virt = s->cfg->routes[i].virt, .real = s->cfg->routes[i].real };
+
+		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", s->cfg->routes[i].proxy_id);
+		if (route_add(s->routes, &r) < 0)
+			fatal("route %s: cannot add", cidr_format(&r.virt, buf, sizeof(buf)));
+	}
+	rv = sock_resolve(s->cfg->listen_addr, &addr, &port);
+	if (rv < 0)
+		fatal("listen address '%s': %s", s->cfg->listen_addr, strerror(-rv));
+	s->lfd = sock_listen(addr, port, 1024);
+	if (s->lfd < 0)
+		fatal("listen on %s: %s", s->cfg->listen_addr, strerror(-s->lfd));
+	s->lio = loop_io_new(d->loop, s->lfd, on_accept, s);
+	if (!s->lio)
+		fatal("out of memory");
+	loop_io_set(s->lio, LOOP_READ);
+	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
+		 s->cfg->n_routes);
+	return s;
+}
+
+static void stop_deadline(struct loop_timer *t, void *arg)
+{
+	struct server *s = arg;
+
+	log_warn("drain deadline reached with peers still connected; exiting");
+	loop_stop(s->d->loop);
+}
+
+void server_stop(struct server *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	loop_io_free(s->lio);
+	s->lio = NULL;
+	close(s->lfd);
+	s->lfd = -1;
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
+		if (sp->ctl) {
+			struct ctl_msg m = { .kind = CTL_DRAIN, .deadline_ms = s->cfg->drain_timeout_ms };
+			struct buf out = BUF_INIT;
+
+			snprintf(m.reason, sizeof(m.reason), "server shutting down");
+			if (grpc_ctl_encode(CTL_SERVER_EVENT, &m, &out) == 0)
+				grpc_call_send(sp->ctl, buf_head(&out), buf_len(&out));
+			buf_release(&out);
+			grpc_call_finish(sp->ctl, GRPC_OK, NULL, NULL);
+		}
+		if (sp->p)
+			peer_drain(sp->p, s->cfg->drain_timeout_ms, "server shutting down");
+	}
+	s->stop_timer = loop_timer_new(s->d->loop, stop_deadline, s);
+	if (s->stop_timer)
+		loop_timer_arm(s->stop_timer, s->cfg->drain_timeout_ms + 1000);
+	server_check_stopped(s);
+}
+
+void server_free(struct server *s)
+{
+	if (!s)
+		return;
+	/* Peers still open are abandoned with the process; free what is ours. */
+	loop_io_free(s->lio);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	loop_timer_free(s->stop_timer);
+	route_table_free(s->routes);
+	free(s);
+}

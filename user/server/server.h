@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* ntun-server's service logic: accepts clients and proxies on one TLS listener, registers
+ * proxies and their routes, serves Relay/Connect by opening Connector/Dial on a proxy and
+ * joining the two calls in a relay. Configuration and start-up are in main.c. */
+#ifndef NTUN_SERVER_H
+#define NTUN_SERVER_H
+
+struct daemon;
+struct server;
+
+/* Builds the listener and route table from d->cfg. fatal() on start-up errors. */
+struct server *server_new(struct daemon *d);
+
+/* Stops accepting, drains every peer, and stops the loop when all are gone (or at the drain
+ * deadline). */
+void server_stop(struct server *s);
+
+void server_free(struct server *s);
+
+#endif
