@@ -34,11 +34,11 @@ struct ntun_cidr_val {
 /* A redirected connection as the app dialed it. Lives in the app socket's SK_STORAGE from
  * connect() on (getpeername reads it there), and is copied into ntun_conn once established. */
 struct ntun_orig {
-	__u8 addr[4];    /* original destination a.b.c.d */
-	__u16 port;      /* original destination port, host order */
-	__u16 flags;     /* NTUN_ORIG_* */
-	__u32 pid;       /* tgid that called connect() (init pid namespace) */
-	__u32 pad;       /* 0 */
+	__u8 addr[4];	 /* original destination a.b.c.d */
+	__u16 port;	 /* original destination port, host order */
+	__u16 flags;	 /* NTUN_ORIG_* */
+	__u32 pid;	 /* tgid that called connect() (init pid namespace) */
+	__u32 pad;	 /* 0 */
 	__u64 cgroup_id; /* cgroup v2 id of the caller */
 };
 
@@ -49,12 +49,12 @@ struct ntun_orig {
 /* ntun_conn (hash) key: the connection as seen from the app side. Both sides build it, the app
  * side from (local, remote), the daemon side from (remote, local). */
 struct ntun_conn_key {
-	__u64 netns;     /* netns cookie: loopback 4-tuples repeat across namespaces */
+	__u64 netns; /* netns cookie: loopback 4-tuples repeat across namespaces */
 	__u8 app_addr[4];
 	__u8 lsn_addr[4]; /* the daemon's listener, 127.0.0.1 */
-	__u16 app_port;   /* host order */
-	__u16 lsn_port;   /* host order */
-	__u32 pad;        /* 0 */
+	__u16 app_port;	  /* host order */
+	__u16 lsn_port;	  /* host order */
+	__u32 pad;	  /* 0 */
 };
 
 /* ntun_stats (array, one element): counters, updated atomically. */
@@ -62,7 +62,7 @@ struct ntun_stats {
 	__u64 redirected;  /* connects rewritten to the listener */
 	__u64 skip_self;   /* connects skipped: the daemon's cgroup */
 	__u64 skip_mark;   /* connects skipped: SO_MARK == NTUN_REDIRECT_MARK */
-	__u64 tracked;     /* established connections entered into ntun_conn */
+	__u64 tracked;	   /* established connections entered into ntun_conn */
 	__u64 track_fail;  /* ... that did not fit (map full) */
 	__u64 orig_answer; /* SO_ORIGINAL_DST answered from ntun_conn */
 };

@@ -18,14 +18,14 @@
 #include "ntun_bpf_abi.h"
 
 /* #defines that vmlinux.h cannot carry. */
-#define NTUN_AF_INET	      2
-#define NTUN_SOL_IP	      0
-#define NTUN_SO_ORIGINAL_DST  80
-#define NTUN_LOOPBACK	      0x7f000001 /* 127.0.0.1, host order */
+#define NTUN_AF_INET	     2
+#define NTUN_SOL_IP	     0
+#define NTUN_SO_ORIGINAL_DST 80
+#define NTUN_LOOPBACK	     0x7f000001 /* 127.0.0.1, host order */
 
 /* Set by userspace before load. */
-const volatile __u16 listen_port = 0;  /* host order */
-const volatile __u64 daemon_cgid = 0;  /* the daemon's own cgroup: its connects pass untouched */
+const volatile __u16 listen_port = 0; /* host order */
+const volatile __u64 daemon_cgid = 0; /* the daemon's own cgroup: its connects pass untouched */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -66,11 +66,11 @@ static __always_inline struct ntun_stats *stats(void)
 	return bpf_map_lookup_elem(&ntun_stats, &zero);
 }
 
-#define STAT_INC(field)                                                                            \
-	do {                                                                                       \
-		struct ntun_stats *s_ = stats();                                                   \
-		if (s_)                                                                            \
-			__sync_fetch_and_add(&s_->field, 1);                                       \
+#define STAT_INC(field)                                      \
+	do {                                                 \
+		struct ntun_stats *s_ = stats();             \
+		if (s_)                                      \
+			__sync_fetch_and_add(&s_->field, 1); \
 	} while (0)
 
 /* Addresses arrive in network order (as __u32 loads); ports as noted at each caller. */
@@ -88,7 +88,7 @@ static __always_inline void conn_key(struct ntun_conn_key *k, __u64 netns, __u32
 SEC("cgroup/connect4")
 int ntun_connect4(struct bpf_sock_addr *ctx)
 {
-	struct ntun_cidr_key key = { .prefixlen = 32 };
+	struct ntun_cidr_key key = {.prefixlen = 32};
 	struct bpf_sock *sk = ctx->sk;
 	struct ntun_orig *o;
 	__u32 dst_ip, dst_port;

@@ -155,8 +155,9 @@ static void *conn_main(void *arg)
 	if (err) {
 		snprintf(line, sizeof(line), "orig-err=%s", ename(-err));
 	} else {
-		struct sockaddr_in o = { .sin_family = AF_INET, .sin_port = htons(port),
-					 .sin_addr.s_addr = htonl(addr) };
+		struct sockaddr_in o = {.sin_family = AF_INET,
+					.sin_port = htons(port),
+					.sin_addr.s_addr = htonl(addr)};
 		char os[32];
 
 		snprintf(line, sizeof(line), "orig=%s", fmt_sin(&o, os, sizeof(os)));
@@ -189,7 +190,7 @@ static void *accept_main(void *arg)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	while (!stop) {
-		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 		pthread_t t;
 		int fd;
 
@@ -214,7 +215,7 @@ static void *accept_main(void *arg)
 /* Connects to dst (marked or not) and reads the first line the server sends. */
 static void try_connect(const struct sockaddr_in *dst, bool mark, char *res, size_t size)
 {
-	struct timeval tv = { .tv_sec = 3 };
+	struct timeval tv = {.tv_sec = 3};
 	size_t got = 0;
 	int fd, err;
 
@@ -354,10 +355,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct redirect_opts o = { .mode = REDIRECT_AUTO };
+	struct redirect_opts o = {.mode = REDIRECT_AUTO};
 	struct cidr cidrs[MAX_CIDRS];
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sigaction sa = {.sa_handler = on_signal};
 	const char *cg = NULL;
 	char cgbuf[4096], line[1024];
 	struct redirect *r;

@@ -4,7 +4,7 @@
 # mode (connect4, sockops, getsockopt, getpeername4), the iptables fallback, and what is left after.
 #
 #  root netns: nothing is added here         cgroup v2 ($CGV2, e.g. /sys/fs/cgroup/unified)
-#                                            |-- ntun-test-tiPID/       BPF attached here (--cgroup);
+#                                            |-- ntun-test-tiPID/     BPF attached here (--cgroup);
 #  +- netns ntun-tiPID-b (BPF cases) ----+   |     apps join it, then enter a netns
 #  | lo 127.0.0.1:15001  harness listener|   |-- ntun-test-tiPID-root/  bind-mounted over $CGV2 in
 #  |    100.64.9.9:7000  "real" server   |   |     a private mount ns: the harness's "root"
@@ -58,7 +58,8 @@ cleanup() {
 	if [ -n "$CGV2" ]; then
 		# innermost first: anything the harness made below our test cgroups, then ours
 		for d in "$CG_ROOT" "$CG"; do
-			[ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+			[ -d "$d" ] &&
+				find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
 			[ -d "$d" ] && rmdir "$d"
 		done
 		for inst in "$INST_B" "$INST_C" "$INST_R" "$INST_I"; do
@@ -112,8 +113,9 @@ h_start() {
 			exec "$@"' sh "$root" "$CGV2")
 	fi
 	(
-		nsenter --net=/run/netns/"$ns" "${pre[@]}" "$HARNESS" --mode "$mode" --cgroup "$cg" \
-			--instance "$inst" --port "$PORT" "${CIDRS[@]}" <"$fifo" >"$H_OUT" 2>"$H_ERR" &
+		nsenter --net=/run/netns/"$ns" "${pre[@]}" "$HARNESS" --mode "$mode" \
+			--cgroup "$cg" --instance "$inst" --port "$PORT" "${CIDRS[@]}" \
+			<"$fifo" >"$H_OUT" 2>"$H_ERR" &
 		echo $! >"$H_OUT.pid"
 		wait $!
 		echo $? >"$H_OUT.rc"
@@ -189,7 +191,8 @@ redirected_line() { echo "$1 line=orig=$1 peer=$1 echo=ok"; }
 real_line() { echo "$1 line=REAL $1 peer=$1 echo=ok"; }
 
 map_count() {
-	bpftool -j map dump pinned "$1" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
+	bpftool -j map dump pinned "$1" |
+		"$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
 }
 
 # wait_map_empty PIN: up to 5 s for the connection map to drain.
@@ -202,7 +205,9 @@ wait_map_empty() {
 	fail "$1 still has $n entries: $(bpftool map dump pinned "$1" | head -40)"
 }
 
-cg_progs() { bpftool cgroup show "$1" 2>/dev/null | awk 'NR > 1 { print $NF }' | sort | tr '\n' ' '; }
+cg_progs() {
+	bpftool cgroup show "$1" 2>/dev/null | awk 'NR > 1 { print $NF }' | sort | tr '\n' ' '
+}
 
 root_untouched() {
 	if bpftool cgroup show "$CGV2" 2>/dev/null | grep -q ntun_; then
@@ -220,7 +225,8 @@ start_real_server() {
 # no_leftovers INST: nothing of the instance survives a clean exit.
 no_leftovers() {
 	local inst=$1 d
-	[ ! -e /sys/fs/bpf/ntun/"$inst" ] || fail "pins left: $(ls /sys/fs/bpf/ntun/"$inst")" || return 1
+	[ ! -e /sys/fs/bpf/ntun/"$inst" ] || fail "pins left: $(ls /sys/fs/bpf/ntun/"$inst")" ||
+		return 1
 	for d in "$CGV2"/ntun-"$inst"-* "$CG_ROOT"/ntun-"$inst"-*; do
 		[ ! -e "$d" ] || fail "daemon cgroup left: $d" || return 1
 	done
@@ -390,7 +396,8 @@ case_bpf_intercept() {
 	grep -q 'mode=bpf' "$H_ERR" || fail "no 'mode=bpf' in the log" || return 1
 	expect_probe "$NS_B" 100.64.1.5:80 "$(redirected_line 100.64.1.5:80)" || return 1
 	expect_probe "$NS_B" 100.64.2.9:443 "$(redirected_line 100.64.2.9:443)" || return 1
-	grep -q '^orig=100.64.1.5:80 peer=127.0.0.1:' "$H_OUT" || fail "harness saw no orig" || return 1
+	grep -q '^orig=100.64.1.5:80 peer=127.0.0.1:' "$H_OUT" || fail "harness saw no orig" ||
+		return 1
 	# outside the CIDRs: untouched (a local "real" server; no route at all)
 	expect_probe "$NS_B" 100.65.0.1:7000 "$(real_line 100.65.0.1:7000)" || return 1
 	expect_probe "$NS_B" 100.66.0.1:80 "100.66.0.1:80 err=ENETUNREACH" || return 1
@@ -421,7 +428,8 @@ case_bpf_self_not_redirected() {
 	got=$(h_cmd "connect 100.64.9.9:7000 mark $CG" '^connect ') || fail "no answer" || return 1
 	[ "$got" = "connect 100.64.9.9:7000 -> REAL 100.64.9.9:7000" ] || fail "$got" || return 1
 	# ...and the same connect unmarked is redirected
-	got=$(h_cmd "connect 100.64.9.9:7000 nomark $CG" '^connect ') || fail "no answer" || return 1
+	got=$(h_cmd "connect 100.64.9.9:7000 nomark $CG" '^connect ') || fail "no answer" ||
+		return 1
 	[ "$got" = "connect 100.64.9.9:7000 -> orig=100.64.9.9:7000" ] || fail "$got" || return 1
 	got=$(h_cmd stats '^stats ')
 	echo "$got" | grep -qE 'skip_mark=[1-9]' || fail "skip_mark not counted: $got"
@@ -478,8 +486,10 @@ case_bpf_concurrent_200() {
 	wait "$pid"
 	got=$(head -1 "$TMP/many.out")
 	[ "$got" = "many ok=200 bad=0" ] || fail "$(cat "$TMP/many.out")" || return 1
-	[ "$n" -ge 200 ] || fail "only $n entries in ntun_conn with 200 connections open" || return 1
-	[ "$(grep -cE '^orig=100\.64\.1\.([1-9]|[1-9][0-9]|1[0-9][0-9]|200):80 ' "$H_OUT")" -ge 200 ] ||
+	[ "$n" -ge 200 ] || fail "only $n entries in ntun_conn with 200 connections open" ||
+		return 1
+	n=$(grep -cE '^orig=100\.64\.1\.([1-9]|[1-9][0-9]|1[0-9][0-9]|200):80 ' "$H_OUT")
+	[ "$n" -ge 200 ] ||
 		fail "harness reported fewer than 200 original destinations"
 }
 
@@ -531,7 +541,8 @@ case_bpf_crash_restart() {
 case_bpf_default_cgroup() {
 	local got progs
 	h_start "$NS_B" bpf "$INST_R" default "$CG_ROOT" || return 1
-	grep -q "cgroup=$CGV2 " "$H_ERR" || fail "harness did not take the default cgroup" || return 1
+	grep -q "cgroup=$CGV2 " "$H_ERR" || fail "harness did not take the default cgroup" ||
+		return 1
 	progs=$(cg_progs "$CG_ROOT")
 	[ "$progs" = "ntun_connect4 ntun_getpeer4 ntun_sockops " ] ||
 		fail "programs on $CG_ROOT: '$progs'" || return 1
@@ -552,6 +563,20 @@ case_bpf_default_cgroup() {
 
 # ---- cases: iptables mode ----
 
+# mode auto with a --cgroup that is no cgroup v2 directory: an error, not netns-wide iptables
+case_auto_bad_cgroup() {
+	if nsenter --net=/run/netns/"$NS_I" "$HARNESS" --mode auto --cgroup "$TMP" \
+		--instance "$INST_I" --port "$PORT" --cidr 100.64.1.0/24 </dev/null >/dev/null \
+		2>"$TMP/bad.err"; then
+		fail "harness started with --cgroup $TMP" || return 1
+	fi
+	grep -q 'not a cgroup v2 directory' "$TMP/bad.err" || fail "$(cat "$TMP/bad.err")" ||
+		return 1
+	! nsenter --net=/run/netns/"$NS_I" iptables -w -t nat -S 2>/dev/null | grep -q NTUN ||
+		fail "iptables rules installed" || return 1
+	no_leftovers "$INST_I"
+}
+
 case_ipt_intercept() {
 	local got rules
 	if ! nsenter --net=/run/netns/"$NS_I" iptables -w -t nat -S OUTPUT >/dev/null 2>&1; then
@@ -569,6 +594,15 @@ case_ipt_intercept() {
 	[ "$(echo "$rules" | grep -c -- "-j REDIRECT --to-ports $PORT")" = 3 ] ||
 		fail "want 3 REDIRECT rules: $rules" || return 1
 	[ -z "$(cg_progs "$CG")" ] || fail "BPF attached in iptables mode" || return 1
+	# one daemon per instance and netns
+	if nsenter --net=/run/netns/"$NS_I" "$HARNESS" --mode iptables --cgroup "$CG" \
+		--instance "$INST_I" --port 15002 --cidr 100.64.1.0/24 </dev/null >/dev/null \
+		2>"$TMP/busy.err"; then
+		fail "a second harness of instance $INST_I started" || return 1
+	fi
+	grep -q 'in use' "$TMP/busy.err" || fail "busy: $(cat "$TMP/busy.err")" || return 1
+	got=$(nsenter --net=/run/netns/"$NS_I" iptables -w -t nat -S | grep -c -- "-j REDIRECT")
+	[ "$got" = 3 ] || fail "the refused harness touched the rules" || return 1
 	expect_probe "$NS_I" 100.64.1.5:80 "$(redirected_line 100.64.1.5:80)" || return 1
 	expect_probe "$NS_I" 100.64.2.9:443 "$(redirected_line 100.64.2.9:443)" || return 1
 	expect_probe "$NS_I" 100.65.0.1:7000 "$(real_line 100.65.0.1:7000)" || return 1
@@ -587,8 +621,8 @@ case_ipt_live_update_and_200() {
 		fail "cidrs update failed" || return 1
 	expect_probe "$NS_I" 100.64.3.7:8080 "$(redirected_line 100.64.3.7:8080)" || return 1
 	got=$(APP_TIMEOUT=1 app "$NS_I" probe 100.64.1.5:80)
-	[ "$got" = "100.64.1.5:80 err=ETIMEDOUT" ] || fail "removed prefix still redirected: $got" ||
-		return 1
+	[ "$got" = "100.64.1.5:80 err=ETIMEDOUT" ] ||
+		fail "removed prefix still redirected: $got" || return 1
 	h_cmd "cidrs 100.64.1.0/24 100.64.2.0/24 100.64.9.9/32" '^(ok|err) cidrs' | grep -q '^ok' ||
 		fail "cidrs restore failed" || return 1
 	[ "$(nsenter --net=/run/netns/"$NS_I" iptables -w -t nat -S "NTUN-$INST_I" |
@@ -609,7 +643,8 @@ case_ipt_exit_cleanup() {
 		fail "chain should survive SIGKILL" || return 1
 	h_start "$NS_I" iptables "$INST_I" "$CG" || return 1
 	rules=$(nsenter --net=/run/netns/"$NS_I" iptables -w -t nat -S)
-	[ "$(echo "$rules" | grep -c -- "-j NTUN-$INST_I")" = 1 ] || fail "jumps: $rules" || return 1
+	[ "$(echo "$rules" | grep -c -- "-j NTUN-$INST_I")" = 1 ] || fail "jumps: $rules" ||
+		return 1
 	[ "$(echo "$rules" | grep -c -- "-j REDIRECT")" = 3 ] || fail "rules: $rules" || return 1
 	[ ! -e "$CGV2/ntun-$INST_I-$old" ] || fail "stale daemon cgroup not removed" || return 1
 	expect_probe "$NS_I" 100.64.1.5:80 "$(redirected_line 100.64.1.5:80)" || return 1
@@ -630,7 +665,10 @@ main() {
 	for t in bpftool iptables nsenter unshare ip findmnt "$PY"; do
 		command -v "$t" >/dev/null || { echo "FAIL test_intercept: $t missing"; exit 1; }
 	done
-	[ -x "$HARNESS" ] || { echo "FAIL test_intercept: no $HARNESS (NTUN_BUILD=$BUILD)"; exit 1; }
+	if [ ! -x "$HARNESS" ]; then
+		echo "FAIL test_intercept: no $HARNESS (NTUN_BUILD=$BUILD)"
+		exit 1
+	fi
 	CGV2=$(findmnt -n -t cgroup2 -o TARGET | head -1)
 	if [ -z "$CGV2" ]; then
 		echo "SKIP test_intercept (no cgroup v2 mount)"
@@ -655,6 +693,7 @@ main() {
 	run_case case_bpf_exit_cleanup
 	run_case case_bpf_crash_restart
 	run_case case_bpf_default_cgroup
+	run_case case_auto_bad_cgroup
 	run_case case_ipt_intercept
 	run_case case_ipt_live_update_and_200
 	run_case case_ipt_exit_cleanup

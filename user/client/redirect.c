@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Interception set-up and tear-down: the daemon cgroup, the BPF skeleton (load, attach, pins)
- * or the iptables chain. The only user of libbpf; relays nothing and keeps no per-connection state. */
+ * or the iptables chain. The only user of libbpf; relays nothing, keeps no per-connection state. */
 #include "redirect.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <bpf/bpf.h>
@@ -52,7 +54,7 @@ struct redirect {
 	struct cidr *cidrs; /* owned, normalized, no duplicates */
 	size_t n_cidrs;
 
-	char v2root[PATH_MAX];  /* cgroup2 mount point; "" if none */
+	char v2root[PATH_MAX];	/* cgroup2 mount point; "" if none */
 	char orig_cg[PATH_MAX]; /* where the process came from */
 	char self_cg[PATH_MAX]; /* the daemon cgroup we made; "" if none */
 	uint64_t self_cgid;
@@ -66,6 +68,7 @@ struct redirect {
 	/* iptables mode */
 	char chain[INSTANCE_MAX + 6];
 	bool chain_made;
+	int lock_fd; /* abstract unix socket naming the instance in this netns; -1 if none */
 };
 
 /* ---- small helpers ---- */
@@ -104,7 +107,7 @@ static uint32_t prefix_mask(uint8_t len)
 
 static const char *ip_str(uint32_t host_addr, char buf[INET_ADDRSTRLEN])
 {
-	struct in_addr a = { .s_addr = htonl(host_addr) };
+	struct in_addr a = {.s_addr = htonl(host_addr)};
 
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
@@ -430,7 +433,7 @@ static int bpffs_ensure(void)
 	return 0;
 }
 
-static const char *const pin_names[] = { NTUN_MAP_CIDRS, NTUN_MAP_CONN, NTUN_MAP_STATS };
+static const char *const pin_names[] = {NTUN_MAP_CIDRS, NTUN_MAP_CONN, NTUN_MAP_STATS};
 
 static void pins_remove(const char *dir)
 {
@@ -455,24 +458,27 @@ static int pin_dir_lock(struct redirect *r)
 	    (mkdir(r->pin_dir, 0700) && errno != EEXIST)) {
 		err = -errno;
 		log_error("redirect: mkdir %s: %s", r->pin_dir, strerror(errno));
-		return err;
+		goto err;
 	}
 	r->pin_fd = open(r->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->pin_fd < 0) {
 		err = -errno;
 		log_error("redirect: open %s: %s", r->pin_dir, strerror(errno));
-		return err;
+		goto err;
 	}
 	if (flock(r->pin_fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		log_error("redirect: instance \"%s\" is in use by another daemon (%s locked)",
 			  r->instance, r->pin_dir);
-		close(r->pin_fd);
-		r->pin_fd = -1;
-		return err;
+		goto err;
 	}
 	pins_remove(r->pin_dir);
 	return 0;
+err:
+	if (r->pin_fd >= 0)
+		close(r->pin_fd);
+	r->pin_fd = -1;
+	return err;
 }
 
 static void pin_dir_release(struct redirect *r)
@@ -489,7 +495,7 @@ static void pin_dir_release(struct redirect *r)
 
 static struct ntun_cidr_key lpm_key(const struct cidr *c)
 {
-	struct ntun_cidr_key k = { .prefixlen = c->len };
+	struct ntun_cidr_key k = {.prefixlen = c->len};
 	uint32_t be = htonl(c->addr);
 
 	memcpy(k.addr, &be, sizeof(be));
@@ -499,7 +505,7 @@ static struct ntun_cidr_key lpm_key(const struct cidr *c)
 static int lpm_add(struct redirect *r, const struct cidr *c)
 {
 	struct ntun_cidr_key k = lpm_key(c);
-	struct ntun_cidr_val v = { 0 };
+	struct ntun_cidr_val v = {0};
 
 	return bpf_map__update_elem(r->skel->maps.ntun_cidrs, &k, sizeof(k), &v, sizeof(v),
 				    BPF_ANY);
@@ -562,7 +568,7 @@ static void bpf_teardown(struct redirect *r)
 
 static int bpf_setup(struct redirect *r, const char *target)
 {
-	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
 	struct bpf_map *pin_maps[3];
 	char path[PATH_MAX];
 	int cg_fd = -1, self_fd = -1, err;
@@ -688,8 +694,8 @@ static int bpf_set_cidrs(struct redirect *r, const struct cidr *v, size_t n)
 
 static const char *iptables_path(void)
 {
-	static const char *const paths[] = { "/usr/sbin/iptables", "/sbin/iptables",
-					     "/usr/bin/iptables", "/bin/iptables" };
+	static const char *const paths[] = {"/usr/sbin/iptables", "/sbin/iptables",
+					    "/usr/bin/iptables", "/bin/iptables"};
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (!access(paths[i], X_OK))
@@ -698,16 +704,38 @@ static const char *iptables_path(void)
 	return NULL;
 }
 
+/* Reads the child's output into out (truncated, NUL-terminated) and drains the rest, so that
+ * the child never blocks on a full pipe. */
+static void read_all(int fd, char *out, size_t size)
+{
+	size_t got = 0;
+	char sink[256];
+	ssize_t k;
+
+	for (;;) {
+		if (got < size - 1)
+			k = read(fd, out + got, size - 1 - got);
+		else
+			k = read(fd, sink, sizeof(sink));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		if (got < size - 1)
+			got += (size_t)k;
+	}
+	out[got] = '\0';
+}
+
 /* Runs iptables -w 5 -t nat <args...> (NULL-terminated) without a shell. Returns 0, -ENOENT
  * (no iptables binary) or -EIO (non-zero exit; its output is logged unless quiet). */
 static int iptables(bool quiet, const char *const *args)
 {
-	const char *argv[24] = { "iptables", "-w", "5", "-t", "nat" };
+	const char *argv[24] = {"iptables", "-w", "5", "-t", "nat"};
 	const char *bin = iptables_path();
 	char out[512], cmd[256];
-	size_t n = 5, got = 0, len = 0;
-	int pfd[2], status, err;
-	ssize_t k;
+	size_t n = 5, len = 0;
+	int pfd[2] = {-1, -1}, status, err = 0;
 	pid_t pid;
 
 	if (!bin)
@@ -720,9 +748,7 @@ static int iptables(bool quiet, const char *const *args)
 	pid = fork();
 	if (pid < 0) {
 		err = -errno;
-		close(pfd[0]);
-		close(pfd[1]);
-		return err;
+		goto out;
 	}
 	if (!pid) {
 		/* Only async-signal-safe calls here: the parent may have threads. */
@@ -736,43 +762,37 @@ static int iptables(bool quiet, const char *const *args)
 		_exit(127);
 	}
 	close(pfd[1]);
-	while ((k = read(pfd[0], out + got, sizeof(out) - 1 - got)) != 0) {
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			break;
-		got += (size_t)k;
-		if (got == sizeof(out) - 1) { /* keep draining so the child never blocks */
-			char sink[256];
-
-			while ((k = read(pfd[0], sink, sizeof(sink))) > 0 || (k < 0 && errno == EINTR))
-				;
-			break;
+	pfd[1] = -1;
+	read_all(pfd[0], out, sizeof(out));
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			err = -errno;
+			goto out;
 		}
 	}
-	out[got] = '\0';
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
 	if (WIFEXITED(status) && !WEXITSTATUS(status))
-		return 0;
+		goto out;
+	err = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
 	if (!quiet) {
 		for (size_t i = 5; argv[i] && len < sizeof(cmd) - 1; i++)
 			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " %s", argv[i]);
 		out[strcspn(out, "\n")] = '\0';
-		log_error("redirect: iptables -t nat%s: %s (status %d)", cmd, out[0] ? out : "failed",
-			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		log_error("redirect: iptables -t nat%s: %s (status %d)", cmd,
+			  out[0] ? out : "failed", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
-	return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
+out:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	return err;
 }
 
 static int ipt_rule(struct redirect *r, const char *op, const struct cidr *c, bool quiet)
 {
 	char dst[INET_ADDRSTRLEN + 4], ip[INET_ADDRSTRLEN], port[8];
-	const char *args[] = { op,	    r->chain, "-p", "tcp", "-d",	  dst, "-j",
-			       "REDIRECT", "--to-ports", port, NULL };
+	const char *args[] = {op,   r->chain,	"-p",	      "tcp", "-d", dst,
+			      "-j", "REDIRECT", "--to-ports", port,  NULL};
 
 	snprintf(dst, sizeof(dst), "%s/%u", ip_str(c->addr, ip), c->len);
 	snprintf(port, sizeof(port), "%u", r->listen_port);
@@ -782,9 +802,9 @@ static int ipt_rule(struct redirect *r, const char *op, const struct cidr *c, bo
 /* Removes the jump, the rules and the chain, whatever of them exists. */
 static void ipt_remove_chain(struct redirect *r)
 {
-	const char *unjump[] = { "-D", "OUTPUT", "-p", "tcp", "-j", r->chain, NULL };
-	const char *flush[] = { "-F", r->chain, NULL };
-	const char *del[] = { "-X", r->chain, NULL };
+	const char *unjump[] = {"-D", "OUTPUT", "-p", "tcp", "-j", r->chain, NULL};
+	const char *flush[] = {"-F", r->chain, NULL};
+	const char *del[] = {"-X", r->chain, NULL};
 
 	for (int i = 0; i < 16 && !iptables(true, unjump); i++)
 		;
@@ -792,38 +812,70 @@ static void ipt_remove_chain(struct redirect *r)
 	iptables(true, del);
 }
 
+/* One daemon per instance and network namespace (chains are per namespace): an abstract unix
+ * socket name is per namespace too, and is released however the process ends. */
+static int ipt_lock(struct redirect *r)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int n, err;
+
+	n = snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "ntun-redirect-%s", r->instance);
+	r->lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (r->lock_fd < 0)
+		return -errno;
+	if (!bind(r->lock_fd, (struct sockaddr *)&sun,
+		  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)))
+		return 0;
+	err = errno == EADDRINUSE ? -EBUSY : -errno;
+	log_error("redirect: instance \"%s\" is in use by another daemon in this network namespace",
+		  r->instance);
+	close(r->lock_fd);
+	r->lock_fd = -1;
+	return err;
+}
+
 static void ipt_teardown(struct redirect *r)
 {
-	const char *del[] = { "-X", r->chain, NULL };
+	const char *del[] = {"-X", r->chain, NULL};
 
-	if (!r->chain_made)
-		return;
-	ipt_remove_chain(r);
-	if (!iptables(true, (const char *[]){ "-n", "-L", r->chain, NULL }))
-		iptables(false, del); /* still there: log why */
-	r->chain_made = false;
+	if (r->chain_made) {
+		ipt_remove_chain(r);
+		if (!iptables(true, (const char *[]){"-n", "-L", r->chain, NULL}))
+			iptables(false, del); /* still there: log why */
+		r->chain_made = false;
+	}
+	if (r->lock_fd >= 0) {
+		close(r->lock_fd);
+		r->lock_fd = -1;
+	}
 }
 
 static int ipt_setup(struct redirect *r)
 {
-	const char *probe[] = { "-S", "OUTPUT", NULL };
-	const char *mk[] = { "-N", r->chain, NULL };
+	const char *probe[] = {"-S", "OUTPUT", NULL};
+	const char *mk[] = {"-N", r->chain, NULL};
 	char mark[16];
-	const char *ret[] = { "-A", r->chain, "-m", "mark", "--mark", mark, "-j", "RETURN", NULL };
-	const char *jump[] = { "-I", "OUTPUT", "1", "-p", "tcp", "-j", r->chain, NULL };
+	const char *ret[] = {"-A", r->chain, "-m", "mark", "--mark", mark, "-j", "RETURN", NULL};
+	const char *jump[] = {"-I", "OUTPUT", "1", "-p", "tcp", "-j", r->chain, NULL};
 	int err;
 
 	snprintf(mark, sizeof(mark), "0x%x", REDIRECT_MARK);
+	err = ipt_lock(r);
+	if (err)
+		return err;
 	err = iptables(false, probe);
 	if (err) {
 		log_error("redirect: iptables nat table unavailable%s",
 			  err == -ENOENT ? " (no iptables binary)" : "");
+		ipt_teardown(r);
 		return err == -ENOENT ? -ENOENT : -ENOTSUP;
 	}
 	ipt_remove_chain(r); /* left by a crashed run */
 	err = iptables(false, mk);
-	if (err)
+	if (err) {
+		ipt_teardown(r);
 		return err;
+	}
 	r->chain_made = true;
 	err = iptables(false, ret);
 	for (size_t i = 0; !err && i < r->n_cidrs; i++)
@@ -890,6 +942,7 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		return NULL;
 	}
 	r->pin_fd = -1;
+	r->lock_fd = -1;
 	r->listen_port = o->listen_port;
 	strcpy(r->instance, instance);
 	snprintf(r->chain, sizeof(r->chain), "NTUN-%s", instance);
@@ -907,17 +960,26 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		goto err;
 	}
 	target = o->cgroup ? o->cgroup : r->v2root;
+	/* A mistyped --cgroup must not turn into netns-wide iptables interception. */
+	if (o->cgroup && o->mode != REDIRECT_IPTABLES && !is_cgroup2(o->cgroup)) {
+		log_error("redirect: %s is not a cgroup v2 directory", o->cgroup);
+		err = -EINVAL;
+		goto err;
+	}
 
 	err = -ENOTSUP;
 	if (o->mode != REDIRECT_IPTABLES) {
 		err = bpf_setup(r, target);
-		if (!err)
+		if (!err) {
 			r->mode = REDIRECT_BPF;
-		else if (o->mode == REDIRECT_AUTO)
+		} else if (o->mode == REDIRECT_AUTO && err != -EBUSY) {
 			log_warn("redirect: BPF unavailable (%s), falling back to iptables",
 				 strerror(-err));
+		} else {
+			goto err;
+		}
 	}
-	if (err && o->mode != REDIRECT_BPF) {
+	if (err) {
 		err = ipt_setup(r);
 		if (!err)
 			r->mode = REDIRECT_IPTABLES;

@@ -27,14 +27,19 @@ enum redirect_mode { REDIRECT_AUTO, REDIRECT_BPF, REDIRECT_IPTABLES };
 /* Set on the daemon's own outbound sockets (SO_MARK); such connects are never redirected. */
 #define REDIRECT_MARK 0x4e54554eu
 
+/* mode: enum redirect_mode.
+ * cgroup: cgroup v2 dir whose processes are intercepted (BPF mode); NULL = the v2 root found in
+ *   /proc/self/mountinfo.
+ * instance: names /sys/fs/bpf/ntun/<instance>/, the chain NTUN-<instance> and the daemon cgroup;
+ *   [A-Za-z0-9_-], at most 23 characters; NULL = "default".
+ * listen_port: the client's listener on 127.0.0.1, host order, not 0.
+ * cidrs: borrowed, copied; host bits are ignored. */
 struct redirect_opts {
-	int mode;           /* enum redirect_mode */
-	const char *cgroup; /* cgroup v2 dir whose processes are intercepted (BPF mode);
-			       NULL = the v2 root found in /proc/self/mountinfo */
-	const char *instance; /* names /sys/fs/bpf/ntun/<instance>/, the chain NTUN-<instance> and
-				 the daemon cgroup; [A-Za-z0-9_-], at most 23 chars; NULL = "default" */
-	uint16_t listen_port; /* the client's listener on 127.0.0.1, host order, not 0 */
-	const struct cidr *cidrs; /* borrowed; copied */
+	int mode;
+	const char *cgroup;
+	const char *instance;
+	uint16_t listen_port;
+	const struct cidr *cidrs;
 	size_t n_cidrs;
 };
 
@@ -45,9 +50,12 @@ struct redirect_opts {
  * daemon's own connects are never redirected (skipped by cgroup id in connect4, and by SO_MARK
  * REDIRECT_MARK in both modes), and the getsockopt program sits on that cgroup, never on the
  * root. Leftovers of an earlier crashed run of the same instance are removed first; a live
- * daemon holding the same instance makes it fail with EBUSY. Mounts bpffs on /sys/fs/bpf if
- * needed; maps are pinned under /sys/fs/bpf/ntun/<instance>/ (ntun_cidrs, ntun_conn, ntun_stats).
- * Returns NULL with errno and a logged reason on failure (the caller then fatal()s). */
+ * daemon of the same instance (BPF: on this host; iptables: in this netns) makes it fail with
+ * EBUSY, and AUTO never falls back to iptables for that, nor for a cgroup that is not a cgroup
+ * v2 directory (EINVAL). Mounts bpffs on /sys/fs/bpf if needed; maps are pinned under
+ * /sys/fs/bpf/ntun/<instance>/ (ntun_cidrs, ntun_conn, ntun_stats). Not thread-safe; call from
+ * the main thread. Returns NULL with errno and a logged reason on failure (the caller then
+ * fatal()s). */
 struct redirect *redirect_new(const struct redirect_opts *o);
 
 /* Replaces the intercepted CIDR set live (LPM map in BPF mode, rules in the chain in iptables
