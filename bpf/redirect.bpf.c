@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* Transparent interception: connect4 rewrites TCP connects to intercepted CIDRs towards the
- * client's loopback listener and remembers the original destination; sockops, getsockopt and
- * getpeername4 make that destination visible again. IPv4 TCP only; no policy beyond the CIDRs.
+/* Transparent interception: connect4/6 rewrite TCP connects to intercepted CIDRs towards the
+ * client's loopback listener and remember the original destination; sockops, getsockopt and
+ * getpeername4/6 make it visible again. IPv4 only (also v4-mapped on dual-stack sockets).
  *
- *   app connect(100.64.1.5:80)
- *     connect4: in ntun_cidrs? -> SK_STORAGE(app sk) = orig, dst := 127.0.0.1:listen_port
+ *   app connect(100.64.1.5:80 or ::ffff:100.64.1.5:80)
+ *     connect4/6: in ntun_cidrs? -> SK_STORAGE(app sk) = orig, dst := 127.0.0.1:listen_port
  *     sockops ACTIVE_ESTABLISHED (app sk): ntun_conn[4-tuple] = orig, STATE_CB on
  *     sockops PASSIVE_ESTABLISHED (daemon sk): mark entry PASSIVE, STATE_CB on
  *   daemon getsockopt(SOL_IP, SO_ORIGINAL_DST) -> ntun_conn[4-tuple]
- *   app getpeername() -> SK_STORAGE(app sk)
+ *   app getpeername() -> SK_STORAGE(app sk)   (getpeername4/6)
  *   TCP_CLOSE: daemon side deletes the entry; the app side only if the daemon side never existed
  */
 #include "vmlinux.h"
@@ -19,6 +19,7 @@
 
 /* #defines that vmlinux.h cannot carry. */
 #define NTUN_AF_INET	     2
+#define NTUN_AF_INET6	     10
 #define NTUN_SOL_IP	     0
 #define NTUN_SO_ORIGINAL_DST 80
 #define NTUN_LOOPBACK	     0x7f000001 /* 127.0.0.1, host order */
@@ -85,44 +86,67 @@ static __always_inline void conn_key(struct ntun_conn_key *k, __u64 netns, __u32
 	k->lsn_port = lsn_port;
 }
 
-SEC("cgroup/connect4")
-int ntun_connect4(struct bpf_sock_addr *ctx)
+/* Decides for one TCP connect to dst_ip (network order) / dst_port (the __be16 in ctx->user_port)
+ * and records the original destination on the socket. True: rewrite it to the listener. */
+static __always_inline bool intercept(struct bpf_sock_addr *ctx, __u32 dst_ip, __u32 dst_port)
 {
 	struct ntun_cidr_key key = {.prefixlen = 32};
 	struct bpf_sock *sk = ctx->sk;
 	struct ntun_orig *o;
-	__u32 dst_ip, dst_port;
 
 	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
-		return 1;
+		return false;
 	if (bpf_get_current_cgroup_id() == daemon_cgid) {
 		STAT_INC(skip_self);
-		return 1;
+		return false;
 	}
 	if (sk->mark == NTUN_REDIRECT_MARK) {
 		STAT_INC(skip_mark);
-		return 1;
+		return false;
 	}
-	dst_ip = ctx->user_ip4;
-	dst_port = ctx->user_port;
 	__builtin_memcpy(key.addr, &dst_ip, 4);
 	if (!bpf_map_lookup_elem(&ntun_cidrs, &key))
-		return 1;
+		return false;
 
 	/* Without a record the daemon could not serve the connection: leave it alone. */
 	o = bpf_sk_storage_get(&ntun_sk_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o)
-		return 1;
+		return false;
 	__builtin_memcpy(o->addr, &dst_ip, 4);
 	o->port = bpf_ntohs((__u16)dst_port);
 	o->flags = 0;
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->pad = 0;
 	o->cgroup_id = bpf_get_current_cgroup_id();
-
-	ctx->user_ip4 = bpf_htonl(NTUN_LOOPBACK);
-	ctx->user_port = bpf_htons(listen_port);
 	STAT_INC(redirected);
+	return true;
+}
+
+SEC("cgroup/connect4")
+int ntun_connect4(struct bpf_sock_addr *ctx)
+{
+	if (intercept(ctx, ctx->user_ip4, ctx->user_port)) {
+		ctx->user_ip4 = bpf_htonl(NTUN_LOOPBACK);
+		ctx->user_port = bpf_htons(listen_port);
+	}
+	return 1;
+}
+
+/* ::ffff:a.b.c.d on a dual-stack AF_INET6 socket (Java, for one) is an IPv4 connection too. */
+static __always_inline bool v4mapped(__u32 a0, __u32 a1, __u32 a2)
+{
+	return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff);
+}
+
+SEC("cgroup/connect6")
+int ntun_connect6(struct bpf_sock_addr *ctx)
+{
+	if (!v4mapped(ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2]))
+		return 1;
+	if (intercept(ctx, ctx->user_ip6[3], ctx->user_port)) {
+		ctx->user_ip6[3] = bpf_htonl(NTUN_LOOPBACK);
+		ctx->user_port = bpf_htons(listen_port);
+	}
 	return 1;
 }
 
@@ -205,7 +229,9 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 SEC("sockops")
 int ntun_sockops(struct bpf_sock_ops *skops)
 {
-	if (skops->family != NTUN_AF_INET)
+	/* AF_INET6 sockets get here only for v4-mapped connections (connect6 records no others;
+	 * their local/remote_ip4 then hold the IPv4 addresses). */
+	if (skops->family != NTUN_AF_INET && skops->family != NTUN_AF_INET6)
 		return 1;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -258,19 +284,40 @@ int ntun_getsockopt(struct bpf_sockopt *ctx)
 }
 
 /* The app's getpeername() shows what it dialed, not the listener. */
+static __always_inline struct ntun_orig *peer_orig(struct bpf_sock_addr *ctx, __u32 ip)
+{
+	if (ip != bpf_htonl(NTUN_LOOPBACK) || ctx->user_port != bpf_htons(listen_port))
+		return NULL;
+	return bpf_sk_storage_get(&ntun_sk_orig, ctx->sk, 0, 0);
+}
+
 SEC("cgroup/getpeername4")
 int ntun_getpeer4(struct bpf_sock_addr *ctx)
 {
-	struct ntun_orig *o;
+	struct ntun_orig *o = peer_orig(ctx, ctx->user_ip4);
 	__u32 ip;
 
-	if (ctx->user_ip4 != bpf_htonl(NTUN_LOOPBACK) || ctx->user_port != bpf_htons(listen_port))
-		return 1;
-	o = bpf_sk_storage_get(&ntun_sk_orig, ctx->sk, 0, 0);
 	if (!o)
 		return 1;
 	__builtin_memcpy(&ip, o->addr, 4);
 	ctx->user_ip4 = ip;
+	ctx->user_port = bpf_htons(o->port);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int ntun_getpeer6(struct bpf_sock_addr *ctx)
+{
+	struct ntun_orig *o;
+	__u32 ip;
+
+	if (!v4mapped(ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2]))
+		return 1;
+	o = peer_orig(ctx, ctx->user_ip6[3]);
+	if (!o)
+		return 1;
+	__builtin_memcpy(&ip, o->addr, 4);
+	ctx->user_ip6[3] = ip;
 	ctx->user_port = bpf_htons(o->port);
 	return 1;
 }

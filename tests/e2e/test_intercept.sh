@@ -180,11 +180,11 @@ app() {
 		"$PY" "$TMP/app.py" "$@"
 }
 
-# expect_probe NS DST WANT: one probe line must equal WANT.
+# expect_probe NS DST WANT [probe6]: one probe line must equal WANT.
 expect_probe() {
 	local got
-	got=$(app "$1" probe "$2")
-	[ "$got" = "$3" ] || fail "probe $2: got '$got', want '$3'"
+	got=$(app "$1" "${4:-probe}" "$2")
+	[ "$got" = "$3" ] || fail "${4:-probe} $2: got '$got', want '$3'"
 }
 
 redirected_line() { echo "$1 line=orig=$1 peer=$1 echo=ok"; }
@@ -247,7 +247,7 @@ run_case() {
 
 write_app() {
 	cat >"$TMP/app.py" <<'EOF'
-# The app side: probe DST... | many N PREFIX PORT FLAGDIR | fastclose DST | serve PORT
+# The app side: probe DST... | probe6 DST... | many N PREFIX PORT FLAGDIR | fastclose DST | serve PORT
 import errno, hashlib, os, socket, sys, threading, time
 
 TIMEOUT = float(os.environ.get("APP_TIMEOUT", "5"))
@@ -273,12 +273,14 @@ def exchange(s, size):
     t.join()
     return line, hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
 
-def probe(dst):
-    s = socket.socket()
+def probe(dst, v6=False):
+    """v6: the same IPv4 destination from a dual-stack AF_INET6 socket (::ffff:a.b.c.d)."""
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
     s.settimeout(TIMEOUT)
     try:
-        s.connect(split(dst))
-        peer = "%s:%d" % s.getpeername()
+        ip, port = split(dst)
+        s.connect(("::ffff:" + ip if v6 else ip, port))
+        peer = "%s:%d" % s.getpeername()[:2]
         line, ok = exchange(s, 256 * 1024)
         return "%s line=%s peer=%s echo=%s" % (dst, line, peer, "ok" if ok else "bad")
     except OSError as e:
@@ -364,9 +366,9 @@ def serve(port):
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 cmd = sys.argv[1]
-if cmd == "probe":
+if cmd in ("probe", "probe6"):
     for d in sys.argv[2:]:
-        print(probe(d), flush=True)
+        print(probe(d, cmd == "probe6"), flush=True)
 elif cmd == "many":
     many(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5])
 elif cmd == "fastclose":
@@ -387,6 +389,7 @@ setup_netns() {
 # ---- cases: BPF mode (one harness for the first six) ----
 
 PIN_B=
+APP_PROGS="ntun_connect4 ntun_connect6 ntun_getpeer4 ntun_getpeer6 ntun_sockops "
 
 case_bpf_intercept() {
 	local progs dcg
@@ -396,14 +399,20 @@ case_bpf_intercept() {
 	grep -q 'mode=bpf' "$H_ERR" || fail "no 'mode=bpf' in the log" || return 1
 	expect_probe "$NS_B" 100.64.1.5:80 "$(redirected_line 100.64.1.5:80)" || return 1
 	expect_probe "$NS_B" 100.64.2.9:443 "$(redirected_line 100.64.2.9:443)" || return 1
+	expect_probe "$NS_B" 100.64.2.10:80 \
+		"100.64.2.10:80 line=orig=100.64.2.10:80 peer=::ffff:100.64.2.10:80 echo=ok" probe6 ||
+		return 1
 	grep -q '^orig=100.64.1.5:80 peer=127.0.0.1:' "$H_OUT" || fail "harness saw no orig" ||
 		return 1
 	# outside the CIDRs: untouched (a local "real" server; no route at all)
 	expect_probe "$NS_B" 100.65.0.1:7000 "$(real_line 100.65.0.1:7000)" || return 1
 	expect_probe "$NS_B" 100.66.0.1:80 "100.66.0.1:80 err=ENETUNREACH" || return 1
-	# attachments: three on the test cgroup, getsockopt + sockops on the daemon's, none on root
+	expect_probe "$NS_B" 100.65.0.1:7000 \
+		"100.65.0.1:7000 line=REAL 100.65.0.1:7000 peer=::ffff:100.65.0.1:7000 echo=ok" \
+		probe6 || return 1
+	# attachments: five on the test cgroup, getsockopt + sockops on the daemon's, none on root
 	progs=$(cg_progs "$CG")
-	[ "$progs" = "ntun_connect4 ntun_getpeer4 ntun_sockops " ] ||
+	[ "$progs" = "$APP_PROGS" ] ||
 		fail "programs on $CG: '$progs'" || return 1
 	dcg=$(echo "$CGV2"/ntun-"$INST_B"-"$H_PID")
 	[ -d "$dcg" ] || fail "no daemon cgroup $dcg" || return 1
@@ -544,7 +553,7 @@ case_bpf_default_cgroup() {
 	grep -q "cgroup=$CGV2 " "$H_ERR" || fail "harness did not take the default cgroup" ||
 		return 1
 	progs=$(cg_progs "$CG_ROOT")
-	[ "$progs" = "ntun_connect4 ntun_getpeer4 ntun_sockops " ] ||
+	[ "$progs" = "$APP_PROGS" ] ||
 		fail "programs on $CG_ROOT: '$progs'" || return 1
 	[ -d "$CG_ROOT/ntun-$INST_R-$H_PID" ] || fail "daemon cgroup not inside" || return 1
 	root_untouched || return 1
@@ -605,6 +614,9 @@ case_ipt_intercept() {
 	[ "$got" = 3 ] || fail "the refused harness touched the rules" || return 1
 	expect_probe "$NS_I" 100.64.1.5:80 "$(redirected_line 100.64.1.5:80)" || return 1
 	expect_probe "$NS_I" 100.64.2.9:443 "$(redirected_line 100.64.2.9:443)" || return 1
+	expect_probe "$NS_I" 100.64.2.10:80 \
+		"100.64.2.10:80 line=orig=100.64.2.10:80 peer=::ffff:100.64.2.10:80 echo=ok" probe6 ||
+		return 1
 	expect_probe "$NS_I" 100.65.0.1:7000 "$(real_line 100.65.0.1:7000)" || return 1
 	expect_probe "$NS_I" 100.66.0.1:80 "100.66.0.1:80 err=ENETUNREACH" || return 1
 	# the daemon's marked connect passes; iptables mode is per netns, not per cgroup

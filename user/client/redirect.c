@@ -45,7 +45,7 @@ _Static_assert(sizeof(struct redirect_stats) == sizeof(struct ntun_stats), "stat
 #define BPFFS_DIR    "/sys/fs/bpf"
 #define PIN_ROOT     BPFFS_DIR "/ntun"
 #define INSTANCE_MAX 23 /* "NTUN-" + instance fits iptables' 28-character chain names */
-#define N_LINKS	     5
+#define N_LINKS	     7
 
 struct redirect {
 	int mode; /* REDIRECT_BPF or REDIRECT_IPTABLES */
@@ -631,8 +631,13 @@ static int bpf_setup(struct redirect *r, const char *target)
 		err = bpf_attach(r, r->skel->progs.ntun_sockops, cg_fd, target);
 	if (!err)
 		err = bpf_attach(r, r->skel->progs.ntun_getpeer4, cg_fd, target);
-	if (!err) /* last: nothing is redirected before the rest is in place */
+	if (!err)
+		err = bpf_attach(r, r->skel->progs.ntun_getpeer6, cg_fd, target);
+	/* last: nothing is redirected before the rest is in place */
+	if (!err)
 		err = bpf_attach(r, r->skel->progs.ntun_connect4, cg_fd, target);
+	if (!err)
+		err = bpf_attach(r, r->skel->progs.ntun_connect6, cg_fd, target);
 	if (err)
 		goto err;
 

@@ -10,9 +10,11 @@
  * daemon cgroup remain, and in iptables mode the chain stays in place (connects to the CIDRs
  * then fail with ECONNREFUSED); the next redirect_new() of the same instance removes them all.
  *
- * Scope: BPF mode intercepts processes in the chosen cgroup subtree, in any network namespace
- * (the listener must be reachable there: apps in other namespaces connect to their own
- * 127.0.0.1). iptables mode intercepts every process of the daemon's own network namespace. */
+ * Scope: IPv4 TCP connects to the CIDRs, also as ::ffff:a.b.c.d from dual-stack AF_INET6
+ * sockets; IPv6 destinations are never intercepted. BPF mode intercepts processes in the chosen
+ * cgroup subtree, in any network namespace (the listener must be reachable there: apps in other
+ * namespaces connect to their own 127.0.0.1). iptables mode intercepts every process of the
+ * daemon's own network namespace, whatever its cgroup. */
 #ifndef NTUN_REDIRECT_H
 #define NTUN_REDIRECT_H
 
