@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # E2E for the client's interception (user/client/redirect.c) through ntun-redirect-harness: BPF
-# mode (connect4, sockops, getsockopt, getpeername4), the iptables fallback, and what is left after.
+# mode (connect4/6, sockops, getsockopt, getpeername4/6), the iptables fallback, and leftovers.
 #
 #  root netns: nothing is added here         cgroup v2 ($CGV2, e.g. /sys/fs/cgroup/unified)
 #                                            |-- ntun-test-tiPID/     BPF attached here (--cgroup);
