@@ -544,21 +544,23 @@ static int parse_prefix(struct grpc_call *c)
 {
 	const uint8_t *h = buf_head(&c->in);
 	uint32_t len;
+	uint8_t flag;
 
 	if (buf_len(&c->in) < 5)
 		return 0;
+	flag = h[0];
 	len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
-	if (h[0] > 1)
+	if (flag > 1)
 		return -EPROTO;
-	if (h[0] == 1 && !c->gzip_in)
+	if (flag == 1 && !c->gzip_in)
 		return -EPROTO; /* compressed flag without grpc-encoding */
-	if (len > (h[0] || c->mode == GRPC_MESSAGES ? GRPC_MAX_HELD : GRPC_MAX_MESSAGE))
+	if (len > (flag || c->mode == GRPC_MESSAGES ? GRPC_MAX_HELD : GRPC_MAX_MESSAGE))
 		return -EMSGSIZE;
-	in_drop(c, 5);
+	in_drop(c, 5); /* may free the buffer h points into */
 	c->msg_left = len;
 	c->field1_seen = false;
-	c->held_compressed = h[0] == 1;
-	c->df = (h[0] == 1 || c->mode == GRPC_MESSAGES) ? DF_HELD : DF_FIELD;
+	c->held_compressed = flag == 1;
+	c->df = (flag == 1 || c->mode == GRPC_MESSAGES) ? DF_HELD : DF_FIELD;
 	return 1;
 }
 
