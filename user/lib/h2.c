@@ -22,10 +22,12 @@ struct h2_session {
 	struct buf *out; /* set during h2_session_send */
 	size_t out_limit;
 	size_t nstreams;
+	struct h2_stream *streams; /* every h2_stream alive, for h2_session_free */
 };
 
 struct h2_stream {
 	struct h2_session *s;
+	struct h2_stream *next, *prev; /* in s->streams */
 	int32_t id;
 	const struct h2_stream_cbs *cbs;
 	void *owner;
@@ -59,6 +61,31 @@ static void kick(struct h2_session *s)
 {
 	if (s->cbs->on_kick && !s->out)
 		s->cbs->on_kick(s->arg);
+}
+
+static void stream_link(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+
+	st->prev = NULL;
+	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
+	s->streams = st;
+	s->nstreams++;
+}
+
+static void stream_unlink(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	s->nstreams--;
 }
 
 static void stream_free(struct h2_stream *st)
@@ -178,7 +205,7 @@ static int begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *frame, voi
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		st->id = frame->hd.stream_id;
 		nghttp2_session_set_stream_user_data(ng, st->id, st);
-		s->nstreams++;
+		stream_link(st);
 	}
 	if (st)
 		headers_reset(st);
@@ -302,7 +329,6 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 
 static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
 {
-	struct h2_session *s = user;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
 
 	if (!st)
@@ -311,9 +337,9 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	/* Bytes still counted against the connection window would leak it for good. */
 	if (st->unconsumed)
 		nghttp2_session_consume_connection(ng, st->unconsumed);
+	stream_unlink(st);
 	if (st->owner)
 		st->cbs->on_close(st->owner, code);
-	s->nstreams--;
 	stream_free(st);
 	return 0;
 }
@@ -376,10 +402,19 @@ err:
 
 void h2_session_free(struct h2_session *s)
 {
+	struct h2_stream *st;
+
 	if (!s)
 		return;
-	/* nghttp2_session_del runs on_stream_close for every open stream, so owners hear it. */
+	/* nghttp2_session_del frees its streams without running on_stream_close, so close ours
+	 * here: owners hear on_close(CANCEL) while the session is still valid. */
 	s->out = NULL;
+	while ((st = s->streams)) {
+		stream_unlink(st);
+		if (st->owner)
+			st->cbs->on_close(st->owner, H2_CANCEL);
+		stream_free(st);
+	}
 	nghttp2_session_del(s->ng);
 	free(s);
 }
@@ -471,7 +506,7 @@ struct h2_stream *h2_stream_request(struct h2_session *s, const struct h2_nv *nv
 		return NULL;
 	}
 	st->id = id;
-	s->nstreams++;
+	stream_link(st);
 	kick(s);
 	return st;
 }
