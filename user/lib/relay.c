@@ -69,8 +69,7 @@ static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut)
 		src->rx_bytes += w;
 		dst->tx_bytes += w;
 		moved = true;
-		if (w < n)
-			break;
+		/* A short write is not "full": only a write of 0 means the end will wake us. */
 	}
 	return moved;
 }

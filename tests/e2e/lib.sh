@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Shared pieces of ntun's end-to-end tests: namespaces joined by veth pairs, a child cgroup for
+# the apps, certificates made at test time, daemons started by PID, a case runner printing
+# PASS/FAIL/SKIP, and one cleanup trap that removes everything the test made.
+# Source it, then call e2e_init. Nothing here touches the root namespace's routes or rules.
+
+set -u
+NTUN_BUILD=${NTUN_BUILD:-$(pwd)/build}
+NTUN_SRC=${NTUN_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# The daemons treat every NTUN_* variable as configuration: keep ours out of their environment.
+export -n NTUN_BUILD NTUN_SRC
+PY=/usr/bin/python3
+NETAPP="$NTUN_SRC/tests/e2e/netapp.py"
+BIN_SERVER="$NTUN_BUILD/user/server/ntun-server"
+BIN_PROXY="$NTUN_BUILD/user/proxy/ntun-proxy"
+BIN_CLIENT="$NTUN_BUILD/user/client/ntun-client"
+BIN_GENCERTS="$NTUN_BUILD/user/gencerts/ntun-gencerts"
+
+E2E_ID="$$"
+E2E_TMP=""
+E2E_NS=()
+E2E_PIDS=()
+E2E_CG=""
+E2E_PASS=0
+E2E_FAIL=0
+E2E_SKIP=0
+declare -A E2E_PID_OF
+
+e2e_log() { printf '%s\n' "$*" >&2; }
+
+e2e_cleanup() {
+	local pid ns i
+	for pid in "${E2E_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for i in $(seq 1 30); do
+		local alive=0
+		for pid in "${E2E_PIDS[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	for pid in "${E2E_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	for ns in "${E2E_NS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$E2E_CG" ] && [ -d "$E2E_CG" ]; then
+		# Anything still in our cgroups goes back to the root first; innermost removed first.
+		find "$E2E_CG" -depth -type d | while read -r d; do
+			if [ -f "$d/cgroup.procs" ]; then
+				while read -r p; do
+					echo "$p" > "$E2E_CGROOT/cgroup.procs" 2>/dev/null
+				done < "$d/cgroup.procs"
+			fi
+			rmdir "$d" 2>/dev/null
+		done
+	fi
+	# A client that died without cleaning up leaves its own cgroup: ours by instance name.
+	for d in "$E2E_CGROOT"/ntun-t"$E2E_ID"-*; do
+		[ -d "$d" ] && rmdir "$d" 2>/dev/null
+	done
+	for d in /sys/fs/bpf/ntun/t"$E2E_ID"*; do
+		[ -e "$d" ] && rm -rf "$d"
+	done
+	if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
+		if [ "${E2E_KEEP:-0}" = 1 ] || [ $E2E_FAIL -gt 0 ]; then
+			e2e_log "logs kept in $E2E_TMP"
+		else
+			rm -rf "$E2E_TMP"
+		fi
+	fi
+}
+
+e2e_init() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "SKIP: end-to-end tests need root"
+		exit 77
+	fi
+	for b in "$BIN_SERVER" "$BIN_PROXY" "$BIN_CLIENT" "$BIN_GENCERTS"; do
+		[ -x "$b" ] || { echo "FAIL: $b not built (NTUN_BUILD=$NTUN_BUILD)"; exit 1; }
+	done
+	E2E_CGROOT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+	[ -n "$E2E_CGROOT" ] || { echo "FAIL: no cgroup v2 mount"; exit 1; }
+	E2E_TMP=$(mktemp -d /tmp/ntun-e2e.XXXXXX)
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# ns_add NAME: a namespace with lo up. Names are made unique with the test's PID.
+ns_add() {
+	local ns="$1$E2E_ID"
+	ip netns add "$ns"
+	E2E_NS+=("$ns")
+	ip -n "$ns" link set lo up
+	eval "NS_$1=$ns"
+}
+
+# link A ADDR_A/LEN B ADDR_B/LEN: a veth pair between namespaces A and B (short names).
+link() {
+	local a="$1$E2E_ID" aa="$2" b="$3$E2E_ID" ba="$4" ia="v$1$3" ib="v$3$1"
+	ip link add "$ia" netns "$a" type veth peer name "$ib" netns "$b"
+	ip -n "$a" addr add "$aa" dev "$ia"
+	ip -n "$b" addr add "$ba" dev "$ib"
+	ip -n "$a" link set "$ia" up
+	ip -n "$b" link set "$ib" up
+}
+
+# in_ns NAME CMD...: runs CMD in namespace NAME with the real /sys (bpffs, cgroupfs visible).
+in_ns() {
+	local ns="$1$E2E_ID"
+	shift
+	nsenter --net=/run/netns/"$ns" "$@"
+}
+
+# cg_make: the apps' cgroup, a child of a test cgroup under the v2 root. Never the root.
+cg_make() {
+	E2E_CG="$E2E_CGROOT/ntun-test-$E2E_ID"
+	mkdir -p "$E2E_CG/apps"
+	CG_APPS="$E2E_CG/apps"
+}
+
+# app NS CMD...: runs CMD as an application: in the apps cgroup, then in namespace NS.
+app() {
+	local ns="$1$E2E_ID"
+	shift
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec nsenter --net=/run/netns/"$@"' \
+		_ "$CG_APPS" "$ns" "$@"
+}
+
+# start NAME NS CMD...: starts a daemon in the background in NS, logging to $E2E_TMP/NAME.log.
+start() {
+	local name="$1" ns="$2$E2E_ID"
+	shift 2
+	nsenter --net=/run/netns/"$ns" "$@" >>"$E2E_TMP/$name.log" 2>&1 &
+	E2E_PIDS+=("$!")
+	E2E_PID_OF[$name]=$!
+}
+
+pid_of() { echo "${E2E_PID_OF[$1]}"; }
+
+# stop NAME [SIGNAL]: signals a daemon and waits for it (5 s, then KILL).
+stop() {
+	local pid="${E2E_PID_OF[$1]}" i
+	kill -"${2:-TERM}" "$pid" 2>/dev/null
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# wait_log NAME REGEX [SECONDS]: waits until the daemon's log matches.
+wait_log() {
+	local f="$E2E_TMP/$1.log" re="$2" t="${3:-10}" i
+	for i in $(seq 1 $((t * 10))); do
+		grep -Eq -- "$re" "$f" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	e2e_log "timeout waiting for /$re/ in $1.log; tail:"
+	tail -n 20 "$f" >&2
+	return 1
+}
+
+# rss_kib PID: resident set size in KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# json_get JSON KEY: a top-level value from netapp's summary line.
+json_get() { $PY -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2"; }
+
+certs_make() {
+	"$BIN_GENCERTS" --out "$E2E_TMP/certs" >/dev/null || return 1
+	CERTS="$E2E_TMP/certs"
+}
+
+# tls_args ROLE [DIR]: the --tls-* flags for a role's certificate.
+tls_args() {
+	local d="${2:-$CERTS}"
+	echo --tls-cert "$d/$1/cert.pem" --tls-key "$d/$1/key.pem" --tls-ca "$d/ca/cert.pem"
+}
+
+# run_case NAME FUNC: runs one case, prints PASS/FAIL/SKIP (FUNC returns 0, 1 or 77).
+run_case() {
+	local name="$1" rc
+	shift
+	e2e_log "--- $name"
+	"$@"
+	rc=$?
+	case $rc in
+	0) echo "PASS: $name"; E2E_PASS=$((E2E_PASS + 1)) ;;
+	77) echo "SKIP: $name"; E2E_SKIP=$((E2E_SKIP + 1)) ;;
+	*) echo "FAIL: $name"; E2E_FAIL=$((E2E_FAIL + 1)) ;;
+	esac
+}
+
+e2e_summary() {
+	echo "== $E2E_PASS passed, $E2E_FAIL failed, $E2E_SKIP skipped"
+	[ $E2E_FAIL -eq 0 ]
+}
+
+# check COND_DESC CMD...: runs CMD, logs COND_DESC on failure; returns CMD's status.
+check() {
+	local what="$1"
+	shift
+	if ! "$@"; then
+		e2e_log "check failed: $what"
+		return 1
+	fi
+}

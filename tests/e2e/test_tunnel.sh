@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The tunnel end to end: an unmodified app's TCP connections cross client -> server -> proxy ->
+# remote host byte-exact, with half-close, resets, backpressure, restarts and bad peers.
+#
+#   ns cli (client host)          ns rly (relay)             ns site (remote site)    ns web
+#   app in cgroup apps            ntun-server :8443          ntun-proxy (dials out)   192.168.1.5
+#   ntun-client (own cgroup)                                 managed 192.168.1.0/24   :80 netapp
+#   10.10.1.1 ----------------- 10.10.1.2                                             :81 closed
+#                                10.10.2.2 ----------------- 10.10.2.1
+#                                                            192.168.1.1 ------------ 192.168.1.5
+#
+# The app dials 100.64.1.5 (virtual 100.64.1.0/24 -> real 192.168.1.0/24). No namespace has a
+# default route; cli cannot reach 192.168.1.0/24 or 100.64.0.0/10 by itself.
+. "$(dirname "$0")/lib.sh"
+e2e_init
+
+VIP=100.64.1.5
+RSS_BOUND_KIB=$((24 * 1024)) # per daemon during the 256 MiB slow-reader transfer
+
+setup() {
+	ns_add cli
+	ns_add rly
+	ns_add site
+	ns_add web
+	link cli 10.10.1.1/24 rly 10.10.1.2/24
+	link rly 10.10.2.2/24 site 10.10.2.1/24
+	link site 192.168.1.1/24 web 192.168.1.5/24
+	cg_make
+	certs_make || return 1
+	"$BIN_GENCERTS" --out "$E2E_TMP/other" --client-id intruder >/dev/null || return 1
+	start web web $PY "$NETAPP" serve --bind 192.168.1.5 --port 80
+	start_server
+	start proxy site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
+		--managed-cidr 192.168.1.0/24 --virtual-cidr 100.64.1.0/24 $(tls_args proxy) \
+		--log-format text --ping-interval 2s --ping-timeout 2s
+	start client cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.1.0/24 \
+		--listen-port 15001 --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept bpf \
+		$(tls_args client) --log-format text --ping-interval 2s --ping-timeout 2s
+	wait_log web listening 10 || return 1
+	wait_log proxy "registered as proxy-1" 10 || return 1
+	wait_log client "connected to server" 10 || return 1
+	wait_log server "proxy registered" 10 || return 1
+}
+
+start_server() {
+	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text \
+		--ping-interval 2s --ping-timeout 2s --drain-timeout 2s
+}
+
+# client MODE ARGS...: netapp client as the app, against the virtual address.
+client() {
+	local mode="$1"
+	shift
+	app cli $PY "$NETAPP" client "$mode" --host $VIP --port 80 "$@"
+}
+
+expect_ok() {
+	local out
+	out=$(client "$@")
+	local rc=$?
+	e2e_log "  $*: $out"
+	[ $rc -eq 0 ]
+}
+
+case_downloads() {
+	expect_ok get --size 1024 &&
+		expect_ok get --size $((1024 * 1024)) --seed 2 &&
+		expect_ok get --size $((64 * 1024 * 1024)) --seed 3
+}
+
+case_upload() {
+	expect_ok put --size $((64 * 1024 * 1024)) --seed 4
+}
+
+case_concurrent() {
+	expect_ok get --count 100 --size $((256 * 1024)) --seed 100 &&
+		expect_ok echo --count 100 --size $((64 * 1024)) --seed 300
+}
+
+case_half_close() {
+	expect_ok half --size $((1024 * 1024)) --seed 5
+}
+
+case_refused() {
+	local out
+	out=$(app cli $PY "$NETAPP" client refused --host $VIP --port 81 --timeout 2)
+	e2e_log "  refused: $out"
+	[ "$(json_get "$out" ok)" = 1 ] || return 1
+	# The proxy's ECONNREFUSED travelled back as ntun-error: the client logs that very errno.
+	grep -q "100.64.1.5:81 closed: Connection refused" "$E2E_TMP/client.log" ||
+		{ e2e_log "the client did not learn that the dial was refused"; return 1; }
+	expect_ok get --size 4096 --seed 6
+}
+
+case_slow_reader() {
+	local big=$((256 * 1024 * 1024)) slow_out bg i pid r max_server=0 max_proxy=0 max_client=0
+	local others moved
+	app cli $PY "$NETAPP" client get --host $VIP --port 80 --size $big --seed 7 \
+		--pause-after 65536 --pause 10 --timeout 120 >"$E2E_TMP/slow.out" 2>&1 &
+	bg=$!
+	sleep 2
+	# While that stream is stalled: other connections move data, new ones open.
+	others=$(client get --count 10 --size $((4 * 1024 * 1024)) --seed 200 --timeout 20)
+	moved=$?
+	e2e_log "  during stall: $others"
+	for i in $(seq 1 14); do
+		for d in server proxy client; do
+			r=$(rss_kib "$(pid_of $d)")
+			eval "[ \$r -gt \$max_$d ] && max_$d=\$r"
+		done
+		sleep 0.5
+	done
+	wait $bg
+	local rc=$?
+	slow_out=$(cat "$E2E_TMP/slow.out")
+	e2e_log "  slow reader: $slow_out"
+	e2e_log "  max RSS KiB: server $max_server, proxy $max_proxy, client $max_client (bound $RSS_BOUND_KIB)"
+	echo "slow-reader max RSS KiB: server $max_server proxy $max_proxy client $max_client" \
+		>>"$E2E_TMP/measurements"
+	[ $rc -eq 0 ] && [ $moved -eq 0 ] &&
+		[ $max_server -lt $RSS_BOUND_KIB ] && [ $max_proxy -lt $RSS_BOUND_KIB ] &&
+		[ $max_client -lt $RSS_BOUND_KIB ]
+}
+
+case_server_restart() {
+	local t0 out i
+	stop server
+	sleep 1
+	start_server
+	wait_log server "listening on" 5 || return 1
+	t0=$(date +%s.%N)
+	for i in $(seq 1 50); do
+		out=$(client get --size 2048 --seed 8 --timeout 2 2>/dev/null) && break
+		sleep 0.1
+	done
+	local dt
+	dt=$($PY -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$t0" "$(date +%s.%N)")
+	e2e_log "  first good connection ${dt}s after the server returned: $out"
+	echo "server restart: first connection after ${dt}s" >>"$E2E_TMP/measurements"
+	[ "$(json_get "$out" ok)" = 1 ] && $PY -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 5 else 1)" "$dt"
+}
+
+case_bad_peers() {
+	local bg rc out
+	# Traffic that must keep flowing while bad peers knock.
+	client get --count 4 --size $((32 * 1024 * 1024)) --seed 400 --timeout 60 \
+		>"$E2E_TMP/during_bad.out" 2>&1 &
+	bg=$!
+	# 1) A client certificate from another CA: the server refuses the handshake.
+	start intruder cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.9.0/24 \
+		--listen-port 15002 --cgroup "$CG_APPS" --instance "t${E2E_ID}x" --intercept bpf \
+		$(tls_args client "$E2E_TMP/other") --log-format text
+	wait_log server "TLS handshake failed.*(unknown ca|verify|certificate)" 10 || rc=1
+	stop intruder
+	# 2) A client-role certificate trying to be a proxy: ntun-proxy refuses to start with it...
+	out=$(in_ns site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id client-1 \
+		--managed-cidr 192.168.1.0/24 $(tls_args client) 2>&1)
+	if ! grep -q "role 'client'" <<<"$out"; then
+		e2e_log "ntun-proxy accepted a client certificate: $out"
+		rc=1
+	fi
+	# ...and a hand-made peer that registers with one is refused by the server.
+	in_ns site $PY "$NTUN_SRC/tests/e2e/fake_proxy.py" --server 10.10.2.2 --port 8443 \
+		--cert "$CERTS/client/cert.pem" --key "$CERTS/client/key.pem" \
+		--ca "$CERTS/ca/cert.pem" >"$E2E_TMP/fake_proxy.out" 2>&1
+	e2e_log "  fake proxy: $(tail -n 1 "$E2E_TMP/fake_proxy.out")"
+	grep -q "REJECTED" "$E2E_TMP/fake_proxy.out" || rc=1
+	wait $bg || rc=1
+	e2e_log "  traffic during bad peers: $(cat "$E2E_TMP/during_bad.out")"
+	expect_ok get --size 4096 --seed 9 || rc=1
+	return ${rc:-0}
+}
+
+run_case "setup: three daemons up, proxy registered" setup || exit 1
+run_case "a) 1 KiB, 1 MiB, 64 MiB downloads byte-exact" case_downloads
+run_case "a) 64 MiB upload byte-exact" case_upload
+run_case "b) 100 concurrent connections byte-exact" case_concurrent
+run_case "c) half-close: request, SHUT_WR, whole reply" case_half_close
+run_case "d) refused destination ends the app's connection within 2 s" case_refused
+run_case "e) slow reader: bounded RSS, neighbours keep flowing" case_slow_reader
+run_case "f) server restart: reconnect, new connection within 5 s" case_server_restart
+run_case "g) wrong CA and wrong role rejected while traffic flows" case_bad_peers
+[ -f "$E2E_TMP/measurements" ] && cat "$E2E_TMP/measurements"
+e2e_summary
