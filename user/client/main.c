@@ -99,9 +99,9 @@ static void ctl_wake(void *arg)
 static void on_up(struct uplink *u, struct peer *p, void *arg)
 {
 	struct client *cl = arg;
-	struct ctl_msg hello = { .kind = CTL_CLIENT_HELLO };
+	struct ctl_msg hello = {.kind = CTL_CLIENT_HELLO};
 	struct buf out = BUF_INIT;
-	char (*cidrs)[CTL_CIDR_LEN];
+	char(*cidrs)[CTL_CIDR_LEN];
 
 	cl->attach = grpc_call_open(peer_session(p), PATH_ATTACH, NULL, 0, GRPC_MESSAGES, false);
 	if (!cl->attach)
@@ -179,8 +179,8 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	p = uplink_peer(cl->up);
 	if (!p) {
 		/* Policy: with no server connection the app is refused at once, not left hanging. */
-		log_write(LOG_LVL_WARN, c->conn_id, NULL, "%s -> %s refused: not connected to server",
-			  src, c->dst);
+		log_write(LOG_LVL_WARN, c->conn_id, NULL,
+			  "%s -> %s refused: not connected to server", src, c->dst);
 		sock_close_reset(fd);
 		free(c);
 		return;
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 {
 	struct daemon d;
 	struct client *cl = &cl_state;
-	struct redirect_opts ro = { 0 };
+	struct redirect_opts ro = {0};
 
 	daemon_init(&d, CONFIG_CLIENT, argc, argv);
 	cl->d = &d;
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 	cl->lfd = -1;
 
 	/* Interception first: it moves us into our own cgroup, before any socket exists. */
-	ro.mode = d.cfg.intercept == CONFIG_INTERCEPT_BPF	   ? REDIRECT_BPF
+	ro.mode = d.cfg.intercept == CONFIG_INTERCEPT_BPF	 ? REDIRECT_BPF
 		  : d.cfg.intercept == CONFIG_INTERCEPT_IPTABLES ? REDIRECT_IPTABLES
 								 : REDIRECT_AUTO;
 	ro.cgroup = d.cfg.cgroup;
@@ -288,8 +288,8 @@ int main(int argc, char **argv)
 	if (!cl->lio || !cl->ctl_task || !cl->stop_poll)
 		fatal("out of memory");
 	loop_io_set(cl->lio, LOOP_READ);
-	log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u",
-		 d.cfg.n_target_cidr, redirect_mode_name(cl->rd), d.cfg.listen_port);
+	log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u", d.cfg.n_target_cidr,
+		 redirect_mode_name(cl->rd), d.cfg.listen_port);
 
 	d.on_stop = on_stop;
 	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);

@@ -13,9 +13,9 @@ struct buf {
 	size_t head, tail, cap;
 };
 
-#define BUF_INIT                                                                                   \
-	{                                                                                          \
-		NULL, 0, 0, 0                                                                      \
+#define BUF_INIT              \
+	{                     \
+		NULL, 0, 0, 0 \
 	}
 
 static inline void buf_init(struct buf *b)

@@ -22,13 +22,13 @@ struct config_tls {
 	char *ca_file;
 	char *server_name;  /* client/proxy: check the server cert's DNS/IP SAN only when set */
 	char *trust_domain; /* SPIFFE trust domain peers must be in; NULL = taken from own cert */
-	bool insecure;      /* seed key; see config.c for what it relaxes (never the chain) */
+	bool insecure;	    /* seed key; see config.c for what it relaxes (never the chain) */
 };
 
 struct config_log {
-	enum log_level level;   /* default info */
+	enum log_level level;	/* default info */
 	enum log_format format; /* default json */
-	char *output;           /* "stderr" (default), "stdout" or a path */
+	char *output;		/* "stderr" (default), "stdout" or a path */
 };
 
 /* One server-side route from the config file (routes: list). */
@@ -50,9 +50,9 @@ struct config {
 	size_t n_target_cidr;
 	uint16_t listen_port; /* loopback listener port, default 15001 */
 	char *client_id;      /* informative; the certificate's id is authoritative */
-	char *cgroup;         /* cgroup v2 dir whose processes are intercepted; NULL = v2 root */
+	char *cgroup;	      /* cgroup v2 dir whose processes are intercepted; NULL = v2 root */
 	enum config_intercept intercept; /* default auto */
-	char *instance;       /* names /sys/fs/bpf/ntun/<instance>, default "default" */
+	char *instance;			 /* names /sys/fs/bpf/ntun/<instance>, default "default" */
 
 	/* server */
 	char *listen_addr; /* "[addr]:port", default "0.0.0.0:8443" */
@@ -70,14 +70,14 @@ struct config {
 	/* all daemons */
 	struct config_tls tls;
 	struct config_log log;
-	char *metrics_addr;            /* "127.0.0.1:port" or NULL (off) */
+	char *metrics_addr;	       /* "127.0.0.1:port" or NULL (off) */
 	uint32_t connect_timeout_ms;   /* default 5000 */
 	uint32_t handshake_timeout_ms; /* default 10000 */
 	uint32_t idle_timeout_ms;      /* per tunneled connection, 0 = none (default 0) */
 	uint32_t ping_interval_ms;     /* default 10000 */
 	uint32_t ping_timeout_ms;      /* default 5000 */
 	uint32_t drain_timeout_ms;     /* default 5000 */
-	bool gzip;                     /* send messages with grpc-encoding gzip; default false */
+	bool gzip;		       /* send messages with grpc-encoding gzip; default false */
 };
 
 /* Result of config_load besides errors: what the caller should do. */

@@ -36,10 +36,10 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
 
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv)
 {
-	static const char *const names[] = { "ntun-client", "ntun-server", "ntun-proxy" };
-	static const char *const comps[] = { "client", "server", "proxy" };
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct tls_ctx_opts to = { 0 };
+	static const char *const names[] = {"ntun-client", "ntun-server", "ntun-proxy"};
+	static const char *const comps[] = {"client", "server", "proxy"};
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct tls_ctx_opts to = {0};
 	enum config_action action;
 	char err[512];
 	int rv;
@@ -76,7 +76,7 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		fatal("TLS setup: %s", err);
 	{
 		const struct tls_identity *me = tls_ctx_identity(d->tls);
-		enum tls_role want = kind == CONFIG_SERVER ? TLS_ROLE_SERVER
+		enum tls_role want = kind == CONFIG_SERVER  ? TLS_ROLE_SERVER
 				     : kind == CONFIG_PROXY ? TLS_ROLE_PROXY
 							    : TLS_ROLE_CLIENT;
 

@@ -21,8 +21,8 @@ struct daemon {
 	struct tls_ctx *tls;
 	struct peer_opts popts;
 	struct loop_signal *sig[3];
-	int stops;           /* SIGINT/SIGTERM received */
-	void (*on_stop)(struct daemon *d); /* first SIGINT/SIGTERM: drain and stop */
+	int stops;			     /* SIGINT/SIGTERM received */
+	void (*on_stop)(struct daemon *d);   /* first SIGINT/SIGTERM: drain and stop */
 	void (*on_reload)(struct daemon *d); /* SIGHUP */
 };
 

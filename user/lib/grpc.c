@@ -40,17 +40,17 @@ struct grpc_call {
 	struct buf dec; /* a decoded held message (or its Chunk payload in bytes mode) */
 	size_t dec_off, dec_len;
 	size_t msg_drop; /* message mode: bytes of in to drop at the next recv */
-	bool in_end;     /* the peer ended its side */
+	bool in_end;	 /* the peer ended its side */
 	int peer_status; /* client side: grpc-status, -1 until known */
 	char *peer_msg;
 	int peer_errno; /* from ntun-error */
 
 	/* outbound */
 	struct buf out;
-	bool out_eof;    /* our side is finished once out drains */
-	bool responded;  /* server: response headers submitted */
-	bool aborted;    /* we reset the stream */
-	bool blocked;    /* the relay found out full; wake it when it drains */
+	bool out_eof;	 /* our side is finished once out drains */
+	bool responded;	 /* server: response headers submitted */
+	bool aborted;	 /* we reset the stream */
+	bool blocked;	 /* the relay found out full; wake it when it drains */
 	bool relay_gone; /* nobody owns us: live until the stream closes, then free */
 
 	void (*wake)(void *arg);
@@ -326,7 +326,7 @@ int grpc_chunk_parse(const uint8_t *msg, size_t n, const uint8_t **data, size_t 
 
 int grpc_gzip(const uint8_t *p, size_t n, struct buf *out)
 {
-	z_stream z = { 0 };
+	z_stream z = {0};
 	uint8_t *dst;
 	size_t bound;
 	int rv, ret = 0;
@@ -356,7 +356,7 @@ out:
 
 int grpc_gunzip(const uint8_t *p, size_t n, struct buf *out, size_t max)
 {
-	z_stream z = { 0 };
+	z_stream z = {0};
 	size_t total = 0;
 	int rv = Z_OK, ret = 0;
 
@@ -438,8 +438,8 @@ static void call_fail(struct grpc_call *c, int err)
 	call_notify(c);
 }
 
-struct grpc_call *grpc_call_open(struct h2_session *s, const char *path,
-				 const struct h2_nv *md, size_t nmd, enum grpc_mode mode, bool gzip)
+struct grpc_call *grpc_call_open(struct h2_session *s, const char *path, const struct h2_nv *md,
+				 size_t nmd, enum grpc_mode mode, bool gzip)
 {
 	struct h2_nv nv[32];
 	size_t n = 0;
@@ -476,8 +476,8 @@ struct grpc_call *grpc_call_open(struct h2_session *s, const char *path,
 	return c;
 }
 
-struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n,
-				   bool end, enum grpc_mode mode, bool gzip)
+struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end,
+				   enum grpc_mode mode, bool gzip)
 {
 	struct grpc_call *c = call_new(mode, true);
 
@@ -834,9 +834,10 @@ static void call_finish_out(struct grpc_call *c, enum grpc_status status, const 
 	if (c->server) {
 		if (!c->responded && status != GRPC_OK) {
 			/* Nothing sent yet: one HEADERS frame says it all (Trailers-Only). */
-			n = status_headers(nv, 0, status, msg, ntun_error, sbuf, mbuf, sizeof(mbuf));
-			struct h2_nv full[5] = { H2_NV(":status", "200"),
-						 H2_NV("content-type", "application/grpc") };
+			n = status_headers(nv, 0, status, msg, ntun_error, sbuf, mbuf,
+					   sizeof(mbuf));
+			struct h2_nv full[5] = {H2_NV(":status", "200"),
+						H2_NV("content-type", "application/grpc")};
 			for (size_t i = 0; i < n; i++)
 				full[2 + i] = nv[i];
 			if (h2_stream_respond(c->st, full, 2 + n, false) == 0)

@@ -38,7 +38,7 @@ enum grpc_status {
 };
 
 #define GRPC_MAX_MESSAGE   (16u << 20) /* uncompressed messages are streamed, not held */
-#define GRPC_MAX_HELD      (4u << 20)  /* compressed or control messages are held whole */
+#define GRPC_MAX_HELD	   (4u << 20)  /* compressed or control messages are held whole */
 #define GRPC_OUT_HIGHWATER (256u * 1024)
 
 /* Finds header name (lowercase) in nv; returns its value (borrowed) or NULL. */
@@ -62,13 +62,13 @@ enum grpc_mode {
 /* Client side: opens a call on s to path with extra metadata (lowercase names). gzip: send
  * compressed messages. Returns the call or NULL + errno (EAGAIN: the session takes no new
  * streams). The call belongs to the caller until it becomes a relay end or is freed. */
-struct grpc_call *grpc_call_open(struct h2_session *s, const char *path,
-				 const struct h2_nv *md, size_t nmd, enum grpc_mode mode, bool gzip);
+struct grpc_call *grpc_call_open(struct h2_session *s, const char *path, const struct h2_nv *md,
+				 size_t nmd, enum grpc_mode mode, bool gzip);
 
 /* Server side: adopts a checked request stream (from h2 on_request). end: the request
  * headers ended the stream. The request headers are no longer available afterwards. */
-struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n,
-				   bool end, enum grpc_mode mode, bool gzip);
+struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end,
+				   enum grpc_mode mode, bool gzip);
 
 /* The call as a relay end (bytes mode). The relay owns it from relay_new on. */
 struct relay_end *grpc_call_end(struct grpc_call *c);
@@ -133,13 +133,13 @@ enum ctl_kind {
 	CTL_NONE,
 	CTL_CLIENT_HELLO, /* ClientEvent.hello: id, version, cidrs */
 	CTL_SERVER_HELLO, /* ServerEvent.hello: id, version */
-	CTL_ROUTES,       /* ServerEvent.routes: routes */
-	CTL_DRAIN,        /* ServerEvent.drain or ProxyEvent.drain: deadline_ms, reason */
-	CTL_REGISTER,     /* ProxyEvent.register: id, cidrs (managed), virt, capacity, version */
+	CTL_ROUTES,	  /* ServerEvent.routes: routes */
+	CTL_DRAIN,	  /* ServerEvent.drain or ProxyEvent.drain: deadline_ms, reason */
+	CTL_REGISTER,	  /* ProxyEvent.register: id, cidrs (managed), virt, capacity, version */
 };
 
 #define CTL_MAX_LIST 1024 /* entries in any list; more is malformed */
-#define CTL_CIDR_LEN 20   /* "255.255.255.255/32" + NUL */
+#define CTL_CIDR_LEN 20	  /* "255.255.255.255/32" + NUL */
 
 struct ctl_route {
 	char virt[CTL_CIDR_LEN];

@@ -203,7 +203,8 @@ int grpc_ctl_decode(enum ctl_family f, const uint8_t *p, size_t n, struct ctl_ms
 
 				rv = copy_str(m->routes[i].virt, CTL_CIDR_LEN, r->virtual_cidr);
 				if (!rv)
-					rv = copy_str(m->routes[i].real, CTL_CIDR_LEN, r->real_cidr);
+					rv = copy_str(m->routes[i].real, CTL_CIDR_LEN,
+						      r->real_cidr);
 				if (!rv)
 					rv = copy_str(m->routes[i].proxy_id,
 						      sizeof(m->routes[i].proxy_id), r->proxy_id);

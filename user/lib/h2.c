@@ -12,7 +12,7 @@
 #include "buf.h"
 
 #define H2_MAX_HEADER_BYTES 16384 /* per header block, names + values */
-#define H2_MAX_HEADERS      64
+#define H2_MAX_HEADERS	    64
 
 struct h2_session {
 	nghttp2_session *ng;
@@ -32,8 +32,8 @@ struct h2_stream {
 	const struct h2_stream_cbs *cbs;
 	void *owner;
 	size_t unconsumed; /* received DATA bytes not yet given back with consume */
-	bool responded;    /* server: response headers submitted */
-	bool has_body;     /* a data provider is attached */
+	bool responded;	   /* server: response headers submitted */
+	bool has_body;	   /* a data provider is attached */
 	/* the header block being received; nv exists only while one is */
 	struct h2_nv *nv;
 	size_t nnv;
@@ -177,8 +177,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	return 0;
 }
 
-static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags,
-		       void *user)
+static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *user)
 {
 	struct h2_session *s = user;
 
@@ -287,7 +286,7 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 							  NGHTTP2_REFUSED_STREAM);
 		} else if (st->owner) {
 			kind = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? H2_HEADERS_RESPONSE
-									    : H2_HEADERS_TRAILERS;
+									   : H2_HEADERS_TRAILERS;
 			st->cbs->on_headers(st->owner, kind, st->nv, st->nnv, end);
 		}
 		headers_reset(st);
@@ -377,12 +376,12 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 		    : nghttp2_session_client_new2(&s->ng, cb, s, opt);
 	if (rv)
 		goto err;
-	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
-					      set->stream_window };
-	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
+	iv[niv++] =
+		(nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, set->stream_window};
+	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
 	if (set->max_streams)
-		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-						      set->max_streams };
+		iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+						     set->max_streams};
 	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, niv) ||
 	    nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0,
 						  (int32_t)set->conn_window))

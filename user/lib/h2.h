@@ -28,9 +28,9 @@ struct h2_nv {
 };
 
 /* A header name/value pair from NUL-terminated strings. */
-#define H2_NV(n, v)                                                                                \
-	{                                                                                          \
-		(n), (v), sizeof(n) - 1, strlen(v)                                                 \
+#define H2_NV(n, v)                                \
+	{                                          \
+		(n), (v), sizeof(n) - 1, strlen(v) \
 	}
 
 enum h2_headers_kind {
@@ -40,12 +40,12 @@ enum h2_headers_kind {
 };
 
 /* HTTP/2 error codes used by callers. */
-#define H2_NO_ERROR       0x0u
+#define H2_NO_ERROR	  0x0u
 #define H2_PROTOCOL_ERROR 0x1u
 #define H2_INTERNAL_ERROR 0x2u
 #define H2_REFUSED_STREAM 0x7u
-#define H2_CANCEL         0x8u
-#define H2_ENHANCE_CALM   0xbu
+#define H2_CANCEL	  0x8u
+#define H2_ENHANCE_CALM	  0xbu
 
 /* Callbacks to the owner of one stream. All run inside h2_session_recv or h2_session_send;
  * they may call h2_stream_* on this or other streams but must not free the session. */
@@ -83,8 +83,8 @@ struct h2_session_cbs {
 
 struct h2_settings {
 	uint32_t stream_window; /* initial per-stream receive window, bytes */
-	uint32_t conn_window;   /* connection receive window, bytes (> many stream windows) */
-	uint32_t max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS we accept, 0 = unlimited */
+	uint32_t conn_window;	/* connection receive window, bytes (> many stream windows) */
+	uint32_t max_streams;	/* SETTINGS_MAX_CONCURRENT_STREAMS we accept, 0 = unlimited */
 };
 
 /* Defaults: 256 KiB stream window, 1 GiB connection window, 0 (unlimited). */

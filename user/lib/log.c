@@ -15,7 +15,7 @@ static enum log_level log_threshold = LOG_LVL_INFO;
 static enum log_format log_fmt = LOG_FMT_JSON;
 static FILE *log_out;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 int log_setup(const char *component, enum log_level level, enum log_format format,
 	      const char *output)

@@ -31,10 +31,10 @@ void log_vwrite(enum log_level level, const char *conn, const char *peer, const 
 /* Start-up failures only: logs at error level and exits with status 1. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-#define log_debug(...)                                                                             \
-	do {                                                                                       \
-		if (log_enabled(LOG_LVL_DEBUG))                                                    \
-			log_write(LOG_LVL_DEBUG, NULL, NULL, __VA_ARGS__);                         \
+#define log_debug(...)                                                     \
+	do {                                                               \
+		if (log_enabled(LOG_LVL_DEBUG))                            \
+			log_write(LOG_LVL_DEBUG, NULL, NULL, __VA_ARGS__); \
 	} while (0)
 #define log_info(...)  log_write(LOG_LVL_INFO, NULL, NULL, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_LVL_WARN, NULL, NULL, __VA_ARGS__)

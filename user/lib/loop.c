@@ -176,7 +176,8 @@ struct loop_timer *loop_timer_new(struct loop *l, loop_timer_cb *cb, void *arg)
 
 void loop_timer_arm(struct loop_timer *t, uint64_t ms)
 {
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(t->ev, &tv);
 }

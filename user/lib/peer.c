@@ -18,7 +18,7 @@
 #include "tls.h"
 
 #define PEER_READ_BUDGET (256 * 1024) /* bytes read per readiness event before yielding */
-#define PEER_OUT_LIMIT   (128 * 1024) /* session output gathered per write burst */
+#define PEER_OUT_LIMIT	 (128 * 1024) /* session output gathered per write burst */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };
 
@@ -36,7 +36,7 @@ struct peer {
 	struct loop_io *io;
 	struct loop_timer *flush_task; /* deferred send */
 	struct loop_timer *close_task;
-	struct loop_timer *deadline;   /* connect/handshake deadline, then drain deadline */
+	struct loop_timer *deadline; /* connect/handshake deadline, then drain deadline */
 	struct loop_timer *ping_timer;
 	struct buf out;
 	bool write_blocked; /* TLS wants writability before more output */
@@ -252,8 +252,7 @@ static void peer_flush(struct peer *p)
 		buf_consume(&p->out, (size_t)w);
 	}
 	peer_update_io(p);
-	if (!h2_session_want_read(p->h2) && !h2_session_want_write(p->h2) &&
-	    buf_len(&p->out) == 0)
+	if (!h2_session_want_read(p->h2) && !h2_session_want_write(p->h2) && buf_len(&p->out) == 0)
 		peer_close(p, p->goaway_seen || p->draining ? "drained" : "session finished");
 	else if (p->draining && h2_session_streams(p->h2) == 0 && buf_len(&p->out) == 0)
 		peer_close(p, "drained");

@@ -20,8 +20,8 @@ struct tls_ctx;
 struct tls_identity;
 
 struct peer_opts {
-	uint32_t connect_ms;       /* TCP connect deadline (dialing side) */
-	uint32_t handshake_ms;     /* TLS handshake deadline */
+	uint32_t connect_ms;	   /* TCP connect deadline (dialing side) */
+	uint32_t handshake_ms;	   /* TLS handshake deadline */
 	uint32_t ping_interval_ms; /* 0 = no PINGs */
 	uint32_t ping_timeout_ms;  /* no PING ACK within this: the peer is dead */
 	struct h2_settings h2;

@@ -109,8 +109,8 @@ static void idle_check(struct loop_timer *t, void *arg)
 	loop_timer_arm(r->idle, r->idle_ms - quiet);
 }
 
-struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b,
-			uint32_t idle_ms, relay_done_cb *done, void *arg)
+struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,
+			relay_done_cb *done, void *arg)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 

@@ -38,8 +38,8 @@ struct relay_end_ops {
 struct relay_end {
 	const struct relay_end_ops *ops;
 	struct relay *relay; /* set by relay_new; NULL before and after */
-	bool rx_eof;         /* nothing follows what peek returns */
-	int rx_err;          /* the end failed (positive errno); terminal */
+	bool rx_eof;	     /* nothing follows what peek returns */
+	int rx_err;	     /* the end failed (positive errno); terminal */
 	uint64_t rx_bytes, tx_bytes;
 };
 
@@ -51,8 +51,8 @@ typedef void relay_done_cb(void *arg, const char *reason, int err, uint64_t a_to
 /* Joins a and b (ownership of both passes to the relay) and schedules the first pump.
  * idle_ms > 0 ends a relay with no bytes moving for that long. Returns NULL + errno (the
  * ends are then aborted with ENOMEM and freed). */
-struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b,
-			uint32_t idle_ms, relay_done_cb *done, void *arg);
+struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,
+			relay_done_cb *done, void *arg);
 
 /* An end changed state (readable, writable, eof, error): pump on the next loop iteration. */
 void relay_end_wake(struct relay_end *e);

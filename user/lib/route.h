@@ -38,7 +38,7 @@ struct route {
 	struct cidr virt;  /* what clients dial */
 	struct cidr real;  /* what the proxy connects to; same length as virt */
 	char proxy_id[64]; /* NUL-terminated */
-	void *owner;       /* borrowed tag of whoever added it (a proxy connection, or NULL = config) */
+	void *owner; /* borrowed tag of whoever added it (a proxy connection, or NULL = config) */
 };
 
 struct route_table *route_table_new(void);

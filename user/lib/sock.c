@@ -23,7 +23,7 @@ static void set_nodelay(int fd)
 
 int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port)
 {
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
 	char host[256];
 	const char *colon = strrchr(hostport, ':');
@@ -155,7 +155,7 @@ int sock_peer(int fd, uint32_t *addr, uint16_t *port)
 
 void sock_close_reset(int fd)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
@@ -174,17 +174,28 @@ static const struct {
 	int err;
 	const char *name;
 } errnames[] = {
-	{ ECONNREFUSED, "ECONNREFUSED" }, { ECONNRESET, "ECONNRESET" },
-	{ ETIMEDOUT, "ETIMEDOUT" },       { EHOSTUNREACH, "EHOSTUNREACH" },
-	{ ENETUNREACH, "ENETUNREACH" },   { EACCES, "EACCES" },
-	{ EPERM, "EPERM" },               { ECONNABORTED, "ECONNABORTED" },
-	{ EPIPE, "EPIPE" },               { EADDRNOTAVAIL, "EADDRNOTAVAIL" },
-	{ ENOBUFS, "ENOBUFS" },           { ENOMEM, "ENOMEM" },
-	{ EPROTO, "EPROTO" },             { EMSGSIZE, "EMSGSIZE" },
-	{ EINVAL, "EINVAL" },             { ENOENT, "ENOENT" },
-	{ EHOSTDOWN, "EHOSTDOWN" },       { ENETDOWN, "ENETDOWN" },
-	{ ECANCELED, "ECANCELED" },       { EAGAIN, "EAGAIN" },
-	{ EBUSY, "EBUSY" },               { ESHUTDOWN, "ESHUTDOWN" },
+	{ECONNREFUSED, "ECONNREFUSED"},
+	{ECONNRESET, "ECONNRESET"},
+	{ETIMEDOUT, "ETIMEDOUT"},
+	{EHOSTUNREACH, "EHOSTUNREACH"},
+	{ENETUNREACH, "ENETUNREACH"},
+	{EACCES, "EACCES"},
+	{EPERM, "EPERM"},
+	{ECONNABORTED, "ECONNABORTED"},
+	{EPIPE, "EPIPE"},
+	{EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+	{ENOBUFS, "ENOBUFS"},
+	{ENOMEM, "ENOMEM"},
+	{EPROTO, "EPROTO"},
+	{EMSGSIZE, "EMSGSIZE"},
+	{EINVAL, "EINVAL"},
+	{ENOENT, "ENOENT"},
+	{EHOSTDOWN, "EHOSTDOWN"},
+	{ENETDOWN, "ENETDOWN"},
+	{ECANCELED, "ECANCELED"},
+	{EAGAIN, "EAGAIN"},
+	{EBUSY, "EBUSY"},
+	{ESHUTDOWN, "ESHUTDOWN"},
 };
 
 const char *sock_errname(int err)

@@ -169,7 +169,8 @@ static int spiffe_parse(const char *s, size_t len, struct tls_identity *id, char
 		if (seg == strlen(role_names[role]) && !memcmp(p, role_names[role], seg))
 			break;
 	if (role > TLS_ROLE_PROXY) {
-		snprintf(why, n, "SPIFFE ID '%.120s' has no known role (want server, client or proxy)",
+		snprintf(why, n,
+			 "SPIFFE ID '%.120s' has no known role (want server, client or proxy)",
 			 id->uri);
 		memset(id->trust_domain, 0, sizeof(id->trust_domain));
 		return -EINVAL;

@@ -23,14 +23,14 @@ struct tls_identity {
 };
 
 struct tls_ctx_opts {
-	const char *cert_file; /* PEM leaf (optionally followed by intermediates) */
-	const char *key_file;  /* PEM private key */
-	const char *ca_file;   /* PEM CA bundle peers must chain to */
-	bool is_server;        /* true: accepts connections (requires client certificates) */
+	const char *cert_file;	  /* PEM leaf (optionally followed by intermediates) */
+	const char *key_file;	  /* PEM private key */
+	const char *ca_file;	  /* PEM CA bundle peers must chain to */
+	bool is_server;		  /* true: accepts connections (requires client certificates) */
 	const char *server_name;  /* client side: verify the server's DNS/IP SAN only if set */
 	const char *trust_domain; /* peers must be in it; NULL = our own certificate's */
-	unsigned accept_roles;    /* TLS_ROLE_BIT()s a peer may have; checked in the handshake */
-	bool insecure;            /* skips only the server-name check; the chain is always verified */
+	unsigned accept_roles;	  /* TLS_ROLE_BIT()s a peer may have; checked in the handshake */
+	bool insecure; /* skips only the server-name check; the chain is always verified */
 };
 
 struct tls_ctx;

@@ -116,8 +116,8 @@ static void uplink_dial(struct uplink *u)
 		schedule_redial(u);
 		return;
 	}
-	u->p = peer_dial(u->d->loop, u->d->tls, addr, port, u->mark, &u->d->popts,
-			 &uplink_peer_cbs, u);
+	u->p = peer_dial(u->d->loop, u->d->tls, addr, port, u->mark, &u->d->popts, &uplink_peer_cbs,
+			 u);
 	if (!u->p) {
 		log_warn("dial %s: %s", u->d->cfg.server_addr, strerror(errno));
 		schedule_redial(u);

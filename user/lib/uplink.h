@@ -18,8 +18,8 @@ struct uplink_cbs {
 	/* HTTP/2 is running on p. */
 	void (*on_up)(struct uplink *u, struct peer *p, void *arg);
 	/* h2_server uplinks: a request from the server (see peer_cbs.on_request). */
-	void (*on_request)(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv,
-			   size_t n, bool end, void *arg);
+	void (*on_request)(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			   bool end, void *arg);
 	/* The connection is gone (or never came up); a redial is scheduled unless stopped. */
 	void (*on_down)(struct uplink *u, const char *reason, void *arg);
 };

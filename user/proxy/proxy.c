@@ -56,7 +56,8 @@ static void ctl_task(struct loop_timer *t, void *arg)
 			continue;
 		}
 		if (m.kind == CTL_SERVER_HELLO)
-			log_info("server %s (version %s) accepted the control call", m.id, m.version);
+			log_info("server %s (version %s) accepted the control call", m.id,
+				 m.version);
 		else if (m.kind == CTL_DRAIN)
 			log_info("server asks to drain: %s", m.reason);
 		grpc_ctl_release(&m);
@@ -80,12 +81,12 @@ static void ctl_wake(void *arg)
 	loop_timer_now(px->ctl_task);
 }
 
-static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv,
-			   size_t n, bool end)
+static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			   bool end)
 {
-	struct ctl_msg m = { .kind = CTL_REGISTER };
+	struct ctl_msg m = {.kind = CTL_REGISTER};
 	struct buf out = BUF_INIT;
-	char (*cidrs)[CTL_CIDR_LEN] = NULL, (*virt)[CTL_CIDR_LEN] = NULL;
+	char(*cidrs)[CTL_CIDR_LEN] = NULL, (*virt)[CTL_CIDR_LEN] = NULL;
 
 	if (px->ctl) {
 		grpc_call_free(px->ctl);
@@ -157,8 +158,10 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 		return;
 	}
 	if (!managed(px, addr)) {
-		log_write(LOG_LVL_WARN, cid, NULL, "refused dial to %s: outside managed CIDRs", dst);
-		grpc_reject(st, GRPC_PERMISSION_DENIED, "destination outside managed CIDRs", "EACCES");
+		log_write(LOG_LVL_WARN, cid, NULL, "refused dial to %s: outside managed CIDRs",
+			  dst);
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "destination outside managed CIDRs",
+			    "EACCES");
 		return;
 	}
 	if (px->cfg->capacity && px->active >= px->cfg->capacity) {
@@ -244,7 +247,7 @@ static void on_stop(struct daemon *d)
 	struct proxy *px = &px_state;
 
 	if (px->ctl) {
-		struct ctl_msg m = { .kind = CTL_DRAIN, .deadline_ms = d->cfg.drain_timeout_ms };
+		struct ctl_msg m = {.kind = CTL_DRAIN, .deadline_ms = d->cfg.drain_timeout_ms};
 		struct buf out = BUF_INIT;
 
 		snprintf(m.reason, sizeof(m.reason), "proxy shutting down");

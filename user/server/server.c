@@ -48,7 +48,7 @@ struct srv_peer {
 	enum tls_role role;
 	char id[128];
 	char name[200];
-	struct grpc_call *ctl;      /* Connector/Control or Relay/Attach */
+	struct grpc_call *ctl;	     /* Connector/Control or Relay/Attach */
 	struct loop_timer *ctl_task; /* handles control messages outside h2 callbacks */
 	struct loop_timer *reg_timer;
 	bool registered;
@@ -86,7 +86,7 @@ static void server_check_stopped(struct server *s)
 
 static int routes_message(struct server *s, struct buf *out)
 {
-	struct ctl_msg m = { .kind = CTL_ROUTES };
+	struct ctl_msg m = {.kind = CTL_ROUTES};
 	size_t n = route_count(s->routes);
 	int rv;
 
@@ -167,7 +167,8 @@ static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *wh
 
 			if (o->virt.addr == r.virt.addr && o->virt.len == r.virt.len &&
 			    strcmp(o->proxy_id, sp->id)) {
-				snprintf(why, wsz, "virtual prefix %s already belongs to proxy '%s'",
+				snprintf(why, wsz,
+					 "virtual prefix %s already belongs to proxy '%s'",
 					 cidr_format(&r.virt, buf, sizeof(buf)), o->proxy_id);
 				return -EEXIST;
 			}
@@ -205,8 +206,8 @@ static void ctl_task(struct loop_timer *t, void *arg)
 		if (grpc_ctl_decode(sp->role == TLS_ROLE_PROXY ? CTL_PROXY_EVENT : CTL_CLIENT_EVENT,
 				    p, n, &m) < 0) {
 			log_write(LOG_LVL_WARN, NULL, sp->name, "malformed control message");
-			grpc_call_finish(sp->ctl, GRPC_INVALID_ARGUMENT, "malformed control message",
-					 NULL);
+			grpc_call_finish(sp->ctl, GRPC_INVALID_ARGUMENT,
+					 "malformed control message", NULL);
 			if (sp->p)
 				peer_close(sp->p, "malformed control message");
 			return;
@@ -248,8 +249,7 @@ static void ctl_task(struct loop_timer *t, void *arg)
 		log_write(LOG_LVL_INFO, NULL, sp->name, "%s ended its control call",
 			  tls_role_name(sp->role));
 	else
-		log_write(LOG_LVL_WARN, NULL, sp->name, "control call failed: %s",
-			  strerror(-rv));
+		log_write(LOG_LVL_WARN, NULL, sp->name, "control call failed: %s", strerror(-rv));
 	grpc_call_finish(sp->ctl, GRPC_OK, NULL, NULL);
 	grpc_call_free(sp->ctl);
 	sp->ctl = NULL;
@@ -270,7 +270,7 @@ static void ctl_wake(void *arg)
 
 static void proxy_start(struct srv_peer *sp)
 {
-	struct ctl_msg hello = { .kind = CTL_SERVER_HELLO };
+	struct ctl_msg hello = {.kind = CTL_SERVER_HELLO};
 	struct buf out = BUF_INIT;
 
 	sp->ctl = grpc_call_open(peer_session(sp->p), PATH_CONTROL, NULL, 0, GRPC_MESSAGES, false);
@@ -352,7 +352,8 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	char why[128], md_real[24];
 
 	if (cp->role != TLS_ROLE_CLIENT) {
-		grpc_reject(st, GRPC_PERMISSION_DENIED, "only clients may call Relay/Connect", "EACCES");
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "only clients may call Relay/Connect",
+			    "EACCES");
 		return;
 	}
 	if (!dst || ipport_parse(dst, &daddr, &dport) < 0) {
@@ -364,7 +365,8 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		return;
 	}
 	if (cid && !conntrack_id_valid(cid)) {
-		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-conn-id must be 32 hex chars", "EINVAL");
+		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-conn-id must be 32 hex chars",
+			    "EINVAL");
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -560,7 +562,8 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 		if (s->peers)
 			s->peers->prev = sp;
 		s->peers = sp;
-		sp->p = peer_accept(s->d->loop, s->d->tls, fd, addr, &s->d->popts, &srv_peer_cbs, sp);
+		sp->p = peer_accept(s->d->loop, s->d->tls, fd, addr, &s->d->popts, &srv_peer_cbs,
+				    sp);
 		if (!sp->p) {
 			s->peers = sp->next;
 			if (s->peers)
@@ -586,7 +589,7 @@ struct server *server_new(struct daemon *d)
 	if (!s->routes)
 		fatal("out of memory");
 	for (size_t i = 0; i < s->cfg->n_routes; i++) {
-		struct route r = { .virt = s->cfg->routes[i].virt, .real = s->cfg->routes[i].real };
+		struct route r = {.virt = s->cfg->routes[i].virt, .real = s->cfg->routes[i].real};
 
 		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", s->cfg->routes[i].proxy_id);
 		if (route_add(s->routes, &r) < 0)
@@ -626,7 +629,8 @@ void server_stop(struct server *s)
 	s->lfd = -1;
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
 		if (sp->ctl) {
-			struct ctl_msg m = { .kind = CTL_DRAIN, .deadline_ms = s->cfg->drain_timeout_ms };
+			struct ctl_msg m = {.kind = CTL_DRAIN,
+					    .deadline_ms = s->cfg->drain_timeout_ms};
 			struct buf out = BUF_INIT;
 
 			snprintf(m.reason, sizeof(m.reason), "server shutting down");
