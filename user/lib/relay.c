@@ -191,6 +191,8 @@ static void sock_io(struct loop_io *io, unsigned events, void *arg)
 		s->connect_timer = NULL;
 		if (err)
 			s->end.rx_err = -err;
+		else if (s->wr_shut)
+			shutdown(s->fd, SHUT_WR); /* the EOF came while connecting */
 	}
 	relay_end_wake(&s->end);
 }
