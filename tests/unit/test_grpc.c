@@ -51,8 +51,8 @@ static bool same(const struct buf *b, const void *p, size_t n)
 struct raw {
 	struct h2_stream *st;
 	struct buf out; /* bytes to send, exactly as given */
-	bool eof;       /* end our side once out drains */
-	struct buf in;  /* DATA received */
+	bool eof;	/* end our side once out drains */
+	struct buf in;	/* DATA received */
 	bool autoconsume;
 	bool in_end;
 	int nheaders;
@@ -178,7 +178,7 @@ static void raw_msg(struct raw *r, uint8_t flag, const void *body, size_t n, boo
 enum policy {
 	P_ACCEPT, /* grpc_call_accept in pol_mode */
 	P_REJECT, /* grpc_reject with rej_* */
-	P_RAW,    /* a raw owner answers (raw_encoding in its response headers) */
+	P_RAW,	  /* a raw owner answers (raw_encoding in its response headers) */
 	P_IGNORE, /* do nothing: h2 refuses the stream */
 };
 
@@ -197,12 +197,11 @@ struct pair {
 	size_t nraw;
 	int requests;
 	uint64_t c2s, s2c; /* bytes moved on the wire */
-	bool bytewise;     /* feed received bytes one at a time */
-	int err;           /* first session error */
+	bool bytewise;	   /* feed received bytes one at a time */
+	int err;	   /* first session error */
 };
 
-static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n,
-		       bool end)
+static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
 {
 	struct pair *p = arg;
 	const char *path, *msg;
@@ -212,15 +211,16 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	switch (p->pol) {
 	case P_ACCEPT:
 		if (p->nacc < MAXC)
-			p->acc[p->nacc++] = grpc_call_accept(st, nv, n, end, p->pol_mode, p->pol_gzip);
+			p->acc[p->nacc++] =
+				grpc_call_accept(st, nv, n, end, p->pol_mode, p->pol_gzip);
 		break;
 	case P_REJECT:
 		CHECK_INT_EQ(grpc_reject(st, p->rej_status, p->rej_msg, p->rej_err), 0);
 		break;
 	case P_RAW: {
 		struct raw *r = raw_new();
-		struct h2_nv rh[3] = { H2_NV(":status", "200"),
-				       H2_NV("content-type", "application/grpc") };
+		struct h2_nv rh[3] = {H2_NV(":status", "200"),
+				      H2_NV("content-type", "application/grpc")};
 		size_t nh = 2;
 
 		if (p->raw_encoding)
@@ -318,7 +318,7 @@ static void pair_free(struct pair *p)
 
 static struct grpc_call *open_call(struct pair *p, enum grpc_mode mode, bool gzip)
 {
-	struct h2_nv md[] = { H2_NV("ntun-dst", "192.168.1.5:80") };
+	struct h2_nv md[] = {H2_NV("ntun-dst", "192.168.1.5:80")};
 	struct grpc_call *c = grpc_call_open(p->c, "/ntun.v1.Relay/Connect", md, 1, mode, gzip);
 
 	CHECK(c != NULL);
@@ -449,8 +449,8 @@ static int recv_msg(struct pair *p, struct grpc_call *c, struct buf *dst)
 static void test_frame_vectors(void)
 {
 	uint8_t pfx[5], hdr[11];
-	static const uint8_t p1[5] = { 0, 1, 2, 3, 4 }, p2[5] = { 1, 0xff, 0xff, 0xff, 0xff },
-			     p0[5] = { 0, 0, 0, 0, 0 };
+	static const uint8_t p1[5] = {0, 1, 2, 3, 4}, p2[5] = {1, 0xff, 0xff, 0xff, 0xff},
+			     p0[5] = {0, 0, 0, 0, 0};
 
 	grpc_frame_prefix(pfx, false, 0x01020304);
 	CHECK(!memcmp(pfx, p1, 5));
@@ -487,33 +487,37 @@ static int parse(const void *msg, size_t n, const char *want)
 static void test_chunk_parse(void)
 {
 	/* field 2 varint 150, field 3 fixed64, field 4 bytes "xy", field 5 fixed32, then data */
-	static const uint8_t unknown[] = { 0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8,
-					   0x22, 0x02, 'x',  'y',  0x2d, 9, 9, 9, 9, 0x0a,
-					   0x02, 'h',  'i' };
-	static const uint8_t after[] = { 0x0a, 0x03, 'a', 'b', 'c', 0x10, 0x01, 0xf8, 0xff, 0xff,
-					 0xff, 0x0f, 0x00 }; /* data, then fields 2 and 0x1fffffff */
-	static const uint8_t big_field[] = { 0x82, 0x80, 0x80, 0x80, 0x10, 0 }; /* field 2^29 */
-	static const uint8_t twice[] = { 0x0a, 0x01, 'a', 0x0a, 0x01, 'b' };
-	static const uint8_t wrong_wt[] = { 0x08, 0x01 };
-	static const uint8_t trunc_len[] = { 0x0a, 0x05, 'a', 'b' };
-	static const uint8_t trunc_varint[] = { 0x0a, 0x80 };
-	static const uint8_t key0[] = { 0x00, 0x01 };
-	static const uint8_t group[] = { 0x1b, 0x1c };
-	static const uint8_t wt7[] = { 0x17, 0x00 };
-	static const uint8_t long_varint[] = { 0x10, 0xff, 0xff, 0xff, 0xff, 0xff,
-					       0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
-	static const uint8_t trunc_fixed64[] = { 0x19, 1, 2, 3 };
-	static const uint8_t trunc_fixed32[] = { 0x0a, 0x00, 0x2d, 1, 2 };
-	static const uint8_t huge_len[] = { 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a' };
+	static const uint8_t unknown[] = {0x10, 0x96, 0x01, 0x19, 1,	2,   3,	  4,	5,
+					  6,	7,    8,    0x22, 0x02, 'x', 'y', 0x2d, 9,
+					  9,	9,    9,    0x0a, 0x02, 'h', 'i'};
+	static const uint8_t after[] = {
+		0x0a, 0x03, 'a',  'b',	'c',  0x10, 0x01,
+		0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00}; /* data, then fields 2 and 0x1fffffff */
+	static const uint8_t big_field[] = {0x82, 0x80, 0x80, 0x80, 0x10, 0}; /* field 2^29 */
+	static const uint8_t twice[] = {0x0a, 0x01, 'a', 0x0a, 0x01, 'b'};
+	static const uint8_t wrong_wt[] = {0x08, 0x01};
+	static const uint8_t trunc_len[] = {0x0a, 0x05, 'a', 'b'};
+	static const uint8_t trunc_varint[] = {0x0a, 0x80};
+	static const uint8_t key0[] = {0x00, 0x01};
+	static const uint8_t group[] = {0x1b, 0x1c};
+	static const uint8_t wt7[] = {0x17, 0x00};
+	static const uint8_t long_varint[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0xff,
+					      0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+	static const uint8_t trunc_fixed64[] = {0x19, 1, 2, 3};
+	static const uint8_t trunc_fixed32[] = {0x0a, 0x00, 0x2d, 1, 2};
+	static const uint8_t huge_len[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'};
 	uint8_t big[1 + 3 + 20000];
 	size_t hl;
 
-	CHECK_INT_EQ(parse("\x0a\x03" "abc", 5, "abc"), 0);
-	CHECK_INT_EQ(parse("", 0, ""), 0);                  /* empty Chunk: no data */
-	CHECK_INT_EQ(parse("\x0a\x00", 2, ""), 0);          /* explicit empty data */
+	CHECK_INT_EQ(parse("\x0a\x03"
+			   "abc",
+			   5, "abc"),
+		     0);
+	CHECK_INT_EQ(parse("", 0, ""), 0);	   /* empty Chunk: no data */
+	CHECK_INT_EQ(parse("\x0a\x00", 2, ""), 0); /* explicit empty data */
 	CHECK_INT_EQ(parse(unknown, sizeof(unknown), "hi"), 0);
 	CHECK_INT_EQ(parse(after, sizeof(after), "abc"), 0);
-	CHECK_INT_EQ(parse("\x10\x01", 2, ""), 0);          /* only an unknown field */
+	CHECK_INT_EQ(parse("\x10\x01", 2, ""), 0); /* only an unknown field */
 	CHECK_INT_EQ(parse(twice, sizeof(twice), NULL), -EPROTO);
 	CHECK_INT_EQ(parse(wrong_wt, sizeof(wrong_wt), NULL), -EPROTO);
 	CHECK_INT_EQ(parse(trunc_len, sizeof(trunc_len), NULL), -EPROTO);
@@ -589,15 +593,15 @@ static void test_gzip_helpers(void)
 static void test_request_check(void)
 {
 	const char *path, *msg;
-#define REQ(...)                                                                                   \
-	({                                                                                         \
-		struct h2_nv nv_[] = { __VA_ARGS__ };                                              \
-		grpc_request_check(nv_, sizeof(nv_) / sizeof(nv_[0]), &path, &msg);               \
+#define REQ(...)                                                                    \
+	({                                                                          \
+		struct h2_nv nv_[] = {__VA_ARGS__};                                 \
+		grpc_request_check(nv_, sizeof(nv_) / sizeof(nv_[0]), &path, &msg); \
 	})
-#define M(v)    H2_NV(":method", v)
-#define P(v)    H2_NV(":path", v)
-#define CT(v)   H2_NV("content-type", v)
-#define ENC(v)  H2_NV("grpc-encoding", v)
+#define M(v)   H2_NV(":method", v)
+#define P(v)   H2_NV(":path", v)
+#define CT(v)  H2_NV("content-type", v)
+#define ENC(v) H2_NV("grpc-encoding", v)
 
 	CHECK_INT_EQ(REQ(M("POST"), P("/ntun.v1.Relay/Connect"), CT("application/grpc")), GRPC_OK);
 	CHECK_STR_EQ(path, "/ntun.v1.Relay/Connect");
@@ -628,7 +632,7 @@ static void test_request_check(void)
 #undef CT
 #undef ENC
 	{
-		struct h2_nv nv[] = { H2_NV("a", "1"), H2_NV("ab", "2"), H2_NV("b", "3") };
+		struct h2_nv nv[] = {H2_NV("a", "1"), H2_NV("ab", "2"), H2_NV("b", "3")};
 
 		CHECK_STR_EQ(grpc_md_get(nv, 3, "ab"), "2");
 		CHECK_STR_EQ(grpc_md_get(nv, 3, "b"), "3");
@@ -649,12 +653,12 @@ static void test_request_check(void)
 
 static void test_ctl(void)
 {
-	struct ctl_msg m = { 0 }, d;
+	struct ctl_msg m = {0}, d;
 	struct buf b = BUF_INIT;
-	char cidrs[3][CTL_CIDR_LEN] = { "192.168.1.0/24", "10.0.0.0/8", "255.255.255.255/32" };
-	char virt[3][CTL_CIDR_LEN] = { "100.64.1.0/24", "100.0.0.0/8", "100.64.9.9/32" };
-	struct ctl_route routes[2] = { { "100.64.1.0/24", "192.168.1.0/24", "site-1" },
-				       { "", "172.20.0.0/16", "lab" } };
+	char cidrs[3][CTL_CIDR_LEN] = {"192.168.1.0/24", "10.0.0.0/8", "255.255.255.255/32"};
+	char virt[3][CTL_CIDR_LEN] = {"100.64.1.0/24", "100.0.0.0/8", "100.64.9.9/32"};
+	struct ctl_route routes[2] = {{"100.64.1.0/24", "192.168.1.0/24", "site-1"},
+				      {"", "172.20.0.0/16", "lab"}};
 
 	/* ClientHello */
 	m.kind = CTL_CLIENT_HELLO;
@@ -790,7 +794,8 @@ static void test_ctl(void)
 	CHECK_INT_EQ(grpc_ctl_decode(CTL_SERVER_EVENT, (const uint8_t *)"\x0a\x05\x0a", 3, &d),
 		     -EPROTO);
 	/* an unknown oneof member only (field 9): parses, but no kind is set */
-	CHECK_INT_EQ(grpc_ctl_decode(CTL_SERVER_EVENT, (const uint8_t *)"\x48\x01", 2, &d), -EPROTO);
+	CHECK_INT_EQ(grpc_ctl_decode(CTL_SERVER_EVENT, (const uint8_t *)"\x48\x01", 2, &d),
+		     -EPROTO);
 	{
 		/* ClientEvent{hello{client_id: 200 x 'a'}}: longer than ctl_msg.id */
 		uint8_t msg[3 + 3 + 200];
@@ -817,11 +822,12 @@ static void test_ctl(void)
 	}
 	{
 		/* Registration with a 22-char managed CIDR: does not fit CTL_CIDR_LEN */
-		static const char reg[] = "\x0a\x18\x12\x16" "1111111111111111111111";
+		static const char reg[] = "\x0a\x18\x12\x16"
+					  "1111111111111111111111";
 
-		CHECK_INT_EQ(grpc_ctl_decode(CTL_PROXY_EVENT, (const uint8_t *)reg, sizeof(reg) - 1,
-					     &d),
-			     -EPROTO);
+		CHECK_INT_EQ(
+			grpc_ctl_decode(CTL_PROXY_EVENT, (const uint8_t *)reg, sizeof(reg) - 1, &d),
+			-EPROTO);
 		CHECK(d.cidrs == NULL);
 	}
 	{
@@ -856,7 +862,7 @@ static void test_messages(bool bytewise)
 	struct pair p;
 	struct grpc_call *c, *s;
 	struct buf got = BUF_INIT;
-	size_t sizes[] = { 0, 1, 5, 70000, 300000, 0, 3 };
+	size_t sizes[] = {0, 1, 5, 70000, 300000, 0, 3};
 	uint8_t *data = random_bytes(300001);
 
 	pair_init(&p, NULL, NULL);
@@ -1034,7 +1040,8 @@ static void test_trailers_only(void)
 	rv = recv_msg(&p, c, NULL);
 	CHECK_INT_EQ(rv, -ECONNREFUSED);
 	CHECK_INT_EQ(grpc_call_peer_status(c), GRPC_UNAVAILABLE);
-	CHECK_STR_EQ(grpc_call_peer_message(c), "connect 192.168.1.5:80: Connection refused (100%)");
+	CHECK_STR_EQ(grpc_call_peer_message(c),
+		     "connect 192.168.1.5:80: Connection refused (100%)");
 	grpc_call_free(c); /* our side was still open: free resets it */
 	settle(&p);
 	CHECK_INT_EQ(h2_session_streams(p.c), 0);
@@ -1379,7 +1386,10 @@ static void test_gzip_raw(void)
 	pair_init(&p, NULL, NULL);
 	/* bytes mode: flag 0 under gzip, then a compressed Chunk of 1 MiB, then a bomb */
 	r = raw_open(&p, "gzip");
-	raw_msg(r, 0, "\x0a\x03" "abc", 5, false);
+	raw_msg(r, 0,
+		"\x0a\x03"
+		"abc",
+		5, false);
 	buf_append(&plain, hdr, grpc_chunk_header(hdr, 1u << 20));
 	buf_append(&plain, zeros, 1u << 20);
 	grpc_gzip(buf_head(&plain), buf_len(&plain), &z);
@@ -1423,10 +1433,10 @@ static void test_gzip_raw(void)
 /* Chunk encodings from other implementations, parsed by the streaming deframer. */
 static void test_chunk_stream(bool bytewise)
 {
-	static const uint8_t unknown[] = { 0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8,
-					   0x22, 0x02, 'x',  'y',  0x0a, 0x02, 'h', 'i', 0x2d,
-					   9,    9,    9,    9,    0x22, 0x00 };
-	static const uint8_t twice[] = { 0x0a, 0x01, 'a', 0x0a, 0x01, 'b' };
+	static const uint8_t unknown[] = {0x10, 0x96, 0x01, 0x19, 1,	2,   3,	  4,	5,
+					  6,	7,    8,    0x22, 0x02, 'x', 'y', 0x0a, 0x02,
+					  'h',	'i',  0x2d, 9,	  9,	9,   9,	  0x22, 0x00};
+	static const uint8_t twice[] = {0x0a, 0x01, 'a', 0x0a, 0x01, 'b'};
 	struct pair p;
 	struct grpc_call *s;
 	struct relay_end *e;
@@ -1437,10 +1447,13 @@ static void test_chunk_stream(bool bytewise)
 	p.bytewise = bytewise;
 	r = raw_open(&p, NULL);
 	raw_msg(r, 0, unknown, sizeof(unknown), false); /* "hi" among unknown fields */
-	raw_msg(r, 0, "", 0, false);                    /* empty Chunk */
-	raw_msg(r, 0, "\x0a\x00", 2, false);            /* empty data */
-	raw_msg(r, 0, "\x10\x01", 2, false);            /* only an unknown field */
-	raw_msg(r, 0, "\x0a\x03" "abc", 5, false);
+	raw_msg(r, 0, "", 0, false);			/* empty Chunk */
+	raw_msg(r, 0, "\x0a\x00", 2, false);		/* empty data */
+	raw_msg(r, 0, "\x10\x01", 2, false);		/* only an unknown field */
+	raw_msg(r, 0,
+		"\x0a\x03"
+		"abc",
+		5, false);
 	raw_msg(r, 0, "", 0, false);
 	settle(&p);
 	s = p.acc[0];
@@ -1469,7 +1482,7 @@ static void test_chunk_stream(bool bytewise)
 
 	/* truncated message at END_STREAM: inside data, inside the key, inside the prefix */
 	for (int k = 0; k < 3; k++) {
-		static const uint8_t part[] = { 0x0a, 0x0a, 'a', 'b', 'c' }; /* says 10 data bytes */
+		static const uint8_t part[] = {0x0a, 0x0a, 'a', 'b', 'c'}; /* says 10 data bytes */
 		uint8_t pfx[5];
 
 		r = raw_open(&p, NULL);
@@ -1511,13 +1524,16 @@ static void test_chunk_stream(bool bytewise)
 	p.pol = P_RAW;
 	for (int k = 0; k < 2; k++) {
 		struct grpc_call *c = open_call(&p, GRPC_BYTES, false);
-		struct h2_nv ok[] = { H2_NV("grpc-status", "0") };
+		struct h2_nv ok[] = {H2_NV("grpc-status", "0")};
 
 		settle(&p);
 		r = p.raws[p.nraw - 1];
 		if (k == 0)
 			CHECK_INT_EQ(h2_stream_set_trailers(r->st, ok, 1), 0);
-		raw_send(r, "\x00\x00\x00\x00\x09\x0a\x07" "ab", 9, true);
+		raw_send(r,
+			 "\x00\x00\x00\x00\x09\x0a\x07"
+			 "ab",
+			 9, true);
 		settle(&p);
 		e = grpc_call_end(c);
 		end_read(e, &got, SIZE_MAX);
@@ -1531,8 +1547,7 @@ static void test_chunk_stream(bool bytewise)
 }
 
 /* Writes into w until the session stops taking bytes; returns what w accepted. */
-static size_t fill_until_stuck(struct pair *p, struct relay_end *w, const uint8_t *data,
-			       size_t max)
+static size_t fill_until_stuck(struct pair *p, struct relay_end *w, const uint8_t *data, size_t max)
 {
 	size_t total = 0, n;
 
@@ -1661,7 +1676,7 @@ static void test_window_on_close(void)
 		} else if (how == 5) { /* a partial held message */
 			CHECK_INT_EQ(grpc_call_send(c, data, 3 * chunk), 0);
 			settle(&p);
-			CHECK_INT_EQ(grpc_call_recv(s, &(const uint8_t *){ NULL }, &(size_t){ 0 }), 0);
+			CHECK_INT_EQ(grpc_call_recv(s, &(const uint8_t *){NULL}, &(size_t){0}), 0);
 		} else {
 			CHECK_INT_EQ(end_write(ce, data, chunk), chunk);
 		}
@@ -1725,7 +1740,7 @@ static void test_session_free(void)
 	h2_session_free(p.s);
 	p.s = NULL;
 	CHECK_INT_EQ(grpc_call_end(s)->rx_err, ECONNRESET);
-	CHECK_INT_EQ(grpc_call_recv(s2, &(const uint8_t *){ NULL }, &(size_t){ 0 }), -ECONNRESET);
+	CHECK_INT_EQ(grpc_call_recv(s2, &(const uint8_t *){NULL}, &(size_t){0}), -ECONNRESET);
 	CHECK_INT_EQ(grpc_call_stream_id(s), 0);
 	for (size_t i = 0; i < p.nacc; i++)
 		grpc_call_free(p.acc[i]);
@@ -1735,7 +1750,7 @@ static void test_session_free(void)
 	CHECK(r->closed);
 	CHECK_INT_EQ(r->close_code, H2_CANCEL);
 	CHECK_INT_EQ(grpc_call_end(c)->rx_err, ECONNRESET);
-	CHECK_INT_EQ(grpc_call_recv(c2, &(const uint8_t *){ NULL }, &(size_t){ 0 }), -ECONNRESET);
+	CHECK_INT_EQ(grpc_call_recv(c2, &(const uint8_t *){NULL}, &(size_t){0}), -ECONNRESET);
 	grpc_call_free(c);
 	grpc_call_free(c2);
 	raw_free(r);
