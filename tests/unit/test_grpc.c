@@ -1722,6 +1722,67 @@ static void test_window_on_close(void)
 	free(data);
 }
 
+static int pings, goaways;
+static uint32_t goaway_last;
+
+static void on_ping_ack(void *arg)
+{
+	pings++;
+}
+
+static void on_goaway(void *arg, uint32_t last, uint32_t code)
+{
+	goaways++;
+	goaway_last = last;
+}
+
+/* PING is answered; after GOAWAY the open call carries on, new calls are refused. */
+static void test_goaway_ping(void)
+{
+	struct pair p;
+	struct grpc_call *c, *s, *c2;
+	struct buf got = BUF_INIT;
+	uint8_t *data = random_bytes(100000);
+	int rv;
+
+	pair_init(&p, NULL, NULL);
+	p.ccbs.on_ping_ack = on_ping_ack;
+	p.ccbs.on_goaway = on_goaway;
+	c = open_pair(&p, GRPC_BYTES, false, &s);
+	CHECK_INT_EQ(h2_session_ping(p.c), 0);
+	settle(&p);
+	CHECK_INT_EQ(pings, 1);
+	CHECK_INT_EQ(h2_session_goaway(p.s, H2_NO_ERROR, "draining"), 0);
+	settle(&p);
+	CHECK_INT_EQ(goaways, 1);
+	CHECK_INT_EQ(goaway_last, grpc_call_stream_id(c));
+	/* the open call still works both ways */
+	CHECK(stream_bytes(&p, grpc_call_end(c), grpc_call_end(s), data, 100000, &got));
+	buf_release(&got);
+	CHECK(stream_bytes(&p, grpc_call_end(s), grpc_call_end(c), data, 100000, &got));
+	buf_release(&got);
+	/* a new one is refused, at once or when its HEADERS cannot be sent */
+	c2 = grpc_call_open(p.c, "/ntun.v1.Relay/Connect", NULL, 0, GRPC_MESSAGES, false);
+	if (c2) {
+		rv = recv_msg(&p, c2, NULL);
+		CHECK(rv < 0 && rv != -EPIPE);
+		grpc_call_free(c2);
+	} else {
+		CHECK_INT_EQ(errno, EAGAIN);
+	}
+	CHECK_INT_EQ(p.nacc, 1);
+	grpc_call_end(c)->ops->shutdown(grpc_call_end(c));
+	grpc_call_end(s)->ops->shutdown(grpc_call_end(s));
+	settle(&p);
+	CHECK(grpc_call_end(c)->ops->peek(grpc_call_end(c), &(const uint8_t *){NULL}) == 0);
+	CHECK(grpc_call_end(c)->rx_eof);
+	CHECK_INT_EQ(h2_session_streams(p.c), 0);
+	CHECK_INT_EQ(p.err, 0);
+	grpc_call_free(c);
+	pair_free(&p);
+	free(data);
+}
+
 /* h2_session_free closes every open stream: owners hear on_close (their calls fail with
  * ECONNRESET) and may then be freed without touching the gone session. */
 static void test_session_free(void)
@@ -1782,6 +1843,7 @@ int main(void)
 	test_chunk_stream(true);
 	test_flow_control();
 	test_window_on_close();
+	test_goaway_ping();
 	test_session_free();
 	return check_done("test_grpc");
 }
