@@ -141,7 +141,18 @@ start() {
 	E2E_PID_OF[$name]=$!
 }
 
-pid_of() { echo "${E2E_PID_OF[$1]}"; }
+# app_start NAME NS CMD...: like app, but in the background, output in $E2E_TMP/NAME.log; the
+# PID is the command's own (pid_of NAME, so it can be signalled) and the cleanup trap kills it.
+app_start() {
+	local name="$1" ns="$2$E2E_ID"
+	shift 2
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec nsenter --net=/run/netns/"$@"' \
+		_ "$CG_APPS" "$ns" "$@" >>"$E2E_TMP/$name.log" 2>&1 &
+	E2E_PIDS+=("$!")
+	E2E_PID_OF[$name]=$!
+}
+
+pid_of() { echo "${E2E_PID_OF[$1]:-}"; }
 
 # stop NAME [SIGNAL]: signals a daemon and waits for it (5 s, then KILL).
 stop() {
