@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# tools/bench's report: medians, spreads and ratios from the raw per-run records, as Markdown
+# and JSON, plus issue 3's targets for ntun. Only runs whose every byte was exact count; failed
+# runs are listed, never averaged in.
+import argparse, json, statistics, sys
+
+PATHS = ["direct", "stunnel", "ssh", "ntun"]
+NAMES = {"direct": "direct", "stunnel": "stunnel chain", "ssh": "ssh -L", "ntun": "ntun (BPF)"}
+GIB = float(1 << 30)
+
+
+def load(raw):
+    recs = []
+    with open(raw) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                recs.append(json.loads(line))
+    return recs
+
+
+def stats(vals):
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+            "runs": vals}
+
+
+def add_ratios(fig, paths):
+    for p in paths:
+        s = fig.get(p)
+        if not s:
+            continue
+        for base, key in (("stunnel", "x_stunnel"), ("direct", "x_direct")):
+            b = fig.get(base)
+            s[key] = s["median"] / b["median"] if b and b["median"] else None
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.{nd}f}"
+
+
+def ratio(v):
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    meta = json.load(open(a.meta))
+    recs = load(a.raw)
+    paths = [p for p in PATHS if any(r["path"] == p for r in recs)]
+    labels = meta.get("labels", {})
+
+    def runs(path, fig):
+        return [r for r in recs if r["path"] == path and r["fig"] == fig]
+
+    def ok(r):
+        return r.get("result", {}).get("ok") == 1
+
+    figs, exact, failures = {}, {}, []
+    for r in recs:
+        if not ok(r):
+            failures.append(r)
+
+    def fig_stats(name, fig, value):
+        out = {}
+        for p in paths:
+            rs = runs(p, fig)
+            vals = [value(r) for r in rs if ok(r)]
+            vals = [v for v in vals if v is not None]
+            exact.setdefault(fig, {})[p] = (sum(ok(r) for r in rs), len(rs))
+            s = stats(vals)
+            if s:
+                out[p] = s
+        add_ratios(out, paths)
+        figs[name] = out
+
+    fig_stats("bulk1_gbps", "bulk1", lambda r: r["result"]["gbps"])
+    fig_stats("bulk8_gbps", "bulk8", lambda r: r["result"]["gbps"])
+    fig_stats("conn_per_s", "rr50", lambda r: r["result"]["rate"])
+    fig_stats("lat_p50_us", "lat1", lambda r: r["result"]["p50_us"])
+    fig_stats("lat_p99_us", "lat1", lambda r: r["result"]["p99_us"])
+
+    def cpu_per_gib(r):
+        c = r.get("cpu_s") or {}
+        return sum(c.values()) / (r["result"]["bytes"] / GIB) if c else None
+
+    fig_stats("cpu_s_per_gib_1", "bulk1", cpu_per_gib)
+    fig_stats("cpu_s_per_gib_8", "bulk8", cpu_per_gib)
+    fig_stats("cpu_ms_per_conn", "rr50",
+              lambda r: sum(r["cpu_s"].values()) / r["result"]["conns"] * 1e3
+              if r.get("cpu_s") else None)
+
+    # Figure 4: KiB per idle connection, per daemon and in all, from PSS (RSS alongside).
+    mem = {}
+    for p in paths:
+        rs = [r for r in runs(p, "hold") if ok(r)]
+        exact.setdefault("hold", {})[p] = (len(rs), len(runs(p, "hold")))
+        if not rs:
+            continue
+        per = {}
+        for r in rs:
+            n = r["held"]["held"] or 1
+            for d, m in r["mem_kib"].items():
+                e = per.setdefault(d, {"pss": [], "rss": []})
+                e["pss"].append((m["pss1"] - m["pss0"]) / n)
+                e["rss"].append((m["rss1"] - m["rss0"]) / n)
+        total_pss = [sum(per[d]["pss"][i] for d in per) for i in range(len(rs))]
+        total_rss = [sum(per[d]["rss"][i] for d in per) for i in range(len(rs))]
+        mem[p] = {
+            "conns": rs[0]["conns"],
+            "daemons": {d: {"pss": stats(v["pss"]), "rss": stats(v["rss"])}
+                        for d, v in per.items()},
+            "total_pss": stats(total_pss) if per else None,
+            "total_rss": stats(total_rss) if per else None,
+            "base_pss_kib": {d: statistics.median(r["mem_kib"][d]["pss0"] for r in rs)
+                             for d in per},
+        }
+    mt = {p: dict(mem[p]["total_pss"]) for p in mem if mem[p]["total_pss"]}
+    add_ratios(mt, paths)
+    figs["idle_kib_per_conn"] = mt
+
+    # Issue 3's targets for ntun.
+    targets = []
+
+    def target(what, val, base, limit, cmp, unit):
+        r = val / base if val is not None and base else None
+        met = None if r is None else (r >= limit if cmp == ">=" else r <= limit)
+        targets.append({"target": what, "ntun": val, "baseline": base, "ratio": r,
+                        "limit": f"{cmp} {limit}", "met": met, "unit": unit})
+
+    def med(f, p):
+        s = figs.get(f, {}).get(p)
+        return s["median"] if s else None
+
+    target("one stream ≥ 1.5 × stunnel chain", med("bulk1_gbps", "ntun"),
+           med("bulk1_gbps", "stunnel"), 1.5, ">=", "Gbit/s")
+    target("new connections/s ≥ 1 × ssh -L", med("conn_per_s", "ntun"),
+           med("conn_per_s", "ssh"), 1.0, ">=", "conn/s")
+    target("latency p50 ≤ 0.25 × stunnel chain", med("lat_p50_us", "ntun"),
+           med("lat_p50_us", "stunnel"), 0.25, "<=", "µs")
+    worst = None
+    if "ntun" in mem:
+        worst = max(v["pss"]["median"] for v in mem["ntun"]["daemons"].values())
+    targets.append({"target": "≤ 2 KiB per idle connection in each daemon", "ntun": worst,
+                    "baseline": None, "ratio": None, "limit": "<= 2 KiB",
+                    "met": None if worst is None else worst <= 2.0, "unit": "KiB"})
+    target("CPU s/GiB ≤ 0.7 × stunnel chain", med("cpu_s_per_gib_1", "ntun"),
+           med("cpu_s_per_gib_1", "stunnel"), 0.7, "<=", "s/GiB")
+
+    doc = {"meta": meta, "figures": figs, "memory": mem, "exact": exact, "targets": targets,
+           "failures": failures, "raw": recs}
+    with open(a.json, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+    # ---------------------------------------------------------------- Markdown
+    L = []
+    m = meta
+    title = "smoke run (numbers meaningless)" if m.get("smoke") else "results"
+    L.append(f"# ntun benchmark {title}: {m['date']}")
+    L.append("")
+    L.append(f"- command: `{m['command']}` (build `{m['build']}`, commit {m['commit']}"
+             f"{', ntun sources modified vs. commit: ' + str(m['dirty_sources']) + ' file(s)' if m.get('dirty_sources') else ''})")
+    L.append(f"- machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; "
+             f"RLIMIT_NOFILE {m['nofile']}")
+    L.append(f"- baselines: stunnel {m['versions']['stunnel']}, {m['versions']['openssh']}, "
+             f"OpenSSL {m['versions']['openssl']}")
+    seen = m.get("seen", {})
+    L.append("- negotiated: " + "; ".join(f"{NAMES[p]}: {seen.get(p, '?')}" for p in paths))
+    L.append(f"- sizes: {m['runs']} run(s) per figure; one stream {m['bulk1'] / GIB:g} GiB; "
+             f"8 streams {m['bulk8'] / GIB:g} GiB in all; connection rate {m['rr_secs']} s at "
+             f"concurrency 50; latency {m['lat_secs']} s at concurrency 1; "
+             f"{m['hold']} idle connections held")
+    L.append("- every value is the median over runs, with min–max; × columns are the median's "
+             "ratio to the stunnel chain and to direct; \"exact\" counts runs in which every "
+             "byte arrived, checked in place against the sent pattern")
+    L.append("")
+
+    def table(title, key, unit, fig_raw, better):
+        L.append(f"### {title}")
+        L.append("")
+        L.append(f"| path | median {unit} | min–max | × stunnel | × direct | exact |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for p in paths:
+            s = figs[key].get(p)
+            ex = exact.get(fig_raw, {}).get(p, (0, 0))
+            if not s:
+                L.append(f"| {NAMES[p]} | — | — | — | — | {ex[0]}/{ex[1]} |")
+                continue
+            L.append(f"| {NAMES[p]} | {fmt(s['median'])} | {fmt(s['min'])}–{fmt(s['max'])} | "
+                     f"{ratio(s.get('x_stunnel'))} | {ratio(s.get('x_direct'))} | "
+                     f"{ex[0]}/{ex[1]} |")
+        L.append(f"\n{better}\n")
+
+    L.append("## Figures")
+    L.append("")
+    table("1. One TCP stream, bulk throughput", "bulk1_gbps", "Gbit/s", "bulk1",
+          "Higher is better.")
+    table("2. 8 parallel streams, aggregate throughput", "bulk8_gbps", "Gbit/s", "bulk8",
+          "Higher is better.")
+    table("3a. New connections per second, concurrency 50 (1 KiB request, 1 KiB response, "
+          "new TCP connection each)", "conn_per_s", "conn/s", "rr50", "Higher is better.")
+    table("3b. Latency p50 of connect + 1 KiB request + 1 KiB response, concurrency 1",
+          "lat_p50_us", "µs", "lat1", "Lower is better.")
+    table("3c. Latency p99, same loop", "lat_p99_us", "µs", "lat1", "Lower is better.")
+
+    L.append("### 4. Memory per idle tunneled connection (PSS, KiB)")
+    L.append("")
+    L.append("| path | connections | all relay daemons | min–max | × stunnel | per daemon "
+             "(median PSS / RSS KiB per connection; PSS before) | exact |")
+    L.append("|---|---:|---:|---:|---:|---|---:|")
+    for p in paths:
+        ex = exact.get("hold", {}).get(p, (0, 0))
+        if p == "direct":
+            L.append(f"| {NAMES[p]} | {mem.get(p, {}).get('conns', '—')} | no relay | | | | "
+                     f"{ex[0]}/{ex[1]} |")
+            continue
+        if p not in mem:
+            L.append(f"| {NAMES[p]} | — | — | — | — | — | {ex[0]}/{ex[1]} |")
+            continue
+        e = mem[p]
+        t = mt.get(p, {})
+        det = "; ".join(
+            f"{labels.get(d, d)} {fmt(v['pss']['median'])} / {fmt(v['rss']['median'])} "
+            f"({e['base_pss_kib'][d] / 1024:.1f} MiB)"
+            for d, v in e["daemons"].items())
+        L.append(f"| {NAMES[p]} | {e['conns']:,} | {fmt(t.get('median'))} | "
+                 f"{fmt(t.get('min'))}–{fmt(t.get('max'))} | {ratio(t.get('x_stunnel'))} | "
+                 f"{det} | {ex[0]}/{ex[1]} |")
+    L.append("")
+    L.append("Lower is better. Exact: all connections were open and echoed a token, stayed "
+             "silent while idle, and echoed a second token afterwards. Kernel socket memory "
+             "is not included (it is not in any process's PSS).")
+    L.append("")
+    table("5. Relay CPU seconds (user+sys, all relay processes) per GiB, one stream",
+          "cpu_s_per_gib_1", "s/GiB", "bulk1", "Lower is better.")
+    table("5b. Relay CPU seconds per GiB, 8 streams", "cpu_s_per_gib_8", "s/GiB", "bulk8",
+          "Lower is better.")
+    table("5c. Relay CPU milliseconds per new connection (from 3a)", "cpu_ms_per_conn", "ms",
+          "rr50", "Lower is better.")
+
+    L.append("## Issue 3 targets for ntun")
+    L.append("")
+    L.append("| target | ntun | baseline | ratio | met |")
+    L.append("|---|---:|---:|---:|---|")
+    for t in targets:
+        met = "—" if t["met"] is None else ("**met**" if t["met"] else "**missed**")
+        L.append(f"| {t['target']} | {fmt(t['ntun'])} {t['unit']} | "
+                 f"{fmt(t['baseline'])} | {ratio(t['ratio'])} | {met} |")
+    L.append("")
+    if failures:
+        L.append("## Failed measurements (excluded from the figures above)")
+        L.append("")
+        for r in failures:
+            L.append(f"- {r['path']} {r['fig']} run {r['run']}: `{json.dumps(r['result'])}`")
+        L.append("")
+    with open(a.md, "w") as f:
+        f.write("\n".join(L))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
