@@ -11,11 +11,16 @@
 #                                                            192.168.1.1 ------------ 192.168.1.5
 #
 # The app dials 100.64.1.5 (virtual 100.64.1.0/24 -> real 192.168.1.0/24). No namespace has a
-# default route; cli cannot reach 192.168.1.0/24 or 100.64.0.0/10 by itself.
+# default route; cli cannot reach 192.168.1.0/24 or 100.64.0.0/10 by itself. The client
+# intercepts 100.64.0.0/16; the server also has a configured route 100.64.2.0/24 -> proxy-1
+# 192.168.2.0/24, which the proxy must refuse (outside its managed CIDRs).
+# INTERCEPT=bpf (default) or iptables selects the client's interception (the iptables variant
+# runs as test_tunnel_iptables.sh).
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
 VIP=100.64.1.5
+INTERCEPT=${INTERCEPT:-bpf}
 RSS_BOUND_KIB=$((24 * 1024)) # per daemon during the 256 MiB slow-reader transfer
 
 setup() {
@@ -27,6 +32,10 @@ setup() {
 	link rly 10.10.2.2/24 site 10.10.2.1/24
 	link site 192.168.1.1/24 web 192.168.1.5/24
 	cg_make
+	if [ "$INTERCEPT" = iptables ]; then
+		# nat OUTPUT runs after routing: the intercepted prefix needs a route (in cli only).
+		ip -n "$NS_cli" route add 100.64.0.0/16 dev lo src 127.0.0.1
+	fi
 	certs_make || return 1
 	"$BIN_GENCERTS" --out "$E2E_TMP/other" --client-id intruder >/dev/null || return 1
 	start web web $PY "$NETAPP" serve --bind 192.168.1.5 --port 80
@@ -34,17 +43,19 @@ setup() {
 	start proxy site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
 		--managed-cidr 192.168.1.0/24 --virtual-cidr 100.64.1.0/24 $(tls_args proxy) \
 		--log-format text --ping-interval 2s --ping-timeout 2s
-	start client cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.1.0/24 \
-		--listen-port 15001 --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept bpf \
+	start client cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.0.0/16 \
+		--listen-port 15001 --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept "$INTERCEPT" \
 		$(tls_args client) --log-format text --ping-interval 2s --ping-timeout 2s
 	wait_log web listening 10 || return 1
 	wait_log proxy "registered as proxy-1" 10 || return 1
 	wait_log client "connected to server" 10 || return 1
 	wait_log server "proxy registered" 10 || return 1
+	grep -q "with $INTERCEPT" "$E2E_TMP/client.log" || { e2e_log "client not in $INTERCEPT mode"; return 1; }
 }
 
 start_server() {
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text \
+		--route 100.64.2.0/24=proxy-1:192.168.2.0/24 \
 		--ping-interval 2s --ping-timeout 2s --drain-timeout 2s
 }
 
@@ -91,6 +102,22 @@ case_refused() {
 	grep -q "100.64.1.5:81 closed: Connection refused" "$E2E_TMP/client.log" ||
 		{ e2e_log "the client did not learn that the dial was refused"; return 1; }
 	expect_ok get --size 4096 --seed 6
+}
+
+case_no_route_and_outside_managed() {
+	local out
+	# No route at the server: refused promptly with EHOSTUNREACH.
+	out=$(app cli $PY "$NETAPP" client refused --host 100.64.3.9 --port 80 --timeout 2)
+	e2e_log "  no route: $out"
+	[ "$(json_get "$out" ok)" = 1 ] || return 1
+	grep -q "100.64.3.9:80 closed: No route to host" "$E2E_TMP/client.log" || return 1
+	# A server route into 192.168.2.0/24, outside the proxy's managed CIDRs: the proxy refuses.
+	out=$(app cli $PY "$NETAPP" client refused --host 100.64.2.7 --port 80 --timeout 2)
+	e2e_log "  outside managed: $out"
+	[ "$(json_get "$out" ok)" = 1 ] || return 1
+	grep -q "refused dial to 192.168.2.7:80: outside managed CIDRs" "$E2E_TMP/proxy.log" || return 1
+	grep -q "100.64.2.7:80 closed: Permission denied" "$E2E_TMP/client.log" || return 1
+	expect_ok get --size 4096 --seed 10
 }
 
 case_slow_reader() {
@@ -183,6 +210,8 @@ run_case "a) 64 MiB upload byte-exact" case_upload
 run_case "b) 100 concurrent connections byte-exact" case_concurrent
 run_case "c) half-close: request, SHUT_WR, whole reply" case_half_close
 run_case "d) refused destination ends the app's connection within 2 s" case_refused
+run_case "d) no route, and a destination outside the proxy's CIDRs, are refused" \
+	case_no_route_and_outside_managed
 run_case "e) slow reader: bounded RSS, neighbours keep flowing" case_slow_reader
 run_case "f) server restart: reconnect, new connection within 5 s" case_server_restart
 run_case "g) wrong CA and wrong role rejected while traffic flows" case_bad_peers

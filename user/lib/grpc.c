@@ -1094,7 +1094,9 @@ static void cb_close(void *owner, uint32_t code)
 		return;
 	}
 	/* A close before both sides finished cleanly is a reset. */
-	if (code != H2_NO_ERROR || !c->in_end || !c->out_eof)
+	if (code == H2_REFUSED_STREAM)
+		call_fail(c, ECONNREFUSED); /* never processed by the peer (e.g. after GOAWAY) */
+	else if (code != H2_NO_ERROR || !c->in_end || !c->out_eof)
 		call_fail(c, code == H2_NO_ERROR || code == H2_CANCEL ? ECONNRESET : EPROTO);
 	else
 		call_notify(c);

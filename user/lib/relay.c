@@ -90,6 +90,9 @@ static void pump(struct loop_timer *t, void *arg)
 
 		if (!good->rx_err)
 			good->ops->abort(good, err);
+		/* The failed end answers too where it still can (a gRPC call that got malformed
+		 * input replies with a status instead of a bare reset). */
+		bad->ops->abort(bad, err);
 		relay_finish(r, strerror(err), err);
 		return;
 	}
