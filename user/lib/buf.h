@@ -31,7 +31,8 @@ static inline size_t buf_len(const struct buf *b)
 
 static inline uint8_t *buf_head(const struct buf *b)
 {
-	return b->data + b->head;
+	/* NULL + 0 is undefined behaviour: an unallocated buffer's head is just NULL. */
+	return b->data ? b->data + b->head : NULL;
 }
 
 /* Frees the storage. The buffer is empty and reusable afterwards. */
