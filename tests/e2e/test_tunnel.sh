@@ -42,10 +42,11 @@ setup() {
 	start_server
 	start proxy site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
 		--managed-cidr 192.168.1.0/24 --virtual-cidr 100.64.1.0/24 $(tls_args proxy) \
-		--log-format text --ping-interval 2s --ping-timeout 2s
+		--log-format text --ping-interval 2s --ping-timeout 2s --metrics 127.0.0.1:9100
 	start client cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.0.0/16 \
 		--listen-port 15001 --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept "$INTERCEPT" \
-		$(tls_args client) --log-format text --ping-interval 2s --ping-timeout 2s
+		$(tls_args client) --log-format text --ping-interval 2s --ping-timeout 2s \
+		--metrics 127.0.0.1:9100
 	wait_log web listening 10 || return 1
 	wait_log proxy "registered as proxy-1" 10 || return 1
 	wait_log client "connected to server" 10 || return 1
@@ -55,7 +56,7 @@ setup() {
 
 start_server() {
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text \
-		--route 100.64.2.0/24=proxy-1:192.168.2.0/24 \
+		--route 100.64.2.0/24=proxy-1:192.168.2.0/24 --metrics 127.0.0.1:9100 \
 		--ping-interval 2s --ping-timeout 2s --drain-timeout 2s
 }
 
@@ -204,6 +205,41 @@ case_bad_peers() {
 	return ${rc:-0}
 }
 
+# metric NS NAME: the value of one metric scraped from the daemon in namespace NS.
+metric() {
+	in_ns "$1" curl -sS --max-time 3 http://127.0.0.1:9100/metrics |
+		awk -v n="$2" '$1 == n { print $2 }'
+}
+
+case_metrics() {
+	local v rc=0
+	# ge NS NAME MIN: the metric exists and is at least MIN.
+	ge() {
+		v=$(metric "$1" "$2")
+		e2e_log "  $1 $2 = ${v:-missing} (want >= $3)"
+		[ -n "$v" ] && [ "$v" -ge "$3" ] || rc=1
+	}
+	ge cli ntun_server_connected 1
+	ge cli ntun_tunnels_total 200
+	ge cli ntun_tunnel_bytes_down_total $((64 * 1024 * 1024))
+	ge cli ntun_tunnel_bytes_up_total $((64 * 1024 * 1024))
+	ge cli ntun_tunnels_failed_total 3
+	[ "$INTERCEPT" = bpf ] && ge cli ntun_redirected_total 200
+	ge rly ntun_clients_connected 1
+	ge rly ntun_proxies_registered 1
+	ge rly ntun_routes 2
+	ge rly ntun_tunnels_refused_total 1
+	ge site ntun_server_connected 1
+	ge site ntun_tunnels_refused_total 1
+	ge site ntun_tunnel_bytes_down_total $((64 * 1024 * 1024))
+	# Every byte the proxy sent back reached the app (no tunnel died mid-stream here).
+	[ "$(metric site ntun_tunnel_bytes_down_total)" = "$(metric cli ntun_tunnel_bytes_down_total)" ] ||
+		{ e2e_log "  bytes down differ between proxy and client"; rc=1; }
+	in_ns cli curl -sS http://127.0.0.1:9100/metrics | grep -q '^# TYPE ntun_tunnels_total counter' || rc=1
+	[ "$(in_ns cli curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9100/nope)" = 404 ] || rc=1
+	return $rc
+}
+
 run_case "setup: three daemons up, proxy registered" setup || exit 1
 run_case "a) 1 KiB, 1 MiB, 64 MiB downloads byte-exact" case_downloads
 run_case "a) 64 MiB upload byte-exact" case_upload
@@ -212,6 +248,7 @@ run_case "c) half-close: request, SHUT_WR, whole reply" case_half_close
 run_case "d) refused destination ends the app's connection within 2 s" case_refused
 run_case "d) no route, and a destination outside the proxy's CIDRs, are refused" \
 	case_no_route_and_outside_managed
+run_case "h) Prometheus metrics count what happened" case_metrics
 run_case "e) slow reader: bounded RSS, neighbours keep flowing" case_slow_reader
 run_case "f) server restart: reconnect, new connection within 5 s" case_server_restart
 run_case "g) wrong CA and wrong role rejected while traffic flows" case_bad_peers

@@ -14,6 +14,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "peer.h"
 #include "redirect.h"
 #include "relay.h"
@@ -141,6 +142,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct client_conn *c = arg;
 
+	daemon_tunnel_ended(c->cl->d, err, up, down);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "connection to %s closed: %s (%llu bytes sent, %llu received)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
@@ -165,6 +167,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		log_warn("connection from %s has no original destination (%s); closing",
 			 ipport_format(saddr, sport, src, sizeof(src)), strerror(-rv));
 		sock_close_reset(fd);
+		daemon_refused(cl->d);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -193,6 +196,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		log_write(LOG_LVL_WARN, c->conn_id, NULL, "%s -> %s refused: %s", src, c->dst,
 			  strerror(errno));
 		sock_close_reset(fd);
+		daemon_refused(cl->d);
 		free(c);
 		return;
 	}
@@ -203,6 +207,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		return;
 	}
 	cl->active++;
+	daemon_tunnel_started(cl->d);
 	log_write(LOG_LVL_DEBUG, c->conn_id, NULL, "%s -> %s", src, c->dst);
 	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
 }
@@ -254,6 +259,21 @@ static void on_stop(struct daemon *d)
 	loop_timer_arm(cl->stop_poll, 0);
 }
 
+static uint64_t m_connected(void *arg)
+{
+	struct client *cl = arg;
+
+	return uplink_peer(cl->up) != NULL;
+}
+
+static uint64_t m_redirected(void *arg)
+{
+	struct client *cl = arg;
+	struct redirect_stats st;
+
+	return redirect_get_stats(cl->rd, &st) == 0 ? st.redirected : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -293,6 +313,11 @@ int main(int argc, char **argv)
 
 	d.on_stop = on_stop;
 	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
+	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
+		       "1 while the connection to the server is up", m_connected, cl);
+	metrics_add_fn(d.metrics, METRICS_COUNTER, "ntun_redirected_total",
+		       "connects redirected by the BPF programs (0 in iptables mode)", m_redirected,
+		       cl);
 	daemon_run(&d);
 
 	loop_io_free(cl->lio);

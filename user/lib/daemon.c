@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "tls.h"
 
 static void on_signal(struct loop_signal *s, int signo, void *arg)
@@ -101,6 +102,49 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		if (!d->sig[i])
 			fatal("cannot handle signal %d", sigs[i]);
 	}
+	if (d->cfg.metrics_addr) {
+		d->metrics = metrics_new(d->loop, d->cfg.metrics_addr, err, sizeof(err));
+		if (!d->metrics)
+			fatal("%s", err);
+	}
+	{
+		static const uint64_t one = 1;
+
+		metrics_add(d->metrics, METRICS_GAUGE,
+			    "ntun_build_info{version=\"" NTUN_VERSION "\"}", "ntun version", &one);
+	}
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_total",
+		    "tunneled TCP connections started", &d->stats.tunnels_total);
+	metrics_add(d->metrics, METRICS_GAUGE, "ntun_tunnels_active",
+		    "tunneled TCP connections open now", &d->stats.tunnels_active);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_failed_total",
+		    "tunneled connections that ended with an error", &d->stats.tunnels_failed);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_refused_total",
+		    "connections refused before a tunnel was set up", &d->stats.refused_total);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnel_bytes_up_total",
+		    "bytes carried toward destinations", &d->stats.bytes_up);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnel_bytes_down_total",
+		    "bytes carried back toward applications", &d->stats.bytes_down);
+}
+
+void daemon_tunnel_started(struct daemon *d)
+{
+	d->stats.tunnels_total++;
+	d->stats.tunnels_active++;
+}
+
+void daemon_tunnel_ended(struct daemon *d, int err, uint64_t up, uint64_t down)
+{
+	d->stats.tunnels_active--;
+	if (err)
+		d->stats.tunnels_failed++;
+	d->stats.bytes_up += up;
+	d->stats.bytes_down += down;
+}
+
+void daemon_refused(struct daemon *d)
+{
+	d->stats.refused_total++;
 }
 
 void daemon_run(struct daemon *d)
@@ -111,6 +155,7 @@ void daemon_run(struct daemon *d)
 
 void daemon_release(struct daemon *d)
 {
+	metrics_free(d->metrics);
 	for (unsigned i = 0; i < 3; i++)
 		loop_signal_free(d->sig[i]);
 	loop_free(d->loop);

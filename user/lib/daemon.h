@@ -12,7 +12,18 @@
 
 struct loop;
 struct loop_signal;
+struct metrics;
 struct tls_ctx;
+
+/* Counters every daemon keeps about the tunneled connections it relays. "up" is toward the
+ * destination, "down" back toward the app. */
+struct daemon_stats {
+	uint64_t tunnels_total;	 /* relays started */
+	uint64_t tunnels_active; /* relays running */
+	uint64_t tunnels_failed; /* relays that ended with an error (reset, refused, timeout) */
+	uint64_t refused_total;	 /* connections refused before a relay started */
+	uint64_t bytes_up, bytes_down;
+};
 
 struct daemon {
 	const char *name; /* "ntun-server", ... */
@@ -20,6 +31,8 @@ struct daemon {
 	struct loop *loop;
 	struct tls_ctx *tls;
 	struct peer_opts popts;
+	struct metrics *metrics; /* NULL unless metrics_addr is set */
+	struct daemon_stats stats;
 	struct loop_signal *sig[3];
 	int stops;			     /* SIGINT/SIGTERM received */
 	void (*on_stop)(struct daemon *d);   /* first SIGINT/SIGTERM: drain and stop */
@@ -30,6 +43,11 @@ struct daemon {
  * sets up logging, the loop, TLS (as TLS server for the server daemon, else TLS client), peer
  * options, and signal handling; SIGPIPE is ignored. */
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv);
+
+/* Account a relay's start and end, and a refusal. */
+void daemon_tunnel_started(struct daemon *d);
+void daemon_tunnel_ended(struct daemon *d, int err, uint64_t up, uint64_t down);
+void daemon_refused(struct daemon *d);
 
 /* Runs the loop until loop_stop(). */
 void daemon_run(struct daemon *d);

@@ -13,6 +13,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "peer.h"
 #include "relay.h"
 #include "route.h"
@@ -134,6 +135,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct proxy_conn *c = arg;
 
+	daemon_tunnel_ended(c->px->d, err, up, down);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "dial %s closed: %s (%llu bytes to destination, %llu back)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
@@ -155,9 +157,11 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 
 	if (!dst || ipport_parse(dst, &addr, &port) < 0) {
 		grpc_reject(st, GRPC_INVALID_ARGUMENT, "ntun-dst must be IPv4:port", "EINVAL");
+		daemon_refused(px->d);
 		return;
 	}
 	if (!managed(px, addr)) {
+		daemon_refused(px->d);
 		log_write(LOG_LVL_WARN, cid, NULL, "refused dial to %s: outside managed CIDRs",
 			  dst);
 		grpc_reject(st, GRPC_PERMISSION_DENIED, "destination outside managed CIDRs",
@@ -166,6 +170,7 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 	}
 	if (px->cfg->capacity && px->active >= px->cfg->capacity) {
 		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "proxy at capacity", "EBUSY");
+		daemon_refused(px->d);
 		return;
 	}
 	fd = sock_connect(addr, port, 0);
@@ -175,6 +180,7 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 		snprintf(msg, sizeof(msg), "connect %s: %s", dst, strerror(-fd));
 		log_write(LOG_LVL_INFO, cid, NULL, "%s", msg);
 		grpc_reject(st, grpc_status_from_errno(-fd), msg, sock_errname(-fd));
+		daemon_refused(px->d);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -193,6 +199,7 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
 	snprintf(c->dst, sizeof(c->dst), "%s", dst);
 	px->active++;
+	daemon_tunnel_started(px->d);
 	relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done, c);
 }
 
@@ -260,6 +267,13 @@ static void on_stop(struct daemon *d)
 	loop_timer_arm(px->stop_poll, 0);
 }
 
+static uint64_t m_connected(void *arg)
+{
+	struct proxy *px = arg;
+
+	return uplink_peer(px->up) != NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -277,6 +291,8 @@ int main(int argc, char **argv)
 		fatal("out of memory");
 	d.on_stop = on_stop;
 	px->up = uplink_new(&d, true, 0, &proxy_uplink_cbs, px);
+	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
+		       "1 while the connection to the server is up", m_connected, px);
 	daemon_run(&d);
 	grpc_call_free(px->ctl);
 	uplink_free(px->up);

@@ -16,6 +16,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "peer.h"
 #include "relay.h"
 #include "route.h"
@@ -58,6 +59,7 @@ struct srv_peer {
 
 /* One tunneled connection, for its log line and the proxy's load count. */
 struct srv_conn {
+	struct server *srv;
 	struct srv_peer *proxy;
 	char conn_id[CONNTRACK_ID_LEN + 1];
 	char client[200];
@@ -326,6 +328,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct srv_conn *c = arg;
 
+	daemon_tunnel_ended(c->srv->d, err, up, down);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client,
 		  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)", c->dst, c->real, reason,
 		  (unsigned long long)up, (unsigned long long)down);
@@ -387,6 +390,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		snprintf(why, sizeof(why), "no route to %s", dst);
 		log_write(LOG_LVL_INFO, c->conn_id, c->client, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
+		daemon_refused(s->d);
 		free(c);
 		return;
 	}
@@ -409,6 +413,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 			 strerror(errno));
 		log_write(LOG_LVL_WARN, c->conn_id, c->client, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
+		daemon_refused(s->d);
 		free(c);
 		return;
 	}
@@ -419,8 +424,10 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		free(c);
 		return;
 	}
+	c->srv = s;
 	c->proxy = proxy;
 	proxy->active++;
+	daemon_tunnel_started(s->d);
 	log_write(LOG_LVL_DEBUG, c->conn_id, c->client, "tunnel %s -> %s via %s", dst, md_real,
 		  proxy->name);
 	relay_new(s->d->loop, grpc_call_end(in), grpc_call_end(out), s->cfg->idle_timeout_ms,
@@ -573,6 +580,33 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 	}
 }
 
+static uint64_t count_peers(struct server *s, enum tls_role role, bool registered)
+{
+	uint64_t n = 0;
+
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		if (sp->p && sp->role == role && (!registered || sp->registered))
+			n++;
+	return n;
+}
+
+static uint64_t m_clients(void *arg)
+{
+	return count_peers(arg, TLS_ROLE_CLIENT, false);
+}
+
+static uint64_t m_proxies(void *arg)
+{
+	return count_peers(arg, TLS_ROLE_PROXY, true);
+}
+
+static uint64_t m_routes(void *arg)
+{
+	struct server *s = arg;
+
+	return route_count(s->routes);
+}
+
 struct server *server_new(struct daemon *d)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -605,6 +639,12 @@ struct server *server_new(struct daemon *d)
 	if (!s->lio)
 		fatal("out of memory");
 	loop_io_set(s->lio, LOOP_READ);
+	metrics_add_fn(d->metrics, METRICS_GAUGE, "ntun_clients_connected", "client connections",
+		       m_clients, s);
+	metrics_add_fn(d->metrics, METRICS_GAUGE, "ntun_proxies_registered",
+		       "proxy connections with an accepted registration", m_proxies, s);
+	metrics_add_fn(d->metrics, METRICS_GAUGE, "ntun_routes", "routes in the table", m_routes,
+		       s);
 	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
 		 s->cfg->n_routes);
 	return s;
