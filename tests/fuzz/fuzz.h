@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* What every harness shares: the libFuzzer entry points and a check that aborts, so a broken
+ * invariant is a crash to libFuzzer and a failed test to the corpus replay alike. */
+#ifndef NTUN_FUZZ_H
+#define NTUN_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define FUZZ_CHECK(expr)                                                                      \
+	do {                                                                                  \
+		if (!(expr)) {                                                                \
+			fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed\n", __FILE__, __LINE__, \
+				#expr);                                                       \
+			abort();                                                              \
+		}                                                                             \
+	} while (0)
+
+/* A cursor over the input: harnesses take bytes from it and get zeros once it runs dry. */
+struct fuzz_in {
+	const uint8_t *p;
+	size_t n;
+};
+
+static inline uint8_t fuzz_u8(struct fuzz_in *in)
+{
+	uint8_t v = 0;
+
+	if (in->n) {
+		v = *in->p++;
+		in->n--;
+	}
+	return v;
+}
+
+static inline uint32_t fuzz_u32(struct fuzz_in *in)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v = v << 8 | fuzz_u8(in);
+	return v;
+}
+
+/* Takes up to n bytes; returns how many were taken and points *p at them. */
+static inline size_t fuzz_take(struct fuzz_in *in, size_t n, const uint8_t **p)
+{
+	if (n > in->n)
+		n = in->n;
+	*p = in->p;
+	in->p += n;
+	in->n -= n;
+	return n;
+}
+
+#endif

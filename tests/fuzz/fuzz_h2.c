@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+/* Fuzzes HTTP/2 input through our session code: raw bytes into h2_session_recv of a server
+ * session (requests become gRPC calls or are rejected) or of a client session with three calls
+ * open, in input-chosen pieces, with the calls read, echoed, finished and freed as a daemon
+ * would, and all output drained. Checks memory safety and leaks only, not protocol answers.
+ *
+ * Input: [flags] bytes...
+ *   bit 0: client session (else server)   bit 1: server: prepend the client magic
+ *   bits 2-3: pieces: whole, 1 byte, 1..64, 1..1024    bit 4: gzip
+ *   bit 5: serve calls after every piece   bit 6: echo what is read   bit 7: tiny send limit */
+#include <errno.h>
+#include <string.h>
+
+#include "buf.h"
+#include "fuzz.h"
+#include "grpc.h"
+#include "h2.h"
+#include "relay.h"
+
+#define MAXC	     16
+#define CONNECT_PATH "/ntun.v1.Relay/Connect"
+#define MAGIC	     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+struct slot {
+	struct grpc_call *call;
+	enum grpc_mode mode;
+	bool finished;
+};
+
+struct state {
+	uint8_t flags;
+	struct slot calls[MAXC];
+	size_t ncalls;
+	size_t limit; /* h2_session_send limit */
+};
+
+static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
+{
+	struct state *s = arg;
+	const char *path, *msg;
+	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+	struct slot *sl;
+
+	if (status != GRPC_OK) {
+		grpc_reject(st, status, msg, NULL);
+		return;
+	}
+	if (s->ncalls == MAXC) {
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "too many calls", "ENOBUFS");
+		return;
+	}
+	sl = &s->calls[s->ncalls++];
+	sl->mode = strcmp(path, CONNECT_PATH) ? GRPC_MESSAGES : GRPC_BYTES;
+	sl->call = grpc_call_accept(st, nv, n, end, sl->mode, s->flags & 16);
+	FUZZ_CHECK(sl->call != NULL);
+}
+
+static void flush(struct state *st, struct h2_session *s)
+{
+	struct buf out = BUF_INIT;
+
+	for (int i = 0; i < 256; i++) {
+		if (h2_session_send(s, &out, st->limit) < 0 || !buf_len(&out))
+			break;
+		buf_release(&out);
+	}
+	buf_release(&out);
+}
+
+static void serve_bytes(struct state *s, struct slot *sl)
+{
+	struct relay_end *e = grpc_call_end(sl->call);
+	const uint8_t *p;
+	size_t n, w;
+
+	while ((n = e->ops->peek(e, &p)) > 0) {
+		/* Echo what the other end takes; drop the rest as if it had been forwarded. */
+		if ((s->flags & 64) && (w = e->ops->write(e, p, n)) > 0)
+			n = w;
+		e->ops->consume(e, n);
+	}
+	if (e->rx_err) {
+		/* The relay would abort the other end and free both. */
+		grpc_call_free(sl->call);
+		sl->call = NULL;
+	} else if (e->rx_eof && !sl->finished) {
+		e->ops->shutdown(e);
+		sl->finished = true;
+	}
+}
+
+static void serve_messages(struct state *s, struct slot *sl)
+{
+	const uint8_t *p;
+	size_t n;
+	struct ctl_msg m;
+	int rv;
+
+	while ((rv = grpc_call_recv(sl->call, &p, &n)) == 1) {
+		if (grpc_ctl_decode(CTL_CLIENT_EVENT, p, n, &m) == 0)
+			grpc_ctl_release(&m);
+		if (s->flags & 64)
+			grpc_call_send(sl->call, p, n);
+	}
+	if (rv == -EPIPE && !sl->finished) {
+		grpc_call_finish(sl->call, GRPC_OK, NULL, NULL);
+		sl->finished = true;
+	} else if (rv < 0 && rv != -EPIPE) {
+		grpc_call_free(sl->call);
+		sl->call = NULL;
+	}
+}
+
+static void serve(struct state *s)
+{
+	for (size_t i = 0; i < s->ncalls; i++) {
+		if (!s->calls[i].call)
+			continue;
+		if (s->calls[i].mode == GRPC_BYTES)
+			serve_bytes(s, &s->calls[i]);
+		else
+			serve_messages(s, &s->calls[i]);
+	}
+}
+
+/* Client side: the calls a client or proxy has open when the server's bytes arrive. */
+static void open_calls(struct state *s, struct h2_session *h)
+{
+	static const char hello[] = "\x0a\x07\x0a\x02id\x12\x01v";
+	struct h2_nv md[] = {H2_NV("ntun-dst", "192.168.1.5:80")};
+	static const struct {
+		const char *path;
+		enum grpc_mode mode;
+	} want[] = {
+		{CONNECT_PATH, GRPC_BYTES},
+		{"/ntun.v1.Relay/Attach", GRPC_MESSAGES},
+		{CONNECT_PATH, GRPC_BYTES},
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		struct slot *sl = &s->calls[s->ncalls++];
+
+		sl->mode = want[i].mode;
+		sl->call =
+			grpc_call_open(h, want[i].path, md, 1, sl->mode, i == 2 && s->flags & 16);
+		FUZZ_CHECK(sl->call != NULL);
+	}
+	FUZZ_CHECK(grpc_call_end(s->calls[0].call)
+			   ->ops->write(grpc_call_end(s->calls[0].call), (const uint8_t *)"GET /",
+					5) == 5);
+	FUZZ_CHECK(grpc_call_send(s->calls[1].call, hello, sizeof(hello) - 1) == 0);
+}
+
+static uint32_t next_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_in in = {data, size};
+	struct state st = {0};
+	struct h2_session_cbs cbs = {.on_request = on_request};
+	struct h2_settings set;
+	struct h2_session *s;
+	uint32_t rnd = 0x9e3779b9u ^ (uint32_t)size;
+	const uint8_t *p;
+	bool client;
+	int rv = 0;
+
+	st.flags = fuzz_u8(&in);
+	client = st.flags & 1;
+	st.limit = st.flags & 128 ? 64 : 1 << 20;
+	h2_settings_default(&set);
+	s = h2_session_new(!client, &set, &cbs, &st);
+	FUZZ_CHECK(s != NULL);
+	if (client)
+		open_calls(&st, s);
+	flush(&st, s);
+	if (!client && (st.flags & 2))
+		rv = h2_session_recv(s, (const uint8_t *)MAGIC, sizeof(MAGIC) - 1);
+
+	while (rv == 0 && in.n) {
+		size_t piece;
+
+		switch (st.flags >> 2 & 3) {
+		case 0:
+			piece = in.n;
+			break;
+		case 1:
+			piece = 1;
+			break;
+		case 2:
+			piece = 1 + next_rand(&rnd) % 64;
+			break;
+		default:
+			piece = 1 + next_rand(&rnd) % 1024;
+			break;
+		}
+		piece = fuzz_take(&in, piece, &p);
+		rv = h2_session_recv(s, p, piece);
+		if (st.flags & 32)
+			serve(&st);
+		flush(&st, s);
+	}
+	serve(&st);
+	flush(&st, s);
+	for (size_t i = 0; i < st.ncalls; i++)
+		grpc_call_free(st.calls[i].call);
+	flush(&st, s);
+	h2_session_free(s);
+	return 0;
+}
