@@ -80,9 +80,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(reply)
 
 
+class Httpd(http.server.ThreadingHTTPServer):
+    # The default backlog of 5 overflows under 20 concurrent calls on a slow (sanitizer) run,
+    # and the web host then resets connections: that would be the test's fault, not ntun's.
+    request_queue_size = 256
+
+
 def cmd_httpd(a):
     Handler.root = a.dir
-    srv = http.server.ThreadingHTTPServer((a.bind, a.port), Handler)
+    srv = Httpd((a.bind, a.port), Handler)
     sys.stderr.write("httpd: listening on %s:%d\n" % (a.bind, a.port))
     sys.stderr.flush()
     srv.serve_forever()
