@@ -259,6 +259,20 @@ static void on_stop(struct daemon *d)
 	loop_timer_arm(cl->stop_poll, 0);
 }
 
+/* SIGHUP: the intercepted CIDRs change in place (prefixes in both sets never stop). */
+static int on_reload(struct daemon *d, const struct config *nc, char *err, size_t errsz)
+{
+	struct client *cl = &cl_state;
+	int rv = redirect_set_cidrs(cl->rd, nc->target_cidr, nc->n_target_cidr);
+
+	if (rv < 0) {
+		snprintf(err, errsz, "cannot update intercepted CIDRs: %s", strerror(-rv));
+		return rv;
+	}
+	log_info("intercepting %zu CIDR(s)", nc->n_target_cidr);
+	return 0;
+}
+
 static uint64_t m_connected(void *arg)
 {
 	struct client *cl = arg;
@@ -312,6 +326,7 @@ int main(int argc, char **argv)
 		 redirect_mode_name(cl->rd), d.cfg.listen_port);
 
 	d.on_stop = on_stop;
+	d.on_reload = on_reload;
 	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, cl);

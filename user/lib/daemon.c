@@ -15,15 +15,132 @@
 #include "metrics.h"
 #include "tls.h"
 
+static const char *const comps[] = {"client", "server", "proxy"};
+
+/* TLS credentials for a daemon of this kind, checking that our certificate has its role. */
+static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cfg, char *err,
+				size_t errsz)
+{
+	static const enum tls_role want[] = {TLS_ROLE_CLIENT, TLS_ROLE_SERVER, TLS_ROLE_PROXY};
+	struct tls_ctx_opts to = {0};
+	const struct tls_identity *me;
+	struct tls_ctx *t;
+	char why[400];
+
+	to.cert_file = cfg->tls.cert_file;
+	to.key_file = cfg->tls.key_file;
+	to.ca_file = cfg->tls.ca_file;
+	to.trust_domain = cfg->tls.trust_domain;
+	to.insecure = cfg->tls.insecure;
+	if (kind == CONFIG_SERVER) {
+		to.is_server = true;
+		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_CLIENT) | TLS_ROLE_BIT(TLS_ROLE_PROXY);
+	} else {
+		to.server_name = cfg->tls.server_name;
+		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_SERVER);
+	}
+	t = tls_ctx_new(&to, why, sizeof(why));
+	if (!t) {
+		snprintf(err, errsz, "TLS setup: %s", why);
+		return NULL;
+	}
+	me = tls_ctx_identity(t);
+	if (me->role != want[kind]) {
+		snprintf(err, errsz,
+			 "certificate %s has role '%s' (%s); ntun-%s needs a '%s' certificate",
+			 cfg->tls.cert_file, tls_role_name(me->role), me->uri, comps[kind],
+			 tls_role_name(want[kind]));
+		tls_ctx_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void set_peer_opts(struct daemon *d)
+{
+	peer_opts_default(&d->popts);
+	d->popts.connect_ms = d->cfg.connect_timeout_ms;
+	d->popts.handshake_ms = d->cfg.handshake_timeout_ms;
+	d->popts.ping_interval_ms = d->cfg.ping_interval_ms;
+	d->popts.ping_timeout_ms = d->cfg.ping_timeout_ms;
+}
+
+static bool str_changed(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+/* Settings the running daemon cannot change in place. Returns the first changed one or NULL. */
+static const char *restart_only_changed(const struct config *o, const struct config *n)
+{
+	if (str_changed(o->listen_addr, n->listen_addr))
+		return "listen_addr";
+	if (o->listen_port != n->listen_port)
+		return "listen_port";
+	if (str_changed(o->cgroup, n->cgroup))
+		return "cgroup";
+	if (o->intercept != n->intercept)
+		return "intercept";
+	if (str_changed(o->instance, n->instance))
+		return "instance";
+	if (str_changed(o->metrics_addr, n->metrics_addr))
+		return "metrics_addr";
+	if (str_changed(o->proxy_id, n->proxy_id))
+		return "proxy_id";
+	return NULL;
+}
+
+/* SIGHUP: reads every source again; applies it whole or not at all. */
+static void daemon_reload(struct daemon *d)
+{
+	struct config nc;
+	enum config_action action;
+	struct tls_ctx *t;
+	const char *field;
+	char err[512];
+
+	log_info("SIGHUP: reloading the configuration");
+	if (config_load(&nc, d->kind, d->argc, d->argv, &action, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	field = restart_only_changed(&d->cfg, &nc);
+	if (field) {
+		log_error("reload refused, keeping the running configuration: '%s' changed and "
+			  "needs a restart",
+			  field);
+		config_release(&nc);
+		return;
+	}
+	t = make_tls(d->kind, &nc, err, sizeof(err));
+	if (!t) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		config_release(&nc);
+		return;
+	}
+	if (d->on_reload && d->on_reload(d, &nc, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		tls_ctx_free(t);
+		config_release(&nc);
+		return;
+	}
+	/* Open connections keep the credentials they were made with; new ones use these. */
+	tls_ctx_free(d->tls);
+	d->tls = t;
+	config_release(&d->cfg);
+	d->cfg = nc;
+	set_peer_opts(d);
+	if (log_setup(comps[d->kind], d->cfg.log.level, d->cfg.log.format, d->cfg.log.output) < 0)
+		log_error("cannot open log output '%s'; logging to stderr", d->cfg.log.output);
+	log_info("configuration reloaded");
+}
+
 static void on_signal(struct loop_signal *s, int signo, void *arg)
 {
 	struct daemon *d = arg;
 
 	if (signo == SIGHUP) {
-		if (d->on_reload)
-			d->on_reload(d);
-		else
-			log_info("SIGHUP: nothing to reload");
+		daemon_reload(d);
 		return;
 	}
 	if (d->stops++ > 0 || !d->on_stop) {
@@ -38,15 +155,16 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv)
 {
 	static const char *const names[] = {"ntun-client", "ntun-server", "ntun-proxy"};
-	static const char *const comps[] = {"client", "server", "proxy"};
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-	struct tls_ctx_opts to = {0};
 	enum config_action action;
 	char err[512];
 	int rv;
 
 	memset(d, 0, sizeof(*d));
 	d->name = names[kind];
+	d->kind = kind;
+	d->argc = argc;
+	d->argv = argv;
 	log_setup(comps[kind], LOG_LVL_INFO, LOG_FMT_JSON, NULL);
 	rv = config_load(&d->cfg, kind, argc, argv, &action, err, sizeof(err));
 	if (rv < 0) {
@@ -60,39 +178,12 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	signal(SIGPIPE, SIG_IGN);
 
-	to.cert_file = d->cfg.tls.cert_file;
-	to.key_file = d->cfg.tls.key_file;
-	to.ca_file = d->cfg.tls.ca_file;
-	to.trust_domain = d->cfg.tls.trust_domain;
-	to.insecure = d->cfg.tls.insecure;
-	if (kind == CONFIG_SERVER) {
-		to.is_server = true;
-		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_CLIENT) | TLS_ROLE_BIT(TLS_ROLE_PROXY);
-	} else {
-		to.server_name = d->cfg.tls.server_name;
-		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_SERVER);
-	}
-	d->tls = tls_ctx_new(&to, err, sizeof(err));
+	d->tls = make_tls(kind, &d->cfg, err, sizeof(err));
 	if (!d->tls)
-		fatal("TLS setup: %s", err);
-	{
-		const struct tls_identity *me = tls_ctx_identity(d->tls);
-		enum tls_role want = kind == CONFIG_SERVER  ? TLS_ROLE_SERVER
-				     : kind == CONFIG_PROXY ? TLS_ROLE_PROXY
-							    : TLS_ROLE_CLIENT;
+		fatal("%s", err);
+	log_info("%s %s starting as %s", d->name, NTUN_VERSION, tls_ctx_identity(d->tls)->uri);
 
-		if (me->role != want)
-			fatal("certificate %s has role '%s' (%s); %s needs a '%s' certificate",
-			      d->cfg.tls.cert_file, tls_role_name(me->role), me->uri, d->name,
-			      tls_role_name(want));
-		log_info("%s %s starting as %s", d->name, NTUN_VERSION, me->uri);
-	}
-
-	peer_opts_default(&d->popts);
-	d->popts.connect_ms = d->cfg.connect_timeout_ms;
-	d->popts.handshake_ms = d->cfg.handshake_timeout_ms;
-	d->popts.ping_interval_ms = d->cfg.ping_interval_ms;
-	d->popts.ping_timeout_ms = d->cfg.ping_timeout_ms;
+	set_peer_opts(d);
 
 	d->loop = loop_new();
 	if (!d->loop)

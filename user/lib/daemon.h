@@ -27,6 +27,9 @@ struct daemon_stats {
 
 struct daemon {
 	const char *name; /* "ntun-server", ... */
+	enum config_daemon kind;
+	int argc;
+	char **argv; /* kept for SIGHUP, which reads every source again */
 	struct config cfg;
 	struct loop *loop;
 	struct tls_ctx *tls;
@@ -34,9 +37,13 @@ struct daemon {
 	struct metrics *metrics; /* NULL unless metrics_addr is set */
 	struct daemon_stats stats;
 	struct loop_signal *sig[3];
-	int stops;			     /* SIGINT/SIGTERM received */
-	void (*on_stop)(struct daemon *d);   /* first SIGINT/SIGTERM: drain and stop */
-	void (*on_reload)(struct daemon *d); /* SIGHUP */
+	int stops;			   /* SIGINT/SIGTERM received */
+	void (*on_stop)(struct daemon *d); /* first SIGINT/SIGTERM: drain and stop */
+	/* SIGHUP: the new configuration nc is complete and valid; apply what belongs to the
+	 * daemon (routes, CIDRs) or return -errno with a reason in err to keep the old one.
+	 * d->cfg still holds the running configuration; it is replaced after this returns 0.
+	 * Restart-only settings (listen addresses, cgroup, mode, instance, ids) never change. */
+	int (*on_reload)(struct daemon *d, const struct config *nc, char *err, size_t errsz);
 };
 
 /* Loads the configuration (exits 0 after --help/--version, 1 with the message on an error),

@@ -82,13 +82,40 @@ static void ctl_wake(void *arg)
 	loop_timer_now(px->ctl_task);
 }
 
-static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
-			   bool end)
+/* Sends our registration (from cfg) on the control call. */
+static void send_registration(struct proxy *px, const struct config *cfg)
 {
 	struct ctl_msg m = {.kind = CTL_REGISTER};
 	struct buf out = BUF_INIT;
 	char(*cidrs)[CTL_CIDR_LEN] = NULL, (*virt)[CTL_CIDR_LEN] = NULL;
 
+	cidrs = calloc(cfg->n_managed_cidr, CTL_CIDR_LEN);
+	virt = calloc(cfg->n_virtual_cidr ? cfg->n_virtual_cidr : 1, CTL_CIDR_LEN);
+	if (!cidrs || !virt)
+		goto out;
+	snprintf(m.id, sizeof(m.id), "%s", tls_ctx_identity(px->d->tls)->id);
+	snprintf(m.version, sizeof(m.version), "%s", NTUN_VERSION);
+	for (size_t i = 0; i < cfg->n_managed_cidr; i++)
+		cidr_format(&cfg->managed_cidr[i], cidrs[i], CTL_CIDR_LEN);
+	for (size_t i = 0; i < cfg->n_virtual_cidr; i++)
+		cidr_format(&cfg->virtual_cidr[i], virt[i], CTL_CIDR_LEN);
+	m.cidrs = cidrs;
+	m.n_cidrs = cfg->n_managed_cidr;
+	m.virt = virt;
+	m.n_virt = cfg->n_virtual_cidr;
+	m.capacity = cfg->capacity;
+	if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0 &&
+	    grpc_call_send(px->ctl, buf_head(&out), buf_len(&out)) == 0)
+		log_info("registered as %s with %zu managed CIDR(s)", m.id, m.n_cidrs);
+out:
+	buf_release(&out);
+	free(cidrs);
+	free(virt);
+}
+
+static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+			   bool end)
+{
 	if (px->ctl) {
 		grpc_call_free(px->ctl);
 		px->ctl = NULL;
@@ -99,28 +126,33 @@ static void handle_control(struct proxy *px, struct h2_stream *st, const struct 
 		return;
 	}
 	grpc_call_set_wake(px->ctl, ctl_wake, px);
-	cidrs = calloc(px->cfg->n_managed_cidr, CTL_CIDR_LEN);
-	virt = calloc(px->cfg->n_virtual_cidr ? px->cfg->n_virtual_cidr : 1, CTL_CIDR_LEN);
-	if (!cidrs || !virt)
-		goto out;
-	snprintf(m.id, sizeof(m.id), "%s", tls_ctx_identity(px->d->tls)->id);
-	snprintf(m.version, sizeof(m.version), "%s", NTUN_VERSION);
-	for (size_t i = 0; i < px->cfg->n_managed_cidr; i++)
-		cidr_format(&px->cfg->managed_cidr[i], cidrs[i], CTL_CIDR_LEN);
-	for (size_t i = 0; i < px->cfg->n_virtual_cidr; i++)
-		cidr_format(&px->cfg->virtual_cidr[i], virt[i], CTL_CIDR_LEN);
-	m.cidrs = cidrs;
-	m.n_cidrs = px->cfg->n_managed_cidr;
-	m.virt = virt;
-	m.n_virt = px->cfg->n_virtual_cidr;
-	m.capacity = px->cfg->capacity;
-	if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0 &&
-	    grpc_call_send(px->ctl, buf_head(&out), buf_len(&out)) == 0)
-		log_info("registered as %s with %zu managed CIDR(s)", m.id, m.n_cidrs);
-out:
-	buf_release(&out);
-	free(cidrs);
-	free(virt);
+	send_registration(px, px->cfg);
+}
+
+static bool cidrs_equal(const struct cidr *a, size_t na, const struct cidr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].addr != b[i].addr || a[i].len != b[i].len)
+			return false;
+	return true;
+}
+
+/* SIGHUP: a changed set of networks or capacity is registered again at once. */
+static int on_reload(struct daemon *d, const struct config *nc, char *err, size_t errsz)
+{
+	struct proxy *px = &px_state;
+
+	if (cidrs_equal(px->cfg->managed_cidr, px->cfg->n_managed_cidr, nc->managed_cidr,
+			nc->n_managed_cidr) &&
+	    cidrs_equal(px->cfg->virtual_cidr, px->cfg->n_virtual_cidr, nc->virtual_cidr,
+			nc->n_virtual_cidr) &&
+	    px->cfg->capacity == nc->capacity)
+		return 0;
+	if (px->ctl)
+		send_registration(px, nc);
+	return 0;
 }
 
 static bool managed(const struct proxy *px, uint32_t addr)
@@ -290,6 +322,7 @@ int main(int argc, char **argv)
 	if (!px->ctl_task || !px->stop_poll)
 		fatal("out of memory");
 	d.on_stop = on_stop;
+	d.on_reload = on_reload;
 	px->up = uplink_new(&d, true, 0, &proxy_uplink_cbs, px);
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, px);

@@ -10,6 +10,11 @@ static void on_stop(struct daemon *d)
 	server_stop(srv);
 }
 
+static int on_reload(struct daemon *d, const struct config *nc, char *err, size_t errsz)
+{
+	return server_reload(srv, nc, err, errsz);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -17,6 +22,7 @@ int main(int argc, char **argv)
 	daemon_init(&d, CONFIG_SERVER, argc, argv);
 	srv = server_new(&d);
 	d.on_stop = on_stop;
+	d.on_reload = on_reload;
 	daemon_run(&d);
 	server_free(srv);
 	daemon_release(&d);

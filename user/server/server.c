@@ -215,6 +215,10 @@ static void ctl_task(struct loop_timer *t, void *arg)
 			return;
 		}
 		if (sp->role == TLS_ROLE_PROXY && m.kind == CTL_REGISTER) {
+			/* A new registration replaces the proxy's earlier one (e.g. after its
+			 * SIGHUP); a refused one leaves it with none. */
+			route_remove_owner(sp->srv->routes, sp);
+			sp->registered = false;
 			if (proxy_register(sp, &m, why, sizeof(why)) < 0) {
 				log_write(LOG_LVL_WARN, NULL, sp->name, "registration refused: %s",
 					  why);
@@ -607,12 +611,37 @@ static uint64_t m_routes(void *arg)
 	return route_count(s->routes);
 }
 
+/* Replaces the configured (owner-less) routes with cfg's. 0 or -ENOMEM. */
+static int load_config_routes(struct server *s, const struct config *cfg)
+{
+	route_remove_owner(s->routes, NULL);
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		struct route r = {.virt = cfg->routes[i].virt, .real = cfg->routes[i].real};
+
+		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", cfg->routes[i].proxy_id);
+		if (route_add(s->routes, &r) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz)
+{
+	if (load_config_routes(s, nc) < 0) {
+		load_config_routes(s, s->cfg);
+		snprintf(err, errsz, "out of memory loading routes");
+		return -ENOMEM;
+	}
+	log_info("%zu configured route(s) loaded", nc->n_routes);
+	push_routes(s);
+	return 0;
+}
+
 struct server *server_new(struct daemon *d)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	uint32_t addr;
 	uint16_t port;
-	char buf[24];
 	int rv;
 
 	if (!s)
@@ -622,13 +651,8 @@ struct server *server_new(struct daemon *d)
 	s->routes = route_table_new();
 	if (!s->routes)
 		fatal("out of memory");
-	for (size_t i = 0; i < s->cfg->n_routes; i++) {
-		struct route r = {.virt = s->cfg->routes[i].virt, .real = s->cfg->routes[i].real};
-
-		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", s->cfg->routes[i].proxy_id);
-		if (route_add(s->routes, &r) < 0)
-			fatal("route %s: cannot add", cidr_format(&r.virt, buf, sizeof(buf)));
-	}
+	if (load_config_routes(s, s->cfg) < 0)
+		fatal("out of memory loading routes");
 	rv = sock_resolve(s->cfg->listen_addr, &addr, &port);
 	if (rv < 0)
 		fatal("listen address '%s': %s", s->cfg->listen_addr, strerror(-rv));

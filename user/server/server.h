@@ -5,11 +5,17 @@
 #ifndef NTUN_SERVER_H
 #define NTUN_SERVER_H
 
+#include <stddef.h>
+
 struct daemon;
 struct server;
 
 /* Builds the listener and route table from d->cfg. fatal() on start-up errors. */
 struct server *server_new(struct daemon *d);
+
+/* SIGHUP: replaces the configured routes with nc's and pushes the table to clients. */
+struct config;
+int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz);
 
 /* Stops accepting, drains every peer, and stops the loop when all are gone (or at the drain
  * deadline). */
