@@ -160,6 +160,10 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	size_t pad = frame->data.padlen;
 	uint8_t *p;
 
+	/* A frame that waited (WOULDBLOCK) for a stream its owner released since: the bytes went
+	 * with the owner. nghttp2 resets the stream instead of the connection. */
+	if (!st->owner)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (buf_len(s->out) >= s->out_limit)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	p = buf_reserve(s->out, 9 + pad + length);
