@@ -7,7 +7,8 @@
  * Input: [flags] bytes...
  *   bit 0: client session (else server)   bit 1: server: prepend the client magic
  *   bits 2-3: pieces: whole, 1 byte, 1..64, 1..1024    bit 4: gzip
- *   bit 5: serve calls after every piece   bit 6: echo what is read   bit 7: tiny send limit */
+ *   bit 5: serve calls after every piece   bit 6: echo what is read
+ *   bit 7: send limit 64 and one burst per piece (frames wait while calls are served) */
 #include <errno.h>
 #include <string.h>
 
@@ -55,7 +56,9 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	FUZZ_CHECK(sl->call != NULL);
 }
 
-static void flush(struct state *st, struct h2_session *s)
+/* Sends what the session has. A tiny limit with !all stops after one burst and leaves frames
+ * pending, as a daemon does while its socket is full; calls may go away in between. */
+static void flush(struct state *st, struct h2_session *s, bool all)
 {
 	struct buf out = BUF_INIT;
 
@@ -63,6 +66,8 @@ static void flush(struct state *st, struct h2_session *s)
 		if (h2_session_send(s, &out, st->limit) < 0 || !buf_len(&out))
 			break;
 		buf_release(&out);
+		if (!all && st->limit < 1024)
+			break;
 	}
 	buf_release(&out);
 }
@@ -179,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(s != NULL);
 	if (client)
 		open_calls(&st, s);
-	flush(&st, s);
+	flush(&st, s, true);
 	if (!client && (st.flags & 2))
 		rv = h2_session_recv(s, (const uint8_t *)MAGIC, sizeof(MAGIC) - 1);
 
@@ -204,13 +209,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rv = h2_session_recv(s, p, piece);
 		if (st.flags & 32)
 			serve(&st);
-		flush(&st, s);
+		flush(&st, s, false);
 	}
 	serve(&st);
-	flush(&st, s);
+	flush(&st, s, false);
 	for (size_t i = 0; i < st.ncalls; i++)
 		grpc_call_free(st.calls[i].call);
-	flush(&st, s);
+	flush(&st, s, true);
 	h2_session_free(s);
 	return 0;
 }

@@ -454,6 +454,22 @@ static void gen_h2_server(void)
 	save_buf("fuzz_h2", "server_gzip_reset_goaway", &lead, 1, &p.c2s);
 	pair_free(&p);
 
+	/* Reproducer: 40000 bytes on an open Connect call; the harness echoes them with a 64-byte
+	 * send limit, so a DATA frame is still waiting (WOULDBLOCK) when it frees the call. h2's
+	 * send_data_cb then copied from the released owner (NULL) and crashed. */
+	pair_init(&p, false);
+	e = grpc_call_end(client_call(&p, CONNECT_PATH, GRPC_BYTES, false));
+	{
+		static uint8_t big[40000];
+
+		memset(big, 'x', sizeof(big));
+		e->ops->write(e, big, sizeof(big));
+	}
+	settle(&p);
+	lead = 32 | 64 | 128;
+	save_buf("fuzz_h2", "crash_free_with_data_pending", &lead, 1, &p.c2s);
+	pair_free(&p);
+
 	/* Requests that are refused. */
 	pair_init(&p, false);
 	for (size_t i = 0; i < 3; i++)
