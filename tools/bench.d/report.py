@@ -99,11 +99,32 @@ def main():
         c = r.get("cpu_s") or {}
         return sum(c.values()) / (r["result"]["bytes"] / GIB) if c else None
 
+    fig_stats("seq_conn_per_s", "lat1", lambda r: r["result"]["rate"])
+
+    def sys_share(r):
+        c, k = r.get("cpu_s") or {}, r.get("cpu_sys_s") or {}
+        t = sum(c.values())
+        return sum(k.values()) / t if t else None
+
+    fig_stats("cpu_sys_share_1", "bulk1", sys_share)
     fig_stats("cpu_s_per_gib_1", "bulk1", cpu_per_gib)
     fig_stats("cpu_s_per_gib_8", "bulk8", cpu_per_gib)
     fig_stats("cpu_ms_per_conn", "rr50",
               lambda r: sum(r["cpu_s"].values()) / r["result"]["conns"] * 1e3
               if r.get("cpu_s") else None)
+
+    # Per daemon CPU s/GiB (one stream), for the detail column of figure 5.
+    cpu_detail = {}
+    for p in paths:
+        rs = [r for r in runs(p, "bulk1") if ok(r) and r.get("cpu_s")]
+        ds = {}
+        for r in rs:
+            g = r["result"]["bytes"] / GIB
+            for d, v in r["cpu_s"].items():
+                ds.setdefault(d, {"total": [], "sys": []})
+                ds[d]["total"].append(v / g)
+                ds[d]["sys"].append(r.get("cpu_sys_s", {}).get(d, 0) / g)
+        cpu_detail[p] = {d: {k: statistics.median(v) for k, v in e.items()} for d, e in ds.items()}
 
     # Figure 4: KiB per idle connection, per daemon and in all, from PSS (RSS alongside).
     mem = {}
@@ -162,7 +183,7 @@ def main():
     target("CPU s/GiB ≤ 0.7 × stunnel chain", med("cpu_s_per_gib_1", "ntun"),
            med("cpu_s_per_gib_1", "stunnel"), 0.7, "<=", "s/GiB")
 
-    doc = {"meta": meta, "figures": figs, "memory": mem, "exact": exact, "targets": targets,
+    doc = {"meta": meta, "figures": figs, "memory": mem, "cpu_per_daemon_s_per_gib": cpu_detail, "exact": exact, "targets": targets,
            "failures": failures, "raw": recs}
     with open(a.json, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=False)
@@ -178,6 +199,9 @@ def main():
              f"{', ntun sources modified vs. commit: ' + str(m['dirty_sources']) + ' file(s)' if m.get('dirty_sources') else ''})")
     L.append(f"- machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; "
              f"RLIMIT_NOFILE {m['nofile']}")
+    L.append(f"- load average at start {m.get('load_start')}, at end {m.get('load_end')}; "
+             f"processes older than 10 s averaging above 5% CPU at start: {m.get('busy_start') or 'none'}, "
+             f"at end: {m.get('busy_end') or 'none'}")
     L.append(f"- baselines: stunnel {m['versions']['stunnel']}, {m['versions']['openssh']}, "
              f"OpenSSL {m['versions']['openssl']}")
     seen = m.get("seen", {})
@@ -185,7 +209,8 @@ def main():
     L.append(f"- sizes: {m['runs']} run(s) per figure; one stream {m['bulk1'] / GIB:g} GiB; "
              f"8 streams {m['bulk8'] / GIB:g} GiB in all; connection rate {m['rr_secs']} s at "
              f"concurrency 50; latency {m['lat_secs']} s at concurrency 1; "
-             f"{m['hold']} idle connections held")
+             f"{m['hold']} idle connections held ({m.get('hold_runs', m['runs'])} run(s); "
+             f"stunnel chain: {m.get('stunnel_hold', m['hold'])}, see figure 4)")
     L.append("- every value is the median over runs, with min–max; × columns are the median's "
              "ratio to the stunnel chain and to direct; \"exact\" counts runs in which every "
              "byte arrived, checked in place against the sent pattern")
@@ -216,8 +241,12 @@ def main():
     table("3a. New connections per second, concurrency 50 (1 KiB request, 1 KiB response, "
           "new TCP connection each)", "conn_per_s", "conn/s", "rr50", "Higher is better.")
     table("3b. Latency p50 of connect + 1 KiB request + 1 KiB response, concurrency 1",
-          "lat_p50_us", "µs", "lat1", "Lower is better.")
+          "lat_p50_us", "µs", "lat1", "Lower is better. Measured from before connect() to the "
+          "last response byte; the close that follows is not included.")
     table("3c. Latency p99, same loop", "lat_p99_us", "µs", "lat1", "Lower is better.")
+    table("3d. Connections per second of that loop (concurrency 1, close included)",
+          "seq_conn_per_s", "conn/s", "lat1", "Higher is better. Far below 1e6 / p50 when a "
+          "path is slow to carry the server's close back to the app.")
 
     L.append("### 4. Memory per idle tunneled connection (PSS, KiB)")
     L.append("")
@@ -245,10 +274,25 @@ def main():
     L.append("")
     L.append("Lower is better. Exact: all connections were open and echoed a token, stayed "
              "silent while idle, and echoed a second token afterwards. Kernel socket memory "
-             "is not included (it is not in any process's PSS).")
+             "is not included (it is not in any process's PSS). Memory is read after the "
+             "connections have carried their first echo and sat idle "
+             "for a moment, from freshly started daemons (\"PSS before\" is their size then).")
+    if m.get("stunnel_hold", m["hold"]) < m["hold"]:
+        L.append("")
+        L.append(f"The stunnel chain held {m['stunnel_hold']:,} connections, not {m['hold']:,}: "
+                 f"each of its four processes runs a thread per connection and every thread "
+                 f"takes a PID, so 4 × {m['hold']:,} would exhaust kernel.pid_max "
+                 f"({m.get('pid_max')}) for the whole machine. Its share leaves 8,192 PIDs "
+                 f"free, and stunnel enforces it itself (started with RLIMIT_NOFILE "
+                 f"{m.get('stunnel_nofile')}, it admits NOFILE × 125 / 256 clients).")
     L.append("")
     table("5. Relay CPU seconds (user+sys, all relay processes) per GiB, one stream",
-          "cpu_s_per_gib_1", "s/GiB", "bulk1", "Lower is better.")
+          "cpu_s_per_gib_1", "s/GiB", "bulk1", "Lower is better. Per daemon (median s/GiB, "
+          "of which system): " + "; ".join(
+              f"{NAMES[p]}: " + ", ".join(
+                  f"{labels.get(d, d)} {v['total']:.2f} ({v['sys']:.2f})"
+                  for d, v in cpu_detail[p].items())
+              for p in paths if cpu_detail.get(p)) + ".")
     table("5b. Relay CPU seconds per GiB, 8 streams", "cpu_s_per_gib_8", "s/GiB", "bulk8",
           "Lower is better.")
     table("5c. Relay CPU milliseconds per new connection (from 3a)", "cpu_ms_per_conn", "ms",
