@@ -15,7 +15,7 @@ pkgs=(
 	python3 python3-grpcio python3-grpc-tools python3-h2 python3-protobuf
 	nghttp2-client
 	# benchmark baselines
-	iperf3 stunnel4 openssh-server openssh-client wrk nginx-light
+	iperf3 stunnel4 openssh-server openssh-client wrk nginx-light openssl
 )
 
 missing=()
