@@ -298,6 +298,25 @@ def main():
     table("5c. Relay CPU milliseconds per new connection (from 3a)", "cpu_ms_per_conn", "ms",
           "rr50", "Lower is better.")
 
+    ti = [r for r in recs if r["fig"] == "tool_iperf3" and ok(r)]
+    tw = [r for r in recs if r["fig"] == "tool_wrk" and ok(r)]
+    if ti or tw:
+        L.append("### Tool check on the direct path")
+        L.append("")
+        if ti:
+            b = figs["bulk1_gbps"].get("direct", {}).get("median")
+            L.append(f"- iperf3 -R, one stream: {ti[0]['result']['gbps']:.2f} Gbit/s "
+                     f"(ntbench, figure 1: {fmt(b)} Gbit/s)")
+        if tw:
+            c = figs["conn_per_s"].get("direct", {}).get("median")
+            L.append(f"- wrk -c50 against nginx, `Connection: close` (a new connection per "
+                     f"request, 1 KiB body): {tw[0]['result']['rate']:,.0f} req/s "
+                     f"(ntbench, figure 3a: {fmt(c)} conn/s)")
+        L.append("")
+        L.append("ntbench checks every byte and counts connect in its latency; these two "
+                 "packaged tools do neither, so they only show that ntbench is not the limit. "
+                 "They ran once, after the figures, with the other paths' daemons stopped.")
+        L.append("")
     L.append("## Issue 3 targets for ntun")
     L.append("")
     L.append("| target | ntun | baseline | ratio | met |")
