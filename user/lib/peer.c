@@ -235,20 +235,22 @@ static void peer_flush(struct peer *p)
 				return;
 			}
 		}
-		if (buf_len(&p->out) == 0)
+		if (buf_len(&p->out) == 0) {
+			/* Records the socket did not take yet wait inside TLS. */
+			w = tls_write_pending(p->tls) ? tls_flush(p->tls) : 0;
+			if (w == -EAGAIN)
+				p->write_blocked = true;
+			else if (w < 0)
+				goto fail;
 			break;
+		}
 		w = tls_write(p->tls, buf_head(&p->out), buf_len(&p->out));
 		if (w == -EAGAIN) {
 			p->write_blocked = true;
 			break;
 		}
-		if (w < 0) {
-			char why[200];
-
-			snprintf(why, sizeof(why), "TLS write: %s", tls_error(p->tls));
-			peer_close(p, why);
-			return;
-		}
+		if (w < 0)
+			goto fail;
 		buf_consume(&p->out, (size_t)w);
 	}
 	peer_update_io(p);
@@ -256,6 +258,13 @@ static void peer_flush(struct peer *p)
 		peer_close(p, p->goaway_seen || p->draining ? "drained" : "session finished");
 	else if (p->draining && h2_session_streams(p->h2) == 0 && buf_len(&p->out) == 0)
 		peer_close(p, "drained");
+	return;
+fail : {
+	char why[400];
+
+	snprintf(why, sizeof(why), "TLS write: %s", tls_error(p->tls));
+	peer_close(p, why);
+}
 }
 
 static void peer_update_io(struct peer *p)
@@ -274,7 +283,7 @@ static void peer_update_io(struct peer *p)
 
 static void peer_read(struct peer *p)
 {
-	uint8_t rb[16384];
+	uint8_t rb[65536];
 	size_t total = 0;
 	ssize_t n;
 	int rv;

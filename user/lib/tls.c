@@ -3,6 +3,8 @@
  * Does no polling, buffering or logging of its own: callers drive it from their event loop. */
 #include "tls.h"
 
+#include "buf.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -43,6 +47,8 @@ struct tls_ctx {
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
+	int fd;
+	struct buf wout; /* encrypted records not yet on the socket (see out_bio_write) */
 	unsigned want;
 	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
 	bool done; /* handshake complete and checked */
@@ -426,6 +432,9 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+	/* Pull several records per read(2): bulk transfers otherwise pay a syscall per 16 KiB. */
+	SSL_CTX_set_read_ahead(sc, 1);
+	SSL_CTX_set_default_read_buffer_len(sc, 64 * 1024);
 	SSL_CTX_set_num_tickets(sc, 0);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
@@ -526,6 +535,75 @@ const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
+/* Records go to an output buffer and leave in one send(2) per burst: with a socket BIO every
+ * 16 KiB record was its own syscall, the largest cost of a bulk transfer after the cipher. */
+#define TLS_WOUT_LIMIT (256 * 1024) /* tls_write says -EAGAIN above this much unsent */
+
+static int out_bio_write(BIO *b, const char *data, int len)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	if (len <= 0)
+		return 0;
+	if (buf_append(&c->wout, data, (size_t)len) < 0)
+		return -1;
+	return len;
+}
+
+static long out_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_WPENDING:
+	case BIO_CTRL_PENDING:
+		return c ? (long)buf_len(&c->wout) : 0;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *out_bio_method(void)
+{
+	static BIO_METHOD *m;
+
+	if (!m) {
+		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ntun-out");
+		if (m && (!BIO_meth_set_write(m, out_bio_write) ||
+			  !BIO_meth_set_ctrl(m, out_bio_ctrl))) {
+			BIO_meth_free(m);
+			m = NULL;
+		}
+	}
+	return m;
+}
+
+/* Sends buffered records. 0 when all are out, -EAGAIN when the socket is full, or a fatal
+ * -errno (sticky). */
+static int flush_out(struct tls_conn *c)
+{
+	ssize_t n;
+
+	while (buf_len(&c->wout)) {
+		n = send(c->fd, buf_head(&c->wout), buf_len(&c->wout), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			buf_consume(&c->wout, (size_t)n);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			c->want |= TLS_WANT_WRITE;
+			return -EAGAIN;
+		}
+		c->fatal = n < 0 ? -errno : -EPIPE;
+		snprintf(c->err, sizeof(c->err), "write: %s", strerror(-c->fatal));
+		buf_release(&c->wout);
+		return c->fatal;
+	}
+	return 0;
+}
+
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 {
 	struct tls_conn *c;
@@ -541,9 +619,23 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	c->ssl = SSL_new(ctx->ssl_ctx);
 	if (!c->ssl)
 		goto err;
-	/* A socket BIO straight on the fd: records go from OpenSSL's buffer to the kernel. */
-	if (SSL_set_fd(c->ssl, fd) != 1)
-		goto err;
+	/* Reads straight from the socket (read-ahead pulls several records per read(2)); writes
+	 * gather in wout so a burst of records leaves in one send(2). */
+	c->fd = fd;
+	buf_init(&c->wout);
+	{
+		BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
+		BIO *wb = out_bio_method() ? BIO_new(out_bio_method()) : NULL;
+
+		if (!rb || !wb) {
+			BIO_free(rb);
+			BIO_free(wb);
+			goto err;
+		}
+		BIO_set_data(wb, c);
+		BIO_set_init(wb, 1);
+		SSL_set_bio(c->ssl, rb, wb);
+	}
 	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
 		goto err;
 	SSL_set_app_data(c->ssl, c);
@@ -570,6 +662,7 @@ void tls_conn_free(struct tls_conn *c)
 	SSL_free(c->ssl);
 	ERR_clear_error();
 	ctx_put(c->ctx);
+	buf_release(&c->wout);
 	free(c);
 }
 
@@ -679,8 +772,16 @@ int tls_handshake(struct tls_conn *c)
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
 	saved = errno;
-	if (r != 1)
-		return io_error(c, r, saved, OP_HANDSHAKE);
+	/* Our flight is in wout: send it whatever happened (an alert must reach the peer too). */
+	if (flush_out(c) < -EAGAIN || c->fatal)
+		return c->fatal;
+	if (r != 1) {
+		int rc = io_error(c, r, saved, OP_HANDSHAKE);
+
+		if (rc == -EAGAIN && buf_len(&c->wout))
+			c->want |= TLS_WANT_WRITE;
+		return rc;
+	}
 	r = handshake_check(c);
 	if (!r)
 		c->done = true;
@@ -703,9 +804,14 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 		return -EINVAL;
 	c->want = 0;
 	errno = 0;
-	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
+	if (SSL_read_ex(c->ssl, buf, len, &n) == 1) {
+		if (buf_len(&c->wout))
+			flush_out(c);
 		return (ssize_t)n;
+	}
 	saved = errno;
+	if (buf_len(&c->wout))
+		flush_out(c);
 	return io_error(c, 0, saved, OP_READ);
 }
 
@@ -723,11 +829,14 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 	if (c->fatal)
 		return c->fatal;
 	c->want = 0;
-	/* Partial-write mode hands back one record per SSL_write_ex; keep going until the socket
-	 * is full so callers make one call per readiness event, not one per 16 KiB. When a later
-	 * record would block, OpenSSL keeps it pending for exactly (p + done, len - done): the
-	 * caller's retry with the remainder is the "same arguments" OpenSSL requires. */
-	while (done < len) {
+	rc = flush_out(c);
+	if (rc < 0 && rc != -EAGAIN)
+		return rc;
+	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
+		return -EAGAIN;
+	/* Records only gather in wout here, so SSL_write never blocks; the limit bounds how much
+	 * waits for the socket. */
+	while (done < len && buf_len(&c->wout) < TLS_WOUT_LIMIT) {
 		errno = 0;
 		if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
 			saved = errno;
@@ -738,7 +847,23 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 		}
 		done += n;
 	}
+	rc = flush_out(c);
+	if (rc < 0 && rc != -EAGAIN)
+		return rc; /* the peer is gone: what was accepted cannot arrive */
 	return (ssize_t)done;
+}
+
+int tls_flush(struct tls_conn *c)
+{
+	if (c->fatal)
+		return c->fatal;
+	c->want = 0;
+	return flush_out(c);
+}
+
+bool tls_write_pending(const struct tls_conn *c)
+{
+	return buf_len(&c->wout) > 0;
 }
 
 void tls_close_notify(struct tls_conn *c)
@@ -749,6 +874,7 @@ void tls_close_notify(struct tls_conn *c)
 	errno = 0;
 	(void)SSL_shutdown(c->ssl);
 	ERR_clear_error();
+	flush_out(c);
 }
 
 const struct tls_identity *tls_peer(const struct tls_conn *c)

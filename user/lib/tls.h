@@ -74,13 +74,19 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
  * -EAGAIN (e.g. its window closed) must check this, not wait for poll, when it resumes. */
 bool tls_pending(const struct tls_conn *c);
 
-/* Writes; partial writes are allowed and the buffer may move between retries. Returns bytes
- * accepted (>0), -EAGAIN, or another -errno with tls_error() set; len 0 returns 0. Takes as
- * much as the socket accepts in one call (no allocation, no copy beyond OpenSSL's record).
- * After -EAGAIN or a short count, the next call must start with the bytes not yet accepted
- * and offer at least as many as were offered (OpenSSL has already sealed a record of them).
- * The fd is written with write(2): the process must ignore SIGPIPE (a closed peer: -EPIPE). */
+/* Encrypts and sends. Records gather in an output buffer and leave in one send(2) per call;
+ * what the socket does not take yet stays queued (up to 256 KiB, then -EAGAIN). Returns bytes
+ * accepted (>0; a short count when the queue filled), -EAGAIN, or another -errno with
+ * tls_error() set (-EPIPE: the peer is gone); len 0 only flushes and returns 0. The buffer
+ * may move between calls: accepted bytes are already sealed. */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Sends encrypted records still waiting for the socket (tls_write queues up to 256 KiB when
+ * the socket is full). 0 when none is left, -EAGAIN (wait for writability), or -errno. */
+int tls_flush(struct tls_conn *c);
+
+/* True while records wait for the socket. */
+bool tls_write_pending(const struct tls_conn *c);
 
 /* Sends close_notify once, best effort, never blocks. */
 void tls_close_notify(struct tls_conn *c);
