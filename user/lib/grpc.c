@@ -53,6 +53,13 @@ struct grpc_call {
 	bool blocked;	 /* the relay found out full; wake it when it drains */
 	bool relay_gone; /* nobody owns us: live until the stream closes, then free */
 
+	/* zero-copy outbound (bytes mode): messages are framed from src's bytes as nghttp2
+	 * asks for DATA, copied once, straight into the connection's output */
+	struct relay_end *src;
+	uint8_t phdr[16];	    /* the current message's prefix + Chunk header */
+	uint8_t phdr_len, phdr_off; /* of phdr, how much is built / already sent */
+	uint32_t payload_left;	    /* payload bytes of the current message not yet sent */
+
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
@@ -884,12 +891,49 @@ static void call_free_end(struct relay_end *e)
 	grpc_call_free((struct grpc_call *)e);
 }
 
+static bool call_pull(struct relay_end *e, struct relay_end *src)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+
+	/* Compressed output needs whole messages in hand: that path stays a copy. */
+	if (c->mode != GRPC_BYTES || c->gzip_out || buf_len(&c->out) || c->out_eof)
+		return false;
+	c->src = src;
+	return true;
+}
+
+static void call_kick(struct relay_end *e)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+	const uint8_t *p;
+
+	if (!c->st || c->aborted || c->end.rx_err || c->out_eof)
+		return;
+	if (c->server && !c->responded) {
+		/* Response headers wait for the first byte (or EOF), so that a failure before
+		 * it can still be a Trailers-Only status. */
+		if (!c->src->ops->peek(c->src, &p) && !c->src->rx_eof)
+			return;
+		if (respond_headers(c) < 0) {
+			call_fail(c, ENOMEM);
+			return;
+		}
+	}
+	h2_stream_resume(c->st);
+}
+
 void grpc_call_free(struct grpc_call *c)
 {
 	if (!c)
 		return;
 	c->end.relay = NULL;
 	c->wake = NULL;
+	if (c->src) {
+		c->src = NULL;
+		if (c->payload_left || c->phdr_off < c->phdr_len)
+			c->aborted =
+				c->aborted || (c->st && (h2_stream_reset(c->st, H2_CANCEL), true));
+	}
 	if (!c->st) {
 		call_destroy(c);
 		return;
@@ -911,6 +955,8 @@ static const struct relay_end_ops call_end_ops = {
 	.shutdown = call_shutdown,
 	.abort = call_abort,
 	.free = call_free_end,
+	.pull = call_pull,
+	.kick = call_kick,
 };
 
 /* ---- message mode ---- */
@@ -1064,10 +1110,84 @@ static void cb_end(void *owner)
 	call_notify(c);
 }
 
+#define PULL_MSG_MAX (64 * 1024) /* payload per framed message on the zero-copy path */
+
+/* Zero-copy path: what can be sent now from src (framing included), or EOF. */
+static size_t pull_avail(struct grpc_call *c, bool *eof)
+{
+	struct relay_end *src = c->src;
+	const uint8_t *p;
+	size_t n, hl;
+
+	*eof = false;
+	if (c->payload_left || c->phdr_off < c->phdr_len) {
+		n = src->ops->peek(src, &p);
+		if (n > c->payload_left)
+			n = c->payload_left;
+		return (size_t)(c->phdr_len - c->phdr_off) + n;
+	}
+	if (src->rx_err || c->end.rx_err)
+		return 0; /* the relay aborts us */
+	n = src->ops->peek(src, &p);
+	if (src->rx_err) {
+		relay_end_wake(src);
+		return 0;
+	}
+	if (n == 0) {
+		if (!src->rx_eof)
+			return 0;
+		/* Source drained and ended: end the stream (trailers with status 0 as server). */
+		if (c->server) {
+			struct h2_nv nv[1] = {H2_NV("grpc-status", "0")};
+
+			if (h2_stream_set_trailers(c->st, nv, 1) < 0) {
+				call_fail(c, ENOMEM);
+				return 0;
+			}
+		}
+		c->out_eof = true;
+		c->end.pull_done = true;
+		relay_end_wake(&c->end);
+		*eof = true;
+		return 0;
+	}
+	if (n > PULL_MSG_MAX)
+		n = PULL_MSG_MAX;
+	hl = grpc_chunk_header(c->phdr + 5, n);
+	grpc_frame_prefix(c->phdr, false, (uint32_t)(hl + n));
+	c->phdr_len = (uint8_t)(5 + hl);
+	c->phdr_off = 0;
+	c->payload_left = (uint32_t)n;
+	return c->phdr_len + n;
+}
+
+static void pull_copy(struct grpc_call *c, uint8_t *dst, size_t n)
+{
+	const uint8_t *p;
+	size_t k = (size_t)(c->phdr_len - c->phdr_off);
+
+	if (k > n)
+		k = n;
+	memcpy(dst, c->phdr + c->phdr_off, k);
+	c->phdr_off = (uint8_t)(c->phdr_off + k);
+	dst += k;
+	n -= k;
+	if (!n)
+		return;
+	/* n <= payload_left <= what src's peek offered when the message was framed */
+	c->src->ops->peek(c->src, &p);
+	memcpy(dst, p, n);
+	c->src->ops->consume(c->src, n);
+	c->payload_left -= (uint32_t)n;
+	relay_end_pulled(&c->end, c->src, n);
+}
+
 static size_t cb_out_avail(void *owner, bool *eof)
 {
 	struct grpc_call *c = owner;
 
+	if (c->src)
+		return pull_avail(c, eof);
 	*eof = c->out_eof;
 	return buf_len(&c->out);
 }
@@ -1076,6 +1196,10 @@ static void cb_out_copy(void *owner, uint8_t *dst, size_t n)
 {
 	struct grpc_call *c = owner;
 
+	if (c->src) {
+		pull_copy(c, dst, n);
+		return;
+	}
 	memcpy(dst, buf_head(&c->out), n);
 	buf_consume(&c->out, n);
 	if (c->blocked && buf_len(&c->out) <= GRPC_OUT_HIGHWATER / 2) {

@@ -23,8 +23,9 @@ struct relay {
 	struct loop_timer *task; /* the pump */
 	struct loop_timer *idle;
 	uint32_t idle_ms;
-	uint64_t last_moved;
-	bool a_shut, b_shut; /* a->b, b->a directions ended */
+	uint64_t last_moved, last_total;
+	bool a_shut, b_shut;   /* a->b, b->a directions ended */
+	bool b_pulls, a_pulls; /* b takes a's bytes itself (a->b), a takes b's (b->a) */
 	bool finished;
 	relay_done_cb *done;
 	void *arg;
@@ -47,12 +48,22 @@ static void relay_finish(struct relay *r, const char *reason, int err)
 }
 
 /* Moves src -> dst while both can. Returns true if any byte moved. */
-static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut)
+static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, bool pulled)
 {
 	const uint8_t *p;
 	size_t n, w;
 	bool moved = false;
 
+	if (pulled) {
+		/* dst takes the bytes itself when its transport is ready; tell it to look. */
+		if (!*shut && !src->rx_err && !dst->rx_err) {
+			if (dst->pull_done)
+				*shut = true;
+			else
+				dst->ops->kick(dst);
+		}
+		return false;
+	}
 	while (!*shut && !src->rx_err && !dst->rx_err) {
 		n = src->ops->peek(src, &p);
 		if (n == 0) {
@@ -79,8 +90,8 @@ static void pump(struct loop_timer *t, void *arg)
 	struct relay *r = arg;
 	bool moved;
 
-	moved = pump_dir(r->a, r->b, &r->a_shut);
-	moved |= pump_dir(r->b, r->a, &r->b_shut);
+	moved = pump_dir(r->a, r->b, &r->a_shut, r->b_pulls);
+	moved |= pump_dir(r->b, r->a, &r->b_shut, r->a_pulls);
 	if (moved)
 		r->last_moved = loop_now_ms();
 	if (r->a->rx_err || r->b->rx_err) {
@@ -103,7 +114,14 @@ static void pump(struct loop_timer *t, void *arg)
 static void idle_check(struct loop_timer *t, void *arg)
 {
 	struct relay *r = arg;
-	uint64_t now = loop_now_ms(), quiet = now - r->last_moved;
+	uint64_t now = loop_now_ms(), total = r->a->rx_bytes + r->b->rx_bytes, quiet;
+
+	/* Pulled bytes never pass through the pump: count them as activity here. */
+	if (total != r->last_total) {
+		r->last_total = total;
+		r->last_moved = now;
+	}
+	quiet = now - r->last_moved;
 
 	if (quiet >= r->idle_ms) {
 		relay_abort(r, ETIMEDOUT);
@@ -137,6 +155,8 @@ struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b
 	}
 	a->relay = r;
 	b->relay = r;
+	r->b_pulls = b->ops->pull && b->ops->pull(b, a);
+	r->a_pulls = a->ops->pull && a->ops->pull(a, b);
 	loop_timer_now(r->task);
 	return r;
 err:
@@ -156,6 +176,12 @@ void relay_end_wake(struct relay_end *e)
 {
 	if (e->relay)
 		loop_timer_now(e->relay->task);
+}
+
+void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n)
+{
+	src->rx_bytes += n;
+	dst->tx_bytes += n;
 }
 
 void relay_abort(struct relay *r, int err)

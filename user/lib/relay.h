@@ -33,12 +33,20 @@ struct relay_end_ops {
 	void (*abort)(struct relay_end *e, int err);
 	/* The relay lets go. The end may live on privately to flush what it accepted. */
 	void (*free)(struct relay_end *e);
+	/* Optional zero-copy path: the end takes its bytes straight from src's peek/consume when
+	 * its transport is ready for them (one copy, into the transport), instead of being
+	 * written to. Returns true if it will; it then sets pull_done once src's EOF is carried.
+	 * NULL or false: the relay writes to it. */
+	bool (*pull)(struct relay_end *e, struct relay_end *src);
+	/* Pulling ends: src may have new bytes, EOF or an error; look again. */
+	void (*kick)(struct relay_end *e);
 };
 
 struct relay_end {
 	const struct relay_end_ops *ops;
 	struct relay *relay; /* set by relay_new; NULL before and after */
 	bool rx_eof;	     /* nothing follows what peek returns */
+	bool pull_done;	     /* a pulling end carried its source's EOF */
 	int rx_err;	     /* the end failed (positive errno); terminal */
 	uint64_t rx_bytes, tx_bytes;
 };
@@ -54,8 +62,12 @@ typedef void relay_done_cb(void *arg, const char *reason, int err, uint64_t a_to
 struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,
 			relay_done_cb *done, void *arg);
 
-/* An end changed state (readable, writable, eof, error): pump on the next loop iteration. */
+/* An end changed state (readable, writable, eof, error): pump on the next loop iteration.
+ * Pulling ends also account the bytes they take: relay_end_pulled(). */
 void relay_end_wake(struct relay_end *e);
+
+/* A pulling end took n bytes from src. */
+void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n);
 
 /* Aborts both ends with err and ends the relay (e.g. daemon shutdown). */
 void relay_abort(struct relay *r, int err);
