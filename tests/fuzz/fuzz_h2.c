@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Fuzzes HTTP/2 input through our session code: raw bytes into h2_session_recv of a server
  * session (requests become gRPC calls or are rejected) or of a client session with three calls
- * open, in input-chosen pieces, with the calls read, echoed, finished and freed as a daemon
- * would, and all output drained. Checks memory safety and leaks only, not protocol answers.
+ * open, in input-chosen pieces, with the calls read, echoed, finished, aborted and freed as a
+ * daemon would (failures chosen by a generator seeded from the input), all output drained.
+ * Checks memory safety and leaks only, not protocol answers.
  *
  * Input: [flags] bytes...
  *   bit 0: client session (else server)   bit 1: server: prepend the client magic
@@ -33,6 +34,7 @@ struct state {
 	struct slot calls[MAXC];
 	size_t ncalls;
 	size_t limit; /* h2_session_send limit */
+	uint32_t rnd; /* from the input's size and flags: what fails when */
 };
 
 static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
@@ -54,6 +56,14 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	sl->mode = strcmp(path, CONNECT_PATH) ? GRPC_MESSAGES : GRPC_BYTES;
 	sl->call = grpc_call_accept(st, nv, n, end, sl->mode, s->flags & 16);
 	FUZZ_CHECK(sl->call != NULL);
+}
+
+static uint32_t next_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
 }
 
 /* Sends what the session has. A tiny limit with !all stops after one burst and leaves frames
@@ -116,15 +126,49 @@ static void serve_messages(struct state *s, struct slot *sl)
 	}
 }
 
+/* Now and then what lies behind a call fails, as sockets, dials and daemons do. */
+static void chaos(struct state *s, struct slot *sl)
+{
+	struct relay_end *e = grpc_call_end(sl->call);
+
+	switch (next_rand(&s->rnd) % 32) {
+	case 0: /* the relay's other end was reset: abort this end, then free both */
+		if (sl->mode == GRPC_BYTES)
+			e->ops->abort(e, ECONNRESET);
+		grpc_call_free(sl->call);
+		sl->call = NULL;
+		break;
+	case 1: /* a refused dial: answered with a status; freed once serve sees rx_err */
+		if (sl->mode == GRPC_BYTES)
+			e->ops->abort(e, ECONNREFUSED);
+		else
+			grpc_call_finish(sl->call, GRPC_UNAVAILABLE, "refused", "ECONNREFUSED");
+		sl->finished = true;
+		break;
+	case 2: /* the daemon drops the call (shutdown, idle timeout) */
+		grpc_call_free(sl->call);
+		sl->call = NULL;
+		break;
+	case 3:
+		grpc_call_finish(sl->call, GRPC_PERMISSION_DENIED, "no route\n%", NULL);
+		sl->finished = true;
+		break;
+	default:
+		break;
+	}
+}
+
 static void serve(struct state *s)
 {
 	for (size_t i = 0; i < s->ncalls; i++) {
-		if (!s->calls[i].call)
-			continue;
-		if (s->calls[i].mode == GRPC_BYTES)
-			serve_bytes(s, &s->calls[i]);
-		else
-			serve_messages(s, &s->calls[i]);
+		struct slot *sl = &s->calls[i];
+
+		if (sl->call && sl->mode == GRPC_BYTES)
+			serve_bytes(s, sl);
+		else if (sl->call)
+			serve_messages(s, sl);
+		if (sl->call)
+			chaos(s, sl);
 	}
 }
 
@@ -156,14 +200,6 @@ static void open_calls(struct state *s, struct h2_session *h)
 	FUZZ_CHECK(grpc_call_send(s->calls[1].call, hello, sizeof(hello) - 1) == 0);
 }
 
-static uint32_t next_rand(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = {data, size};
@@ -177,6 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rv = 0;
 
 	st.flags = fuzz_u8(&in);
+	st.rnd = 0x2545f491u ^ st.flags ^ (uint32_t)size * 2654435761u;
 	client = st.flags & 1;
 	st.limit = st.flags & 128 ? 64 : 1 << 20;
 	h2_settings_default(&set);
