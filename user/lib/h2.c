@@ -158,6 +158,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	struct h2_session *s = user;
 	struct h2_stream *st = src->ptr;
 	size_t pad = frame->data.padlen;
+	bool eof;
 	uint8_t *p;
 
 	/* A frame that waited (WOULDBLOCK) for a stream its owner released since: the bytes went
@@ -166,6 +167,10 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (buf_len(s->out) >= s->out_limit)
 		return NGHTTP2_ERR_WOULDBLOCK;
+	/* ...or whose bytes are no longer all there (an owner that pulls them from elsewhere
+	 * lost its source meanwhile): reset the stream rather than send what is not there. */
+	if (length && st->cbs->out_avail(st->owner, &eof) < length)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	p = buf_reserve(s->out, 9 + pad + length);
 	if (!p)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
