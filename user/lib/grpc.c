@@ -56,6 +56,7 @@ struct grpc_call {
 	/* zero-copy outbound (bytes mode): messages are framed from src's bytes as nghttp2
 	 * asks for DATA, copied once, straight into the connection's output */
 	struct relay_end *src;
+	struct relay_end *sink;	    /* cut-through inbound: a socket end that takes bytes at once */
 	uint8_t phdr[16];	    /* the current message's prefix + Chunk header */
 	uint8_t phdr_len, phdr_off; /* of phdr, how much is built / already sent */
 	uint32_t payload_left;	    /* payload bytes of the current message not yet sent */
@@ -547,13 +548,14 @@ static void in_credit_all(struct grpc_call *c)
 
 /* Parses the message prefix at the head of in. 1 = parsed (df updated), 0 = need more,
  * -errno = malformed. */
-static int parse_prefix(struct grpc_call *c)
+/* Parses a message prefix at h[0..avail). Returns the bytes it used (5), 0 if more are
+ * needed, or -errno if malformed. Updates the deframer state; the caller drops the bytes. */
+static int parse_prefix_at(struct grpc_call *c, const uint8_t *h, size_t avail)
 {
-	const uint8_t *h = buf_head(&c->in);
 	uint32_t len;
 	uint8_t flag;
 
-	if (buf_len(&c->in) < 5)
+	if (avail < 5)
 		return 0;
 	flag = h[0];
 	len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
@@ -563,20 +565,18 @@ static int parse_prefix(struct grpc_call *c)
 		return -EPROTO; /* compressed flag without grpc-encoding */
 	if (len > (flag || c->mode == GRPC_MESSAGES ? GRPC_MAX_HELD : GRPC_MAX_MESSAGE))
 		return -EMSGSIZE;
-	in_drop(c, 5); /* may free the buffer h points into */
 	c->msg_left = len;
 	c->field1_seen = false;
 	c->held_compressed = flag == 1;
 	c->df = (flag == 1 || c->mode == GRPC_MESSAGES) ? DF_HELD : DF_FIELD;
-	return 1;
+	return 5;
 }
 
-/* Bytes mode: one protobuf key inside a Chunk message. 1 = progressed, 0 = need more,
- * -errno = malformed. */
-static int parse_field(struct grpc_call *c)
+/* Bytes mode: one protobuf key (and length, or small value) inside a Chunk message at
+ * h[0..avail). Returns the bytes used, 0 if more are needed, -errno if malformed. */
+static int parse_field_at(struct grpc_call *c, const uint8_t *h, size_t avail)
 {
-	const uint8_t *h = buf_head(&c->in);
-	size_t avail = buf_len(&c->in), lim = avail < c->msg_left ? avail : c->msg_left;
+	size_t lim = avail < c->msg_left ? avail : c->msg_left;
 	uint64_t key, len;
 	int k, k2;
 	long s;
@@ -598,7 +598,6 @@ static int parse_field(struct grpc_call *c)
 			return 0;
 		if (len > c->msg_left - (uint32_t)k - (uint32_t)k2)
 			return -EPROTO;
-		in_drop(c, (size_t)(k + k2));
 		c->msg_left -= (uint32_t)(k + k2);
 		c->data_left = (uint32_t)len;
 		if ((key >> 3) == 1) {
@@ -607,7 +606,7 @@ static int parse_field(struct grpc_call *c)
 		} else {
 			c->df = DF_SKIP;
 		}
-		return 1;
+		return k + k2;
 	}
 	/* fixed-size or varint value of an unknown field: need it whole */
 	s = skip_value((unsigned)(key & 7), h + k, lim - (size_t)k);
@@ -616,9 +615,79 @@ static int parse_field(struct grpc_call *c)
 			return -EPROTO;
 		return 0;
 	}
-	in_drop(c, (size_t)k + (size_t)s);
 	c->msg_left -= (uint32_t)(k + s);
-	return 1;
+	return k + (int)s;
+}
+
+/* The same two steps on the head of in. 1 = progressed, 0 = need more, -errno = malformed. */
+static int parse_prefix(struct grpc_call *c)
+{
+	int r = parse_prefix_at(c, buf_head(&c->in), buf_len(&c->in));
+
+	if (r > 0)
+		in_drop(c, (size_t)r);
+	return r > 0 ? 1 : r;
+}
+
+static int parse_field(struct grpc_call *c)
+{
+	int r = parse_field_at(c, buf_head(&c->in), buf_len(&c->in));
+
+	if (r > 0)
+		in_drop(c, (size_t)r);
+	return r > 0 ? 1 : r;
+}
+
+/* Cut-through: with nothing buffered, DATA payload goes straight from nghttp2's input to the
+ * sink (a socket, which copies it out at once), skipping the inbound buffer. Stops where a
+ * header straddles the end, the sink is full, or a message must be held whole; the caller
+ * buffers the rest. Returns the bytes used. */
+static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n)
+{
+	struct relay_end *sink = c->sink;
+	size_t used = 0, k, w;
+	int r;
+
+	while (used < n && !c->end.rx_err && !sink->rx_err) {
+		switch (c->df) {
+		case DF_PREFIX:
+			r = parse_prefix_at(c, p + used, n - used);
+			break;
+		case DF_FIELD:
+			if (c->msg_left == 0) {
+				c->df = DF_PREFIX;
+				continue;
+			}
+			r = parse_field_at(c, p + used, n - used);
+			break;
+		case DF_DATA:
+		case DF_SKIP:
+			if (c->data_left == 0) {
+				c->df = DF_FIELD;
+				continue;
+			}
+			k = n - used < c->data_left ? n - used : c->data_left;
+			w = c->df == DF_DATA ? sink->ops->write(sink, p + used, k) : k;
+			if (c->df == DF_DATA)
+				relay_end_pulled(sink, &c->end, w);
+			used += w;
+			c->data_left -= (uint32_t)w;
+			c->msg_left -= (uint32_t)w;
+			if (w < k)
+				return used;
+			continue;
+		default:
+			return used;
+		}
+		if (r < 0) {
+			call_fail(c, -r);
+			return used;
+		}
+		if (r == 0)
+			return used;
+		used += (size_t)r;
+	}
+	return used;
 }
 
 /* Decodes a held message (all msg_left bytes are in in) into dec / a view. */
@@ -902,6 +971,14 @@ static bool call_pull(struct relay_end *e, struct relay_end *src)
 	return true;
 }
 
+static void call_push_to(struct relay_end *e, struct relay_end *sink)
+{
+	struct grpc_call *c = (struct grpc_call *)e;
+
+	if (c->mode == GRPC_BYTES)
+		c->sink = sink;
+}
+
 static void call_kick(struct relay_end *e)
 {
 	struct grpc_call *c = (struct grpc_call *)e;
@@ -928,6 +1005,7 @@ void grpc_call_free(struct grpc_call *c)
 		return;
 	c->end.relay = NULL;
 	c->wake = NULL;
+	c->sink = NULL;
 	if (c->src) {
 		c->src = NULL;
 		if (c->payload_left || c->phdr_off < c->phdr_len)
@@ -957,6 +1035,7 @@ static const struct relay_end_ops call_end_ops = {
 	.free = call_free_end,
 	.pull = call_pull,
 	.kick = call_kick,
+	.push_to = call_push_to,
 };
 
 /* ---- message mode ---- */
@@ -1089,6 +1168,20 @@ static int cb_data(void *owner, const uint8_t *p, size_t n)
 
 	if (c->relay_gone || c->end.rx_err) {
 		h2_stream_consume(c->st, n);
+		return 0;
+	}
+	if (c->sink && !buf_len(&c->in) && !c->dec_len) {
+		size_t used = deframe_direct(c, p, n);
+
+		h2_stream_consume(c->st, used);
+		p += used;
+		n -= used;
+		if (!n && !c->end.rx_err)
+			return 0;
+	}
+	if (c->end.rx_err) {
+		h2_stream_consume(c->st, n);
+		call_notify(c);
 		return 0;
 	}
 	if (buf_append(&c->in, p, n) < 0) {

@@ -157,6 +157,10 @@ struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b
 	b->relay = r;
 	r->b_pulls = b->ops->pull && b->ops->pull(b, a);
 	r->a_pulls = a->ops->pull && a->ops->pull(a, b);
+	if (b->ops->sync_write && a->ops->push_to)
+		a->ops->push_to(a, b);
+	if (a->ops->sync_write && b->ops->push_to)
+		b->ops->push_to(b, a);
 	loop_timer_now(r->task);
 	return r;
 err:
@@ -332,6 +336,7 @@ static const struct relay_end_ops sock_ops = {
 	.shutdown = sock_shutdown,
 	.abort = sock_abort,
 	.free = sock_free,
+	.sync_write = true,
 };
 
 struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32_t connect_ms)

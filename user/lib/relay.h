@@ -40,6 +40,11 @@ struct relay_end_ops {
 	bool (*pull)(struct relay_end *e, struct relay_end *src);
 	/* Pulling ends: src may have new bytes, EOF or an error; look again. */
 	void (*kick)(struct relay_end *e);
+	/* Optional: the end may write arriving bytes straight to sink (whose write copies them
+	 * out at once) while it has none buffered, instead of holding them for the pump. */
+	void (*push_to)(struct relay_end *e, struct relay_end *sink);
+	/* write() copies the bytes out before returning and keeps no pointer (a socket). */
+	bool sync_write;
 };
 
 struct relay_end {

@@ -49,6 +49,8 @@ struct tls_conn {
 	struct tls_ctx *ctx;
 	int fd;
 	struct buf wout; /* encrypted records not yet on the socket (see out_bio_write) */
+	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken by OpenSSL (in_bio_read) */
+	size_t rhead, rtail;
 	unsigned want;
 	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
 	bool done; /* handshake complete and checked */
@@ -432,9 +434,6 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
-	/* Pull several records per read(2): bulk transfers otherwise pay a syscall per 16 KiB. */
-	SSL_CTX_set_read_ahead(sc, 1);
-	SSL_CTX_set_default_read_buffer_len(sc, 64 * 1024);
 	SSL_CTX_set_num_tickets(sc, 0);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
@@ -565,6 +564,76 @@ static long out_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
+/* Reads go through our own buffer: one read(2) of up to 64 KiB feeds many records, and the
+ * buffer is only refilled once empty, so nothing is ever moved (OpenSSL's read-ahead moved
+ * the unread rest of its buffer to the front after every record: 1.5 copies per byte). */
+#define TLS_RBUF_SIZE (64 * 1024)
+
+static int in_bio_read(BIO *b, char *out, int len)
+{
+	struct tls_conn *c = BIO_get_data(b);
+	size_t k;
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return 0;
+	if (c->rhead == c->rtail) {
+		c->rhead = c->rtail = 0;
+		if (!c->rbuf) {
+			c->rbuf = malloc(TLS_RBUF_SIZE);
+			if (!c->rbuf) {
+				errno = ENOMEM;
+				return -1;
+			}
+		}
+		n = read(c->fd, c->rbuf, TLS_RBUF_SIZE);
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				BIO_set_retry_read(b);
+			return -1;
+		}
+		c->rtail = (size_t)n;
+	}
+	k = c->rtail - c->rhead;
+	if (k > (size_t)len)
+		k = (size_t)len;
+	memcpy(out, c->rbuf + c->rhead, k);
+	c->rhead += k;
+	return (int)k;
+}
+
+static long in_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_PENDING:
+		return c ? (long)(c->rtail - c->rhead) : 0;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *in_bio_method(void)
+{
+	static BIO_METHOD *m;
+
+	if (!m) {
+		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ntun-in");
+		if (m &&
+		    (!BIO_meth_set_read(m, in_bio_read) || !BIO_meth_set_ctrl(m, in_bio_ctrl))) {
+			BIO_meth_free(m);
+			m = NULL;
+		}
+	}
+	return m;
+}
+
 static BIO_METHOD *out_bio_method(void)
 {
 	static BIO_METHOD *m;
@@ -619,12 +688,12 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	c->ssl = SSL_new(ctx->ssl_ctx);
 	if (!c->ssl)
 		goto err;
-	/* Reads straight from the socket (read-ahead pulls several records per read(2)); writes
+	/* Reads gather in rbuf (one read(2) feeds several records, nothing moves); writes
 	 * gather in wout so a burst of records leaves in one send(2). */
 	c->fd = fd;
 	buf_init(&c->wout);
 	{
-		BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
+		BIO *rb = in_bio_method() ? BIO_new(in_bio_method()) : NULL;
 		BIO *wb = out_bio_method() ? BIO_new(out_bio_method()) : NULL;
 
 		if (!rb || !wb) {
@@ -634,6 +703,8 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 		}
 		BIO_set_data(wb, c);
 		BIO_set_init(wb, 1);
+		BIO_set_data(rb, c);
+		BIO_set_init(rb, 1);
 		SSL_set_bio(c->ssl, rb, wb);
 	}
 	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
@@ -663,6 +734,7 @@ void tls_conn_free(struct tls_conn *c)
 	ERR_clear_error();
 	ctx_put(c->ctx);
 	buf_release(&c->wout);
+	free(c->rbuf);
 	free(c);
 }
 
@@ -817,7 +889,7 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 
 bool tls_pending(const struct tls_conn *c)
 {
-	return SSL_pending(c->ssl) > 0;
+	return SSL_pending(c->ssl) > 0 || c->rhead < c->rtail;
 }
 
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
