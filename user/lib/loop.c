@@ -10,11 +10,15 @@
 
 struct loop {
 	struct event_base *base;
+	struct event *tasks_ev; /* active while tasks are queued */
+	struct loop_task *head, *tail;
+	unsigned epoch; /* tasks posted since the last run carry this */
 };
 
 struct loop_io {
 	struct loop *loop;
-	struct event *rd, *wr;
+	struct event *rd, *wr; /* wr is NULL for an edge-triggered io (rd watches both) */
+	bool edge;
 	unsigned events;
 	loop_io_cb *cb;
 	void *arg;
@@ -41,6 +45,28 @@ uint64_t loop_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void run_tasks(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	unsigned cur = l->epoch++;
+	struct loop_task *t;
+
+	/* Tasks posted while these run carry the next epoch and wait for the next iteration; a
+	 * task may cancel others, so always take the current head. */
+	while ((t = l->head) && t->epoch == cur) {
+		l->head = t->next;
+		if (l->head)
+			l->head->prev = NULL;
+		else
+			l->tail = NULL;
+		t->next = t->prev = NULL;
+		t->queued = false;
+		t->cb(t, t->arg);
+	}
+	if (l->head)
+		event_active(l->tasks_ev, 0, 0);
+}
+
 struct loop *loop_new(void)
 {
 	struct event_config *cfg;
@@ -55,7 +81,11 @@ struct loop *loop_new(void)
 		l->base = event_base_new_with_config(cfg);
 		event_config_free(cfg);
 	}
-	if (!l->base) {
+	if (l->base)
+		l->tasks_ev = event_new(l->base, -1, 0, run_tasks, l);
+	if (!l->base || !l->tasks_ev) {
+		if (l->base)
+			event_base_free(l->base);
 		free(l);
 		errno = ENOMEM;
 		return NULL;
@@ -67,6 +97,7 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	event_free(l->tasks_ev);
 	event_base_free(l->base);
 	free(l);
 }
@@ -114,10 +145,85 @@ struct loop_io *loop_io_new(struct loop *l, int fd, loop_io_cb *cb, void *arg)
 	return io;
 }
 
+static void io_edge(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_io *io = arg;
+	unsigned ev = 0;
+
+	if (what & EV_READ)
+		ev |= LOOP_READ;
+	if (what & EV_WRITE)
+		ev |= LOOP_WRITE;
+	io->cb(io, ev, io->arg);
+}
+
+struct loop_io *loop_io_new_edge(struct loop *l, int fd, loop_io_cb *cb, void *arg)
+{
+	struct loop_io *io = calloc(1, sizeof(*io));
+
+	if (!io)
+		return NULL;
+	io->loop = l;
+	io->cb = cb;
+	io->arg = arg;
+	io->edge = true;
+	io->rd = event_new(l->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, io_edge, io);
+	if (!io->rd || event_add(io->rd, NULL) < 0) {
+		loop_io_free(io);
+		errno = ENOMEM;
+		return NULL;
+	}
+	io->events = LOOP_READ | LOOP_WRITE;
+	return io;
+}
+
+void loop_task_init(struct loop_task *t, loop_task_cb *cb, void *arg)
+{
+	t->next = t->prev = NULL;
+	t->cb = cb;
+	t->arg = arg;
+	t->queued = false;
+}
+
+void loop_task_post(struct loop *l, struct loop_task *t)
+{
+	if (t->queued)
+		return;
+	t->queued = true;
+	t->epoch = l->epoch;
+	t->next = NULL;
+	t->prev = l->tail;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+	if (t == l->head)
+		event_active(l->tasks_ev, 0, 0); /* harmless if already active */
+}
+
+void loop_task_cancel(struct loop *l, struct loop_task *t)
+{
+	if (!t->queued)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else if (l->head == t)
+		l->head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else if (l->tail == t)
+		l->tail = t->prev;
+	t->next = t->prev = NULL;
+	t->queued = false;
+}
+
 void loop_io_set(struct loop_io *io, unsigned events)
 {
 	unsigned changed = io->events ^ events;
 
+	if (io->edge)
+		return;
 	if (changed & LOOP_READ) {
 		if (events & LOOP_READ)
 			event_add(io->rd, NULL);

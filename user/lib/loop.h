@@ -48,6 +48,28 @@ void loop_timer_cancel(struct loop_timer *t);
 bool loop_timer_pending(const struct loop_timer *t);
 void loop_timer_free(struct loop_timer *t);
 
+/* An edge-triggered watch for both directions, never re-armed: cb runs whenever fd becomes
+ * readable or writable again. The owner reads and writes until EAGAIN before it relies on the
+ * next call (sockets in relays). Cheaper per fd than loop_io_new: one event, no epoll_ctl
+ * per burst. Free with loop_io_free; loop_io_set does nothing on it. */
+struct loop_io *loop_io_new_edge(struct loop *l, int fd, loop_io_cb *cb, void *arg);
+
+/* A deferred task embedded in its owner (no allocation): posted, it runs once on the next
+ * loop iteration, after the callbacks running now, however often it was posted meanwhile. */
+struct loop_task;
+typedef void loop_task_cb(struct loop_task *t, void *arg);
+struct loop_task {
+	struct loop_task *next, *prev;
+	loop_task_cb *cb;
+	void *arg;
+	unsigned epoch;
+	bool queued;
+};
+void loop_task_init(struct loop_task *t, loop_task_cb *cb, void *arg);
+void loop_task_post(struct loop *l, struct loop_task *t);
+/* Takes a posted task back (the owner is going away). */
+void loop_task_cancel(struct loop *l, struct loop_task *t);
+
 /* Delivers signo through the loop (not in signal context). */
 struct loop_signal *loop_signal_new(struct loop *l, int signo, loop_signal_cb *cb, void *arg);
 void loop_signal_free(struct loop_signal *s);

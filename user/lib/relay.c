@@ -20,7 +20,7 @@
 struct relay {
 	struct loop *loop;
 	struct relay_end *a, *b;
-	struct loop_timer *task; /* the pump */
+	struct loop_task task; /* the pump */
 	struct loop_timer *idle;
 	uint32_t idle_ms;
 	uint64_t last_moved, last_total;
@@ -40,7 +40,7 @@ static void relay_finish(struct relay *r, const char *reason, int err)
 	r->b->relay = NULL;
 	r->a->ops->free(r->a);
 	r->b->ops->free(r->b);
-	loop_timer_free(r->task);
+	loop_task_cancel(r->loop, &r->task);
 	loop_timer_free(r->idle);
 	if (r->done)
 		r->done(r->arg, reason, err, ab, ba);
@@ -85,7 +85,7 @@ static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, b
 	return moved;
 }
 
-static void pump(struct loop_timer *t, void *arg)
+static void pump(struct loop_task *t, void *arg)
 {
 	struct relay *r = arg;
 	bool moved;
@@ -144,9 +144,7 @@ struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b
 	r->arg = arg;
 	r->idle_ms = idle_ms;
 	r->last_moved = loop_now_ms();
-	r->task = loop_timer_new(l, pump, r);
-	if (!r->task)
-		goto err;
+	loop_task_init(&r->task, pump, r);
 	if (idle_ms) {
 		r->idle = loop_timer_new(l, idle_check, r);
 		if (!r->idle)
@@ -161,13 +159,10 @@ struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b
 		a->ops->push_to(a, b);
 	if (a->ops->sync_write && b->ops->push_to)
 		b->ops->push_to(b, a);
-	loop_timer_now(r->task);
+	loop_task_post(l, &r->task);
 	return r;
 err:
-	if (r) {
-		loop_timer_free(r->task);
-		free(r);
-	}
+	free(r);
 	a->ops->abort(a, ENOMEM);
 	b->ops->abort(b, ENOMEM);
 	a->ops->free(a);
@@ -179,7 +174,7 @@ err:
 void relay_end_wake(struct relay_end *e)
 {
 	if (e->relay)
-		loop_timer_now(e->relay->task);
+		loop_task_post(e->relay->loop, &e->relay->task);
 }
 
 void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n)
@@ -215,8 +210,7 @@ static void sock_io(struct loop_io *io, unsigned events, void *arg)
 	struct sock_end *s = arg;
 	int err;
 
-	/* Level-triggered: stop watching until the pump asks again. */
-	loop_io_set(io, loop_io_get(io) & ~events);
+	/* Edge-triggered: every call means something may have changed; the pump looks. */
 	if ((events & LOOP_WRITE) && s->connecting) {
 		err = sock_connect_result(s->fd);
 		s->connecting = false;
@@ -259,7 +253,7 @@ static size_t sock_peek(struct relay_end *e, const uint8_t **p)
 			s->rd_eof = true;
 			e->rx_eof = true;
 		} else if (errno == EAGAIN || errno == EINTR) {
-			loop_io_set(s->io, loop_io_get(s->io) | LOOP_READ);
+			/* drained: the next edge will tell */
 		} else {
 			e->rx_err = errno;
 		}
@@ -287,11 +281,9 @@ static size_t sock_write(struct relay_end *e, const uint8_t *p, size_t n)
 	w = send(s->fd, p, n, MSG_NOSIGNAL);
 	if (w >= 0)
 		return (size_t)w;
-	if (errno == EAGAIN || errno == EINTR)
-		loop_io_set(s->io, loop_io_get(s->io) | LOOP_WRITE);
-	else
+	if (errno != EAGAIN && errno != EINTR)
 		e->rx_err = errno;
-	return 0;
+	return 0; /* full: the next writable edge wakes the relay */
 }
 
 static void sock_shutdown(struct relay_end *e)
@@ -349,7 +341,7 @@ struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32
 	s->fd = fd;
 	s->connecting = connecting;
 	buf_init(&s->in);
-	s->io = loop_io_new(l, fd, sock_io, s);
+	s->io = loop_io_new_edge(l, fd, sock_io, s);
 	if (!s->io)
 		goto err;
 	if (connecting) {
@@ -357,7 +349,6 @@ struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32
 		if (!s->connect_timer)
 			goto err;
 		loop_timer_arm(s->connect_timer, connect_ms);
-		loop_io_set(s->io, LOOP_WRITE);
 	}
 	return &s->end;
 err:

@@ -54,16 +54,17 @@ struct srv_peer {
 	struct loop_timer *reg_timer;
 	bool registered;
 	uint32_t capacity;
-	uint32_t active; /* relays using this proxy; the struct lives while > 0 */
+	uint32_t active; /* relays through this peer; the struct lives while > 0 */
 };
 
-/* One tunneled connection, for its log line and the proxy's load count. */
+/* One tunneled connection, for its log line and the peers' counts. Kept small: a server
+ * holds one per open tunnel. Both peers stay allocated while it refers to them. */
 struct srv_conn {
 	struct server *srv;
-	struct srv_peer *proxy;
+	struct srv_peer *client, *proxy;
+	uint32_t daddr, raddr;
+	uint16_t dport;
 	char conn_id[CONNTRACK_ID_LEN + 1];
-	char client[200];
-	char dst[24], real[24];
 };
 
 static void peer_put(struct srv_peer *sp)
@@ -331,15 +332,19 @@ static struct srv_peer *route_proxy(struct server *s, const struct route *r)
 static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
 {
 	struct srv_conn *c = arg;
+	char dst[24], real[24];
 
 	daemon_tunnel_ended(c->srv->d, err, up, down);
-	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client,
-		  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)", c->dst, c->real, reason,
-		  (unsigned long long)up, (unsigned long long)down);
-	if (c->proxy) {
-		c->proxy->active--;
-		peer_put(c->proxy);
-	}
+	if (log_enabled(err ? LOG_LVL_INFO : LOG_LVL_DEBUG))
+		log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client->name,
+			  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)",
+			  ipport_format(c->daddr, c->dport, dst, sizeof(dst)),
+			  ipport_format(c->raddr, c->dport, real, sizeof(real)), reason,
+			  (unsigned long long)up, (unsigned long long)down);
+	c->proxy->active--;
+	peer_put(c->proxy);
+	c->client->active--;
+	peer_put(c->client);
 	free(c);
 }
 
@@ -385,21 +390,21 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid);
 	else
 		conntrack_id(saddr, sport, daddr, dport, c->conn_id);
-	snprintf(c->client, sizeof(c->client), "%s", cp->name);
-	snprintf(c->dst, sizeof(c->dst), "%s", dst);
+	c->daddr = daddr;
+	c->dport = dport;
 
 	r = route_lookup(s->routes, daddr, &raddr, route_usable, s);
 	proxy = r ? route_proxy(s, r) : NULL;
 	if (!proxy) {
 		snprintf(why, sizeof(why), "no route to %s", dst);
-		log_write(LOG_LVL_INFO, c->conn_id, c->client, "%s", why);
+		log_write(LOG_LVL_INFO, c->conn_id, cp->name, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
 		daemon_refused(s->d);
 		free(c);
 		return;
 	}
 	ipport_format(raddr, dport, md_real, sizeof(md_real));
-	snprintf(c->real, sizeof(c->real), "%s", md_real);
+	c->raddr = raddr;
 	{
 		struct h2_nv md[4];
 		size_t nmd = 0;
@@ -415,7 +420,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	if (!out) {
 		snprintf(why, sizeof(why), "proxy %s cannot take a call: %s", proxy->id,
 			 strerror(errno));
-		log_write(LOG_LVL_WARN, c->conn_id, c->client, "%s", why);
+		log_write(LOG_LVL_WARN, c->conn_id, cp->name, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
 		daemon_refused(s->d);
 		free(c);
@@ -430,9 +435,11 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	}
 	c->srv = s;
 	c->proxy = proxy;
+	c->client = cp;
 	proxy->active++;
+	cp->active++;
 	daemon_tunnel_started(s->d);
-	log_write(LOG_LVL_DEBUG, c->conn_id, c->client, "tunnel %s -> %s via %s", dst, md_real,
+	log_write(LOG_LVL_DEBUG, c->conn_id, cp->name, "tunnel %s -> %s via %s", dst, md_real,
 		  proxy->name);
 	relay_new(s->d->loop, grpc_call_end(in), grpc_call_end(out), s->cfg->idle_timeout_ms,
 		  conn_done, c);
