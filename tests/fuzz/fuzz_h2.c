@@ -2,12 +2,13 @@
 /* Fuzzes HTTP/2 input through our session code: raw bytes into h2_session_recv of a server
  * session (requests become gRPC calls or are rejected) or of a client session with three calls
  * open, in input-chosen pieces, with the calls read, echoed, finished, aborted and freed as a
- * daemon would (failures chosen by a generator seeded from the input), all output drained.
+ * daemon would, or joined in pairs by real relays (the server's Connect -> Dial, zero-copy
+ * pull included) on a loop; failures are chosen by a generator seeded from the input.
  * Checks memory safety and leaks only, not protocol answers.
  *
  * Input: [flags] bytes...
- *   bit 0: client session (else server)   bit 1: server: prepend the client magic
- *   bits 2-3: pieces: whole, 1 byte, 1..64, 1..1024    bit 4: gzip
+ *   bit 0: client session (else server)   bit 1: join bytes-mode calls in pairs by relays
+ *   bits 2-3: pieces: whole, 1 byte, 1..64, 1..32768    bit 4: gzip
  *   bit 5: serve calls after every piece   bit 6: echo what is read
  *   bit 7: send limit 64 and one burst per piece (frames wait while calls are served) */
 #include <errno.h>
@@ -17,25 +18,93 @@
 #include "fuzz.h"
 #include "grpc.h"
 #include "h2.h"
+#include "loop.h"
 #include "relay.h"
 
 #define MAXC	     16
+#define MAXR	     (MAXC / 2)
 #define CONNECT_PATH "/ntun.v1.Relay/Connect"
-#define MAGIC	     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 struct slot {
-	struct grpc_call *call;
+	struct grpc_call *call; /* NULL once freed or handed to a relay */
 	enum grpc_mode mode;
 	bool finished;
+	bool want_relay; /* bytes mode: joined to the next such call by a real relay */
+};
+
+struct rel {
+	struct relay *r;
+	bool live;
 };
 
 struct state {
 	uint8_t flags;
 	struct slot calls[MAXC];
 	size_t ncalls;
+	struct rel rels[MAXR];
+	size_t nrels;
 	size_t limit; /* h2_session_send limit */
 	uint32_t rnd; /* from the input's size and flags: what fails when */
 };
+
+/* One loop for every input: relays run on it, a round at a time. */
+static struct loop *loop;
+static struct loop_timer *stop_task;
+
+static uint32_t next_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void stop_cb(struct loop_timer *t, void *arg)
+{
+	loop_stop(loop);
+}
+
+/* Runs what the relays scheduled: rounds, each ended by a stop task queued behind them. */
+static void run_loop(const struct state *s, int rounds)
+{
+	bool live = false;
+
+	for (size_t i = 0; i < s->nrels; i++)
+		live |= s->rels[i].live;
+	for (int i = 0; live && i < rounds; i++) {
+		loop_timer_now(stop_task);
+		FUZZ_CHECK(loop_run(loop) == 0);
+	}
+}
+
+static void relay_done(void *arg, const char *reason, int err, uint64_t a_to_b, uint64_t b_to_a)
+{
+	((struct rel *)arg)->live = false;
+}
+
+/* Joins pairs of calls that want a relay, as the server joins Connect to Dial. */
+static void join_calls(struct state *s)
+{
+	struct slot *a = NULL;
+
+	for (size_t i = 0; i < s->ncalls && s->nrels < MAXR; i++) {
+		struct slot *b = &s->calls[i];
+		struct rel *r;
+
+		if (!b->call || !b->want_relay || b->mode != GRPC_BYTES)
+			continue;
+		if (!a) {
+			a = b;
+			continue;
+		}
+		r = &s->rels[s->nrels++];
+		r->r = relay_new(loop, grpc_call_end(a->call), grpc_call_end(b->call), 0,
+				 relay_done, r);
+		r->live = r->r != NULL;
+		a->call = b->call = NULL;
+		a = NULL;
+	}
+}
 
 static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
 {
@@ -55,23 +124,19 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	sl = &s->calls[s->ncalls++];
 	sl->mode = strcmp(path, CONNECT_PATH) ? GRPC_MESSAGES : GRPC_BYTES;
 	sl->call = grpc_call_accept(st, nv, n, end, sl->mode, s->flags & 16);
+	sl->want_relay = s->flags & 2;
 	FUZZ_CHECK(sl->call != NULL);
 }
 
-static uint32_t next_rand(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
-
-/* Sends what the session has. A tiny limit with !all stops after one burst and leaves frames
- * pending, as a daemon does while its socket is full; calls may go away in between. */
+/* Sends what the session has. A tiny limit with !all models a socket that is mostly full:
+ * often nothing is written, else one burst that leaves frames waiting (WOULDBLOCK) while
+ * input goes on arriving and calls fail or go away in between. */
 static void flush(struct state *st, struct h2_session *s, bool all)
 {
 	struct buf out = BUF_INIT;
 
+	if (!all && st->limit < 1024 && next_rand(&st->rnd) % 4)
+		return;
 	for (int i = 0; i < 256; i++) {
 		if (h2_session_send(s, &out, st->limit) < 0 || !buf_len(&out))
 			break;
@@ -160,6 +225,10 @@ static void chaos(struct state *s, struct slot *sl)
 
 static void serve(struct state *s)
 {
+	join_calls(s);
+	for (size_t i = 0; i < s->nrels; i++)
+		if (s->rels[i].live && next_rand(&s->rnd) % 64 == 0)
+			relay_abort(s->rels[i].r, ETIMEDOUT); /* idle timeout, shutdown */
 	for (size_t i = 0; i < s->ncalls; i++) {
 		struct slot *sl = &s->calls[i];
 
@@ -192,6 +261,7 @@ static void open_calls(struct state *s, struct h2_session *h)
 		sl->mode = want[i].mode;
 		sl->call =
 			grpc_call_open(h, want[i].path, md, 1, sl->mode, i == 2 && s->flags & 16);
+		sl->want_relay = s->flags & 2;
 		FUZZ_CHECK(sl->call != NULL);
 	}
 	FUZZ_CHECK(grpc_call_end(s->calls[0].call)
@@ -212,6 +282,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool client;
 	int rv = 0;
 
+	if (!loop) {
+		loop = loop_new();
+		FUZZ_CHECK(loop != NULL);
+		stop_task = loop_timer_new(loop, stop_cb, NULL);
+		FUZZ_CHECK(stop_task != NULL);
+	}
 	st.flags = fuzz_u8(&in);
 	st.rnd = 0x2545f491u ^ st.flags ^ (uint32_t)size * 2654435761u;
 	client = st.flags & 1;
@@ -222,8 +298,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (client)
 		open_calls(&st, s);
 	flush(&st, s, true);
-	if (!client && (st.flags & 2))
-		rv = h2_session_recv(s, (const uint8_t *)MAGIC, sizeof(MAGIC) - 1);
 
 	while (rv == 0 && in.n) {
 		size_t piece;
@@ -239,20 +313,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			piece = 1 + next_rand(&rnd) % 64;
 			break;
 		default:
-			piece = 1 + next_rand(&rnd) % 1024;
+			/* log-uniform up to 32 KiB: some pieces span several frames */
+			piece = 1 + next_rand(&rnd) % (16u << next_rand(&rnd) % 12);
 			break;
 		}
 		piece = fuzz_take(&in, piece, &p);
 		rv = h2_session_recv(s, p, piece);
 		if (st.flags & 32)
 			serve(&st);
+		/* The connection may write before the relays run: a frame can go out after its
+		 * source failed, and before the relay noticed. */
 		flush(&st, s, false);
+		run_loop(&st, 2);
 	}
 	serve(&st);
+	run_loop(&st, 8);
 	flush(&st, s, false);
 	for (size_t i = 0; i < st.ncalls; i++)
 		grpc_call_free(st.calls[i].call);
 	flush(&st, s, true);
+	run_loop(&st, 8);
+	/* Closing the session fails what relays still hold; they then free their calls. */
 	h2_session_free(s);
+	run_loop(&st, 8);
+	for (size_t i = 0; i < st.nrels; i++)
+		FUZZ_CHECK(!st.rels[i].live);
 	return 0;
 }

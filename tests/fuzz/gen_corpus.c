@@ -470,6 +470,38 @@ static void gen_h2_server(void)
 	save_buf("fuzz_h2", "crash_free_with_data_pending", &lead, 1, &p.c2s);
 	pair_free(&p);
 
+	/* Two Connect calls (the harness may join them by a relay that pulls one into the
+	 * other): 40000 bytes on the first, then the client resets it while the other's DATA
+	 * waits behind a 64-byte send limit. h2 sent that frame from a source that had failed. */
+	pair_init(&p, false);
+	e = grpc_call_end(client_call(&p, CONNECT_PATH, GRPC_BYTES, false));
+	client_call(&p, CONNECT_PATH, GRPC_BYTES, false);
+	settle(&p);
+	{
+		static uint8_t big[40000];
+
+		memset(big, 'y', sizeof(big));
+		e->ops->write(e, big, sizeof(big));
+	}
+	settle(&p);
+	grpc_call_free(p.c.calls[0]);
+	p.c.calls[0] = NULL;
+	settle(&p);
+	lead = 2 | 12 | 32 | 128;
+	save_buf("fuzz_h2", "relay_source_reset", &lead, 1, &p.c2s);
+	/* The same with eleven PINGs after it: this input's size seeds a schedule on which the
+	 * crash happens (found by trying sizes against the unfixed h2.c). */
+	{
+		static const uint8_t ping[17] = {0, 0, 8, 6};
+
+		for (int i = 0; i < 11; i++)
+			if (buf_append(&p.c2s, ping, sizeof(ping)))
+				die("nomem");
+	}
+	lead = 2 | 12 | 32 | 128;
+	save_buf("fuzz_h2", "crash_relay_pull_failed_source", &lead, 1, &p.c2s);
+	pair_free(&p);
+
 	/* Requests that are refused. */
 	pair_init(&p, false);
 	for (size_t i = 0; i < 3; i++)
