@@ -174,6 +174,24 @@ case_server_restart() {
 	[ "$(json_get "$out" ok)" = 1 ] && $PY -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 5 else 1)" "$dt"
 }
 
+case_frozen_server() {
+	# A server that stops answering (SIGSTOP) but keeps its sockets open sends no FIN: only
+	# PING liveness (2 s interval, 2 s timeout here) can tell. Both peers must notice.
+	kill -STOP "$(pid_of server)"
+	wait_log client "PING timeout" 8 && wait_log proxy "PING timeout" 8
+	local rc=$?
+	kill -CONT "$(pid_of server)"
+	[ $rc -eq 0 ] || return 1
+	wait_log proxy "registered as proxy-1" 10 || return 1
+	local i out
+	for i in $(seq 1 50); do
+		out=$(client get --size 2048 --seed 11 --timeout 2 2>/dev/null) && break
+		sleep 0.1
+	done
+	e2e_log "  after the server thawed: $out"
+	[ "$(json_get "$out" ok)" = 1 ]
+}
+
 case_bad_peers() {
 	local bg rc out
 	# Traffic that must keep flowing while bad peers knock.
@@ -251,6 +269,7 @@ run_case "d) no route, and a destination outside the proxy's CIDRs, are refused"
 run_case "h) Prometheus metrics count what happened" case_metrics
 run_case "e) slow reader: bounded RSS, neighbours keep flowing" case_slow_reader
 run_case "f) server restart: reconnect, new connection within 5 s" case_server_restart
+run_case "f) a frozen server is declared dead by PING; peers reconnect" case_frozen_server
 run_case "g) wrong CA and wrong role rejected while traffic flows" case_bad_peers
 [ -f "$E2E_TMP/measurements" ] && cat "$E2E_TMP/measurements"
 e2e_summary

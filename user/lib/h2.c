@@ -380,6 +380,9 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, data_chunk_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, stream_close_cb);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* Closed streams are kept only for priority bookkeeping we do not use: with one stream
+	 * per tunneled connection they would be memory per recently closed connection. */
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 1u << 20);
 	rv = server ? nghttp2_session_server_new2(&s->ng, cb, s, opt)
 		    : nghttp2_session_client_new2(&s->ng, cb, s, opt);

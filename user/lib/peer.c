@@ -44,6 +44,7 @@ struct peer {
 	bool ping_outstanding;
 	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
+	uint64_t last_rx; /* when bytes last arrived from the peer */
 	char reason[160];
 	char name[200];
 	char addr[32];
@@ -181,14 +182,17 @@ static void deadline_fire(struct loop_timer *t, void *arg)
 static void ping_fire(struct loop_timer *t, void *arg)
 {
 	struct peer *p = arg;
-	uint64_t now = loop_now_ms(), since = now - p->ping_sent;
+	uint64_t now = loop_now_ms(), since = now - p->ping_sent, quiet;
 
 	if (p->ping_outstanding) {
-		if (since >= p->opts.ping_timeout_ms) {
+		/* The ACK queues behind whatever the peer is sending us: a peer whose bytes keep
+		 * arriving is alive, only a silent one is dead. */
+		quiet = now - (p->last_rx > p->ping_sent ? p->last_rx : p->ping_sent);
+		if (quiet >= p->opts.ping_timeout_ms) {
 			peer_close(p, "PING timeout: peer unresponsive");
 			return;
 		}
-		loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms - since);
+		loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms - quiet);
 		return;
 	}
 	if (since < p->opts.ping_interval_ms) {
@@ -315,6 +319,8 @@ static void peer_read(struct peer *p)
 			return;
 		}
 	}
+	if (total)
+		p->last_rx = loop_now_ms();
 	if (total >= PEER_READ_BUDGET && p->state == PS_RUNNING) {
 		/* More may be buffered inside TLS, invisible to poll: come back after others. */
 		p->read_again = true;
