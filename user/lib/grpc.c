@@ -1112,7 +1112,7 @@ static void apply_status(struct grpc_call *c, const struct h2_nv *nv, size_t n)
 	if (!s)
 		return;
 	v = strtol(s, &end, 10);
-	if (*end || v < 0 || v > 16) {
+	if (!*s || *end || v < 0 || v > 16) {
 		call_fail(c, EPROTO);
 		return;
 	}
