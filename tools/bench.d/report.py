@@ -5,8 +5,9 @@
 # runs are listed, never averaged in.
 import argparse, json, statistics, sys
 
-PATHS = ["direct", "stunnel", "ssh", "ntun"]
-NAMES = {"direct": "direct", "stunnel": "stunnel chain", "ssh": "ssh -L", "ntun": "ntun (BPF)"}
+PATHS = ["direct", "stunnel", "ssh", "ntun", "ntun2"]
+NAMES = {"direct": "direct", "stunnel": "stunnel chain", "ssh": "ssh -L", "ntun": "ntun (BPF)",
+         "ntun2": "ntun2 (BPF)"}
 GIB = float(1 << 30)
 
 
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     meta = json.load(open(a.meta))
+    if meta.get("also"):
+        NAMES["ntun2"] = f"ntun @{meta['also'][:9]} (BPF)"
     recs = load(a.raw)
     paths = [p for p in PATHS if any(r["path"] == p for r in recs)]
     labels = meta.get("labels", {})
