@@ -23,47 +23,69 @@ enum deframe {
 	DF_HELD,   /* the whole message must arrive first (compressed, or message mode) */
 };
 
+/* What only some calls need: held (compressed) messages, message mode, the pushed-bytes path
+ * and the peer's status text. Kept apart so that a bulk tunnel call stays small. */
+struct grpc_aux {
+	struct buf dec;		 /* a decoded held message (or its Chunk payload in bytes mode) */
+	size_t dec_off, dec_len; /* bytes mode: the part of dec still to hand out */
+	bool msg_drop;		 /* message mode: release dec at the next recv */
+	char *peer_msg;
+	void (*wake)(void *arg);
+	void *wake_arg;
+	struct buf out; /* framed messages waiting for nghttp2 (message mode, gzip, written ends) */
+};
+
 struct grpc_call {
 	struct relay_end end; /* first: the relay sees the call as its end */
 	struct h2_stream *st; /* NULL once the stream closed */
-	bool server;
-	enum grpc_mode mode;
-	bool gzip_out, gzip_in;
-
-	/* inbound */
-	struct buf in;
-	size_t in_credited; /* bytes at the head of in already given back to the window */
-	enum deframe df;
-	bool held_compressed;
-	uint32_t msg_left, data_left;
-	bool field1_seen;
-	struct buf dec; /* a decoded held message (or its Chunk payload in bytes mode) */
-	size_t dec_off, dec_len;
-	size_t msg_drop; /* message mode: bytes of in to drop at the next recv */
-	bool in_end;	 /* the peer ended its side */
-	int peer_status; /* client side: grpc-status, -1 until known */
-	char *peer_msg;
-	int peer_errno; /* from ntun-error */
-
-	/* outbound */
-	struct buf out;
-	bool out_eof;	 /* our side is finished once out drains */
-	bool responded;	 /* server: response headers submitted */
-	bool aborted;	 /* we reset the stream */
-	bool blocked;	 /* the relay found out full; wake it when it drains */
-	bool relay_gone; /* nobody owns us: live until the stream closes, then free */
+	struct grpc_aux *aux; /* see above; allocated on first need */
 
 	/* zero-copy outbound (bytes mode): messages are framed from src's bytes as nghttp2
 	 * asks for DATA, copied once, straight into the connection's output */
 	struct relay_end *src;
-	struct relay_end *sink;	    /* cut-through inbound: a socket end that takes bytes at once */
-	uint8_t phdr[16];	    /* the current message's prefix + Chunk header */
-	uint8_t phdr_len, phdr_off; /* of phdr, how much is built / already sent */
-	uint32_t payload_left;	    /* payload bytes of the current message not yet sent */
+	struct relay_end *sink; /* cut-through inbound: a socket end that takes bytes at once */
 
-	void (*wake)(void *arg);
-	void *wake_arg;
+	/* inbound */
+	struct buf in;
+	uint32_t in_credited; /* bytes at the head of in already given back to the window */
+	uint32_t msg_left, data_left;
+	uint32_t payload_left;	    /* outbound: payload of the current message not yet sent */
+	int16_t peer_status;	    /* client side: grpc-status, -1 until known */
+	int16_t peer_errno;	    /* from ntun-error */
+	uint8_t phdr[16];	    /* outbound: the current message's prefix + Chunk header */
+	uint8_t phdr_len, phdr_off; /* of phdr, how much is built / already sent */
+	uint8_t df;		    /* enum deframe */
+	uint8_t mode;		    /* enum grpc_mode */
+
+	bool server : 1;
+	bool gzip_out : 1, gzip_in : 1;
+	bool held_compressed : 1;
+	bool field1_seen : 1;
+	bool in_end : 1;     /* the peer ended its side */
+	bool out_eof : 1;    /* our side is finished once what is queued drains */
+	bool responded : 1;  /* server: response headers submitted */
+	bool aborted : 1;    /* we reset the stream */
+	bool blocked : 1;    /* the relay found out full; wake it when it drains */
+	bool relay_gone : 1; /* nobody owns us: live until the stream closes, then free */
 };
+
+/* The call's aux part, made on first need; NULL if memory ran out. */
+static struct grpc_aux *aux_get(struct grpc_call *c)
+{
+	if (!c->aux)
+		c->aux = calloc(1, sizeof(*c->aux));
+	return c->aux;
+}
+
+static size_t out_len(const struct grpc_call *c)
+{
+	return c->aux ? buf_len(&c->aux->out) : 0;
+}
+
+static size_t dec_len(const struct grpc_call *c)
+{
+	return c->aux ? c->aux->dec_len : 0;
+}
 
 static const struct h2_stream_cbs call_stream_cbs;
 static const struct relay_end_ops call_end_ops;
@@ -417,17 +439,22 @@ static struct grpc_call *call_new(enum grpc_mode mode, bool server)
 	c->server = server;
 	c->peer_status = -1;
 	buf_init(&c->in);
-	buf_init(&c->dec);
-	buf_init(&c->out);
+	if (mode == GRPC_MESSAGES && !aux_get(c)) {
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
 static void call_destroy(struct grpc_call *c)
 {
 	buf_release(&c->in);
-	buf_release(&c->dec);
-	buf_release(&c->out);
-	free(c->peer_msg);
+	if (c->aux) {
+		buf_release(&c->aux->dec);
+		buf_release(&c->aux->out);
+		free(c->aux->peer_msg);
+		free(c->aux);
+	}
 	free(c);
 }
 
@@ -435,8 +462,8 @@ static void call_notify(struct grpc_call *c)
 {
 	if (c->mode == GRPC_BYTES)
 		relay_end_wake(&c->end);
-	else if (c->wake)
-		c->wake(c->wake_arg);
+	else if (c->aux && c->aux->wake)
+		c->aux->wake(c->aux->wake_arg);
 }
 
 static void call_fail(struct grpc_call *c, int err)
@@ -506,8 +533,10 @@ struct relay_end *grpc_call_end(struct grpc_call *c)
 
 void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg)
 {
-	c->wake = wake;
-	c->wake_arg = arg;
+	if (!aux_get(c))
+		return; /* message-mode calls have theirs from the start */
+	c->aux->wake = wake;
+	c->aux->wake_arg = arg;
 }
 
 int grpc_call_peer_status(const struct grpc_call *c)
@@ -517,7 +546,7 @@ int grpc_call_peer_status(const struct grpc_call *c)
 
 const char *grpc_call_peer_message(const struct grpc_call *c)
 {
-	return c->peer_msg ? c->peer_msg : "";
+	return c->aux && c->aux->peer_msg ? c->aux->peer_msg : "";
 }
 
 uint32_t grpc_call_stream_id(const struct grpc_call *c)
@@ -693,20 +722,23 @@ static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n)
 /* Decodes a held message (all msg_left bytes are in in) into dec / a view. */
 static int take_held(struct grpc_call *c, const uint8_t **msg, size_t *len)
 {
+	struct grpc_aux *x = aux_get(c);
 	int rv;
 
-	buf_release(&c->dec);
-	c->dec_off = 0;
+	if (!x)
+		return -ENOMEM;
+	buf_release(&x->dec);
+	x->dec_off = 0;
 	if (c->held_compressed) {
-		rv = grpc_gunzip(buf_head(&c->in), c->msg_left, &c->dec, GRPC_MAX_HELD);
+		rv = grpc_gunzip(buf_head(&c->in), c->msg_left, &x->dec, GRPC_MAX_HELD);
 		if (rv < 0)
 			return rv;
-		*msg = buf_head(&c->dec);
-		*len = buf_len(&c->dec);
+		*msg = buf_head(&x->dec);
+		*len = buf_len(&x->dec);
 	} else {
-		if (c->msg_left && buf_append(&c->dec, buf_head(&c->in), c->msg_left) < 0)
+		if (c->msg_left && buf_append(&x->dec, buf_head(&c->in), c->msg_left) < 0)
 			return -ENOMEM;
-		*msg = buf_head(&c->dec);
+		*msg = buf_head(&x->dec);
 		*len = c->msg_left;
 	}
 	in_drop(c, c->msg_left);
@@ -725,9 +757,9 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 	for (;;) {
 		if (e->rx_err)
 			return 0;
-		if (c->dec_len) {
-			*p = buf_head(&c->dec) + c->dec_off;
-			return c->dec_len;
+		if (dec_len(c)) {
+			*p = buf_head(&c->aux->dec) + c->aux->dec_off;
+			return c->aux->dec_len;
 		}
 		avail = buf_len(&c->in);
 		switch (c->df) {
@@ -770,10 +802,10 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 			if (rv == 0)
 				rv = grpc_chunk_parse(msg, len, &data, &dlen);
 			if (rv == 0) {
-				c->dec_off = (size_t)(data - buf_head(&c->dec));
-				c->dec_len = dlen;
+				c->aux->dec_off = (size_t)(data - buf_head(&c->aux->dec));
+				c->aux->dec_len = dlen;
 				if (!dlen)
-					buf_release(&c->dec);
+					buf_release(&c->aux->dec);
 				rv = 1;
 			}
 			break;
@@ -799,11 +831,11 @@ static void call_consume(struct relay_end *e, size_t n)
 {
 	struct grpc_call *c = (struct grpc_call *)e;
 
-	if (c->dec_len) {
-		c->dec_off += n;
-		c->dec_len -= n;
-		if (!c->dec_len)
-			buf_release(&c->dec);
+	if (dec_len(c)) {
+		c->aux->dec_off += n;
+		c->aux->dec_len -= n;
+		if (!c->aux->dec_len)
+			buf_release(&c->aux->dec);
 		return;
 	}
 	in_drop(c, n);
@@ -833,10 +865,15 @@ static int respond_headers(struct grpc_call *c)
 /* Appends one framed message: prefix, optional Chunk header, payload (maybe gzipped). */
 static int frame_message(struct grpc_call *c, const uint8_t *p, size_t n, bool chunk)
 {
+	struct grpc_aux *x = aux_get(c);
 	uint8_t hdr[16];
-	size_t hl = 0, before = buf_len(&c->out);
+	size_t hl = 0, before;
 	struct buf tmp = BUF_INIT;
 	int rv = 0;
+
+	if (!x)
+		return -ENOMEM;
+	before = buf_len(&x->out);
 
 	if (c->gzip_out) {
 		if (chunk) {
@@ -855,8 +892,8 @@ static int frame_message(struct grpc_call *c, const uint8_t *p, size_t n, bool c
 		if (rv < 0)
 			goto out;
 		grpc_frame_prefix(hdr, true, (uint32_t)buf_len(&tmp));
-		if (buf_append(&c->out, hdr, 5) < 0 ||
-		    buf_append(&c->out, buf_head(&tmp), buf_len(&tmp)) < 0)
+		if (buf_append(&x->out, hdr, 5) < 0 ||
+		    buf_append(&x->out, buf_head(&tmp), buf_len(&tmp)) < 0)
 			rv = -ENOMEM;
 		goto out;
 	}
@@ -866,19 +903,19 @@ static int frame_message(struct grpc_call *c, const uint8_t *p, size_t n, bool c
 	} else {
 		grpc_frame_prefix(hdr, false, (uint32_t)n);
 	}
-	if (buf_append(&c->out, hdr, 5 + hl) < 0 || buf_append(&c->out, p, n) < 0)
+	if (buf_append(&x->out, hdr, 5 + hl) < 0 || buf_append(&x->out, p, n) < 0)
 		rv = -ENOMEM;
 out:
 	buf_release(&tmp);
-	if (rv < 0 && buf_len(&c->out) > before)
-		c->out.tail = c->out.head + before; /* drop a half-written message */
+	if (rv < 0 && buf_len(&x->out) > before)
+		x->out.tail = x->out.head + before; /* drop a half-written message */
 	return rv;
 }
 
 static size_t call_write(struct relay_end *e, const uint8_t *p, size_t n)
 {
 	struct grpc_call *c = (struct grpc_call *)e;
-	size_t used = buf_len(&c->out), take;
+	size_t used = out_len(c), take;
 
 	if (!c->st || c->out_eof || c->aborted)
 		return 0;
@@ -918,7 +955,8 @@ static void call_finish_out(struct grpc_call *c, enum grpc_status status, const 
 				full[2 + i] = nv[i];
 			if (h2_stream_respond(c->st, full, 2 + n, false) == 0)
 				c->responded = true;
-			buf_release(&c->out);
+			if (c->aux)
+				buf_release(&c->aux->out);
 			return;
 		}
 		n = status_headers(nv, 0, status, msg, ntun_error, sbuf, mbuf, sizeof(mbuf));
@@ -965,7 +1003,7 @@ static bool call_pull(struct relay_end *e, struct relay_end *src)
 	struct grpc_call *c = (struct grpc_call *)e;
 
 	/* Compressed output needs whole messages in hand: that path stays a copy. */
-	if (c->mode != GRPC_BYTES || c->gzip_out || buf_len(&c->out) || c->out_eof)
+	if (c->mode != GRPC_BYTES || c->gzip_out || out_len(c) || c->out_eof)
 		return false;
 	c->src = src;
 	return true;
@@ -1004,7 +1042,8 @@ void grpc_call_free(struct grpc_call *c)
 	if (!c)
 		return;
 	c->end.relay = NULL;
-	c->wake = NULL;
+	if (c->aux)
+		c->aux->wake = NULL;
 	c->sink = NULL;
 	if (c->src) {
 		c->src = NULL;
@@ -1044,9 +1083,9 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 {
 	int rv;
 
-	if (c->msg_drop) {
-		buf_release(&c->dec);
-		c->msg_drop = 0;
+	if (c->aux->msg_drop) {
+		buf_release(&c->aux->dec);
+		c->aux->msg_drop = false;
 	}
 	if (c->end.rx_err)
 		return -c->end.rx_err;
@@ -1066,7 +1105,7 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 				call_fail(c, -rv);
 				return rv;
 			}
-			c->msg_drop = 1;
+			c->aux->msg_drop = true;
 			return 1;
 		}
 	}
@@ -1118,8 +1157,10 @@ static void apply_status(struct grpc_call *c, const struct h2_nv *nv, size_t n)
 	}
 	c->peer_status = (int)v;
 	if (m) {
-		free(c->peer_msg);
-		c->peer_msg = decode_message(m);
+		if (aux_get(c)) {
+			free(c->aux->peer_msg);
+			c->aux->peer_msg = decode_message(m);
+		}
 	}
 	if (ne)
 		c->peer_errno = sock_errno_from_name(ne);
@@ -1170,7 +1211,7 @@ static int cb_data(void *owner, const uint8_t *p, size_t n)
 		h2_stream_consume(c->st, n);
 		return 0;
 	}
-	if (c->sink && !buf_len(&c->in) && !c->dec_len) {
+	if (c->sink && !buf_len(&c->in) && !dec_len(c)) {
 		size_t used = deframe_direct(c, p, n);
 
 		h2_stream_consume(c->st, used);
@@ -1282,7 +1323,7 @@ static size_t cb_out_avail(void *owner, bool *eof)
 	if (c->src)
 		return pull_avail(c, eof);
 	*eof = c->out_eof;
-	return buf_len(&c->out);
+	return out_len(c);
 }
 
 static void cb_out_copy(void *owner, uint8_t *dst, size_t n)
@@ -1293,9 +1334,9 @@ static void cb_out_copy(void *owner, uint8_t *dst, size_t n)
 		pull_copy(c, dst, n);
 		return;
 	}
-	memcpy(dst, buf_head(&c->out), n);
-	buf_consume(&c->out, n);
-	if (c->blocked && buf_len(&c->out) <= GRPC_OUT_HIGHWATER / 2) {
+	memcpy(dst, buf_head(&c->aux->out), n);
+	buf_consume(&c->aux->out, n);
+	if (c->blocked && buf_len(&c->aux->out) <= GRPC_OUT_HIGHWATER / 2) {
 		c->blocked = false;
 		relay_end_wake(&c->end);
 	}

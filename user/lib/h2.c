@@ -25,21 +25,25 @@ struct h2_session {
 	struct h2_stream *streams; /* every h2_stream alive, for h2_session_free */
 };
 
+/* A header block being collected: names and values in hbuf, offsets until it is complete. */
+struct h2_hdrs {
+	struct h2_nv nv[H2_MAX_HEADERS];
+	size_t nnv;
+	size_t bytes;
+	bool overflow;
+	struct buf hbuf;
+};
+
 struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *next, *prev; /* in s->streams */
 	int32_t id;
 	const struct h2_stream_cbs *cbs;
 	void *owner;
-	size_t unconsumed; /* received DATA bytes not yet given back with consume */
-	bool responded;	   /* server: response headers submitted */
-	bool has_body;	   /* a data provider is attached */
-	/* the header block being received; nv exists only while one is */
-	struct h2_nv *nv;
-	size_t nnv;
-	struct buf hbuf;
-	size_t hbytes;
-	bool hoverflow;
+	size_t unconsumed;    /* received DATA bytes not yet given back with consume */
+	bool responded;	      /* server: response headers submitted */
+	bool has_body;	      /* a data provider is attached */
+	struct h2_hdrs *hdrs; /* the header block being received, only while one is */
 	/* trailers to send at eof */
 	nghttp2_nv *trailers;
 	size_t ntrailers;
@@ -88,10 +92,18 @@ static void stream_unlink(struct h2_stream *st)
 	s->nstreams--;
 }
 
+static void headers_reset(struct h2_stream *st)
+{
+	if (!st->hdrs)
+		return;
+	buf_release(&st->hdrs->hbuf);
+	free(st->hdrs);
+	st->hdrs = NULL;
+}
+
 static void stream_free(struct h2_stream *st)
 {
-	free(st->nv);
-	buf_release(&st->hbuf);
+	headers_reset(st);
 	if (st->trailers) {
 		for (size_t i = 0; i < st->ntrailers; i++)
 			free(st->trailers[i].name); /* name and value share one allocation */
@@ -107,18 +119,7 @@ static struct h2_stream *stream_new(struct h2_session *s)
 	if (!st)
 		return NULL;
 	st->s = s;
-	buf_init(&st->hbuf);
 	return st;
-}
-
-static void headers_reset(struct h2_stream *st)
-{
-	free(st->nv);
-	st->nv = NULL;
-	st->nnv = 0;
-	st->hbytes = 0;
-	st->hoverflow = false;
-	buf_release(&st->hbuf);
 }
 
 /* ---- outbound ---- */
@@ -225,44 +226,46 @@ static int header_cb(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 		     void *user)
 {
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+	struct h2_hdrs *h;
 	uint8_t *p;
 
 	if (!st || frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
-	st->hbytes += namelen + valuelen + 2;
-	if (st->nnv >= H2_MAX_HEADERS || st->hbytes > H2_MAX_HEADER_BYTES) {
-		st->hoverflow = true;
-		return 0;
-	}
-	if (!st->nv) {
-		st->nv = malloc(H2_MAX_HEADERS * sizeof(*st->nv));
-		if (!st->nv)
+	if (!st->hdrs) {
+		st->hdrs = calloc(1, sizeof(*st->hdrs));
+		if (!st->hdrs)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
+	h = st->hdrs;
+	h->bytes += namelen + valuelen + 2;
+	if (h->nnv >= H2_MAX_HEADERS || h->bytes > H2_MAX_HEADER_BYTES) {
+		h->overflow = true;
+		return 0;
+	}
 	/* Offsets now, pointers once the block is complete: hbuf may move while it grows. */
-	p = buf_reserve(&st->hbuf, namelen + valuelen + 2);
+	p = buf_reserve(&h->hbuf, namelen + valuelen + 2);
 	if (!p)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	st->nv[st->nnv].name = (const char *)(uintptr_t)buf_len(&st->hbuf);
-	st->nv[st->nnv].namelen = namelen;
-	st->nv[st->nnv].value = (const char *)(uintptr_t)(buf_len(&st->hbuf) + namelen + 1);
-	st->nv[st->nnv].valuelen = valuelen;
+	h->nv[h->nnv].name = (const char *)(uintptr_t)buf_len(&h->hbuf);
+	h->nv[h->nnv].namelen = namelen;
+	h->nv[h->nnv].value = (const char *)(uintptr_t)(buf_len(&h->hbuf) + namelen + 1);
+	h->nv[h->nnv].valuelen = valuelen;
 	memcpy(p, name, namelen);
 	p[namelen] = 0;
 	memcpy(p + namelen + 1, value, valuelen);
 	p[namelen + 1 + valuelen] = 0;
-	buf_commit(&st->hbuf, namelen + valuelen + 2);
-	st->nnv++;
+	buf_commit(&h->hbuf, namelen + valuelen + 2);
+	h->nnv++;
 	return 0;
 }
 
-static void headers_finish(struct h2_stream *st)
+static void headers_finish(struct h2_hdrs *h)
 {
-	const char *base = (const char *)buf_head(&st->hbuf);
+	const char *base = (const char *)buf_head(&h->hbuf);
 
-	for (size_t i = 0; i < st->nnv; i++) {
-		st->nv[i].name = base + (uintptr_t)st->nv[i].name;
-		st->nv[i].value = base + (uintptr_t)st->nv[i].value;
+	for (size_t i = 0; i < h->nnv; i++) {
+		h->nv[i].name = base + (uintptr_t)h->nv[i].name;
+		h->nv[i].value = base + (uintptr_t)h->nv[i].value;
 	}
 }
 
@@ -272,6 +275,8 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 	struct h2_stream *st = NULL;
 	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 	enum h2_headers_kind kind;
+	const struct h2_nv *nv;
+	size_t nnv;
 
 	if (frame->hd.stream_id)
 		st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
@@ -280,23 +285,26 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 	case NGHTTP2_HEADERS:
 		if (!st)
 			return 0;
-		if (st->hoverflow) {
+		if (st->hdrs && st->hdrs->overflow) {
 			headers_reset(st);
 			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id,
 						  NGHTTP2_ENHANCE_YOUR_CALM);
 			return 0;
 		}
-		headers_finish(st);
+		if (st->hdrs)
+			headers_finish(st->hdrs);
+		nv = st->hdrs ? st->hdrs->nv : NULL;
+		nnv = st->hdrs ? st->hdrs->nnv : 0;
 		if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
 			if (s->cbs->on_request)
-				s->cbs->on_request(s->arg, st, st->nv, st->nnv, end);
+				s->cbs->on_request(s->arg, st, nv, nnv, end);
 			if (!st->owner && !st->responded)
 				nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_REFUSED_STREAM);
 		} else if (st->owner) {
 			kind = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? H2_HEADERS_RESPONSE
 									   : H2_HEADERS_TRAILERS;
-			st->cbs->on_headers(st->owner, kind, st->nv, st->nnv, end);
+			st->cbs->on_headers(st->owner, kind, nv, nnv, end);
 		}
 		headers_reset(st);
 		break;
