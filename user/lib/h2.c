@@ -13,6 +13,7 @@
 
 #define H2_MAX_HEADER_BYTES 16384 /* per header block, names + values */
 #define H2_MAX_HEADERS	    64
+#define H2_FRAME_MAX	    (64 * 1024) /* SETTINGS_MAX_FRAME_SIZE we advertise */
 
 struct h2_session {
 	nghttp2_session *ng;
@@ -360,6 +361,19 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	return 0;
 }
 
+/* DATA frames as large as the peer allows (we advertise H2_FRAME_MAX ourselves): nghttp2
+ * otherwise cuts every frame at 16 KiB whatever the peer accepts. */
+static ssize_t read_length_cb(nghttp2_session *ng, uint8_t frame_type, int32_t stream_id,
+			      int32_t session_window, int32_t stream_window,
+			      uint32_t remote_max_frame, void *user)
+{
+	int32_t n = session_window < stream_window ? session_window : stream_window;
+
+	if ((uint32_t)n > remote_max_frame)
+		n = (int32_t)remote_max_frame;
+	return n > 0 ? n : 1;
+}
+
 /* ---- session ---- */
 
 struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
@@ -367,7 +381,7 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 {
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
-	nghttp2_settings_entry iv[3];
+	nghttp2_settings_entry iv[4];
 	size_t niv = 0;
 	struct h2_session *s;
 	int rv;
@@ -382,6 +396,7 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 		goto err;
 	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
 	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, read_length_cb);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, begin_headers_cb);
 	nghttp2_session_callbacks_set_on_header_callback(cb, header_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, frame_recv_cb);
@@ -399,6 +414,7 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	iv[niv++] =
 		(nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, set->stream_window};
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, H2_FRAME_MAX};
 	if (set->max_streams)
 		iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 						     set->max_streams};

@@ -288,33 +288,42 @@ static void peer_update_io(struct peer *p)
 static void peer_read(struct peer *p)
 {
 	uint8_t rb[65536];
-	size_t total = 0;
-	ssize_t n;
+	size_t total = 0, fill;
+	ssize_t n = 0;
 	int rv;
 
 	while (p->state == PS_RUNNING && total < PEER_READ_BUDGET) {
-		n = tls_read(p->tls, rb, sizeof(rb));
-		if (n == -EAGAIN)
+		/* Gather several records before handing them to nghttp2: bigger DATA pieces mean
+		 * fewer callbacks and fewer, larger writes to the socket they go to. */
+		for (fill = 0; fill < sizeof(rb); fill += (size_t)n) {
+			n = tls_read(p->tls, rb + fill, sizeof(rb) - fill);
+			if (n <= 0)
+				break;
+		}
+		if (fill) {
+			total += fill;
+			rv = h2_session_recv(p->h2, rb, fill);
+			if (rv < 0) {
+				char why[96];
+
+				snprintf(why, sizeof(why), "HTTP/2 protocol error: %s",
+					 h2_strerror(rv));
+				/* Let nghttp2's GOAWAY go out before closing. */
+				peer_flush(p);
+				peer_close(p, why);
+				return;
+			}
+		}
+		if (n == -EAGAIN || p->state != PS_RUNNING)
 			break;
 		if (n == 0) {
 			peer_close(p, "peer closed the connection");
 			return;
 		}
 		if (n < 0) {
-			char why[200];
+			char why[400];
 
 			snprintf(why, sizeof(why), "TLS read: %s", tls_error(p->tls));
-			peer_close(p, why);
-			return;
-		}
-		total += (size_t)n;
-		rv = h2_session_recv(p->h2, rb, (size_t)n);
-		if (rv < 0) {
-			char why[96];
-
-			snprintf(why, sizeof(why), "HTTP/2 protocol error: %s", h2_strerror(rv));
-			/* Let nghttp2's GOAWAY go out before closing. */
-			peer_flush(p);
 			peer_close(p, why);
 			return;
 		}

@@ -434,6 +434,15 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+	/* AES-128-GCM first (then AES-256-GCM, ChaCha20): the TLS 1.3 mandatory suite, about a
+	 * quarter less CPU per byte than AES-256 with AES-NI, and every byte of a tunnel is
+	 * sealed and opened twice. The server's order decides. */
+	if (!SSL_CTX_set_ciphersuites(sc, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+					  "TLS_CHACHA20_POLY1305_SHA256")) {
+		ctx_fail(err, errsz, "tls: cannot set TLS 1.3 cipher suites: ");
+		goto err;
+	}
+	SSL_CTX_set_options(sc, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_num_tickets(sc, 0);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
