@@ -223,6 +223,10 @@ def main():
     L.append(f"- load average at start {m.get('load_start')}, at end {m.get('load_end')}; "
              f"processes older than 10 s averaging above 5% CPU at start: {m.get('busy_start') or 'none'}, "
              f"at end: {m.get('busy_end') or 'none'}")
+    ob = (m.get("other_benchmarks_start") or 0, m.get("other_benchmarks_end") or 0)
+    if ob[0] or ob[1]:
+        L.append(f"- **another tools/bench was running** at start ({ob[0]}) or at end ({ob[1]}): "
+                 f"both compete for the CPUs; absolute numbers are lower, ratios less sure")
     L.append(f"- baselines: stunnel {m['versions']['stunnel']}, {m['versions']['openssh']}, "
              f"OpenSSL {m['versions']['openssl']}")
     seen = m.get("seen", {})
