@@ -46,8 +46,8 @@
 
 /* A prime period: no power-of-two sized slip, duplication or loss can line the pattern up. */
 #define PAT_LEN 1048573u
-#define CHUNK (256u * 1024u)
-#define TOKEN 16u
+#define CHUNK	(256u * 1024u)
+#define TOKEN	16u
 
 static unsigned char *pat; /* PAT_LEN bytes, then the first CHUNK bytes again */
 
@@ -316,7 +316,8 @@ static void *s_thread(void *arg)
 			struct sconn *c = ev[i].data.ptr;
 			if (!c) {
 				int fd;
-				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((fd = accept4(lfd, NULL, NULL,
+						     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					c = calloc(1, sizeof(*c));
 					c->fd = fd;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -379,7 +380,8 @@ static void *bulk_thread(void *arg)
 			continue;
 		if (r < 0) {
 			snprintf(s->err, sizeof(s->err), "%s after %" PRIu64 " bytes",
-				 errno == EAGAIN ? "stalled (no data for the timeout)" : strerror(errno),
+				 errno == EAGAIN ? "stalled (no data for the timeout)"
+						 : strerror(errno),
 				 s->got);
 			goto out;
 		}
@@ -399,8 +401,8 @@ static void *bulk_thread(void *arg)
 		s->got += (uint64_t)r;
 	}
 	if (s->got != s->bytes)
-		snprintf(s->err, sizeof(s->err), "EOF after %" PRIu64 " of %" PRIu64 " bytes", s->got,
-			 s->bytes);
+		snprintf(s->err, sizeof(s->err), "EOF after %" PRIu64 " of %" PRIu64 " bytes",
+			 s->got, s->bytes);
 out:
 	s->t1 = now_s();
 	close(fd);
@@ -527,7 +529,8 @@ static void rr_step(struct rr *r, struct rconn *c, unsigned char *buf)
 		/* fall through */
 	case R_SENDING: {
 		char hdr[64];
-		int hl = snprintf(hdr, sizeof(hdr), "RR %u %u %" PRIu64 "\n", r->req, r->resp, c->off);
+		int hl = snprintf(hdr, sizeof(hdr), "RR %u %u %" PRIu64 "\n", r->req, r->resp,
+				  c->off);
 		r->reqlen = (uint32_t)hl + r->req;
 		memcpy(r->reqbuf, hdr, (size_t)hl);
 		memcpy(r->reqbuf + hl, pat_at(c->off), r->req);
@@ -580,7 +583,8 @@ static void rr_step(struct rr *r, struct rconn *c, unsigned char *buf)
 					r->in_window++;
 					if (r->nlat == r->caplat) {
 						r->caplat = r->caplat ? 2 * r->caplat : 4096;
-						r->lat = realloc(r->lat, r->caplat * sizeof(double));
+						r->lat =
+							realloc(r->lat, r->caplat * sizeof(double));
 					}
 					r->lat[r->nlat++] = t - c->t0;
 				}
@@ -788,7 +792,8 @@ static void h_print(struct hold *h, const char *phase, double secs)
 	       "\"seconds\":%.3f,\"f_connect\":%lu,\"f_reset\":%lu,\"f_eof\":%lu,\"f_bad\":%lu,"
 	       "\"f_timeout\":%lu,\"f_dropped\":%lu,\"first_error\":\"%s\"}\n",
 	       phase,
-	       strcmp(phase, "held") == 0 ? h->held == h->n : h->verified == h->n && h->held == h->n,
+	       strcmp(phase, "held") == 0 ? h->held == h->n
+					  : h->verified == h->n && h->held == h->n,
 	       h->n, h->held, h->verified, secs, h->f_connect, h->f_reset, h->f_eof, h->f_bad,
 	       h->f_timeout, h->f_dropped, h->first_err);
 	fflush(stdout);
@@ -861,7 +866,8 @@ static int cmd_hold(const char *host, int port, unsigned long n, unsigned long w
 		if (now_s() - t > timeout) {
 			for (unsigned long i = 0; i < n; i++)
 				if (h.c[i].state == H_WAIT2)
-					h_fail(&h, i, &h.f_timeout, "second echo not back in time", 0);
+					h_fail(&h, i, &h.f_timeout, "second echo not back in time",
+					       0);
 			break;
 		}
 		int k = epoll_wait(h.ep, ev, 512, 100);
@@ -946,9 +952,9 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "bulk"))
 		return bytes ? cmd_bulk(host, port, bytes, streams, timeout) : (usage(), 2);
 	if (!strcmp(argv[1], "rr"))
-		return seconds > 0 || count ? cmd_rr(host, port, conc, seconds, count, req, resp,
-						     timeout)
-					    : (usage(), 2);
+		return seconds > 0 || count
+			       ? cmd_rr(host, port, conc, seconds, count, req, resp, timeout)
+			       : (usage(), 2);
 	if (!strcmp(argv[1], "hold"))
 		return conns ? cmd_hold(host, port, conns, window, timeout) : (usage(), 2);
 	usage();
