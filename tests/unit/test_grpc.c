@@ -1663,6 +1663,7 @@ static void test_window_on_close(void)
 
 	h2_settings_default(&set);
 	set.conn_window = 1u << 20;
+	set.stream_window = 256 * 1024; /* below the held message's 750,000 bytes */
 	pair_init(&p, &set, &set);
 	for (int round = 0; round < 30; round++) {
 		struct relay_end *ce, *se;

@@ -177,11 +177,11 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	if (log_setup(comps[kind], d->cfg.log.level, d->cfg.log.format, d->cfg.log.output) < 0)
 		fatal("cannot open log output '%s'", d->cfg.log.output);
 	srandom((unsigned)(time(NULL) ^ getpid()));
-	/* Relay buffers (64-256 KiB) come and go with every burst: keep them on the heap rather
-	 * than mmap/munmap each, and keep a little freed memory instead of trimming on every free
-	 * (a brk pair per burst otherwise). */
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-	mallopt(M_TRIM_THRESHOLD, 4 << 20);
+	/* Relay buffers (64 KiB-2 MiB: up to a stream window) come and go with every burst: keep
+	 * them on the heap rather than mmap/munmap (and fault in) each, and keep a little freed
+	 * memory instead of trimming on every free (a brk pair per burst otherwise). */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	signal(SIGPIPE, SIG_IGN);
 
 	d->tls = make_tls(kind, &d->cfg, err, sizeof(err));

@@ -46,7 +46,7 @@ struct grpc_call {
 	struct relay_end *sink; /* cut-through inbound: a socket end that takes bytes at once */
 
 	/* inbound */
-	struct buf in;
+	struct bufq in;
 	uint32_t in_credited; /* bytes at the head of in already given back to the window */
 	uint32_t msg_left, data_left;
 	uint32_t payload_left;	    /* outbound: payload of the current message not yet sent */
@@ -438,7 +438,7 @@ static struct grpc_call *call_new(enum grpc_mode mode, bool server)
 	c->mode = mode;
 	c->server = server;
 	c->peer_status = -1;
-	buf_init(&c->in);
+	bufq_init(&c->in);
 	if (mode == GRPC_MESSAGES && !aux_get(c)) {
 		free(c);
 		return NULL;
@@ -448,7 +448,7 @@ static struct grpc_call *call_new(enum grpc_mode mode, bool server)
 
 static void call_destroy(struct grpc_call *c)
 {
-	buf_release(&c->in);
+	bufq_release(&c->in);
 	if (c->aux) {
 		buf_release(&c->aux->dec);
 		buf_release(&c->aux->out);
@@ -560,7 +560,7 @@ static void in_drop(struct grpc_call *c, size_t n)
 	size_t pre = n < c->in_credited ? n : c->in_credited;
 
 	c->in_credited -= pre;
-	buf_consume(&c->in, n);
+	bufq_consume(&c->in, n);
 	if (n - pre && c->st)
 		h2_stream_consume(c->st, n - pre);
 }
@@ -568,11 +568,11 @@ static void in_drop(struct grpc_call *c, size_t n)
 /* Gives back the window for everything buffered: used while a whole message must arrive. */
 static void in_credit_all(struct grpc_call *c)
 {
-	size_t n = buf_len(&c->in) - c->in_credited;
+	size_t n = bufq_len(&c->in) - c->in_credited;
 
 	if (n && c->st)
 		h2_stream_consume(c->st, n);
-	c->in_credited = buf_len(&c->in);
+	c->in_credited = (uint32_t)bufq_len(&c->in);
 }
 
 /* Parses the message prefix at the head of in. 1 = parsed (df updated), 0 = need more,
@@ -648,11 +648,18 @@ static int parse_field_at(struct grpc_call *c, const uint8_t *h, size_t avail)
 	return k + (int)s;
 }
 
+#define FIELD_HEAD_MAX 20 /* key varint + length varint, or key + a value of up to 10 */
+
 /* The same two steps on the head of in. 1 = progressed, 0 = need more, -errno = malformed. */
 static int parse_prefix(struct grpc_call *c)
 {
-	int r = parse_prefix_at(c, buf_head(&c->in), buf_len(&c->in));
+	size_t n = bufq_len(&c->in) < 5 ? bufq_len(&c->in) : 5;
+	const uint8_t *h = bufq_pullup(&c->in, n);
+	int r;
 
+	if (!h)
+		return n ? -ENOMEM : 0;
+	r = parse_prefix_at(c, h, n);
 	if (r > 0)
 		in_drop(c, (size_t)r);
 	return r > 0 ? 1 : r;
@@ -660,8 +667,15 @@ static int parse_prefix(struct grpc_call *c)
 
 static int parse_field(struct grpc_call *c)
 {
-	int r = parse_field_at(c, buf_head(&c->in), buf_len(&c->in));
+	/* A key, a length or a small value: at most 2 varints and a fixed64 (the parser asks for
+	 * more bytes, never fewer, when they do not all fit). */
+	size_t n = bufq_len(&c->in) < FIELD_HEAD_MAX ? bufq_len(&c->in) : FIELD_HEAD_MAX;
+	const uint8_t *h = bufq_pullup(&c->in, n);
+	int r;
 
+	if (!h)
+		return n ? -ENOMEM : 0;
+	r = parse_field_at(c, h, n);
 	if (r > 0)
 		in_drop(c, (size_t)r);
 	return r > 0 ? 1 : r;
@@ -730,14 +744,22 @@ static int take_held(struct grpc_call *c, const uint8_t **msg, size_t *len)
 	buf_release(&x->dec);
 	x->dec_off = 0;
 	if (c->held_compressed) {
-		rv = grpc_gunzip(buf_head(&c->in), c->msg_left, &x->dec, GRPC_MAX_HELD);
+		const uint8_t *z = bufq_pullup(&c->in, c->msg_left);
+
+		if (!z && c->msg_left)
+			return -ENOMEM;
+		rv = grpc_gunzip(z, c->msg_left, &x->dec, GRPC_MAX_HELD);
 		if (rv < 0)
 			return rv;
 		*msg = buf_head(&x->dec);
 		*len = buf_len(&x->dec);
 	} else {
-		if (c->msg_left && buf_append(&x->dec, buf_head(&c->in), c->msg_left) < 0)
+		uint8_t *d = c->msg_left ? buf_reserve(&x->dec, c->msg_left) : NULL;
+
+		if (c->msg_left && !d)
 			return -ENOMEM;
+		bufq_copyout(&c->in, d, c->msg_left);
+		buf_commit(&x->dec, c->msg_left);
 		*msg = buf_head(&x->dec);
 		*len = c->msg_left;
 	}
@@ -761,7 +783,7 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 			*p = buf_head(&c->aux->dec) + c->aux->dec_off;
 			return c->aux->dec_len;
 		}
-		avail = buf_len(&c->in);
+		avail = bufq_len(&c->in);
 		switch (c->df) {
 		case DF_PREFIX:
 			rv = parse_prefix(c);
@@ -785,8 +807,11 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 			}
 			n = avail < c->data_left ? avail : c->data_left;
 			if (c->df == DF_DATA) {
-				*p = buf_head(&c->in);
-				return n;
+				const uint8_t *h;
+				size_t here = bufq_peek(&c->in, &h);
+
+				*p = h;
+				return n < here ? n : here;
 			}
 			in_drop(c, n);
 			c->data_left -= (uint32_t)n;
@@ -819,7 +844,7 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 	}
 	/* Nothing more for now. At the peer's end, anything left over is a truncated message. */
 	if (c->in_end && !e->rx_eof && (c->server || c->peer_status == GRPC_OK)) {
-		if (c->df != DF_PREFIX || buf_len(&c->in))
+		if (c->df != DF_PREFIX || bufq_len(&c->in))
 			call_fail(c, EPROTO);
 		else
 			e->rx_eof = true;
@@ -1062,7 +1087,7 @@ void grpc_call_free(struct grpc_call *c)
 	}
 	/* Finished cleanly but still flushing: live until the stream closes. */
 	c->relay_gone = true;
-	in_drop(c, buf_len(&c->in));
+	in_drop(c, bufq_len(&c->in));
 }
 
 static const struct relay_end_ops call_end_ops = {
@@ -1097,7 +1122,7 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 		}
 	}
 	if (c->df == DF_HELD) {
-		if (buf_len(&c->in) < c->msg_left) {
+		if (bufq_len(&c->in) < c->msg_left) {
 			in_credit_all(c);
 		} else {
 			rv = take_held(c, p, n);
@@ -1110,7 +1135,7 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 		}
 	}
 	if (c->in_end && (c->server || c->peer_status >= 0)) {
-		if (c->df != DF_PREFIX || buf_len(&c->in))
+		if (c->df != DF_PREFIX || bufq_len(&c->in))
 			return -EPROTO;
 		return -EPIPE;
 	}
@@ -1211,7 +1236,7 @@ static int cb_data(void *owner, const uint8_t *p, size_t n)
 		h2_stream_consume(c->st, n);
 		return 0;
 	}
-	if (c->sink && !buf_len(&c->in) && !dec_len(c)) {
+	if (c->sink && !bufq_len(&c->in) && !dec_len(c)) {
 		size_t used = deframe_direct(c, p, n);
 
 		h2_stream_consume(c->st, used);
@@ -1225,7 +1250,7 @@ static int cb_data(void *owner, const uint8_t *p, size_t n)
 		call_notify(c);
 		return 0;
 	}
-	if (buf_append(&c->in, p, n) < 0) {
+	if (bufq_append(&c->in, p, n) < 0) {
 		h2_stream_consume(c->st, n);
 		call_fail(c, ENOMEM);
 		return -1;
