@@ -153,6 +153,14 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
 	d->on_stop(d);
 }
 
+#define TRIM_EVERY_MS 10000
+
+static void trim_tick(struct loop_timer *t, void *arg)
+{
+	malloc_trim(0);
+	loop_timer_arm(t, TRIM_EVERY_MS);
+}
+
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv)
 {
 	static const char *const names[] = {"ntun-client", "ntun-server", "ntun-proxy"};
@@ -178,10 +186,12 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		fatal("cannot open log output '%s'", d->cfg.log.output);
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	/* Relay buffers (64 KiB-2 MiB: up to a stream window) come and go with every burst: keep
-	 * them on the heap rather than mmap/munmap (and fault in) each, and keep a little freed
-	 * memory instead of trimming on every free (a brk pair per burst otherwise). */
+	 * them on the heap rather than mmap/munmap (and fault in) each, and do not give freed
+	 * heap back on every free: with 8 streams the buffered bytes swing by tens of MiB, and
+	 * trimming at 8 MiB made the server fault in 12,000 fresh pages a second (a quarter of
+	 * its time). Freed memory goes back every TRIM_EVERY_MS instead (trim_tick). */
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
-	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
 	signal(SIGPIPE, SIG_IGN);
 
 	d->tls = make_tls(kind, &d->cfg, err, sizeof(err));
@@ -194,6 +204,10 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	d->loop = loop_new();
 	if (!d->loop)
 		fatal("event loop: out of memory");
+	d->trim = loop_timer_new(d->loop, trim_tick, d);
+	if (!d->trim)
+		fatal("event loop: out of memory");
+	loop_timer_arm(d->trim, TRIM_EVERY_MS);
 	for (unsigned i = 0; i < 3; i++) {
 		d->sig[i] = loop_signal_new(d->loop, sigs[i], on_signal, d);
 		if (!d->sig[i])
@@ -252,6 +266,7 @@ void daemon_run(struct daemon *d)
 
 void daemon_release(struct daemon *d)
 {
+	loop_timer_free(d->trim);
 	metrics_free(d->metrics);
 	for (unsigned i = 0; i < 3; i++)
 		loop_signal_free(d->sig[i]);

@@ -37,6 +37,7 @@ struct daemon {
 	struct metrics *metrics; /* NULL unless metrics_addr is set */
 	struct daemon_stats stats;
 	struct loop_signal *sig[3];
+	struct loop_timer *trim;	   /* gives freed heap back to the system now and then */
 	int stops;			   /* SIGINT/SIGTERM received */
 	void (*on_stop)(struct daemon *d); /* first SIGINT/SIGTERM: drain and stop */
 	/* SIGHUP: the new configuration nc is complete and valid; apply what belongs to the

@@ -53,10 +53,11 @@ struct h2_stream {
 void h2_settings_default(struct h2_settings *s)
 {
 	/* One stream crosses three hops and five processes on two CPUs: with 256 KiB the
-	 * pipeline ran dry between window updates and moved 0.7-1.1 Gbit/s at 6.9 relay CPU
-	 * s/GiB; 1 MiB moved 2.4 Gbit/s at 5.2 (tools/bench --also, same run). A stalled
-	 * stream holds at most this much in each daemon. */
-	s->stream_window = 1024 * 1024;
+	 * pipeline ran dry between window updates (0.7-1.1 Gbit/s, 6.9 relay CPU s/GiB), with
+	 * 1 MiB the two CPUs still idled 15-33% of the time (vmstat); 2 MiB moved one stream
+	 * 12% faster (tools/bench --also, same run: 1.95 -> 2.2 Gbit/s). A stalled stream holds
+	 * at most this much in each daemon. */
+	s->stream_window = 2048 * 1024;
 	s->conn_window = 1u << 30;
 	s->max_streams = 0;
 }

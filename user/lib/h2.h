@@ -87,7 +87,7 @@ struct h2_settings {
 	uint32_t max_streams;	/* SETTINGS_MAX_CONCURRENT_STREAMS we accept, 0 = unlimited */
 };
 
-/* Defaults: 1 MiB stream window, 1 GiB connection window, 0 (unlimited). */
+/* Defaults: 2 MiB stream window, 1 GiB connection window, 0 (unlimited). */
 void h2_settings_default(struct h2_settings *s);
 
 /* Creates a session. server = we accept streams (HTTP/2 server role). Queues our SETTINGS
