@@ -648,37 +648,33 @@ static int parse_field_at(struct grpc_call *c, const uint8_t *h, size_t avail)
 	return k + (int)s;
 }
 
-#define FIELD_HEAD_MAX 20 /* key varint + length varint, or key + a value of up to 10 */
-
-/* The same two steps on the head of in. 1 = progressed, 0 = need more, -errno = malformed. */
-static int parse_prefix(struct grpc_call *c)
+/* The same two steps on the head of in, made contiguous up to max bytes: a prefix is 5, a
+ * Chunk field head at most 20 (key and length varints, or a key and a value of up to 10; the
+ * parsers ask for more bytes, never fewer, when they do not all fit). 1 = progressed, 0 = need
+ * more, -errno = malformed. */
+static int parse_head(struct grpc_call *c, size_t max,
+		      int (*parse_at)(struct grpc_call *, const uint8_t *, size_t))
 {
-	size_t n = bufq_len(&c->in) < 5 ? bufq_len(&c->in) : 5;
+	size_t n = bufq_len(&c->in) < max ? bufq_len(&c->in) : max;
 	const uint8_t *h = bufq_pullup(&c->in, n);
 	int r;
 
 	if (!h)
 		return n ? -ENOMEM : 0;
-	r = parse_prefix_at(c, h, n);
+	r = parse_at(c, h, n);
 	if (r > 0)
 		in_drop(c, (size_t)r);
 	return r > 0 ? 1 : r;
 }
 
+static int parse_prefix(struct grpc_call *c)
+{
+	return parse_head(c, 5, parse_prefix_at);
+}
+
 static int parse_field(struct grpc_call *c)
 {
-	/* A key, a length or a small value: at most 2 varints and a fixed64 (the parser asks for
-	 * more bytes, never fewer, when they do not all fit). */
-	size_t n = bufq_len(&c->in) < FIELD_HEAD_MAX ? bufq_len(&c->in) : FIELD_HEAD_MAX;
-	const uint8_t *h = bufq_pullup(&c->in, n);
-	int r;
-
-	if (!h)
-		return n ? -ENOMEM : 0;
-	r = parse_field_at(c, h, n);
-	if (r > 0)
-		in_drop(c, (size_t)r);
-	return r > 0 ? 1 : r;
+	return parse_head(c, 20, parse_field_at);
 }
 
 /* Cut-through: with nothing buffered, DATA payload goes straight from nghttp2's input to the
