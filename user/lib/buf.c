@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Linear buffer: compacts by moving the live bytes to the front when the tail runs out, grows
  * by doubling. Storage exists only while bytes are held; each allocation starts at the size the
- * previous one needed (a relay buffer refilled 64 KiB at a time used to regrow from 4 KiB with
- * every burst, copying its contents at each doubling: 2.5 extra copies per byte relayed). */
+ * previous one needed, so a buffer that empties with every burst (TLS output, HTTP/2 output)
+ * does not regrow from 4 KiB and copy its contents at each doubling every time. Queues that
+ * hold up to a stream window use the chunk queue below instead. */
 #include "buf.h"
 
 #include <errno.h>
