@@ -575,8 +575,6 @@ static void in_credit_all(struct grpc_call *c)
 	c->in_credited = (uint32_t)bufq_len(&c->in);
 }
 
-/* Parses the message prefix at the head of in. 1 = parsed (df updated), 0 = need more,
- * -errno = malformed. */
 /* Parses a message prefix at h[0..avail). Returns the bytes it used (5), 0 if more are
  * needed, or -errno if malformed. Updates the deframer state; the caller drops the bytes. */
 static int parse_prefix_at(struct grpc_call *c, const uint8_t *h, size_t avail)
