@@ -675,6 +675,16 @@ static int parse_field(struct grpc_call *c)
 	return parse_head(c, 20, parse_field_at);
 }
 
+/* The end of a Chunk field (data_left 0) leads to the next field head, the end of a message
+ * (msg_left 0) to the next prefix: both deframers take these steps before looking at bytes. */
+static void df_settle(struct grpc_call *c)
+{
+	if ((c->df == DF_DATA || c->df == DF_SKIP) && c->data_left == 0)
+		c->df = DF_FIELD;
+	if (c->df == DF_FIELD && c->msg_left == 0)
+		c->df = DF_PREFIX;
+}
+
 /* Cut-through: with nothing buffered, DATA payload goes straight from nghttp2's input to the
  * sink (a socket, which copies it out at once), skipping the inbound buffer. Stops where a
  * header straddles the end, the sink is full, or a message must be held whole; the caller
@@ -686,23 +696,16 @@ static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n)
 	int r;
 
 	while (used < n && !c->end.rx_err && !sink->rx_err) {
+		df_settle(c);
 		switch (c->df) {
 		case DF_PREFIX:
 			r = parse_prefix_at(c, p + used, n - used);
 			break;
 		case DF_FIELD:
-			if (c->msg_left == 0) {
-				c->df = DF_PREFIX;
-				continue;
-			}
 			r = parse_field_at(c, p + used, n - used);
 			break;
 		case DF_DATA:
 		case DF_SKIP:
-			if (c->data_left == 0) {
-				c->df = DF_FIELD;
-				continue;
-			}
 			k = n - used < c->data_left ? n - used : c->data_left;
 			w = c->df == DF_DATA ? sink->ops->write(sink, p + used, k) : k;
 			if (c->df == DF_DATA)
@@ -778,23 +781,16 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 			return c->aux->dec_len;
 		}
 		avail = bufq_len(&c->in);
+		df_settle(c);
 		switch (c->df) {
 		case DF_PREFIX:
 			rv = parse_prefix(c);
 			break;
 		case DF_FIELD:
-			if (c->msg_left == 0) {
-				c->df = DF_PREFIX;
-				continue;
-			}
 			rv = parse_field(c);
 			break;
 		case DF_DATA:
 		case DF_SKIP:
-			if (c->data_left == 0) {
-				c->df = DF_FIELD;
-				continue;
-			}
 			if (!avail) {
 				rv = 0;
 				break;
