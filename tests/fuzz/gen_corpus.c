@@ -404,8 +404,14 @@ static void nop_close(void *o, uint32_t code)
 {
 }
 
-static const struct h2_stream_cbs nop_cbs = {nop_headers, nop_data, nop_end,
-					     nop_avail,	  nop_copy, nop_close};
+static const struct h2_stream_cbs nop_cbs = {
+	.on_headers = nop_headers,
+	.on_data = nop_data,
+	.on_end = nop_end,
+	.out_avail = nop_avail,
+	.out_copy = nop_copy,
+	.on_close = nop_close,
+};
 
 static void gen_h2_server(void)
 {

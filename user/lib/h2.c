@@ -24,6 +24,7 @@ struct h2_session {
 	size_t out_limit;
 	size_t nstreams;
 	struct h2_stream *streams; /* every h2_stream alive, for h2_session_free */
+	struct h2_stream *batch;   /* streams given DATA in this h2_session_recv (on_data_done) */
 };
 
 /* A header block being collected: names and values in hbuf, offsets until it is complete. */
@@ -38,6 +39,8 @@ struct h2_hdrs {
 struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *next, *prev; /* in s->streams */
+	struct h2_stream *batch_next;  /* in s->batch, while in_batch */
+	bool in_batch;
 	int32_t id;
 	const struct h2_stream_cbs *cbs;
 	void *owner;
@@ -344,9 +347,27 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 		return 0;
 	}
 	st->unconsumed += len;
+	if (st->cbs->on_data_done && !st->in_batch) {
+		st->in_batch = true;
+		st->batch_next = st->s->batch;
+		st->s->batch = st;
+	}
 	if (st->cbs->on_data(st->owner, data, len) < 0)
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
 	return 0;
+}
+
+/* Takes st off the batch list and tells its owner that the lent input goes away. */
+static void batch_done(struct h2_stream *st)
+{
+	struct h2_stream **pp = &st->s->batch;
+
+	while (*pp != st)
+		pp = &(*pp)->batch_next;
+	*pp = st->batch_next;
+	st->in_batch = false;
+	if (st->owner)
+		st->cbs->on_data_done(st->owner);
 }
 
 static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
@@ -359,6 +380,8 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	/* Bytes still counted against the connection window would leak it for good. */
 	if (st->unconsumed)
 		nghttp2_session_consume_connection(ng, st->unconsumed);
+	if (st->in_batch)
+		batch_done(st);
 	stream_unlink(st);
 	if (st->owner)
 		st->cbs->on_close(st->owner, code);
@@ -463,6 +486,8 @@ int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n)
 {
 	ssize_t rv = nghttp2_session_mem_recv(s->ng, p, n);
 
+	while (s->batch)
+		batch_done(s->batch);
 	return rv < 0 ? (int)rv : 0;
 }
 

@@ -55,6 +55,11 @@ struct h2_stream_cbs {
 			   bool end);
 	/* DATA payload (borrowed). Return 0, or -1 to reset the stream with PROTOCOL_ERROR. */
 	int (*on_data)(void *owner, const uint8_t *p, size_t n);
+	/* Optional. The bytes on_data lent stay valid until this call: once at the end of the
+	 * h2_session_recv that delivered them (or just before on_close, if the stream closes
+	 * inside it). An owner may keep the pointers until then, e.g. to write a whole input
+	 * batch to a socket with one system call. */
+	void (*on_data_done)(void *owner);
 	/* END_STREAM on a DATA frame (ends carried on HEADERS come with on_headers' end). */
 	void (*on_end)(void *owner);
 	/* Outbound: how many bytes are ready now, and whether nothing follows them (*eof). 0 and

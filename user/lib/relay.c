@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -271,19 +272,27 @@ static void sock_consume(struct relay_end *e, size_t n)
 	buf_consume(&s->in, n);
 }
 
-static size_t sock_write(struct relay_end *e, const uint8_t *p, size_t n)
+static size_t sock_writev(struct relay_end *e, const struct iovec *iov, int n)
 {
 	struct sock_end *s = (struct sock_end *)e;
+	struct msghdr m = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)n};
 	ssize_t w;
 
 	if (s->connecting || s->fd < 0)
 		return 0;
-	w = send(s->fd, p, n, MSG_NOSIGNAL);
+	w = sendmsg(s->fd, &m, MSG_NOSIGNAL);
 	if (w >= 0)
 		return (size_t)w;
 	if (errno != EAGAIN && errno != EINTR)
 		e->rx_err = errno;
 	return 0; /* full: the next writable edge wakes the relay */
+}
+
+static size_t sock_write(struct relay_end *e, const uint8_t *p, size_t n)
+{
+	struct iovec v = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+
+	return sock_writev(e, &v, 1);
 }
 
 static void sock_shutdown(struct relay_end *e)
@@ -328,6 +337,7 @@ static const struct relay_end_ops sock_ops = {
 	.shutdown = sock_shutdown,
 	.abort = sock_abort,
 	.free = sock_free,
+	.writev = sock_writev,
 	.sync_write = true,
 };
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct iovec;
 struct loop;
 struct relay;
 struct relay_end;
@@ -43,6 +44,8 @@ struct relay_end_ops {
 	/* Optional: the end may write arriving bytes straight to sink (whose write copies them
 	 * out at once) while it has none buffered, instead of holding them for the pump. */
 	void (*push_to)(struct relay_end *e, struct relay_end *sink);
+	/* Optional, with sync_write: write() for several pieces in one go (one system call). */
+	size_t (*writev)(struct relay_end *e, const struct iovec *iov, int n);
 	/* write() copies the bytes out before returning and keeps no pointer (a socket). */
 	bool sync_write;
 };
