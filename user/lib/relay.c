@@ -16,7 +16,10 @@
 #include "loop.h"
 #include "sock.h"
 
-#define SOCK_READ_CHUNK (64 * 1024)
+/* One read(2) takes up to this much: with 64 KiB reads a proxy spent 1.65 s/GiB in the kernel,
+ * with 256 KiB 1.10 (fewer reads, and fewer window-update rounds with the sender). The buffer
+ * is only held while bytes wait in it. */
+#define SOCK_READ_CHUNK (256 * 1024)
 
 struct relay {
 	struct loop *loop;
