@@ -132,6 +132,65 @@ static const struct h2_stream_cbs raw_cbs = {
 	.on_close = raw_close,
 };
 
+/* A raw owner that keeps the pointers on_data lends until on_data_done, and checks there
+ * that they still hold what was delivered. */
+#define LEND_MAX 256
+
+struct lender {
+	struct raw r; /* first: the raw callbacks see a struct raw */
+	const uint8_t *p[LEND_MAX];
+	size_t n[LEND_MAX], off[LEND_MAX];
+	int nlent, ndone, nrecv_with_data, bad;
+	bool closed_with_lent;
+};
+
+static int lend_data(void *owner, const uint8_t *p, size_t n)
+{
+	struct lender *l = owner;
+
+	if (l->nlent == 0)
+		l->nrecv_with_data++;
+	if (l->nlent < LEND_MAX) {
+		l->p[l->nlent] = p;
+		l->n[l->nlent] = n;
+		l->off[l->nlent] = buf_len(&l->r.in);
+		l->nlent++;
+	}
+	return raw_data(owner, p, n);
+}
+
+static void lend_done(void *owner)
+{
+	struct lender *l = owner;
+
+	l->ndone++;
+	for (int i = 0; i < l->nlent; i++)
+		if (memcmp(l->p[i], buf_head(&l->r.in) + l->off[i], l->n[i]))
+			l->bad++;
+	if (l->nlent == 0)
+		l->bad++; /* called without anything lent */
+	l->nlent = 0;
+}
+
+static void lend_close(void *owner, uint32_t code)
+{
+	struct lender *l = owner;
+
+	if (l->nlent)
+		l->closed_with_lent = true;
+	raw_close(owner, code);
+}
+
+static const struct h2_stream_cbs lend_cbs = {
+	.on_headers = raw_headers,
+	.on_data = lend_data,
+	.on_data_done = lend_done,
+	.on_end = raw_end,
+	.out_avail = raw_avail,
+	.out_copy = raw_copy,
+	.on_close = lend_close,
+};
+
 static struct raw *raw_new(void)
 {
 	struct raw *r = calloc(1, sizeof(*r));
@@ -342,10 +401,11 @@ static struct grpc_call *open_pair(struct pair *p, enum grpc_mode mode, bool gzi
 	return c;
 }
 
-/* A raw client stream with the standard gRPC request headers (and grpc-encoding enc). */
-static struct raw *raw_open(struct pair *p, const char *enc)
+/* Opens a client stream owned by r (raw_cbs or a variant) with the standard gRPC request
+ * headers (and grpc-encoding enc). */
+static void raw_request(struct pair *p, struct raw *r, const struct h2_stream_cbs *cbs,
+			const char *enc)
 {
-	struct raw *r = raw_new();
 	struct h2_nv nv[8] = {
 		H2_NV(":method", "POST"),
 		H2_NV(":scheme", "https"),
@@ -358,8 +418,16 @@ static struct raw *raw_open(struct pair *p, const char *enc)
 
 	if (enc)
 		nv[n++] = (struct h2_nv)H2_NV("grpc-encoding", enc);
-	r->st = h2_stream_request(p->c, nv, n, &raw_cbs, r);
+	r->st = h2_stream_request(p->c, nv, n, cbs, r);
 	CHECK(r->st != NULL);
+}
+
+/* A raw client stream, freed with the pair. */
+static struct raw *raw_open(struct pair *p, const char *enc)
+{
+	struct raw *r = raw_new();
+
+	raw_request(p, r, &raw_cbs, enc);
 	if (p->nraw < MAXC)
 		p->raws[p->nraw++] = r;
 	return r;
@@ -1158,6 +1226,53 @@ static void test_reset(void)
 	pair_free(&p);
 }
 
+/* on_data_done: once per h2_session_recv that gave a stream DATA, with the lent bytes still
+ * in place, and before on_close when the stream ends inside that recv. */
+static void test_data_done(bool bytewise)
+{
+	struct pair p;
+	struct lender l = {0};
+	struct grpc_call *s;
+	size_t n = bytewise ? 3000 : 300000;
+	uint8_t *data = random_bytes(n);
+
+	pair_init(&p, NULL, NULL);
+	p.bytewise = bytewise;
+	buf_init(&l.r.in);
+	buf_init(&l.r.out);
+	l.r.autoconsume = true;
+	raw_request(&p, &l.r, &lend_cbs, NULL);
+	settle(&p);
+	CHECK_INT_EQ(p.nacc, 1);
+	s = p.nacc ? p.acc[0] : NULL;
+	if (s) {
+		size_t sent = 0;
+
+		raw_send(&l.r, NULL, 0, true);
+		for (int i = 0; i < 1000 && sent < n; i++) {
+			sent += end_write(grpc_call_end(s), data + sent, n - sent);
+			if (sent == n) /* the last DATA and the trailers go in one batch */
+				grpc_call_end(s)->ops->shutdown(grpc_call_end(s));
+			settle(&p);
+		}
+		CHECK_INT_EQ(sent, n);
+	}
+	CHECK(l.r.closed);
+	CHECK(!l.closed_with_lent);
+	CHECK_INT_EQ(l.bad, 0);
+	CHECK(l.ndone > 0);
+	CHECK_INT_EQ(l.ndone, l.nrecv_with_data);
+	CHECK(buf_len(&l.r.in) > n); /* framed: prefix and Chunk headers around the payload */
+	CHECK_INT_EQ(p.err, 0);
+	if (s)
+		grpc_call_free(s);
+	p.nacc = 0;
+	buf_release(&l.r.in);
+	buf_release(&l.r.out);
+	free(data);
+	pair_free(&p);
+}
+
 /* Oversize messages fail their call with EMSGSIZE; another call on the session is unharmed. */
 static void test_oversize(void)
 {
@@ -1836,6 +1951,8 @@ int main(void)
 	test_status_after_data();
 	test_trailers_only();
 	test_reset();
+	test_data_done(false);
+	test_data_done(true);
 	test_oversize();
 	test_bad_flag();
 	test_gzip_calls();
