@@ -345,6 +345,28 @@ def main():
                  "packaged tools do neither, so they only show that ntbench is not the limit. "
                  "They ran once, after the figures, with the other paths' daemons stopped.")
         L.append("")
+    if "ntun" in paths and "ntun2" in paths:
+        # --also: the working build against REV, paired within each run (both ran back to back),
+        # which is what decides a before/after on a machine whose speed drifts between runs.
+        L.append(f"## ntun against {NAMES['ntun2']}, per run")
+        L.append("")
+        L.append("| figure | ntun | ntun2 | ntun ÷ ntun2 per run | better |")
+        L.append("|---|---:|---:|---:|---|")
+        for key, title, better in (("bulk1_gbps", "one stream, Gbit/s", "higher"),
+                                   ("bulk8_gbps", "8 streams, Gbit/s", "higher"),
+                                   ("conn_per_s", "connections/s", "higher"),
+                                   ("lat_p50_us", "latency p50, µs", "lower"),
+                                   ("cpu_s_per_gib_1", "relay CPU s/GiB, one stream", "lower"),
+                                   ("cpu_s_per_gib_8", "relay CPU s/GiB, 8 streams", "lower")):
+            now, then = figs[key].get("ntun"), figs[key].get("ntun2")
+            if not now or not then:
+                continue
+            rr = stats([now["by_run"][k] / then["by_run"][k] for k in now["by_run"]
+                        if k in then["by_run"] and then["by_run"][k]])
+            now["x_ntun2_runs"] = rr
+            L.append(f"| {title} | {fmt(now['median'])} | {fmt(then['median'])} | "
+                     f"{run_ratio(rr)} | {better} |")
+        L.append("")
     L.append("## Issue 3 targets for ntun")
     L.append("")
     L.append("| target | ntun | baseline | ratio of medians | per run | met |")
