@@ -29,6 +29,7 @@ enum deframe {
 struct grpc_aux {
 	struct buf dec;		 /* a decoded held message (or its Chunk payload in bytes mode) */
 	size_t dec_off, dec_len; /* bytes mode: the part of dec still to hand out */
+	size_t dec_owed;	 /* of dec's head, bytes whose window is given back as they go */
 	bool msg_drop;		 /* message mode: release dec at the next recv */
 	char *peer_msg;
 	void (*wake)(void *arg);
@@ -699,15 +700,44 @@ static void df_settle(struct grpc_call *c)
 		c->df = DF_PREFIX;
 }
 
-/* Writes what the gather holds. The sink copies what it takes; the rest is copied to dec,
- * which call_peek hands out before anything buffered after it. */
+/* Copies what the sink did not take (all after its first w bytes) into dec. dec is empty: a
+ * gather starts only with dec empty and the pump never runs inside a recv. Returns the bytes
+ * kept, 0 if the call failed instead. */
+static size_t gather_keep(struct grpc_call *c, const struct gather *g, size_t w)
+{
+	struct grpc_aux *x = aux_get(c);
+	size_t rest = g->bytes - w, skip = w;
+	uint8_t *d = NULL;
+
+	if (x && !x->dec_len) {
+		buf_release(&x->dec);
+		x->dec_off = 0;
+		d = buf_reserve(&x->dec, rest);
+	}
+	if (!d) {
+		call_fail(c, x && x->dec_len ? EPROTO : ENOMEM);
+		return 0;
+	}
+	for (int i = 0; i < g->n; i++) {
+		size_t len = g->iov[i].iov_len, off = skip < len ? skip : len;
+
+		memcpy(d, (const uint8_t *)g->iov[i].iov_base + off, len - off);
+		d += len - off;
+		skip -= off;
+	}
+	buf_commit(&x->dec, rest);
+	x->dec_len = x->dec_owed = rest;
+	return rest;
+}
+
+/* Writes what the gather holds; the rest waits in dec, which call_peek hands out before
+ * anything buffered after it. The window comes back for what was written (or dropped with a
+ * failed call) now, for what dec keeps as the pump hands it out. */
 static void gather_flush(struct grpc_call *c)
 {
 	struct gather *g = c->g;
 	struct relay_end *sink = c->sink;
-	size_t w = 0, skip, rest;
-	struct grpc_aux *x;
-	uint8_t *d;
+	size_t w = 0, kept = 0;
 
 	if (!g)
 		return;
@@ -715,40 +745,20 @@ static void gather_flush(struct grpc_call *c)
 	if (sink && !sink->rx_err && !c->end.rx_err) {
 		w = sink->ops->writev(sink, g->iov, g->n);
 		relay_end_pulled(sink, &c->end, w);
-		rest = g->bytes - w;
-		if (rest && !sink->rx_err) {
-			x = aux_get(c);
-			if (x && !x->dec_len) {
-				buf_release(&x->dec);
-				x->dec_off = 0;
-			}
-			d = x ? buf_reserve(&x->dec, rest) : NULL;
-			if (!d) {
-				call_fail(c, ENOMEM);
-			} else {
-				skip = w;
-				for (int i = 0; i < g->n; i++) {
-					size_t len = g->iov[i].iov_len,
-					       off = skip < len ? skip : len;
-
-					memcpy(d, (const uint8_t *)g->iov[i].iov_base + off,
-					       len - off);
-					d += len - off;
-					skip -= off;
-				}
-				buf_commit(&x->dec, rest);
-				x->dec_len += rest;
-			}
-		}
-		if (rest || sink->rx_err)
+		if (w < g->bytes && !sink->rx_err)
+			kept = gather_keep(c, g, w);
+		if (w < g->bytes || sink->rx_err)
 			call_notify(c);
 	}
+	if (c->st)
+		h2_stream_consume(c->st, g->bytes - kept);
 	free(g);
 }
 
 /* Cut-through of one piece of payload: gathered for one writev at the end of the recv if
- * the sink can, else written now. Returns the bytes taken. */
-static size_t sink_write(struct grpc_call *c, const uint8_t *p, size_t n)
+ * the sink can, else written now. Returns the bytes taken; adds to *owed those whose window
+ * the gather gives back. */
+static size_t sink_write(struct grpc_call *c, const uint8_t *p, size_t n, size_t *owed)
 {
 	struct relay_end *sink = c->sink;
 	struct gather *g = c->g;
@@ -774,6 +784,7 @@ static size_t sink_write(struct grpc_call *c, const uint8_t *p, size_t n)
 	}
 	g->iov[g->n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = n};
 	g->bytes += n;
+	*owed += n;
 	return n;
 }
 
@@ -781,7 +792,7 @@ static size_t sink_write(struct grpc_call *c, const uint8_t *p, size_t n)
  * sink (a socket, which copies it out at once), skipping the inbound buffer. Stops where a
  * header straddles the end, the sink is full, or a message must be held whole; the caller
  * buffers the rest. Returns the bytes used. */
-static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n)
+static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n, size_t *owed)
 {
 	struct relay_end *sink = c->sink;
 	size_t used = 0, k, w;
@@ -799,7 +810,7 @@ static size_t deframe_direct(struct grpc_call *c, const uint8_t *p, size_t n)
 		case DF_DATA:
 		case DF_SKIP:
 			k = n - used < c->data_left ? n - used : c->data_left;
-			w = c->df == DF_DATA ? sink_write(c, p + used, k) : k;
+			w = c->df == DF_DATA ? sink_write(c, p + used, k, owed) : k;
 			used += w;
 			c->data_left -= (uint32_t)w;
 			c->msg_left -= (uint32_t)w;
@@ -937,10 +948,16 @@ static void call_consume(struct relay_end *e, size_t n)
 	struct grpc_call *c = (struct grpc_call *)e;
 
 	if (dec_len(c)) {
-		c->aux->dec_off += n;
-		c->aux->dec_len -= n;
-		if (!c->aux->dec_len)
-			buf_release(&c->aux->dec);
+		struct grpc_aux *x = c->aux;
+		size_t k = n < x->dec_owed ? n : x->dec_owed;
+
+		x->dec_off += n;
+		x->dec_len -= n;
+		x->dec_owed -= k;
+		if (k && c->st)
+			h2_stream_consume(c->st, k);
+		if (!x->dec_len)
+			buf_release(&x->dec);
 		return;
 	}
 	in_drop(c, n);
@@ -1150,8 +1167,7 @@ void grpc_call_free(struct grpc_call *c)
 	if (c->aux)
 		c->aux->wake = NULL;
 	c->sink = NULL;
-	free(c->g); /* the relay is done with the sink: what it did not take is dropped */
-	c->g = NULL;
+	gather_flush(c); /* without a sink: drops the bytes, gives their window back */
 	if (c->src) {
 		c->src = NULL;
 		if (c->payload_left || c->phdr_off < c->phdr_len)
@@ -1170,6 +1186,10 @@ void grpc_call_free(struct grpc_call *c)
 	/* Finished cleanly but still flushing: live until the stream closes. */
 	c->relay_gone = true;
 	in_drop(c, bufq_len(&c->in));
+	if (c->aux && c->aux->dec_owed) {
+		h2_stream_consume(c->st, c->aux->dec_owed);
+		c->aux->dec_owed = 0;
+	}
 }
 
 static const struct relay_end_ops call_end_ops = {
@@ -1319,9 +1339,9 @@ static int cb_data(void *owner, const uint8_t *p, size_t n)
 		return 0;
 	}
 	if (c->sink && !bufq_len(&c->in) && !dec_len(c)) {
-		size_t used = deframe_direct(c, p, n);
+		size_t owed = 0, used = deframe_direct(c, p, n, &owed);
 
-		h2_stream_consume(c->st, used);
+		h2_stream_consume(c->st, used - owed);
 		p += used;
 		n -= used;
 		if (!n && !c->end.rx_err)

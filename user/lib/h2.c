@@ -38,9 +38,8 @@ struct h2_hdrs {
 
 struct h2_stream {
 	struct h2_session *s;
-	struct h2_stream *next, *prev; /* in s->streams */
-	struct h2_stream *batch_next;  /* in s->batch, while in_batch */
-	bool in_batch;
+	struct h2_stream *next, *prev;		     /* in s->streams */
+	struct h2_stream *batch_next, **batch_pprev; /* in s->batch; pprev NULL when not */
 	int32_t id;
 	const struct h2_stream_cbs *cbs;
 	void *owner;
@@ -347,9 +346,11 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 		return 0;
 	}
 	st->unconsumed += len;
-	if (st->cbs->on_data_done && !st->in_batch) {
-		st->in_batch = true;
+	if (st->cbs->on_data_done && !st->batch_pprev) {
 		st->batch_next = st->s->batch;
+		if (st->batch_next)
+			st->batch_next->batch_pprev = &st->batch_next;
+		st->batch_pprev = &st->s->batch;
 		st->s->batch = st;
 	}
 	if (st->cbs->on_data(st->owner, data, len) < 0)
@@ -360,13 +361,11 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 /* Takes st off the batch list and tells its owner that the lent input goes away. */
 static void batch_done(struct h2_stream *st)
 {
-	struct h2_stream **pp = &st->s->batch;
-
-	while (*pp != st)
-		pp = &(*pp)->batch_next;
-	*pp = st->batch_next;
-	st->in_batch = false;
-	if (st->owner)
+	*st->batch_pprev = st->batch_next;
+	if (st->batch_next)
+		st->batch_next->batch_pprev = st->batch_pprev;
+	st->batch_pprev = NULL;
+	if (st->owner && st->cbs->on_data_done)
 		st->cbs->on_data_done(st->owner);
 }
 
@@ -380,7 +379,7 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	/* Bytes still counted against the connection window would leak it for good. */
 	if (st->unconsumed)
 		nghttp2_session_consume_connection(ng, st->unconsumed);
-	if (st->in_batch)
+	if (st->batch_pprev)
 		batch_done(st);
 	stream_unlink(st);
 	if (st->owner)
