@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The benchmark's smoke run: tools/bench --smoke builds every path (direct, stunnel chain,
-# ssh -L, ntun with BPF interception) in its own namespaces, runs every figure for a second or
-# two, and this checks that each one ran end to end and that every transfer was exact. Never a
-# timed pass/fail: no number is compared with a threshold here.
+# ssh -L, ntun with BPF interception, ntun with the iptables fallback) in its own namespaces,
+# runs every figure for a second or two, and this checks that each one ran end to end and that
+# every transfer was exact. Never a timed pass/fail: no number is compared with a threshold here.
 #
 #   ns ?app (apps in a child cgroup) -- ns ?rly -- ns ?site -- ns ?srv 192.168.1.5:5201
 #   (topology and cleanup: tools/bench, through lib.sh)
@@ -39,7 +39,7 @@ result $rc "tools/bench --smoke exits 0 (every measurement complete and exact)"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 raw, bad = doc["raw"], 0
-want = {(p, f) for p in ("direct", "stunnel", "ssh", "ntun")
+want = {(p, f) for p in ("direct", "stunnel", "ssh", "ntun", "ntunipt")
         for f in ("bulk1", "bulk8", "rr50", "lat1", "hold")}
 have = {(r["path"], r["fig"]) for r in raw}
 for p, f in sorted(want - have):

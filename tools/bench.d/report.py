@@ -5,9 +5,9 @@
 # runs are listed, never averaged in.
 import argparse, json, statistics, sys
 
-PATHS = ["direct", "stunnel", "ssh", "ntun", "ntun2"]
+PATHS = ["direct", "stunnel", "ssh", "ntun", "ntunipt", "ntun2"]
 NAMES = {"direct": "direct", "stunnel": "stunnel chain", "ssh": "ssh -L", "ntun": "ntun (BPF)",
-         "ntun2": "ntun2 (BPF)"}
+         "ntunipt": "ntun (iptables)", "ntun2": "ntun2 (BPF)"}
 GIB = float(1 << 30)
 
 
