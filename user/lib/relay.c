@@ -20,6 +20,7 @@
  * with 256 KiB 1.10 (fewer reads, and fewer window-update rounds with the sender). The buffer
  * is only held while bytes wait in it. */
 #define SOCK_READ_CHUNK (256 * 1024)
+#define SOCK_READ_FIRST (16 * 1024)
 
 struct relay {
 	struct loop *loop;
@@ -204,6 +205,7 @@ struct sock_end {
 	struct loop_io *io;
 	struct loop_timer *connect_timer;
 	struct buf in;
+	uint32_t rd_size; /* the next read's size, see sock_peek */
 	bool connecting;
 	bool rd_eof;
 	bool wr_shut;
@@ -245,14 +247,24 @@ static size_t sock_peek(struct relay_end *e, const uint8_t **p)
 	ssize_t n;
 
 	if (buf_len(&s->in) == 0 && !s->rd_eof && !s->connecting && s->fd >= 0) {
-		dst = buf_reserve(&s->in, SOCK_READ_CHUNK);
+		/* Reads start at 16 KiB and grow fourfold while they come back full, up to
+		 * SOCK_READ_CHUNK; one under a quarter full starts over. A bulk sender is read
+		 * 256 KiB at a time from the third read on, while an idle or interactive
+		 * connection never makes a bulk-sized buffer for a few bytes. */
+		if (!s->rd_size)
+			s->rd_size = SOCK_READ_FIRST;
+		dst = buf_reserve(&s->in, s->rd_size);
 		if (!dst) {
 			e->rx_err = ENOMEM;
 			return 0;
 		}
-		n = read(s->fd, dst, buf_room(&s->in));
+		n = read(s->fd, dst, s->rd_size);
 		if (n > 0) {
 			buf_commit(&s->in, (size_t)n);
+			if ((size_t)n == s->rd_size && s->rd_size < SOCK_READ_CHUNK)
+				s->rd_size *= 4;
+			else if ((size_t)n < s->rd_size / 4)
+				s->rd_size = SOCK_READ_FIRST;
 		} else if (n == 0) {
 			s->rd_eof = true;
 			e->rx_eof = true;
