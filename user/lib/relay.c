@@ -249,10 +249,9 @@ static size_t sock_peek(struct relay_end *e, const uint8_t **p)
 	if (buf_len(&s->in) == 0 && !s->rd_eof && !s->connecting && s->fd >= 0) {
 		/* Reads start at 16 KiB and grow fourfold while they come back full, up to
 		 * SOCK_READ_CHUNK; one under a quarter full starts over. A bulk sender is read
-		 * 256 KiB at a time from the third read on, while an idle or interactive
-		 * connection never makes a bulk-sized buffer for a few bytes. */
-		if (!s->rd_size)
-			s->rd_size = SOCK_READ_FIRST;
+		 * 256 KiB at a time from the third read on, while a connection that carries a few
+		 * bytes at a time reads 16 KiB (its buffer may still be larger for a while after
+		 * a burst: struct buf sizes an allocation by the last one's need). */
 		dst = buf_reserve(&s->in, s->rd_size);
 		if (!dst) {
 			e->rx_err = ENOMEM;
@@ -364,6 +363,7 @@ struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32
 		goto err;
 	s->end.ops = &sock_ops;
 	s->fd = fd;
+	s->rd_size = SOCK_READ_FIRST;
 	s->connecting = connecting;
 	buf_init(&s->in);
 	s->io = loop_io_new_edge(l, fd, sock_io, s);
