@@ -20,7 +20,7 @@
  * with 256 KiB 1.10 (fewer reads, and fewer window-update rounds with the sender). The buffer
  * is only held while bytes wait in it. */
 #define SOCK_READ_CHUNK (256 * 1024)
-#define SOCK_READ_FIRST (16 * 1024)
+#define SOCK_READ_FIRST (16 * 1024) /* where a socket end's reads start (sock_peek) */
 
 struct relay {
 	struct loop *loop;
