@@ -67,13 +67,25 @@ for r in raw:
     if r["path"] != "direct" and r["fig"] != "hold" and not r.get("cpu_s"):
         print(f"no relay CPU figures: {r['path']} {r['fig']}")
         bad = 1
+    # The whole machine's busy and idle time is read around every traffic figure.
+    m = r.get("machine") or {}
+    if r["fig"] in ("bulk1", "bulk8", "rr50", "lat1") and not (
+            m.get("busy_s", 0) > 0 and m.get("idle_s", -1) >= 0):
+        print(f"no machine CPU figures: {r['path']} {r['fig']}")
+        bad = 1
     if r["fig"] == "hold" and r["path"] != "direct" and not r.get("mem_kib"):
         print(f"no memory figures: {r['path']}")
         bad = 1
+for key in ("machine_s_per_gib_1", "machine_busy_pct_1"):
+    for p in ("direct", "stunnel", "ssh", "ntun", "ntunipt"):
+        v = doc["figures"].get(key, {}).get(p, {}).get("median")
+        if v is None or v <= 0 or (key == "machine_busy_pct_1" and v > 100):
+            print(f"{key} missing or out of range for {p}: {v}")
+            bad = 1
 print(f"{len(raw)} measurements checked")
 sys.exit(bad)
 EOF
-result $? "every path ran every figure; every byte and every echo exact; CPU and memory read"
+result $? "every path ran every figure; every byte and every echo exact; CPU (relays and machine) and memory read"
 
 grep -q '^## Issue 3 targets for ntun' "$out/smoke.md"
 result $? "Markdown report written with the targets table"

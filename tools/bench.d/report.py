@@ -124,6 +124,16 @@ def main():
     fig_stats("cpu_sys_share_1", "bulk1", sys_share)
     fig_stats("cpu_s_per_gib_1", "bulk1", cpu_per_gib)
     fig_stats("cpu_s_per_gib_8", "bulk8", cpu_per_gib)
+    def machine(r, per_gib):
+        m = r.get("machine")
+        if not m or m["busy_s"] + m["idle_s"] <= 0:
+            return None
+        if per_gib:
+            return m["busy_s"] / (r["result"]["bytes"] / GIB)
+        return 100.0 * m["busy_s"] / (m["busy_s"] + m["idle_s"])
+
+    fig_stats("machine_s_per_gib_1", "bulk1", lambda r: machine(r, True))
+    fig_stats("machine_busy_pct_1", "bulk1", lambda r: machine(r, False))
     fig_stats("cpu_ms_per_conn", "rr50",
               lambda r: sum(r["cpu_s"].values()) / r["result"]["conns"] * 1e3
               if r.get("cpu_s") else None)
@@ -325,6 +335,15 @@ def main():
           "Lower is better.")
     table("5c. Relay CPU milliseconds per new connection (from 3a)", "cpu_ms_per_conn", "ms",
           "rr50", "Lower is better.")
+    table("5d. Whole machine CPU seconds per GiB, one stream", "machine_s_per_gib_1", "s/GiB",
+          "bulk1", "Lower is better. Busy time of every process and of the kernel "
+          "(/proc/stat, over the transfer), the load generators included: on direct it is the "
+          "cost of one plain TCP hop, sender and receiver together; a relayed path crosses "
+          "four such hops and seals and opens its bytes twice each.")
+    table(f"5e. Share of the machine's CPU time busy during one stream ({m['nproc']} CPUs)",
+          "machine_busy_pct_1", "%", "bulk1", "A path that is not limited by one "
+          "process leaves CPUs idle only when its processes wait for each other (or run "
+          "where another already does); throughput ≈ CPUs × busy share ÷ 5d.")
 
     ti = [r for r in recs if r["fig"] == "tool_iperf3" and ok(r)]
     tw = [r for r in recs if r["fig"] == "tool_wrk" and ok(r)]
@@ -357,7 +376,11 @@ def main():
                                    ("conn_per_s", "connections/s", "higher"),
                                    ("lat_p50_us", "latency p50, µs", "lower"),
                                    ("cpu_s_per_gib_1", "relay CPU s/GiB, one stream", "lower"),
-                                   ("cpu_s_per_gib_8", "relay CPU s/GiB, 8 streams", "lower")):
+                                   ("cpu_s_per_gib_8", "relay CPU s/GiB, 8 streams", "lower"),
+                                   ("machine_s_per_gib_1", "machine CPU s/GiB, one stream",
+                                    "lower"),
+                                   ("machine_busy_pct_1", "machine busy %, one stream",
+                                    "higher")):
             now, then = figs[key].get("ntun"), figs[key].get("ntun2")
             if not now or not then:
                 continue
