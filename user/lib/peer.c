@@ -340,11 +340,11 @@ static void peer_read_into(struct peer *p, uint8_t *rb, size_t rbsize)
 
 static void peer_read(struct peer *p)
 {
-	/* One batch buffer per process, as the loop is single-threaded. It is large so that
-	 * streams interleaved on one connection still leave in one write each: with 64 KiB,
-	 * eight streams through a client made a 16 KiB write to their apps per DATA frame. */
-	static uint8_t rb[PEER_READ_BATCH];
-	static bool busy;
+	/* One batch buffer per loop thread (a daemon runs one). It is large so that streams
+	 * interleaved on one connection still leave in one write each: with 64 KiB, eight
+	 * streams through a client made a 16 KiB write to their apps per DATA frame. */
+	static _Thread_local uint8_t rb[PEER_READ_BATCH];
+	static _Thread_local bool busy;
 
 	if (busy) {
 		/* Nothing a read calls reads another peer today; if that changes, wait a turn. */
