@@ -338,8 +338,9 @@ def main():
     table("5d. Whole machine CPU seconds per GiB, one stream", "machine_s_per_gib_1", "s/GiB",
           "bulk1", "Lower is better. Busy time of every process and of the kernel "
           "(/proc/stat, over the transfer), the load generators included: on direct it is the "
-          "cost of one plain TCP hop, sender and receiver together; a relayed path crosses "
-          "four such hops and seals and opens its bytes twice each.")
+          "cost of one plain TCP hop, sender and receiver together. ntun crosses four such hops "
+          "and seals and opens its bytes twice; the stunnel chain five (its relay is two "
+          "processes joined over loopback) and twice; ssh -L three and once.")
     table(f"5e. Share of the machine's CPU time busy during one stream ({m['nproc']} CPUs)",
           "machine_busy_pct_1", "%", "bulk1", "A path that is not limited by one "
           "process leaves CPUs idle only when its processes wait for each other (or run "
