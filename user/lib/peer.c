@@ -17,9 +17,8 @@
 #include "sock.h"
 #include "tls.h"
 
-#define PEER_READ_BUDGET (256 * 1024) /* bytes read per readiness event before yielding */
-#define PEER_OUT_LIMIT	 (128 * 1024) /* session output gathered per write burst */
-#define PEER_READ_BATCH	 (256 * 1024) /* decrypted bytes handed to nghttp2 at once */
+#define PEER_OUT_LIMIT	(128 * 1024) /* session output gathered per write burst */
+#define PEER_READ_BATCH (256 * 1024) /* decrypted bytes read per readiness event, then yield */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };
 
@@ -286,54 +285,46 @@ static void peer_update_io(struct peer *p)
 	loop_io_set(p->io, ev);
 }
 
+/* One batch per readiness event: a full one may leave records inside TLS, invisible to poll,
+ * so the peer comes back from the flush task after the others had their turn. */
 static void peer_read_into(struct peer *p, uint8_t *rb, size_t rbsize)
 {
-	size_t total = 0, fill;
+	size_t fill;
 	ssize_t n = 0;
 	int rv;
 
-	while (p->state == PS_RUNNING && total < PEER_READ_BUDGET) {
-		/* Gather several records before handing them to nghttp2: bigger DATA pieces mean
-		 * fewer callbacks and fewer, larger writes to the socket they go to. */
-		for (fill = 0; fill < rbsize; fill += (size_t)n) {
-			n = tls_read(p->tls, rb + fill, rbsize - fill);
-			if (n <= 0)
-				break;
-		}
-		if (fill) {
-			total += fill;
-			rv = h2_session_recv(p->h2, rb, fill);
-			if (rv < 0) {
-				char why[96];
-
-				snprintf(why, sizeof(why), "HTTP/2 protocol error: %s",
-					 h2_strerror(rv));
-				/* Let nghttp2's GOAWAY go out before closing. */
-				peer_flush(p);
-				peer_close(p, why);
-				return;
-			}
-		}
-		if (n == -EAGAIN || p->state != PS_RUNNING)
+	/* Gather several records before handing them to nghttp2: bigger DATA pieces mean fewer
+	 * callbacks and fewer, larger writes to the socket they go to. */
+	for (fill = 0; fill < rbsize; fill += (size_t)n) {
+		n = tls_read(p->tls, rb + fill, rbsize - fill);
+		if (n <= 0)
 			break;
-		if (n == 0) {
-			peer_close(p, "peer closed the connection");
-			return;
-		}
-		if (n < 0) {
-			char why[400];
+	}
+	if (fill) {
+		p->last_rx = loop_now_ms();
+		rv = h2_session_recv(p->h2, rb, fill);
+		if (rv < 0) {
+			char why[96];
 
-			snprintf(why, sizeof(why), "TLS read: %s", tls_error(p->tls));
+			snprintf(why, sizeof(why), "HTTP/2 protocol error: %s", h2_strerror(rv));
+			/* Let nghttp2's GOAWAY go out before closing. */
+			peer_flush(p);
 			peer_close(p, why);
 			return;
 		}
 	}
-	if (total)
-		p->last_rx = loop_now_ms();
-	if (total >= PEER_READ_BUDGET && p->state == PS_RUNNING) {
-		/* More may be buffered inside TLS, invisible to poll: come back after others. */
+	if (p->state == PS_RUNNING && fill == rbsize) {
 		p->read_again = true;
 		loop_timer_now(p->flush_task);
+	} else if (p->state == PS_RUNNING && n == 0) {
+		peer_close(p, "peer closed the connection");
+		return;
+	} else if (p->state == PS_RUNNING && n < 0 && n != -EAGAIN) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "TLS read: %s", tls_error(p->tls));
+		peer_close(p, why);
+		return;
 	}
 	peer_flush(p);
 }
