@@ -22,6 +22,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -786,6 +787,33 @@ static void fill(unsigned char *buf, size_t len, uint32_t seed)
 	}
 }
 
+/* Two directions' worth of len-byte sources (filled from seed) and sinks. */
+static void xfer_new(unsigned char *src[2], unsigned char *dst[2], size_t len, uint32_t seed)
+{
+	for (int i = 0; i < 2; i++) {
+		src[i] = malloc(len);
+		dst[i] = malloc(len);
+		if (!src[i] || !dst[i])
+			die("malloc");
+		fill(src[i], len, seed * (uint32_t)(i + 1));
+	}
+}
+
+/* 0 when both directions got all len bytes intact; frees the buffers. */
+static int xfer_end(unsigned char *src[2], unsigned char *dst[2], const size_t got[2], size_t len)
+{
+	int ret = got[0] == len && got[1] == len && !memcmp(src[0], dst[0], len) &&
+				  !memcmp(src[1], dst[1], len)
+			  ? 0
+			  : -1;
+
+	for (int i = 0; i < 2; i++) {
+		free(src[i]);
+		free(dst[i]);
+	}
+	return ret;
+}
+
 /* Sends len bytes each way at once, through staging buffers that alternate on every call (the
  * buffer moves between retries), reading in odd-sized pieces. Returns 0 when both arrived
  * intact. *partial counts writes that took less than offered. */
@@ -794,17 +822,13 @@ static int exchange(struct pair *p, size_t len, unsigned *partial)
 	enum { CHUNK = 256 * 1024 };
 	unsigned char *src[2], *dst[2], *stage[2];
 	size_t sent[2] = {0}, got[2] = {0}, n;
-	int ret = -1, calls = 0;
+	int calls = 0;
 	ssize_t r;
 
-	for (int i = 0; i < 2; i++) {
-		src[i] = malloc(len);
-		dst[i] = malloc(len);
-		stage[i] = malloc(CHUNK);
-		if (!src[i] || !dst[i] || !stage[i])
+	xfer_new(src, dst, len, 0x9e3779b9u);
+	for (int i = 0; i < 2; i++)
+		if (!(stage[i] = malloc(CHUNK)))
 			die("malloc");
-		fill(src[i], len, 0x9e3779b9u * (uint32_t)(i + 1));
-	}
 	for (int round = 0; round < 100000 && (got[0] < len || got[1] < len); round++) {
 		bool progress = false;
 		struct pollfd pfd[2];
@@ -847,17 +871,10 @@ static int exchange(struct pair *p, size_t len, unsigned *partial)
 			goto out;
 		}
 	}
-	ret = got[0] == len && got[1] == len && !memcmp(src[0], dst[0], len) &&
-			      !memcmp(src[1], dst[1], len)
-		      ? 0
-		      : -1;
 out:
-	for (int i = 0; i < 2; i++) {
-		free(src[i]);
-		free(dst[i]);
+	for (int i = 0; i < 2; i++)
 		free(stage[i]);
-	}
-	return ret;
+	return xfer_end(src, dst, got, len);
 }
 
 /* Reads until data or something other than -EAGAIN, waiting up to a second. */
@@ -963,6 +980,8 @@ static void test_data(void)
 
 	/* The peer hangs up in the middle of the handshake. */
 	if (!pair_open(&p, data_cc, data_sc)) {
+		CHECK_INT_EQ(tls_read(p.c[0], buf, sizeof(buf)), -ENOTCONN); /* no data before it */
+		CHECK_INT_EQ(tls_write(p.c[0], "early", 5), -ENOTCONN);
 		CHECK_INT_EQ(tls_handshake(p.c[0]), -EAGAIN); /* ClientHello sent */
 		CHECK_INT_EQ(tls_want(p.c[0]), TLS_WANT_READ);
 		shutdown(p.fd[0], SHUT_WR);
@@ -990,6 +1009,501 @@ static void test_data(void)
 
 	tls_ctx_free(data_cc);
 	tls_ctx_free(data_sc);
+}
+
+/* ---- records: our record layer against OpenSSL's ----------------------------------------- */
+
+/* Ours (a tls_conn) and a raw OpenSSL peer after the handshake, with what the raw side's
+ * callbacks saw. Forged records are sealed under the raw side's write secret (keylog). */
+struct raw_pair {
+	int fd[2]; /* [0] ours, [1] the raw peer's */
+	struct tls_ctx *ctx;
+	struct tls_conn *c;
+	SSL_CTX *rctx;
+	SSL *raw;
+	bool raw_is_server;
+	unsigned char wsecret[EVP_MAX_MD_SIZE]; /* the raw side's write traffic secret */
+	size_t wsecret_len;
+	EVP_CIPHER_CTX *forge; /* AES-128-GCM under wsecret, for forge() */
+	unsigned char iv[12];
+	uint64_t seq;
+	int key_updates_in, tickets_out; /* handshake messages the raw side received / sent */
+};
+
+static void raw_keylog(const SSL *ssl, const char *line)
+{
+	struct raw_pair *rp = SSL_get_app_data(ssl);
+	const char *want =
+		rp->raw_is_server ? "SERVER_TRAFFIC_SECRET_0 " : "CLIENT_TRAFFIC_SECRET_0 ";
+	const char *p;
+	unsigned v;
+
+	if (strncmp(line, want, strlen(want)) || !(p = strchr(line + strlen(want), ' ')))
+		return;
+	for (rp->wsecret_len = 0, p++;
+	     rp->wsecret_len < sizeof(rp->wsecret) && sscanf(p, "%2x", &v) == 1; p += 2)
+		rp->wsecret[rp->wsecret_len++] = (unsigned char)v;
+}
+
+static void raw_msg(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+		    void *arg)
+{
+	struct raw_pair *rp = SSL_get_app_data(ssl);
+	const unsigned char *m = buf;
+
+	if (type != SSL3_RT_HANDSHAKE || !len)
+		return;
+	rp->key_updates_in += !write_p && m[0] == SSL3_MT_KEY_UPDATE;
+	rp->tickets_out += write_p && m[0] == SSL3_MT_NEWSESSION_TICKET;
+}
+
+static int raw_alpn(SSL *ssl, const unsigned char **sel, unsigned char *sel_len,
+		    const unsigned char *in, unsigned inlen, void *arg)
+{
+	*sel = (const unsigned char *)"h2";
+	*sel_len = 2;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static void raw_close(struct raw_pair *rp)
+{
+	ERR_clear_error();
+	tls_conn_free(rp->c);
+	tls_ctx_free(rp->ctx);
+	SSL_free(rp->raw);
+	SSL_CTX_free(rp->rctx);
+	EVP_CIPHER_CTX_free(rp->forge);
+	for (int i = 0; i < 2; i++)
+		if (rp->fd[i] >= 0)
+			close(rp->fd[i]);
+	memset(rp, 0, sizeof(*rp));
+	rp->fd[0] = rp->fd[1] = -1;
+}
+
+/* Handshakes ours against a raw OpenSSL peer restricted to `suites` (NULL: its defaults) that
+ * sends `tickets` session tickets if it is the server. 0 or -1. */
+static int raw_open(struct raw_pair *rp, bool raw_is_server, const char *suites, int tickets)
+{
+	static const unsigned char h2[] = {2, 'h', '2'};
+	const char *dir = raw_is_server ? "a/server" : "a/client";
+	int rc = -EAGAIN, rr = -1;
+
+	memset(rp, 0, sizeof(*rp));
+	rp->fd[0] = rp->fd[1] = -1;
+	rp->raw_is_server = raw_is_server;
+	rp->ctx = raw_is_server ? CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca")
+				: SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	rp->rctx = SSL_CTX_new(raw_is_server ? TLS_server_method() : TLS_client_method());
+	if (!rp->ctx || !rp->rctx ||
+	    SSL_CTX_use_certificate_file(rp->rctx, path("%s/cert.pem", dir), SSL_FILETYPE_PEM) !=
+		    1 ||
+	    SSL_CTX_use_PrivateKey_file(rp->rctx, path("%s/key.pem", dir), SSL_FILETYPE_PEM) != 1 ||
+	    (suites && SSL_CTX_set_ciphersuites(rp->rctx, suites) != 1) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, rp->fd))
+		return -1;
+	if (raw_is_server) {
+		SSL_CTX_set_alpn_select_cb(rp->rctx, raw_alpn, NULL);
+		SSL_CTX_set_num_tickets(rp->rctx, (size_t)tickets);
+	} else if (SSL_CTX_set_alpn_protos(rp->rctx, h2, sizeof(h2))) {
+		return -1;
+	}
+	SSL_CTX_set_mode(rp->rctx,
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	SSL_CTX_set_keylog_callback(rp->rctx, raw_keylog);
+	rp->raw = SSL_new(rp->rctx);
+	if (!rp->raw)
+		return -1;
+	SSL_set_app_data(rp->raw, rp);
+	SSL_set_msg_callback(rp->raw, raw_msg);
+	SSL_set_fd(rp->raw, rp->fd[1]);
+	if (raw_is_server)
+		SSL_set_accept_state(rp->raw);
+	else
+		SSL_set_connect_state(rp->raw);
+	rp->c = tls_conn_new(rp->ctx, rp->fd[0]);
+	for (int i = 0; rp->c && i < 100 && (rc == -EAGAIN || rr < 0); i++) {
+		struct pollfd pfd[2] = {{rp->fd[0], POLLIN, 0}, {rp->fd[1], POLLIN, 0}};
+
+		if (rc == -EAGAIN)
+			rc = tls_handshake(rp->c);
+		if (rr < 0) {
+			rr = SSL_do_handshake(rp->raw);
+			if (rr < 0 && SSL_get_error(rp->raw, rr) != SSL_ERROR_WANT_READ)
+				rr = 0;
+		}
+		if ((rc == -EAGAIN || rr < 0) && poll(pfd, 2, 200) <= 0)
+			break;
+	}
+	if (rc || rr != 1)
+		fprintf(stderr, "  raw_open: ours %d (%s), raw %d\n", rc,
+			rp->c ? tls_error(rp->c) : "-", rr);
+	return rc || rr != 1 ? -1 : 0;
+}
+
+static bool raw_retry(struct raw_pair *rp, int r)
+{
+	int e = SSL_get_error(rp->raw, r);
+
+	return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+/* A non-blocking call's result, ours or the raw peer's: bytes moved are counted; 0, or -1 for
+ * anything but "try again". */
+static int ours_step(ssize_t r, size_t *count, bool *progress)
+{
+	if (r > 0) {
+		*count += (size_t)r;
+		*progress = true;
+	}
+	return r > 0 || r == -EAGAIN ? 0 : -1;
+}
+
+static int raw_step(struct raw_pair *rp, int ok, size_t n, size_t *count, bool *progress)
+{
+	if (ok) {
+		*count += n;
+		*progress = true;
+	}
+	return ok || raw_retry(rp, ok) ? 0 : -1;
+}
+
+/* len bytes each way at once between ours and the raw peer. 0 when both arrived intact. */
+static int raw_exchange(struct raw_pair *rp, size_t len)
+{
+	unsigned char *src[2], *dst[2];
+	size_t sent[2] = {0}, got[2] = {0}, n; /* [0]: ours to raw, [1]: raw to ours */
+	int ret = -1;
+
+	xfer_new(src, dst, len, 0x51ed270bu);
+	for (int round = 0; round < 100000 && (got[0] < len || got[1] < len); round++) {
+		struct pollfd pfd[2] = {{rp->fd[0], POLLIN, 0}, {rp->fd[1], POLLIN, 0}};
+		bool progress = false;
+		int ok;
+
+		if (sent[0] < len) {
+			n = len - sent[0] < 100000 ? len - sent[0] : 100000;
+			if (ours_step(tls_write(rp->c, src[0] + sent[0], n), &sent[0], &progress))
+				goto out;
+		} else if (tls_write_pending(rp->c) && tls_flush(rp->c) < -EAGAIN) {
+			goto out;
+		}
+		if (sent[1] < len) {
+			ok = SSL_write_ex(rp->raw, src[1] + sent[1], len - sent[1], &n);
+			if (raw_step(rp, ok, n, &sent[1], &progress))
+				goto out;
+		}
+		if (got[1] < len) {
+			n = len - got[1] < 7777 ? len - got[1] : 7777;
+			if (ours_step(tls_read(rp->c, dst[1] + got[1], n), &got[1], &progress))
+				goto out;
+		}
+		if (got[0] < len) {
+			ok = SSL_read_ex(rp->raw, dst[0] + got[0], len - got[0], &n);
+			if (raw_step(rp, ok, n, &got[0], &progress))
+				goto out;
+		}
+		if (progress)
+			continue;
+		pfd[0].events |= (short)(tls_write_pending(rp->c) ? POLLOUT : 0);
+		pfd[1].events |= (short)(sent[1] < len ? POLLOUT : 0);
+		if (poll(pfd, 2, 2000) <= 0)
+			goto out;
+	}
+out:
+	ret = xfer_end(src, dst, got, len);
+	if (ret)
+		fprintf(stderr, "  raw_exchange: %zu/%zu %zu/%zu: %s\n", got[0], sent[0], got[1],
+			sent[1], tls_error(rp->c));
+	return ret;
+}
+
+/* Reads one record's worth (or EOF/error) on the raw side, waiting up to a second. Returns
+ * SSL_read_ex's result and leaves the raw side's error in *err. */
+static int raw_read_wait(struct raw_pair *rp, void *buf, size_t len, size_t *n, int *err)
+{
+	int ok = 0;
+
+	for (int i = 0; i < 50; i++) {
+		struct pollfd pfd = {rp->fd[1], POLLIN, 0};
+
+		ok = SSL_read_ex(rp->raw, buf, len, n);
+		*err = ok ? SSL_ERROR_NONE : SSL_get_error(rp->raw, ok);
+		if (*err != SSL_ERROR_WANT_READ)
+			break;
+		poll(&pfd, 1, 20);
+	}
+	return ok;
+}
+
+static void test_record_suites(void)
+{
+	static const struct {
+		bool raw_is_server;
+		const char *suites, *want;
+	} cases[] = {
+		{false, NULL, "TLS_AES_128_GCM_SHA256"}, /* our server's preference */
+		{true, NULL, "TLS_AES_128_GCM_SHA256"},	 /* the raw server follows our order */
+		{true, "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"},
+		{false, "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"},
+		{true, "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"},
+		{false, "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"},
+	};
+	unsigned char buf[64];
+	struct raw_pair rp;
+	size_t n;
+	int err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (raw_open(&rp, cases[i].raw_is_server, cases[i].suites, 0)) {
+			CHECK(!"raw_open");
+			raw_close(&rp);
+			continue;
+		}
+		CHECK_STR_EQ(SSL_get_cipher_name(rp.raw), cases[i].want);
+		CHECK_INT_EQ(raw_exchange(&rp, 1u << 20), 0);
+		CHECK_INT_EQ(raw_exchange(&rp, 1), 0);
+		/* close_notify both ways */
+		tls_close_notify(rp.c);
+		CHECK_INT_EQ(raw_read_wait(&rp, buf, sizeof(buf), &n, &err), 0);
+		CHECK_INT_EQ(err, SSL_ERROR_ZERO_RETURN);
+		CHECK(SSL_shutdown(rp.raw) >= 0);
+		CHECK_INT_EQ(read_wait(rp.c, rp.fd[0], buf, sizeof(buf)), 0);
+		CHECK_INT_EQ(tls_read(rp.c, buf, sizeof(buf)), 0); /* and stays EOF */
+		raw_close(&rp);
+	}
+}
+
+static void test_record_key_updates(void)
+{
+	struct raw_pair rp;
+
+	/* The peer updates its key and asks us to update ours: we follow and answer once. */
+	if (!raw_open(&rp, false, NULL, 0)) {
+		CHECK_INT_EQ(SSL_key_update(rp.raw, SSL_KEY_UPDATE_REQUESTED), 1);
+		CHECK_INT_EQ(raw_exchange(&rp, 100000), 0);
+		/* Our answer may follow all our data: one more exchange brings it in. */
+		CHECK_INT_EQ(raw_exchange(&rp, 1), 0);
+		CHECK_INT_EQ(rp.key_updates_in, 1);
+		CHECK_INT_EQ(SSL_key_update(rp.raw, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+		CHECK_INT_EQ(raw_exchange(&rp, 100000), 0);
+		CHECK_INT_EQ(raw_exchange(&rp, 1), 0);
+		CHECK_INT_EQ(rp.key_updates_in, 1);
+		/* Our own updates: a new key every 3 records (64 records of 16 KiB and more). */
+		tls_set_rekey_records(rp.c, 3);
+		CHECK_INT_EQ(raw_exchange(&rp, 1u << 20), 0);
+		CHECK(rp.key_updates_in >= 1 + 64 / 3);
+		if (rp.key_updates_in < 1 + 64 / 3)
+			fprintf(stderr, "  key updates received: %d\n", rp.key_updates_in);
+	}
+	raw_close(&rp);
+
+	/* A server's session tickets are dropped; data flows. */
+	if (!raw_open(&rp, true, NULL, 2)) {
+		CHECK_INT_EQ(rp.tickets_out, 2);
+		CHECK_INT_EQ(raw_exchange(&rp, 100000), 0);
+	}
+	raw_close(&rp);
+}
+
+/* HKDF-Expand-Label for forge(): written out again here, so a mistake in tls.c's is not
+ * repeated by the test that checks it. */
+static void test_expand_label(const unsigned char *secret, size_t slen, const char *label,
+			      unsigned char *dst, size_t olen)
+{
+	unsigned char info[64];
+	size_t n = (size_t)snprintf((char *)info + 3, sizeof(info) - 3, "tls13 %s", label);
+	EVP_PKEY_CTX *k = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+
+	info[0] = 0;
+	info[1] = (unsigned char)olen;
+	info[2] = (unsigned char)n;
+	info[3 + n] = 0;
+	if (!k || EVP_PKEY_derive_init(k) != 1 ||
+	    EVP_PKEY_CTX_set_hkdf_mode(k, EVP_PKEY_HKDEF_MODE_EXPAND_ONLY) != 1 ||
+	    EVP_PKEY_CTX_set_hkdf_md(k, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set1_hkdf_key(k, secret, (int)slen) != 1 ||
+	    EVP_PKEY_CTX_add1_hkdf_info(k, info, (int)(4 + n)) != 1 ||
+	    EVP_PKEY_derive(k, dst, &olen) != 1)
+		die("hkdf");
+	EVP_PKEY_CTX_free(k);
+}
+
+static void forge_keys(struct raw_pair *rp)
+{
+	unsigned char key[16];
+
+	test_expand_label(rp->wsecret, rp->wsecret_len, "key", key, sizeof(key));
+	test_expand_label(rp->wsecret, rp->wsecret_len, "iv", rp->iv, sizeof(rp->iv));
+	if (!rp->forge)
+		rp->forge = EVP_CIPHER_CTX_new();
+	if (!rp->forge || EVP_EncryptInit_ex(rp->forge, EVP_aes_128_gcm(), NULL, key, NULL) != 1)
+		die("forge key");
+	rp->seq = 0;
+}
+
+/* Writes one record as the raw peer would, but with any content: inner type, content, zero
+ * padding, and optionally a broken tag. outer_len (0: the right one) overrides the header. */
+static void forge(struct raw_pair *rp, unsigned char type, const void *data, size_t len, size_t pad,
+		  bool bad_tag, unsigned outer_len)
+{
+	size_t clen = len + 1 + pad + 16;
+	unsigned char *rec = calloc(1, 5 + clen), nonce[12];
+	int l;
+
+	if (!rec)
+		die("malloc");
+	rec[0] = 23;
+	rec[1] = rec[2] = 3;
+	rec[3] = (unsigned char)(clen >> 8);
+	rec[4] = (unsigned char)clen;
+	memcpy(rec + 5, data, len);
+	rec[5 + len] = type;
+	memcpy(nonce, rp->iv, 12);
+	for (int i = 0; i < 8; i++)
+		nonce[11 - i] ^= (unsigned char)(rp->seq >> (8 * i));
+	if (EVP_EncryptInit_ex(rp->forge, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(rp->forge, NULL, &l, rec, 5) != 1 ||
+	    EVP_EncryptUpdate(rp->forge, rec + 5, &l, rec + 5, (int)(len + 1 + pad)) != 1 ||
+	    EVP_EncryptFinal_ex(rp->forge, rec + 5 + len + 1 + pad, &l) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(rp->forge, EVP_CTRL_AEAD_GET_TAG, 16, rec + 5 + clen - 16) != 1)
+		die("forge");
+	rp->seq++;
+	if (bad_tag)
+		rec[5 + clen - 1] ^= 0x40;
+	if (outer_len) {
+		rec[3] = (unsigned char)(outer_len >> 8);
+		rec[4] = (unsigned char)outer_len;
+	}
+	if (write(rp->fd[1], rec, 5 + clen) != (ssize_t)(5 + clen))
+		die("forge write");
+	free(rec);
+}
+
+/* The forged direction's next key, after a KeyUpdate. */
+static void forge_keys_next(struct raw_pair *rp)
+{
+	unsigned char next[32];
+
+	test_expand_label(rp->wsecret, rp->wsecret_len, "traffic upd", next, sizeof(next));
+	memcpy(rp->wsecret, next, sizeof(next));
+	forge_keys(rp);
+}
+
+/* A raw client whose records we forge from here on (its own SSL never writes again). */
+static int forge_open(struct raw_pair *rp)
+{
+	if (raw_open(rp, false, "TLS_AES_128_GCM_SHA256", 0) || rp->wsecret_len != 32)
+		return -1;
+	forge_keys(rp);
+	return 0;
+}
+
+/* Our side must fail with -EPROTO and `why`, say `alert` to the raw peer, and stay failed. */
+static void expect_record_error(const char *name, struct raw_pair *rp, const char *why,
+				const char *alert)
+{
+	unsigned char buf[256];
+	unsigned long e;
+	size_t n;
+	int err;
+	ssize_t r = read_wait(rp->c, rp->fd[0], buf, sizeof(buf));
+
+	CHECK_INT_EQ(r, -EPROTO);
+	CHECK_STR_CONTAINS(tls_error(rp->c), why);
+	if (r != -EPROTO || !strstr(tls_error(rp->c), why) || getenv("NTUN_TEST_VERBOSE"))
+		fprintf(stderr, "  %s: %zd %s\n", name, r, tls_error(rp->c));
+	CHECK_INT_EQ(tls_read(rp->c, buf, sizeof(buf)), -EPROTO);
+	CHECK_INT_EQ(tls_write(rp->c, "x", 1), -EPROTO);
+	if (!alert)
+		return;
+	CHECK_INT_EQ(raw_read_wait(rp, buf, sizeof(buf), &n, &err), 0);
+	CHECK_INT_EQ(err, SSL_ERROR_SSL);
+	e = ERR_peek_error();
+	CHECK_STR_CONTAINS(ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "", alert);
+	ERR_clear_error();
+}
+
+static void test_record_input(void)
+{
+	static unsigned char big[16385];
+	/* One forged record each, on a fresh connection: what we must say, and the alert the
+	 * peer must get. */
+	static const struct {
+		const char *name;
+		unsigned char type;
+		const void *data;
+		size_t len, pad;
+		bool bad_tag;
+		unsigned outer_len;
+		const char *why, *alert;
+	} bad[] = {
+		{"bad tag", 23, "hello", 5, 0, true, 0, "bad record mac", "bad record mac"},
+		{"content type", 99, "hello", 5, 0, false, 0, "content type 99",
+		 "unexpected message"},
+		{"no type", 0, "", 0, 20, false, 0, "without a content type", "unexpected message"},
+		{"content over 2^14", 23, big, sizeof(big), 0, false, 0,
+		 "content of 16385 bytes is over the limit", "record overflow"},
+		{"length over 2^14+256", 23, "hello", 5, 0, false, 16641,
+		 "record of 16641 bytes is over", "record overflow"},
+		{"peer alert", 21, "\x02\x28", 2, 0, false, 0,
+		 "peer sent an alert: SSL routines: sslv3 alert handshake failure", NULL},
+		{"KeyUpdate value", 22, "\x18\x00\x00\x01\x02", 5, 0, false, 0,
+		 "malformed KeyUpdate", "illegal parameter"},
+		{"KeyUpdate mid-record", 22, "\x18\x00\x00\x01\x00x", 6, 0, false, 0,
+		 "KeyUpdate not at the end", "unexpected message"},
+		{"ticket from a client", 22, "\x04\x00\x00\x00", 4, 0, false, 0,
+		 "handshake message (type 4)", "unexpected message"},
+	};
+	unsigned char buf[256];
+	struct raw_pair rp;
+
+	/* The forger first: well-formed records read back, with padding and an empty record. */
+	if (!forge_open(&rp)) {
+		forge(&rp, 23, "hello", 5, 0, false, 0);
+		forge(&rp, 23, "", 0, 0, false, 0);
+		forge(&rp, 23, " world", 6, 100, false, 0);
+		CHECK_INT_EQ(read_wait(rp.c, rp.fd[0], buf, sizeof(buf)), 11);
+		CHECK(!memcmp(buf, "hello world", 11));
+		/* A KeyUpdate split over two records, then data under the next key. */
+		forge(&rp, 22, "\x18\x00", 2, 0, false, 0);
+		forge(&rp, 22, "\x00\x01\x00", 3, 0, false, 0);
+		forge_keys_next(&rp);
+		forge(&rp, 23, "after", 5, 0, false, 0);
+		forge(&rp, 21, "\x01\x5a", 2, 0, false, 0); /* user_canceled, a warning: ignored */
+		CHECK_INT_EQ(read_wait(rp.c, rp.fd[0], buf, sizeof(buf)), 5);
+		CHECK(!memcmp(buf, "after", 5));
+		forge(&rp, 21, "\x01\x00", 2, 0, false, 0); /* close_notify */
+		CHECK_INT_EQ(read_wait(rp.c, rp.fd[0], buf, sizeof(buf)), 0);
+		CHECK_INT_EQ(tls_write(rp.c, "still", 5), 5); /* half-closed: we may still send */
+	}
+	raw_close(&rp);
+
+	memset(big, 'b', sizeof(big));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (!forge_open(&rp)) {
+			forge(&rp, bad[i].type, bad[i].data, bad[i].len, bad[i].pad, bad[i].bad_tag,
+			      bad[i].outer_len);
+			expect_record_error(bad[i].name, &rp, bad[i].why, bad[i].alert);
+		}
+		raw_close(&rp);
+	}
+	/* Two records: data between the parts of a handshake message. */
+	if (!forge_open(&rp)) {
+		forge(&rp, 22, "\x18\x00", 2, 0, false, 0);
+		forge(&rp, 23, "x", 1, 0, false, 0);
+		expect_record_error("data inside a handshake message", &rp,
+				    "came between the parts", "unexpected message");
+	}
+	raw_close(&rp);
+	/* A plaintext record (ChangeCipherSpec) after the handshake. */
+	if (!forge_open(&rp)) {
+		static const unsigned char ccs[] = {20, 3, 3, 0, 1, 1};
+
+		CHECK_INT_EQ(write(rp.fd[1], ccs, sizeof(ccs)), (ssize_t)sizeof(ccs));
+		expect_record_error("unprotected record", &rp, "unprotected record (type 20)",
+				    "unexpected message");
+	}
+	raw_close(&rp);
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -1020,6 +1534,9 @@ int main(void)
 	test_server_name();
 	test_raw_peers();
 	test_data();
+	test_record_suites();
+	test_record_key_updates();
+	test_record_input();
 
 	if (getenv("NTUN_KEEP_TMP"))
 		fprintf(stderr, "test_tls: kept %s\n", tmp);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* Mutual TLS 1.3 over OpenSSL with SPIFFE role checks in the verify callback and ALPN h2 only.
- * Does no polling, buffering or logging of its own: callers drive it from their event loop. */
+/* Mutual TLS 1.3: OpenSSL runs the handshake (SPIFFE role checks in the verify callback, ALPN
+ * h2 only); the records after it are sealed and opened here, from the traffic secrets OpenSSL
+ * derived. Does no polling or logging of its own: callers drive it from their event loop. */
 #include "tls.h"
 
 #include "buf.h"
@@ -17,7 +18,10 @@
 
 #include <sys/socket.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -44,13 +48,31 @@ struct tls_ctx {
 	struct tls_identity self;
 };
 
+/* One direction's AEAD state. secret is kept for KeyUpdate; wiped when the connection ends. */
+struct rec_key {
+	EVP_CIPHER_CTX *aead;
+	uint8_t secret[EVP_MAX_MD_SIZE];
+	uint8_t iv[12];
+	uint64_t seq;
+};
+
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
 	int fd;
 	struct buf wout; /* encrypted records not yet on the socket (see out_bio_write) */
-	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken by OpenSSL (in_bio_read) */
+	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken (in_bio_read, rec_next) */
 	size_t rhead, rtail;
+	/* After the handshake: our own record layer (see "records" below). */
+	struct rec_key rx, tx;
+	const uint8_t *plain; /* opened record bytes not yet read, in place in rbuf */
+	size_t plain_len;
+	struct buf hs;	      /* a post-handshake message still arriving */
+	uint64_t rekey_after; /* records sealed under one key before we send a KeyUpdate */
+	uint8_t secret[2][EVP_MAX_MD_SIZE]; /* traffic secrets from keylog_cb: [0] client's */
+	size_t secret_len[2];
+	bool records; /* the record layer is ours */
+	bool eof;     /* close_notify came */
 	unsigned want;
 	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
 	bool done; /* handshake complete and checked */
@@ -59,6 +81,8 @@ struct tls_conn {
 	char err[TLS_ERR_LEN];
 	struct tls_identity peer;
 };
+
+static void keylog_cb(const SSL *ssl, const char *line);
 
 static const char *const role_names[] = {"none", "server", "client", "proxy"};
 
@@ -444,6 +468,7 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	SSL_CTX_set_options(sc, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_num_tickets(sc, 0);
+	SSL_CTX_set_keylog_callback(sc, keylog_cb); /* the record layer's keys: see rec_start */
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
 	if (SSL_CTX_use_certificate_chain_file(sc, o->cert_file) != 1) {
@@ -577,6 +602,8 @@ static long out_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
  * buffer is only refilled once empty, so nothing is ever moved (OpenSSL's read-ahead moved
  * the unread rest of its buffer to the front after every record: 1.5 copies per byte). */
 #define TLS_RBUF_SIZE (64 * 1024)
+/* Room for one more whole record behind a read: see rec_next. */
+#define TLS_RBUF_CAP (TLS_RBUF_SIZE + 5 + 16384 + 256)
 
 static int in_bio_read(BIO *b, char *out, int len)
 {
@@ -590,7 +617,7 @@ static int in_bio_read(BIO *b, char *out, int len)
 	if (c->rhead == c->rtail) {
 		c->rhead = c->rtail = 0;
 		if (!c->rbuf) {
-			c->rbuf = malloc(TLS_RBUF_SIZE);
+			c->rbuf = malloc(TLS_RBUF_CAP);
 			if (!c->rbuf) {
 				errno = ENOMEM;
 				return -1;
@@ -682,6 +709,506 @@ static int flush_out(struct tls_conn *c)
 	return 0;
 }
 
+/* ---- records ------------------------------------------------------------------------------
+ *
+ * After the handshake, records are sealed and opened here (RFC 8446 section 5) with the
+ * traffic secrets OpenSSL hands its keylog callback, not by OpenSSL's record layer, which
+ * copies every byte twice more on each side: into its record buffer and out of it when
+ * reading, into its write buffer and on to ours when writing. Here a record is opened from the
+ * socket buffer straight into the caller's buffer and sealed from the caller's bytes straight
+ * into the output buffer. OpenSSL keeps the handshake, certificates and identity checks.
+ *
+ *   handshake (OpenSSL) --done--> rec_start: keys from the traffic secrets, sequence 0
+ *   each record: [type 23][03 03][length] AEAD(content | inner type | zero padding) [tag]
+ *   KeyUpdate in either direction: next secret = Expand-Label(secret, "traffic upd")
+ */
+#define REC_HDR		      5
+#define REC_TAG		      16
+#define REC_MAX_PLAIN	      16384
+#define REC_MAX_CIPHER	      (REC_MAX_PLAIN + 256)
+#define REC_ALERT	      21
+#define REC_HANDSHAKE	      22
+#define REC_APPDATA	      23
+#define HS_NEW_SESSION_TICKET 4
+#define HS_KEY_UPDATE	      24
+#define HS_MAX		      (70 * 1024) /* a NewSessionTicket may carry a 64 KiB ticket */
+/* RFC 8446 5.5: an AES-GCM key is good for about 2^24.5 full records; we move on long before
+ * (2^23 records of 16 KiB: every 128 GiB). */
+#define REC_REKEY_AFTER (1ull << 23)
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>", the same for SERVER_: keeps the two
+ * application traffic secrets for rec_start. OpenSSL wipes the line afterwards. */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+	static const char *const labels[2] = {"CLIENT_TRAFFIC_SECRET_0 ",
+					      "SERVER_TRAFFIC_SECRET_0 "};
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	const char *p;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (!strncmp(line, labels[i], strlen(labels[i])))
+			break;
+	if (!c || i == 2 || !(p = strchr(line + strlen(labels[i]), ' ')))
+		return;
+	for (p++; n < sizeof(c->secret[i]) && hexval(p[0]) >= 0 && hexval(p[1]) >= 0; p += 2)
+		c->secret[i][n++] = (uint8_t)(hexval(p[0]) << 4 | hexval(p[1]));
+	c->secret_len[i] = *p ? 0 : n; /* not a whole secret: unusable, rec_start refuses */
+}
+
+/* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1. 0 or -1. */
+static int expand_label(const EVP_MD *md, const uint8_t *secret, size_t slen, const char *label,
+			uint8_t *out, size_t olen)
+{
+	uint8_t info[2 + 1 + 6 + 16 + 1];
+	size_t ll = strlen(label), n = 0;
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, rc = -1;
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+	EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[5];
+
+	EVP_KDF_free(kdf);
+	if (!k || ll > 16)
+		goto out;
+	info[n++] = (uint8_t)(olen >> 8);
+	info[n++] = (uint8_t)olen;
+	info[n++] = (uint8_t)(6 + ll);
+	memcpy(info + n, "tls13 ", 6);
+	memcpy(info + n + 6, label, ll);
+	n += 6 + ll;
+	info[n++] = 0; /* empty context */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						     (char *)EVP_MD_get0_name(md), 0);
+	params[1] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, slen);
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
+	params[4] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(k, out, olen, params) == 1)
+		rc = 0;
+out:
+	EVP_KDF_CTX_free(k);
+	return rc;
+}
+
+/* The negotiated suite's AEAD (one of the three tls_ctx_new allows) and hash. */
+static const char *suite_cipher(const SSL_CIPHER *cs)
+{
+	switch (cs ? SSL_CIPHER_get_protocol_id(cs) : 0) {
+	case 0x1301:
+		return "AES-128-GCM";
+	case 0x1302:
+		return "AES-256-GCM";
+	case 0x1303:
+		return "ChaCha20-Poly1305";
+	default:
+		return NULL;
+	}
+}
+
+/* Derives key and IV from k->secret and starts the direction over at sequence 0. 0 or -1. */
+static int rec_key_init(struct tls_conn *c, struct rec_key *k, bool enc)
+{
+	const SSL_CIPHER *cs = SSL_get_current_cipher(c->ssl);
+	const EVP_MD *md = cs ? SSL_CIPHER_get_handshake_digest(cs) : NULL;
+	const char *name = suite_cipher(cs);
+	EVP_CIPHER *cipher = name ? EVP_CIPHER_fetch(NULL, name, NULL) : NULL;
+	uint8_t key[32];
+	int klen = cipher ? EVP_CIPHER_get_key_length(cipher) : 0, rc = -1;
+
+	if (!md || klen <= 0 || klen > (int)sizeof(key) ||
+	    expand_label(md, k->secret, (size_t)EVP_MD_get_size(md), "key", key, (size_t)klen) ||
+	    expand_label(md, k->secret, (size_t)EVP_MD_get_size(md), "iv", k->iv, sizeof(k->iv)))
+		goto out;
+	if (!k->aead)
+		k->aead = EVP_CIPHER_CTX_new();
+	if (k->aead && EVP_CipherInit_ex(k->aead, cipher, NULL, key, NULL, enc ? 1 : 0) == 1)
+		rc = 0;
+	k->seq = 0;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	EVP_CIPHER_free(cipher);
+	ERR_clear_error();
+	return rc;
+}
+
+/* KeyUpdate: the direction's next secret, then its key and IV. 0 or -1. */
+static int rec_key_update(struct tls_conn *c, struct rec_key *k, bool enc)
+{
+	const EVP_MD *md = SSL_CIPHER_get_handshake_digest(SSL_get_current_cipher(c->ssl));
+	size_t h = md ? (size_t)EVP_MD_get_size(md) : 0;
+	uint8_t next[EVP_MAX_MD_SIZE];
+	int rc = -1;
+
+	if (h && h <= sizeof(next) && !expand_label(md, k->secret, h, "traffic upd", next, h)) {
+		memcpy(k->secret, next, h);
+		rc = rec_key_init(c, k, enc);
+	}
+	OPENSSL_cleanse(next, sizeof(next));
+	return rc;
+}
+
+static void rec_nonce(const struct rec_key *k, uint8_t nonce[12])
+{
+	memcpy(nonce, k->iv, 12);
+	for (int i = 0; i < 8; i++)
+		nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
+}
+
+/* Seals n bytes of content type `type` into one record at the end of wout. 0, -ENOMEM or
+ * -EPROTO (the cipher failed). */
+static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_t n)
+{
+	struct rec_key *k = &c->tx;
+	size_t clen = n + 1 + REC_TAG;
+	uint8_t nonce[12], *p;
+	int l;
+
+	p = buf_reserve(&c->wout, REC_HDR + clen);
+	if (!p)
+		return -ENOMEM;
+	p[0] = REC_APPDATA;
+	p[1] = p[2] = 3;
+	p[3] = (uint8_t)(clen >> 8);
+	p[4] = (uint8_t)clen;
+	rec_nonce(k, nonce);
+	if (EVP_EncryptInit_ex(k->aead, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(k->aead, NULL, &l, p, REC_HDR) != 1 ||
+	    (n && EVP_EncryptUpdate(k->aead, p + REC_HDR, &l, data, (int)n) != 1) ||
+	    EVP_EncryptUpdate(k->aead, p + REC_HDR + n, &l, &type, 1) != 1 ||
+	    EVP_EncryptFinal_ex(k->aead, p + REC_HDR + n + 1, &l) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, p + REC_HDR + n + 1) !=
+		    1) {
+		ERR_clear_error();
+		return -EPROTO;
+	}
+	buf_commit(&c->wout, REC_HDR + clen);
+	k->seq++;
+	return 0;
+}
+
+/* Ends the connection: says why, and for a protocol error sends the fatal alert (best
+ * effort). Returns rc. */
+static int rec_fail(struct tls_conn *c, int rc, uint8_t alert, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int rec_fail(struct tls_conn *c, int rc, uint8_t alert, const char *fmt, ...)
+{
+	uint8_t a[2] = {SSL3_AL_FATAL, alert};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	if (alert && !c->notified && !c->fatal) {
+		c->notified = true;
+		if (!rec_seal(c, REC_ALERT, a, sizeof(a)))
+			flush_out(c);
+	}
+	c->fatal = rc;
+	return rc;
+}
+
+/* Sends a KeyUpdate, then seals under the next key. 0 or a fatal -errno. */
+static int rec_send_key_update(struct tls_conn *c, bool request)
+{
+	const uint8_t msg[5] = {HS_KEY_UPDATE, 0, 0, 1, request ? 1 : 0};
+	int rc = rec_seal(c, REC_HANDSHAKE, msg, sizeof(msg));
+
+	if (rc)
+		return rec_fail(c, rc, 0, "write: cannot seal a KeyUpdate");
+	if (rec_key_update(c, &c->tx, true))
+		return rec_fail(c, -EPROTO, 0, "write: cannot derive the next traffic key");
+	return 0;
+}
+
+static int rec_start(struct tls_conn *c)
+{
+	const EVP_MD *md = SSL_CIPHER_get_handshake_digest(SSL_get_current_cipher(c->ssl));
+	size_t h = md ? (size_t)EVP_MD_get_size(md) : 0;
+	int ours = SSL_is_server(c->ssl) ? 1 : 0;
+	int rc = 0;
+
+	if (!h || c->secret_len[0] != h || c->secret_len[1] != h || SSL_pending(c->ssl) > 0) {
+		snprintf(c->err, sizeof(c->err),
+			 "handshake: no traffic secrets for the record layer");
+		rc = -EPROTO;
+		goto out;
+	}
+	memcpy(c->tx.secret, c->secret[ours], h);
+	memcpy(c->rx.secret, c->secret[!ours], h);
+	if (rec_key_init(c, &c->rx, false) || rec_key_init(c, &c->tx, true)) {
+		snprintf(c->err, sizeof(c->err), "handshake: cannot set up the record keys");
+		rc = -EPROTO;
+		goto out;
+	}
+	c->records = true;
+	c->rekey_after = REC_REKEY_AFTER;
+out:
+	OPENSSL_cleanse(c->secret, sizeof(c->secret));
+	c->fatal = rc;
+	return rc;
+}
+
+static size_t rec_whole(const struct tls_conn *c)
+{
+	size_t avail = c->rtail - c->rhead, need;
+
+	if (avail < REC_HDR)
+		return 0;
+	need = REC_HDR + ((size_t)c->rbuf[c->rhead + 3] << 8 | c->rbuf[c->rhead + 4]);
+	return avail >= need ? need : 0;
+}
+
+/* Makes rbuf hold one whole record at rhead: 1, or 0 on EOF, -EAGAIN, or a fatal -errno.
+ * Reads fill the buffer's free end; only the unfinished record at the end is ever moved. */
+static int rec_next(struct tls_conn *c)
+{
+	size_t avail, need;
+	ssize_t n;
+
+	if (!c->rbuf && !(c->rbuf = malloc(TLS_RBUF_CAP)))
+		return rec_fail(c, -ENOMEM, 0, "read: out of memory");
+	for (;;) {
+		avail = c->rtail - c->rhead;
+		need = REC_HDR;
+		if (avail >= REC_HDR) {
+			need += (size_t)c->rbuf[c->rhead + 3] << 8 | c->rbuf[c->rhead + 4];
+			if (need > REC_HDR + REC_MAX_CIPHER)
+				return rec_fail(c, -EPROTO, SSL_AD_RECORD_OVERFLOW,
+						"read: record of %zu bytes is over the limit",
+						need - REC_HDR);
+			if (avail >= need)
+				return 1;
+		}
+		if (!avail) {
+			c->rhead = c->rtail = 0;
+		} else if (c->rhead + need > TLS_RBUF_CAP ||
+			   TLS_RBUF_CAP - c->rtail < REC_HDR + REC_MAX_CIPHER) {
+			memmove(c->rbuf, c->rbuf + c->rhead, avail);
+			c->rhead = 0;
+			c->rtail = avail;
+		}
+		n = read(c->fd, c->rbuf + c->rtail, TLS_RBUF_CAP - c->rtail);
+		if (n > 0) {
+			c->rtail += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			c->want = TLS_WANT_READ;
+			return -EAGAIN;
+		}
+		return rec_fail(c, -errno, 0, "read: %s", strerror(errno));
+	}
+}
+
+/* Opens the whole record at rhead into dst: room for all its ciphertext less the tag, or the
+ * ciphertext itself (in place). Returns the content type with *len the content's length (padding
+ * and type byte gone), or a fatal -errno. The plaintext is only used once the tag checked. */
+static int rec_open(struct tls_conn *c, uint8_t *dst, size_t *len)
+{
+	uint8_t *hdr = c->rbuf + c->rhead, *ct = hdr + REC_HDR, nonce[12];
+	size_t clen = (size_t)hdr[3] << 8 | hdr[4], plen;
+	struct rec_key *k = &c->rx;
+	int l;
+
+	if (hdr[0] != REC_APPDATA)
+		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+				"read: unprotected record (type %u) after the handshake", hdr[0]);
+	if (clen < 1 + REC_TAG)
+		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
+				"read: record of %zu bytes is too short", clen);
+	plen = clen - REC_TAG;
+	rec_nonce(k, nonce);
+	if (EVP_DecryptInit_ex(k->aead, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_DecryptUpdate(k->aead, NULL, &l, hdr, REC_HDR) != 1 ||
+	    EVP_DecryptUpdate(k->aead, dst, &l, ct, (int)plen) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_SET_TAG, REC_TAG, ct + plen) != 1 ||
+	    EVP_DecryptFinal_ex(k->aead, dst + plen, &l) != 1) {
+		ERR_clear_error();
+		return rec_fail(c, -EPROTO, SSL_AD_BAD_RECORD_MAC,
+				"read: record failed authentication (bad record mac)");
+	}
+	k->seq++;
+	c->rhead += REC_HDR + clen;
+	while (plen && !dst[plen - 1])
+		plen--;
+	if (!plen--)
+		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+				"read: record without a content type");
+	if (plen > REC_MAX_PLAIN)
+		return rec_fail(c, -EPROTO, SSL_AD_RECORD_OVERFLOW,
+				"read: record content of %zu bytes is over the limit", plen);
+	*len = plen;
+	return dst[plen];
+}
+
+/* Post-handshake messages: tickets are dropped (we resume nothing), KeyUpdate is followed.
+ * 0 or a fatal -errno. */
+static int rec_handshake(struct tls_conn *c, const uint8_t *p, size_t n)
+{
+	const uint8_t *m;
+	size_t len;
+
+	if (!n)
+		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+				"read: empty handshake record");
+	if (buf_len(&c->hs) + n > HS_MAX + 4)
+		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
+				"read: post-handshake message over %d bytes", HS_MAX);
+	if (buf_append(&c->hs, p, n) < 0)
+		return rec_fail(c, -ENOMEM, 0, "read: out of memory");
+	while (buf_len(&c->hs) >= 4) {
+		m = buf_head(&c->hs);
+		len = (size_t)m[1] << 16 | (size_t)m[2] << 8 | m[3];
+		if (len > HS_MAX)
+			return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
+					"read: post-handshake message of %zu bytes", len);
+		if (buf_len(&c->hs) < 4 + len)
+			break;
+		if (m[0] == HS_NEW_SESSION_TICKET && !SSL_is_server(c->ssl)) {
+			buf_consume(&c->hs, 4 + len);
+			continue;
+		}
+		if (m[0] != HS_KEY_UPDATE)
+			return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+					"read: unexpected handshake message (type %u) after the "
+					"handshake",
+					m[0]);
+		if (len != 1 || m[4] > 1)
+			return rec_fail(c, -EPROTO, SSL_AD_ILLEGAL_PARAMETER,
+					"read: malformed KeyUpdate");
+		/* The next record is under the next key: nothing may follow in this one. */
+		if (buf_len(&c->hs) != 5)
+			return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+					"read: KeyUpdate not at the end of its record");
+		if (rec_key_update(c, &c->rx, false))
+			return rec_fail(c, -EPROTO, SSL_AD_INTERNAL_ERROR,
+					"read: cannot derive the peer's next traffic key");
+		if (m[4] && rec_send_key_update(c, false))
+			return c->fatal;
+		buf_consume(&c->hs, 5);
+	}
+	if (!buf_len(&c->hs))
+		buf_release(&c->hs);
+	return 0;
+}
+
+/* An alert record: close_notify is EOF, user_canceled (a warning) is dropped, the rest end
+ * the connection. 0 or -EPROTO. */
+static int rec_alert(struct tls_conn *c, const uint8_t *p, size_t n)
+{
+	const char *why;
+
+	if (n != 2)
+		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR, "read: malformed alert");
+	if (p[1] == SSL_AD_CLOSE_NOTIFY) {
+		c->eof = true;
+		return 0;
+	}
+	if (p[1] == SSL_AD_USER_CANCELLED)
+		return 0;
+	why = ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, SSL_AD_REASON_OFFSET + p[1]));
+	return rec_fail(c, -EPROTO, 0, "read: peer sent an alert: SSL routines: %s (alert %u)",
+			why ? why : SSL_alert_desc_string_long(p[1]), p[1]);
+}
+
+/* tls_read once the record layer is ours: whole records buffered are opened while they fit;
+ * the socket is read only when nothing came from the buffer. */
+static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
+{
+	size_t got = 0, n = 0, k;
+	uint8_t *rec;
+	int rc;
+
+	if (c->plain_len) {
+		k = c->plain_len < len ? c->plain_len : len;
+		memcpy(buf, c->plain, k);
+		c->plain += k;
+		c->plain_len -= k;
+		return (ssize_t)k;
+	}
+	while (got < len && !c->eof && !c->fatal) {
+		if (got && !rec_whole(c))
+			break;
+		rc = rec_next(c);
+		if (rc <= 0) {
+			if (rc == 0)
+				c->eof = true;
+			if (got)
+				break;
+			return rc;
+		}
+		/* Straight into the caller's buffer when all of it fits, else in place. */
+		k = rec_whole(c) - REC_HDR - REC_TAG;
+		rec = k <= len - got ? buf + got : c->rbuf + c->rhead + REC_HDR;
+		rc = rec_open(c, rec, &n);
+		if (rc < 0)
+			break;
+		if (rc != REC_HANDSHAKE && buf_len(&c->hs)) {
+			rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+				 "read: a record came between the parts of a handshake message");
+			break;
+		}
+		if (rc == REC_APPDATA) {
+			if (rec != buf + got) {
+				k = n < len - got ? n : len - got;
+				memcpy(buf + got, rec, k);
+				c->plain = rec + k;
+				c->plain_len = n - k;
+				n = k;
+			}
+			got += n;
+			if (c->plain_len)
+				break;
+		} else if (rc == REC_ALERT) {
+			rec_alert(c, rec, n);
+		} else if (rc == REC_HANDSHAKE) {
+			rec_handshake(c, rec, n);
+		} else {
+			rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
+				 "read: record of content type %d after the handshake", rc);
+		}
+	}
+	if (got)
+		return (ssize_t)got;
+	return c->fatal ? c->fatal : 0;
+}
+
+/* tls_write once the record layer is ours. Returns bytes sealed or a fatal -errno. */
+static ssize_t rec_write(struct tls_conn *c, const uint8_t *p, size_t len)
+{
+	size_t done = 0, n;
+	int rc;
+
+	while (done < len && buf_len(&c->wout) < TLS_WOUT_LIMIT) {
+		if (c->tx.seq >= c->rekey_after && rec_send_key_update(c, false))
+			break;
+		n = len - done < REC_MAX_PLAIN ? len - done : REC_MAX_PLAIN;
+		rc = rec_seal(c, REC_APPDATA, p + done, n);
+		if (rc) {
+			rec_fail(c, rc, 0, "write: cannot seal a record");
+			break;
+		}
+		done += n;
+	}
+	return done ? (ssize_t)done : c->fatal;
+}
+
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 {
 	struct tls_conn *c;
@@ -743,17 +1270,18 @@ void tls_conn_free(struct tls_conn *c)
 	ERR_clear_error();
 	ctx_put(c->ctx);
 	buf_release(&c->wout);
+	buf_release(&c->hs);
 	free(c->rbuf);
+	EVP_CIPHER_CTX_free(c->rx.aead);
+	EVP_CIPHER_CTX_free(c->tx.aead);
+	OPENSSL_cleanse(c, sizeof(*c)); /* traffic secrets */
 	free(c);
 }
 
-enum tls_op { OP_HANDSHAKE, OP_READ, OP_WRITE };
-
-/* Maps a failed SSL call (ret, and errno saved right after it) to our return value, fills
- * c->err and drains the error queue. Returns -EAGAIN, 0 (EOF on read) or a fatal -errno. */
-static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op)
+/* Maps a failed SSL_do_handshake (ret, and errno saved right after it) to our return value,
+ * fills c->err and drains the error queue. Returns -EAGAIN or a fatal -errno. */
+static int handshake_error(struct tls_conn *c, int ret, int saved_errno)
 {
-	static const char *const op_names[] = {"handshake", "read", "write"};
 	char tmp[TLS_ERR_LEN - 48];
 	bool alert = false;
 	unsigned long e;
@@ -766,56 +1294,46 @@ static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op
 	case SSL_ERROR_WANT_WRITE:
 		c->want = TLS_WANT_WRITE;
 		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		if (op == OP_READ)
-			return 0;
-		snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-			 op_names[op]);
-		rc = -ECONNRESET;
-		break;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_error()) {
 			rc = -EPROTO;
-			snprintf(c->err, sizeof(c->err), "%s: ", op_names[op]);
+			snprintf(c->err, sizeof(c->err), "handshake: ");
 			drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
 		} else if (saved_errno) {
 			rc = -saved_errno;
-			snprintf(c->err, sizeof(c->err), "%s: %s", op_names[op],
-				 strerror(saved_errno));
-		} else if (op == OP_READ) {
-			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
+			snprintf(c->err, sizeof(c->err), "handshake: %s", strerror(saved_errno));
 		} else {
 			rc = -ECONNRESET;
-			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-				 op_names[op]);
+			snprintf(c->err, sizeof(c->err),
+				 "peer closed the connection during the handshake");
 		}
+		break;
+	case SSL_ERROR_ZERO_RETURN:
+		rc = -ECONNRESET;
+		snprintf(c->err, sizeof(c->err), "peer closed the connection during the handshake");
 		break;
 	case SSL_ERROR_SSL:
 		e = ERR_peek_error();
 		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-			ERR_clear_error();
-			if (op == OP_READ)
-				return 0;
-			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-				 op_names[op]);
 			rc = -ECONNRESET;
+			snprintf(c->err, sizeof(c->err),
+				 "peer closed the connection during the handshake");
 			break;
 		}
 		rc = -EPROTO;
 		if (c->reason[0]) {
 			/* Our own check failed; OpenSSL's "certificate verify failed" adds nothing. */
 			snprintf(c->err, sizeof(c->err), "%s", c->reason);
-			ERR_clear_error();
 			break;
 		}
 		drain_errors(tmp, sizeof(tmp), 0, &alert);
-		snprintf(c->err, sizeof(c->err), "%s: %s%s", op_names[op],
+		snprintf(c->err, sizeof(c->err), "handshake: %s%s",
 			 alert ? "peer sent an alert: " : "", tmp);
 		break;
 	default:
 		rc = -EIO;
-		snprintf(c->err, sizeof(c->err), "%s: unexpected OpenSSL state: ", op_names[op]);
+		snprintf(c->err, sizeof(c->err), "handshake: unexpected OpenSSL state: ");
 		drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
 		break;
 	}
@@ -857,13 +1375,15 @@ int tls_handshake(struct tls_conn *c)
 	if (flush_out(c) < -EAGAIN || c->fatal)
 		return c->fatal;
 	if (r != 1) {
-		int rc = io_error(c, r, saved, OP_HANDSHAKE);
+		int rc = handshake_error(c, r, saved);
 
 		if (rc == -EAGAIN && buf_len(&c->wout))
 			c->want |= TLS_WANT_WRITE;
 		return rc;
 	}
 	r = handshake_check(c);
+	if (!r)
+		r = rec_start(c);
 	if (!r)
 		c->done = true;
 	return r;
@@ -874,64 +1394,58 @@ unsigned tls_want(const struct tls_conn *c)
 	return c->want;
 }
 
+/* Data moves only through our record layer, so only once the handshake is done. */
+static int not_connected(struct tls_conn *c, const char *op)
+{
+	snprintf(c->err, sizeof(c->err), "%s before the handshake completed", op);
+	return -ENOTCONN;
+}
+
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 {
-	size_t n;
-	int saved;
+	ssize_t r;
 
 	if (c->fatal)
 		return c->fatal;
 	if (!len)
 		return -EINVAL;
+	if (!c->records)
+		return not_connected(c, "read");
 	c->want = 0;
-	errno = 0;
-	if (SSL_read_ex(c->ssl, buf, len, &n) == 1) {
-		if (buf_len(&c->wout))
-			flush_out(c);
-		return (ssize_t)n;
-	}
-	saved = errno;
-	if (buf_len(&c->wout))
+	r = rec_read(c, buf, len);
+	if (buf_len(&c->wout)) /* a KeyUpdate answered, or an alert */
 		flush_out(c);
-	return io_error(c, 0, saved, OP_READ);
+	return r;
 }
 
 bool tls_pending(const struct tls_conn *c)
 {
-	return SSL_pending(c->ssl) > 0 || c->rhead < c->rtail;
+	return c->plain_len || c->rhead < c->rtail;
 }
 
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 {
-	const unsigned char *p = buf;
-	size_t done = 0, n;
-	int rc, saved;
+	ssize_t done;
+	int rc;
 
 	if (c->fatal)
 		return c->fatal;
+	if (!c->records)
+		return not_connected(c, "write");
 	c->want = 0;
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc;
 	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
 		return -EAGAIN;
-	/* Records only gather in wout here, so SSL_write never blocks; the limit bounds how much
-	 * waits for the socket. */
-	while (done < len && buf_len(&c->wout) < TLS_WOUT_LIMIT) {
-		errno = 0;
-		if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
-			saved = errno;
-			rc = io_error(c, 0, saved, OP_WRITE);
-			if (!done)
-				return rc;
-			break; /* a fatal error stays in c->fatal for the next call */
-		}
-		done += n;
-	}
+	/* Records only gather in wout here; the limit bounds how much waits for the socket. */
+	done = rec_write(c, buf, len);
+	if (done <= 0)
+		return done;
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc; /* the peer is gone: what was accepted cannot arrive */
-	return (ssize_t)done;
+	return done;
 }
 
 int tls_flush(struct tls_conn *c)
@@ -949,13 +1463,13 @@ bool tls_write_pending(const struct tls_conn *c)
 
 void tls_close_notify(struct tls_conn *c)
 {
+	static const uint8_t close_notify[2] = {SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY};
+
 	if (c->notified || c->fatal || !c->done)
 		return;
 	c->notified = true;
-	errno = 0;
-	(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
-	flush_out(c);
+	if (!rec_seal(c, REC_ALERT, close_notify, sizeof(close_notify)))
+		flush_out(c);
 }
 
 const struct tls_identity *tls_peer(const struct tls_conn *c)
@@ -966,4 +1480,9 @@ const struct tls_identity *tls_peer(const struct tls_conn *c)
 const char *tls_error(const struct tls_conn *c)
 {
 	return c->err[0] ? c->err : "no error";
+}
+
+void tls_set_rekey_records(struct tls_conn *c, uint64_t records)
+{
+	c->rekey_after = records;
 }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum tls_role { TLS_ROLE_NONE = 0, TLS_ROLE_SERVER = 1, TLS_ROLE_CLIENT = 2, TLS_ROLE_PROXY = 3 };
@@ -65,16 +66,19 @@ int tls_handshake(struct tls_conn *c);
 /* What the last -EAGAIN waited for: TLS_WANT_READ and/or TLS_WANT_WRITE. */
 unsigned tls_want(const struct tls_conn *c);
 
-/* Reads decrypted bytes. Returns >0, 0 on EOF (close_notify, or a peer that closed without
- * one), -EAGAIN, or another -errno with tls_error() set. len 0 is -EINVAL. */
+/* Reads decrypted bytes: as many whole records as are buffered and fit, else one read(2).
+ * Returns >0, 0 on EOF (close_notify, or a peer that closed without one), -EAGAIN, or another
+ * -errno with tls_error() set: -EPROTO for a record that fails authentication or breaks RFC
+ * 8446 (a fatal alert goes to the peer), -ENOTCONN before the handshake completed. len 0 is
+ * -EINVAL. A peer's KeyUpdate is followed (and answered if asked); session tickets are dropped. */
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
-/* True when decrypted bytes are already buffered inside OpenSSL (a record larger than the last
- * tls_read's len). The fd will not become readable for them: a caller that stops reading before
+/* True when bytes are already buffered (the rest of a record larger than the last tls_read's
+ * len, or records read from the socket but not opened yet). The fd will not become readable for them: a caller that stops reading before
  * -EAGAIN (e.g. its window closed) must check this, not wait for poll, when it resumes. */
 bool tls_pending(const struct tls_conn *c);
 
-/* Encrypts and sends. Records gather in an output buffer and leave in one send(2) per call;
+/* Encrypts and sends (-ENOTCONN before the handshake completed). Records gather in an output buffer and leave in one send(2) per call;
  * what the socket does not take yet stays queued (up to 256 KiB, then -EAGAIN). Returns bytes
  * accepted (>0; a short count when the queue filled), -EAGAIN, or another -errno with
  * tls_error() set (-EPIPE: the peer is gone); len 0 only flushes and returns 0. The buffer
@@ -87,6 +91,10 @@ int tls_flush(struct tls_conn *c);
 
 /* True while records wait for the socket. */
 bool tls_write_pending(const struct tls_conn *c);
+
+/* Sends a KeyUpdate before the next record once `records` records went out under one key
+ * (default 2^23, every 128 GiB; tests set it low). */
+void tls_set_rekey_records(struct tls_conn *c, uint64_t records);
 
 /* Sends close_notify once, best effort, never blocks. */
 void tls_close_notify(struct tls_conn *c);
