@@ -344,7 +344,9 @@ static void peer_read(struct peer *p)
 		return;
 	}
 	busy = true;
-	peer_read_into(p, rb, sizeof(rb));
+	peer_read_into(p, rb,
+		       p->opts.read_batch && p->opts.read_batch < sizeof(rb) ? p->opts.read_batch
+									     : sizeof(rb));
 	busy = false;
 }
 

@@ -24,6 +24,8 @@ struct peer_opts {
 	uint32_t handshake_ms;	   /* TLS handshake deadline */
 	uint32_t ping_interval_ms; /* 0 = no PINGs */
 	uint32_t ping_timeout_ms;  /* no PING ACK within this: the peer is dead */
+	uint32_t read_batch;	   /* decrypted bytes taken per readiness event (0 or above
+				    * 256 KiB: 256 KiB) */
 	struct h2_settings h2;
 };
 

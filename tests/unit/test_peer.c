@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests for peer.c: a real peer (TLS server, HTTP/2 server) on the event loop, fed by a
+ * hand-written HTTP/2 client over our TLS, so the test decides exactly what sits in the socket
+ * when the peer reads. Certificates come from ntun-gencerts at test time. */
+#include "check.h"
+#include "h2.h"
+#include "log.h"
+#include "loop.h"
+#include "peer.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef NTUN_GENCERTS_PATH
+#define NTUN_GENCERTS_PATH NULL
+#endif
+
+static char tmp[256];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_peer: %s\n", what);
+	exit(1);
+}
+
+static void certs(void)
+{
+	const char *gencerts = getenv("NTUN_GENCERTS");
+	const char *base = getenv("TMPDIR");
+	char out[512];
+	int status;
+	pid_t pid;
+
+	if (!gencerts || !*gencerts)
+		gencerts = NTUN_GENCERTS_PATH;
+	if (!gencerts || access(gencerts, X_OK))
+		die("ntun-gencerts not found: build target ntun-gencerts or set NTUN_GENCERTS");
+	snprintf(tmp, sizeof(tmp), "%s/ntun-test-peer.XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(tmp))
+		die("mkdtemp");
+	snprintf(out, sizeof(out), "%s/pki", tmp);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(127);
+		execl(gencerts, gencerts, "--out", out, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		die("ntun-gencerts failed");
+}
+
+static struct tls_ctx *ctx(bool server)
+{
+	const char *role = server ? "server" : "client";
+	char cert[512], key[512], ca[512], err[512];
+	struct tls_ctx_opts o = {
+		.cert_file = cert,
+		.key_file = key,
+		.ca_file = ca,
+		.is_server = server,
+		.accept_roles =
+			server ? TLS_ROLE_BIT(TLS_ROLE_CLIENT) : TLS_ROLE_BIT(TLS_ROLE_SERVER),
+	};
+	struct tls_ctx *c;
+
+	snprintf(cert, sizeof(cert), "%s/pki/%s/cert.pem", tmp, role);
+	snprintf(key, sizeof(key), "%s/pki/%s/key.pem", tmp, role);
+	snprintf(ca, sizeof(ca), "%s/pki/ca/cert.pem", tmp);
+	c = tls_ctx_new(&o, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "test_peer: %s\n", err);
+		die("tls_ctx_new");
+	}
+	return c;
+}
+
+/* ---- the receiving side: a peer and one request stream --------------------------------- */
+
+struct rx {
+	struct loop *loop;
+	struct peer *peer;
+	struct h2_stream *st;
+	size_t got, want;
+	uint32_t hash; /* FNV-1a of the bytes received */
+	bool closed;
+	char why[256];
+};
+
+static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static int rx_data(void *owner, const uint8_t *p, size_t n)
+{
+	struct rx *r = owner;
+
+	r->got += n;
+	r->hash = fnv(r->hash, p, n);
+	h2_stream_consume(r->st, n);
+	if (r->got >= r->want)
+		loop_stop(r->loop);
+	return 0;
+}
+
+static size_t rx_avail(void *owner, bool *eof)
+{
+	*eof = false;
+	return 0;
+}
+
+static void rx_copy(void *owner, uint8_t *dst, size_t n)
+{
+}
+
+static void rx_stream_close(void *owner, uint32_t code)
+{
+	((struct rx *)owner)->st = NULL;
+}
+
+static void rx_headers(void *owner, enum h2_headers_kind kind, const struct h2_nv *nv, size_t n,
+		       bool end)
+{
+}
+
+static void rx_end(void *owner)
+{
+}
+
+static const struct h2_stream_cbs rx_stream_cbs = {
+	.on_headers = rx_headers,
+	.on_data = rx_data,
+	.on_end = rx_end,
+	.out_avail = rx_avail,
+	.out_copy = rx_copy,
+	.on_close = rx_stream_close,
+};
+
+static void rx_ready(struct peer *p, void *arg)
+{
+	if (peer_start_h2(p, true))
+		peer_close(p, "h2 failed");
+}
+
+static void rx_request(struct peer *p, struct h2_stream *st, const struct h2_nv *nv, size_t n,
+		       bool end, void *arg)
+{
+	struct rx *r = arg;
+
+	r->st = st;
+	h2_stream_attach(st, &rx_stream_cbs, r);
+}
+
+static void rx_close(struct peer *p, const char *reason, void *arg)
+{
+	struct rx *r = arg;
+
+	r->closed = true;
+	r->peer = NULL;
+	snprintf(r->why, sizeof(r->why), "%s", reason);
+	loop_stop(r->loop);
+}
+
+static const struct peer_cbs rx_cbs = {
+	.on_ready = rx_ready,
+	.on_request = rx_request,
+	.on_close = rx_close,
+};
+
+/* ---- the sending side: HTTP/2 written by hand over our TLS ------------------------------ */
+
+struct tx {
+	struct loop *loop;
+	struct tls_conn *tls;
+	int fd;
+	struct loop_io *io;
+	int state; /* 0 handshake, 1 waiting for the peer's SETTINGS, 2 ready */
+	uint8_t in[4096];
+	size_t in_len;
+	bool failed;
+};
+
+static void frame_hdr(uint8_t *h, size_t len, uint8_t type, uint8_t flags, uint32_t stream)
+{
+	h[0] = (uint8_t)(len >> 16);
+	h[1] = (uint8_t)(len >> 8);
+	h[2] = (uint8_t)len;
+	h[3] = type;
+	h[4] = flags;
+	h[5] = (uint8_t)(stream >> 24);
+	h[6] = (uint8_t)(stream >> 16);
+	h[7] = (uint8_t)(stream >> 8);
+	h[8] = (uint8_t)stream;
+}
+
+/* Writes all of p as records (one per call up to 16 KiB) without ever waiting: the socket
+ * must take it now. 0 or -1. */
+static int tx_write(struct tx *t, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	ssize_t w;
+
+	while (n) {
+		w = tls_write(t->tls, b, n);
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return tls_write_pending(t->tls) && tls_flush(t->tls) ? -1 : 0;
+}
+
+/* Until the peer's SETTINGS came: the client preface and our SETTINGS, then our ACK and the
+ * request's HEADERS (:method POST, :scheme https, :path /, :authority x). */
+static void tx_io(struct loop_io *io, unsigned events, void *arg)
+{
+	static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	static const uint8_t hpack[] = {0x83, 0x87, 0x84, 0x01, 0x01, 'x'};
+	struct tx *t = arg;
+	uint8_t f[64];
+	ssize_t r;
+	int rc;
+
+	if (t->state == 0) {
+		rc = tls_handshake(t->tls);
+		if (rc == -EAGAIN) {
+			loop_io_set(io,
+				    (tls_want(t->tls) & TLS_WANT_WRITE) ? LOOP_WRITE : LOOP_READ);
+			return;
+		}
+		frame_hdr(f + sizeof(preface) - 1, 0, 4, 0, 0);
+		memcpy(f, preface, sizeof(preface) - 1);
+		if (rc || tx_write(t, f, sizeof(preface) - 1 + 9))
+			goto fail;
+		t->state = 1;
+		loop_io_set(io, LOOP_READ);
+	}
+	for (;;) {
+		r = tls_read(t->tls, t->in + t->in_len, sizeof(t->in) - t->in_len);
+		if (r == -EAGAIN)
+			return;
+		if (r <= 0)
+			goto fail;
+		t->in_len += (size_t)r;
+		/* The server's first frame is its SETTINGS (no ACK flag). */
+		if (t->in_len >= 9 && t->in[3] == 4 && !(t->in[4] & 1))
+			break;
+		if (t->in_len >= 9)
+			goto fail;
+	}
+	frame_hdr(f, 0, 4, 1, 0);		  /* SETTINGS ACK */
+	frame_hdr(f + 9, sizeof(hpack), 1, 4, 1); /* HEADERS, END_HEADERS, stream 1 */
+	memcpy(f + 18, hpack, sizeof(hpack));
+	if (tx_write(t, f, 18 + sizeof(hpack)))
+		goto fail;
+	t->state = 2;
+	loop_io_set(io, 0);
+	loop_stop(t->loop);
+	return;
+fail:
+	t->failed = true;
+	loop_stop(t->loop);
+}
+
+static void stop_timer(struct loop_timer *tm, void *arg)
+{
+	loop_stop(arg);
+}
+
+/* The peer is handed, in one go, a burst of `total` DATA bytes in frames of `frame` bytes
+ * (one record each) that it can only read in batches of `batch`, and then nothing more (no
+ * PINGs either way). It must deliver every byte at once, not after the next event. */
+static void burst_case(size_t batch, size_t total, size_t frame)
+{
+	struct tls_ctx *sc = ctx(true), *cc = ctx(false);
+	struct loop *l = loop_new();
+	struct loop_timer *tm = l ? loop_timer_new(l, stop_timer, l) : NULL;
+	struct rx r = {.loop = l, .hash = 2166136261u};
+	struct tx t = {.loop = l};
+	struct peer_opts o;
+	uint8_t *buf = malloc(frame + 9);
+	uint32_t want_hash = 2166136261u;
+	int fd[2];
+	size_t sent = 0, n;
+
+	if (!l || !tm || !buf || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd))
+		die("setup");
+	peer_opts_default(&o);
+	o.ping_interval_ms = 0;
+	o.read_batch = (uint32_t)batch;
+	r.want = total;
+	r.peer = peer_accept(l, sc, fd[1], "test", &o, &rx_cbs, &r);
+	t.fd = fd[0];
+	t.tls = tls_conn_new(cc, fd[0]);
+	t.io = t.tls ? loop_io_new(l, fd[0], tx_io, &t) : NULL;
+	if (!r.peer || !t.io)
+		die("peer/tls setup");
+	loop_io_set(t.io, LOOP_WRITE);
+	loop_timer_arm(tm, 2000);
+	loop_run(l); /* until the request's HEADERS are out (tx_io stops the loop) */
+	CHECK(!t.failed && t.state == 2 && !r.closed);
+	if (t.failed || t.state != 2 || r.closed) {
+		fprintf(stderr, "  set-up failed: %s / %s\n", tls_error(t.tls), r.why);
+		goto out;
+	}
+	/* The whole burst goes into the socket while the loop is not running. */
+	for (uint32_t seed = 1; sent < total; sent += n) {
+		n = total - sent < frame ? total - sent : frame;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[9 + i] = (uint8_t)(seed >> 16);
+		}
+		frame_hdr(buf, n, 0, 0, 1);
+		want_hash = fnv(want_hash, buf + 9, n);
+		if (tx_write(&t, buf, 9 + n)) {
+			CHECK(!"burst fits the socket");
+			goto out;
+		}
+	}
+	/* The sender is silent from here on; a second is plenty for what is already there. */
+	loop_io_free(t.io);
+	t.io = NULL;
+	loop_timer_arm(tm, 1000);
+	loop_run(l);
+	CHECK_INT_EQ(r.got, total);
+	CHECK_INT_EQ(r.hash, want_hash);
+	CHECK(!r.closed);
+	if (r.got != total || r.closed)
+		fprintf(stderr, "  batch %zu, burst %zu in %zu-byte frames: got %zu%s%s\n", batch,
+			total, frame, r.got, r.closed ? ", closed: " : "", r.why);
+out:
+	loop_io_free(t.io);
+	if (r.peer) {
+		peer_close(r.peer, "test done");
+		loop_timer_arm(tm, 200);
+		loop_run(l); /* the close completes on the next iteration */
+	}
+	tls_conn_free(t.tls);
+	close(fd[0]);
+	loop_timer_free(tm);
+	loop_free(l);
+	tls_ctx_free(sc);
+	tls_ctx_free(cc);
+	free(buf);
+}
+
+static void test_full_batch(void)
+{
+	/* Bursts just above one batch, a few batches, and sizes that end mid-record. */
+	static const size_t totals[] = {33 * 1024, 40000, 48 * 1024, 70000, 100000};
+
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
+		burst_case(32 * 1024, totals[i], 16384 - 9);
+		burst_case(32 * 1024, totals[i], 5000);
+	}
+}
+
+static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(fpath);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_setup("test_peer", getenv("NTUN_TEST_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+		  LOG_FMT_TEXT, NULL);
+	certs();
+	test_full_batch();
+	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return check_done("test_peer");
+}
