@@ -37,6 +37,12 @@
 	 TLS_ROLE_BIT(TLS_ROLE_PROXY))
 #define TLS_ERR_LEN 384
 
+/* TLS 1.3 record sizes (RFC 8446 5.1, 5.2): header, AEAD tag, content and ciphertext limits. */
+#define REC_HDR	       5
+#define REC_TAG	       16
+#define REC_MAX_PLAIN  16384
+#define REC_MAX_CIPHER (REC_MAX_PLAIN + 256)
+
 struct tls_ctx {
 	SSL_CTX *ssl_ctx;
 	atomic_uint refs; /* the owner's reference plus one per live tls_conn */
@@ -65,6 +71,9 @@ struct tls_conn {
 	size_t rhead, rtail;
 	/* After the handshake: our own record layer (see "records" below). */
 	struct rec_key rx, tx;
+	const EVP_MD *md; /* the suite's hash, and its AEAD (fetched once): set by rec_start */
+	EVP_CIPHER *aead;
+	size_t hash_len;
 	const uint8_t *plain; /* opened record bytes not yet read, in place in rbuf */
 	size_t plain_len;
 	struct buf hs;	      /* a post-handshake message still arriving */
@@ -568,8 +577,9 @@ const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-/* Records go to an output buffer and leave in one send(2) per burst: with a socket BIO every
- * 16 KiB record was its own syscall, the largest cost of a bulk transfer after the cipher. */
+/* Records go to an output buffer and leave in one send(2) per burst (the handshake's flights
+ * from OpenSSL through out_bio_write, then ours from rec_seal): with a socket BIO every 16 KiB
+ * record was its own syscall, the largest cost of a bulk transfer after the cipher. */
 #define TLS_WOUT_LIMIT (256 * 1024) /* tls_write says -EAGAIN above this much unsent */
 
 static int out_bio_write(BIO *b, const char *data, int len)
@@ -598,12 +608,13 @@ static long out_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-/* Reads go through our own buffer: one read(2) of up to 64 KiB feeds many records, and the
- * buffer is only refilled once empty, so nothing is ever moved (OpenSSL's read-ahead moved
- * the unread rest of its buffer to the front after every record: 1.5 copies per byte). */
+/* Reads go through our own buffer: one read(2) of up to 64 KiB feeds many records (OpenSSL's
+ * read-ahead moved the unread rest of its buffer to the front after every record: 1.5 copies
+ * per byte). in_bio_read hands the handshake's records to OpenSSL; rec_next keeps reading into
+ * the same buffer afterwards. */
 #define TLS_RBUF_SIZE (64 * 1024)
 /* Room for one more whole record behind a read: see rec_next. */
-#define TLS_RBUF_CAP (TLS_RBUF_SIZE + 5 + 16384 + 256)
+#define TLS_RBUF_CAP (TLS_RBUF_SIZE + REC_HDR + REC_MAX_CIPHER)
 
 static int in_bio_read(BIO *b, char *out, int len)
 {
@@ -722,10 +733,6 @@ static int flush_out(struct tls_conn *c)
  *   each record: [type 23][03 03][length] AEAD(content | inner type | zero padding) [tag]
  *   KeyUpdate in either direction: next secret = Expand-Label(secret, "traffic upd")
  */
-#define REC_HDR		      5
-#define REC_TAG		      16
-#define REC_MAX_PLAIN	      16384
-#define REC_MAX_CIPHER	      (REC_MAX_PLAIN + 256)
 #define REC_ALERT	      21
 #define REC_HANDSHAKE	      22
 #define REC_APPDATA	      23
@@ -802,7 +809,7 @@ out:
 	return rc;
 }
 
-/* The negotiated suite's AEAD (one of the three tls_ctx_new allows) and hash. */
+/* The negotiated suite's AEAD: one of the three tls_ctx_new allows, else NULL. */
 static const char *suite_cipher(const SSL_CIPHER *cs)
 {
 	switch (cs ? SSL_CIPHER_get_protocol_id(cs) : 0) {
@@ -820,25 +827,20 @@ static const char *suite_cipher(const SSL_CIPHER *cs)
 /* Derives key and IV from k->secret and starts the direction over at sequence 0. 0 or -1. */
 static int rec_key_init(struct tls_conn *c, struct rec_key *k, bool enc)
 {
-	const SSL_CIPHER *cs = SSL_get_current_cipher(c->ssl);
-	const EVP_MD *md = cs ? SSL_CIPHER_get_handshake_digest(cs) : NULL;
-	const char *name = suite_cipher(cs);
-	EVP_CIPHER *cipher = name ? EVP_CIPHER_fetch(NULL, name, NULL) : NULL;
+	int klen = EVP_CIPHER_get_key_length(c->aead), rc = -1;
 	uint8_t key[32];
-	int klen = cipher ? EVP_CIPHER_get_key_length(cipher) : 0, rc = -1;
 
-	if (!md || klen <= 0 || klen > (int)sizeof(key) ||
-	    expand_label(md, k->secret, (size_t)EVP_MD_get_size(md), "key", key, (size_t)klen) ||
-	    expand_label(md, k->secret, (size_t)EVP_MD_get_size(md), "iv", k->iv, sizeof(k->iv)))
+	if (klen <= 0 || klen > (int)sizeof(key) ||
+	    expand_label(c->md, k->secret, c->hash_len, "key", key, (size_t)klen) ||
+	    expand_label(c->md, k->secret, c->hash_len, "iv", k->iv, sizeof(k->iv)))
 		goto out;
 	if (!k->aead)
 		k->aead = EVP_CIPHER_CTX_new();
-	if (k->aead && EVP_CipherInit_ex(k->aead, cipher, NULL, key, NULL, enc ? 1 : 0) == 1)
+	if (k->aead && EVP_CipherInit_ex(k->aead, c->aead, NULL, key, NULL, enc ? 1 : 0) == 1)
 		rc = 0;
 	k->seq = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
-	EVP_CIPHER_free(cipher);
 	ERR_clear_error();
 	return rc;
 }
@@ -846,13 +848,11 @@ out:
 /* KeyUpdate: the direction's next secret, then its key and IV. 0 or -1. */
 static int rec_key_update(struct tls_conn *c, struct rec_key *k, bool enc)
 {
-	const EVP_MD *md = SSL_CIPHER_get_handshake_digest(SSL_get_current_cipher(c->ssl));
-	size_t h = md ? (size_t)EVP_MD_get_size(md) : 0;
 	uint8_t next[EVP_MAX_MD_SIZE];
 	int rc = -1;
 
-	if (h && h <= sizeof(next) && !expand_label(md, k->secret, h, "traffic upd", next, h)) {
-		memcpy(k->secret, next, h);
+	if (!expand_label(c->md, k->secret, c->hash_len, "traffic upd", next, c->hash_len)) {
+		memcpy(k->secret, next, c->hash_len);
 		rc = rec_key_init(c, k, enc);
 	}
 	OPENSSL_cleanse(next, sizeof(next));
@@ -934,12 +934,17 @@ static int rec_send_key_update(struct tls_conn *c, bool request)
 
 static int rec_start(struct tls_conn *c)
 {
-	const EVP_MD *md = SSL_CIPHER_get_handshake_digest(SSL_get_current_cipher(c->ssl));
-	size_t h = md ? (size_t)EVP_MD_get_size(md) : 0;
+	const SSL_CIPHER *cs = SSL_get_current_cipher(c->ssl);
+	const char *name = suite_cipher(cs);
 	int ours = SSL_is_server(c->ssl) ? 1 : 0;
+	size_t h;
 	int rc = 0;
 
-	if (!h || c->secret_len[0] != h || c->secret_len[1] != h || SSL_pending(c->ssl) > 0) {
+	c->md = cs ? SSL_CIPHER_get_handshake_digest(cs) : NULL;
+	c->aead = name ? EVP_CIPHER_fetch(NULL, name, NULL) : NULL;
+	h = c->hash_len = c->md ? (size_t)EVP_MD_get_size(c->md) : 0;
+	if (!c->aead || !h || h > sizeof(c->rx.secret) || c->secret_len[0] != h ||
+	    c->secret_len[1] != h || SSL_pending(c->ssl) > 0) {
 		snprintf(c->err, sizeof(c->err),
 			 "handshake: no traffic secrets for the record layer");
 		rc = -EPROTO;
@@ -956,6 +961,7 @@ static int rec_start(struct tls_conn *c)
 	c->rekey_after = REC_REKEY_AFTER;
 out:
 	OPENSSL_cleanse(c->secret, sizeof(c->secret));
+	ERR_clear_error();
 	c->fatal = rc;
 	return rc;
 }
@@ -1274,6 +1280,7 @@ void tls_conn_free(struct tls_conn *c)
 	free(c->rbuf);
 	EVP_CIPHER_CTX_free(c->rx.aead);
 	EVP_CIPHER_CTX_free(c->tx.aead);
+	EVP_CIPHER_free(c->aead);
 	OPENSSL_cleanse(c, sizeof(*c)); /* traffic secrets */
 	free(c);
 }
