@@ -918,11 +918,15 @@ static void test_data(void)
 		CHECK_INT_EQ(tls_write(p.c[1], "pong!", 5), 5);
 		CHECK_INT_EQ(read_wait(p.c[0], p.fd[0], buf, sizeof(buf)), 5);
 		CHECK(!memcmp(buf, "pong!", 5));
+		/* Idle again: neither side holds a buffer. */
+		CHECK_INT_EQ(tls_buffered(p.c[0]), 0);
+		CHECK_INT_EQ(tls_buffered(p.c[1]), 0);
 		CHECK_INT_EQ(tls_write(p.c[0], "x", 0), 0);
 		CHECK_INT_EQ(tls_read(p.c[0], buf, 0), -EINVAL);
 		CHECK_INT_EQ(exchange(&p, 1u << 20, &partial), 0);
 		CHECK(partial > 0); /* 1 MiB does not fit a socketpair: writes were partial */
 		CHECK_INT_EQ(exchange(&p, 3, &partial), 0);
+		CHECK_INT_EQ(tls_buffered(p.c[0]) + tls_buffered(p.c[1]), 0);
 	}
 	pair_close(&p);
 
@@ -931,9 +935,11 @@ static void test_data(void)
 		CHECK_INT_EQ(tls_write(p.c[0], "0123456789abcdef", 16), 16);
 		CHECK_INT_EQ(read_wait(p.c[1], p.fd[1], buf, 10), 10);
 		CHECK(tls_pending(p.c[1]));
+		CHECK(tls_buffered(p.c[1]) > 0); /* the rest waits in the read buffer */
 		CHECK_INT_EQ(tls_read(p.c[1], buf, sizeof(buf)), 6);
 		CHECK(!memcmp(buf, "abcdef", 6));
 		CHECK(!tls_pending(p.c[1]));
+		CHECK_INT_EQ(tls_buffered(p.c[1]), 0);
 		CHECK_INT_EQ(tls_read(p.c[1], buf, sizeof(buf)), -EAGAIN);
 		CHECK_INT_EQ(tls_want(p.c[1]), TLS_WANT_READ);
 	}

@@ -1133,6 +1133,16 @@ static int rec_alert(struct tls_conn *c, const uint8_t *p, size_t n)
 			why ? why : SSL_alert_desc_string_long(p[1]), p[1]);
 }
 
+/* An idle connection holds no read buffer: it goes once everything read was taken. */
+static void rbuf_drop_if_empty(struct tls_conn *c)
+{
+	if (c->rhead == c->rtail && !c->plain_len) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rhead = c->rtail = 0;
+	}
+}
+
 /* tls_read once the record layer is ours: whole records buffered are opened while they fit;
  * the socket is read only when nothing came from the buffer. */
 static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
@@ -1146,6 +1156,7 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 		memcpy(buf, c->plain, k);
 		c->plain += k;
 		c->plain_len -= k;
+		rbuf_drop_if_empty(c);
 		return (ssize_t)k;
 	}
 	while (got < len && !c->eof && !c->fatal) {
@@ -1190,6 +1201,7 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 				 "read: record of content type %d after the handshake", rc);
 		}
 	}
+	rbuf_drop_if_empty(c);
 	if (got)
 		return (ssize_t)got;
 	return c->fatal ? c->fatal : 0;
@@ -1391,8 +1403,10 @@ int tls_handshake(struct tls_conn *c)
 	r = handshake_check(c);
 	if (!r)
 		r = rec_start(c);
-	if (!r)
+	if (!r) {
 		c->done = true;
+		rbuf_drop_if_empty(c);
+	}
 	return r;
 }
 
@@ -1492,4 +1506,9 @@ const char *tls_error(const struct tls_conn *c)
 void tls_set_rekey_records(struct tls_conn *c, uint64_t records)
 {
 	c->rekey_after = records;
+}
+
+size_t tls_buffered(const struct tls_conn *c)
+{
+	return (c->rbuf ? TLS_RBUF_CAP : 0) + c->wout.cap + c->hs.cap;
 }

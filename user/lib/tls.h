@@ -89,6 +89,10 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
  * the socket is full). 0 when none is left, -EAGAIN (wait for writability), or -errno. */
 int tls_flush(struct tls_conn *c);
 
+/* Bytes of buffer memory the connection holds now (read, write and post-handshake message
+ * buffers). 0 while idle: buffers exist only while bytes are in them. */
+size_t tls_buffered(const struct tls_conn *c);
+
 /* True while records wait for the socket. */
 bool tls_write_pending(const struct tls_conn *c);
 
