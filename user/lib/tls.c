@@ -1133,7 +1133,9 @@ static int rec_alert(struct tls_conn *c, const uint8_t *p, size_t n)
 			why ? why : SSL_alert_desc_string_long(p[1]), p[1]);
 }
 
-/* An idle connection holds no read buffer: it goes once everything read was taken. */
+/* An idle connection holds no read buffer: it goes when a read finds nothing more (the last
+ * read of every event), not each time it empties in between, which would free and allocate
+ * it again within one event. */
 static void rbuf_drop_if_empty(struct tls_conn *c)
 {
 	if (c->rhead == c->rtail && !c->plain_len) {
@@ -1156,7 +1158,6 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 		memcpy(buf, c->plain, k);
 		c->plain += k;
 		c->plain_len -= k;
-		rbuf_drop_if_empty(c);
 		return (ssize_t)k;
 	}
 	while (got < len && !c->eof && !c->fatal) {
@@ -1168,6 +1169,7 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 				c->eof = true;
 			if (got)
 				break;
+			rbuf_drop_if_empty(c); /* nothing more came: idle until the next event */
 			return rc;
 		}
 		/* Straight into the caller's buffer when all of it fits, else in place. */
@@ -1201,9 +1203,9 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 				 "read: record of content type %d after the handshake", rc);
 		}
 	}
-	rbuf_drop_if_empty(c);
 	if (got)
 		return (ssize_t)got;
+	rbuf_drop_if_empty(c);
 	return c->fatal ? c->fatal : 0;
 }
 
