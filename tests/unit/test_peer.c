@@ -187,7 +187,6 @@ static const struct peer_cbs rx_cbs = {
 struct tx {
 	struct loop *loop;
 	struct tls_conn *tls;
-	int fd;
 	struct loop_io *io;
 	int state; /* 0 handshake, 1 waiting for the peer's SETTINGS, 2 ready */
 	uint8_t in[4096];
@@ -305,7 +304,6 @@ static void burst_case(size_t batch, size_t total, size_t frame)
 	o.read_batch = (uint32_t)batch;
 	r.want = total;
 	r.peer = peer_accept(l, sc, fd[1], "test", &o, &rx_cbs, &r);
-	t.fd = fd[0];
 	t.tls = tls_conn_new(cc, fd[0]);
 	t.io = t.tls ? loop_io_new(l, fd[0], tx_io, &t) : NULL;
 	if (!r.peer || !t.io)

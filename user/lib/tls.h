@@ -74,15 +74,17 @@ unsigned tls_want(const struct tls_conn *c);
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
 /* True when bytes are already buffered (the rest of a record larger than the last tls_read's
- * len, or records read from the socket but not opened yet). The fd will not become readable for them: a caller that stops reading before
- * -EAGAIN (e.g. its window closed) must check this, not wait for poll, when it resumes. */
+ * len, or records read from the socket but not opened yet). The fd will not become readable
+ * for them: a caller that stops reading before -EAGAIN (e.g. its window closed) must check
+ * this, not wait for poll, when it resumes. */
 bool tls_pending(const struct tls_conn *c);
 
-/* Encrypts and sends (-ENOTCONN before the handshake completed). Records gather in an output buffer and leave in one send(2) per call;
- * what the socket does not take yet stays queued (up to 256 KiB, then -EAGAIN). Returns bytes
- * accepted (>0; a short count when the queue filled), -EAGAIN, or another -errno with
- * tls_error() set (-EPIPE: the peer is gone); len 0 only flushes and returns 0. The buffer
- * may move between calls: accepted bytes are already sealed. */
+/* Encrypts and sends (-ENOTCONN before the handshake completed). Records gather in an output
+ * buffer and leave in one send(2) per call; what the socket does not take yet stays queued
+ * (up to 256 KiB, then -EAGAIN). Returns bytes accepted (>0; a short count when the queue
+ * filled), -EAGAIN, or another -errno with tls_error() set (-EPIPE: the peer is gone); len 0
+ * only flushes and returns 0. The buffer may move between calls: accepted bytes are already
+ * sealed. */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
 
 /* Sends encrypted records still waiting for the socket (tls_write queues up to 256 KiB when
