@@ -28,7 +28,12 @@ static size_t idle_avail(void *owner, bool *eof)
 	return 0;
 }
 
-static void idle_copy(void *owner, uint8_t *dst, size_t n)
+static int idle_peek(void *owner, struct iovec *iov, size_t n)
+{
+	return 0;
+}
+
+static void idle_drop(void *owner, size_t n)
 {
 }
 
@@ -55,7 +60,8 @@ static const struct h2_stream_cbs idle_cbs = {
 	.on_data = idle_data,
 	.on_end = idle_end,
 	.out_avail = idle_avail,
-	.out_copy = idle_copy,
+	.out_peek = idle_peek,
+	.out_drop = idle_drop,
 	.on_close = idle_close,
 };
 

@@ -396,7 +396,12 @@ static size_t nop_avail(void *o, bool *eof)
 	return 0;
 }
 
-static void nop_copy(void *o, uint8_t *dst, size_t n)
+static int nop_peek(void *o, struct iovec *iov, size_t n)
+{
+	return 0;
+}
+
+static void nop_drop(void *o, size_t n)
 {
 }
 
@@ -409,7 +414,8 @@ static const struct h2_stream_cbs nop_cbs = {
 	.on_data = nop_data,
 	.on_end = nop_end,
 	.out_avail = nop_avail,
-	.out_copy = nop_copy,
+	.out_peek = nop_peek,
+	.out_drop = nop_drop,
 	.on_close = nop_close,
 };
 

@@ -107,11 +107,18 @@ static size_t raw_avail(void *owner, bool *eof)
 	return buf_len(&r->out);
 }
 
-static void raw_copy(void *owner, uint8_t *dst, size_t n)
+static int raw_peek(void *owner, struct iovec *iov, size_t n)
 {
 	struct raw *r = owner;
 
-	memcpy(dst, buf_head(&r->out), n);
+	iov[0] = (struct iovec){buf_head(&r->out), n};
+	return 1;
+}
+
+static void raw_drop(void *owner, size_t n)
+{
+	struct raw *r = owner;
+
 	buf_consume(&r->out, n);
 }
 
@@ -129,7 +136,8 @@ static const struct h2_stream_cbs raw_cbs = {
 	.on_data = raw_data,
 	.on_end = raw_end,
 	.out_avail = raw_avail,
-	.out_copy = raw_copy,
+	.out_peek = raw_peek,
+	.out_drop = raw_drop,
 	.on_close = raw_close,
 };
 
@@ -188,7 +196,8 @@ static const struct h2_stream_cbs lend_cbs = {
 	.on_data_done = lend_done,
 	.on_end = raw_end,
 	.out_avail = raw_avail,
-	.out_copy = raw_copy,
+	.out_peek = raw_peek,
+	.out_drop = raw_drop,
 	.on_close = lend_close,
 };
 

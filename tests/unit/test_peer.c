@@ -124,7 +124,12 @@ static size_t rx_avail(void *owner, bool *eof)
 	return 0;
 }
 
-static void rx_copy(void *owner, uint8_t *dst, size_t n)
+static int rx_peek(void *owner, struct iovec *iov, size_t n)
+{
+	return 0;
+}
+
+static void rx_drop(void *owner, size_t n)
 {
 }
 
@@ -147,7 +152,8 @@ static const struct h2_stream_cbs rx_stream_cbs = {
 	.on_data = rx_data,
 	.on_end = rx_end,
 	.out_avail = rx_avail,
-	.out_copy = rx_copy,
+	.out_peek = rx_peek,
+	.out_drop = rx_drop,
 	.on_close = rx_stream_close,
 };
 

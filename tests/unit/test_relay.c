@@ -649,7 +649,33 @@ struct tunnel {
 	int requests;
 	uint64_t wire;
 	int sndbuf; /* > 0: SO_SNDBUF of the relays' sockets (many short writes) */
+	bool use_sink;
+	struct tun_sink {
+		struct buf wire; /* DATA frames the sink took, with the frames queued before them */
+		unsigned calls, refused, pieces_max;
+		bool refused_now;
+	} sink[2]; /* [0] client to server, [1] back */
 };
+
+/* Takes DATA frames as the peer's TLS sink does, turning every third away (the frame waits). */
+static ssize_t tun_sink(void *arg, const struct iovec *iov, int n)
+{
+	struct tun_sink *k = arg;
+	size_t total = 0;
+
+	if (++k->calls % 3 == 0) {
+		k->refused++;
+		k->refused_now = true;
+		return -EAGAIN;
+	}
+	if ((unsigned)n > k->pieces_max)
+		k->pieces_max = (unsigned)n;
+	for (int i = 0; i < n; i++) {
+		CHECK_INT_EQ(buf_append(&k->wire, iov[i].iov_base, iov[i].iov_len), 0);
+		total += iov[i].iov_len;
+	}
+	return (ssize_t)total;
+}
 
 static void h2_pump(struct loop_timer *t, void *arg)
 {
@@ -664,7 +690,18 @@ static void h2_pump(struct loop_timer *t, void *arg)
 
 			if (!from || !to)
 				continue;
+			T->sink[dir].refused_now = false;
 			h2_session_send(from, &b, 256 * 1024);
+			if (T->use_sink) {
+				/* what the sink took went first; b holds the frames queued after */
+				moved += T->sink[dir].refused_now;
+				CHECK_INT_EQ(
+					buf_append(&T->sink[dir].wire, buf_head(&b), buf_len(&b)),
+					0);
+				buf_release(&b);
+				b = T->sink[dir].wire;
+				buf_init(&T->sink[dir].wire);
+			}
 			if (buf_len(&b)) {
 				CHECK_INT_EQ(h2_session_recv(to, buf_head(&b), buf_len(&b)), 0);
 				moved += buf_len(&b);
@@ -713,7 +750,7 @@ static bool tun_accept(void *arg)
 	return fd >= 0;
 }
 
-static bool tun_setup(struct tunnel *T, bool listen_dst, int sndbuf)
+static bool tun_setup(struct tunnel *T, bool listen_dst, int sndbuf, bool use_sink)
 {
 	struct h2_settings set;
 	struct h2_nv md[] = {H2_NV("ntun-dst", "127.0.0.1:0")};
@@ -723,6 +760,7 @@ static bool tun_setup(struct tunnel *T, bool listen_dst, int sndbuf)
 
 	memset(T, 0, sizeof(*T));
 	T->sndbuf = sndbuf;
+	T->use_sink = use_sink;
 	T->lfd = -1;
 	T->dst.fd = -1;
 	if (listen_dst) {
@@ -743,6 +781,10 @@ static bool tun_setup(struct tunnel *T, bool listen_dst, int sndbuf)
 	T->h2task = loop_timer_new(L, h2_pump, T);
 	T->c = h2_session_new(false, &set, &T->ccbs, T);
 	T->s = h2_session_new(true, &set, &T->scbs, T);
+	if (use_sink && T->c && T->s) {
+		h2_session_set_sink(T->c, tun_sink, &T->sink[0]);
+		h2_session_set_sink(T->s, tun_sink, &T->sink[1]);
+	}
 	ep_init(&T->app, x[0]);
 	call = grpc_call_open(T->c, "/ntun.v1.Relay/Connect", md, 1, GRPC_BYTES, false);
 	CHECK(call != NULL);
@@ -773,14 +815,16 @@ static bool tun_done(void *arg)
 }
 
 /* sndbuf > 0: the sockets take little per write, so the cut-through's gathered writes come
- * back short and the rest waits in the call, ahead of what arrives after it. */
-static void test_tunnel_bulk(int sndbuf)
+ * back short and the rest waits in the call, ahead of what arrives after it. use_sink: DATA
+ * frames leave through a sink, as in the daemons, with the bytes where the call keeps them
+ * (message prefix and payload as separate pieces), and the sink sometimes refuses. */
+static void test_tunnel_bulk(int sndbuf, bool use_sink)
 {
 	struct tunnel T;
 	size_t n = 8u << 20;
 	uint8_t *up = random_bytes(n), *down = random_bytes(n);
 
-	if (!tun_setup(&T, true, sndbuf)) {
+	if (!tun_setup(&T, true, sndbuf, use_sink)) {
 		CHECK(!"setup");
 		return;
 	}
@@ -797,6 +841,11 @@ static void test_tunnel_bulk(int sndbuf)
 	CHECK_INT_EQ(T.d1.ba, n);
 	CHECK_INT_EQ(T.d2.ab, n);
 	CHECK_INT_EQ(T.d2.ba, n);
+	for (int dir = 0; use_sink && dir < 2; dir++) {
+		CHECK(T.sink[dir].refused > 0);
+		CHECK(T.sink[dir].pieces_max >= 3); /* header, message prefix, payload */
+		buf_release(&T.sink[dir].wire);
+	}
 	tun_release(&T);
 	free(up);
 	free(down);
@@ -814,7 +863,7 @@ static void test_tunnel_half_close(void)
 	size_t n = 3u << 20;
 	uint8_t *resp = random_bytes(n);
 
-	if (!tun_setup(&T, true, 0)) {
+	if (!tun_setup(&T, true, 0, true)) {
 		CHECK(!"setup");
 		return;
 	}
@@ -850,7 +899,7 @@ static void test_tunnel_reset(void)
 {
 	struct tunnel T;
 
-	if (!tun_setup(&T, true, 0)) {
+	if (!tun_setup(&T, true, 0, true)) {
 		CHECK(!"setup");
 		return;
 	}
@@ -874,7 +923,7 @@ static void test_tunnel_refused(void)
 {
 	struct tunnel T;
 
-	if (!tun_setup(&T, false, 0)) {
+	if (!tun_setup(&T, false, 0, true)) {
 		CHECK(!"setup");
 		return;
 	}
@@ -901,8 +950,10 @@ int main(void)
 	test_connect_timeout();
 	test_shutdown_while_connecting();
 	test_idle_timeout();
-	test_tunnel_bulk(0);
-	test_tunnel_bulk(4096);
+	test_tunnel_bulk(0, false);
+	test_tunnel_bulk(4096, false);
+	test_tunnel_bulk(0, true);
+	test_tunnel_bulk(4096, true);
 	test_tunnel_half_close();
 	test_tunnel_reset();
 	test_tunnel_refused();

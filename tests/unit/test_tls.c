@@ -1038,6 +1038,7 @@ struct raw_pair {
 	unsigned char iv[12];
 	uint64_t seq;
 	int key_updates_in, tickets_out; /* handshake messages the raw side received / sent */
+	int records_in, short_in;	 /* records the raw side received, those under 16 KiB */
 };
 
 static void raw_keylog(const SSL *ssl, const char *line)
@@ -1061,6 +1062,11 @@ static void raw_msg(int write_p, int version, int type, const void *buf, size_t 
 	struct raw_pair *rp = SSL_get_app_data(ssl);
 	const unsigned char *m = buf;
 
+	if (!write_p && type == SSL3_RT_HEADER && len == 5) {
+		rp->records_in++;
+		rp->short_in += (m[3] << 8 | m[4]) < 16384 + 1 + 16;
+		return;
+	}
 	if (type != SSL3_RT_HANDSHAKE || !len)
 		return;
 	rp->key_updates_in += !write_p && m[0] == SSL3_MT_KEY_UPDATE;
@@ -1315,6 +1321,145 @@ static void test_record_key_updates(void)
 	raw_close(&rp);
 }
 
+/* Writes len bytes of src through tls_writev in pieces of odd sizes, one to three per call, then
+ * tls_flush; the raw side reads as it goes unless !reading (then ours stops at the first
+ * -EAGAIN and *len becomes what was taken). 0 when the raw side got exactly those bytes. */
+static int writev_run(struct raw_pair *rp, const unsigned char *src, size_t *len, bool reading)
+{
+	static const size_t sizes[] = {9, 65527, 27, 1, 16384, 5, 40000, 3, 70000, 16375};
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+	unsigned char *dst = malloc(*len);
+	size_t sent = 0, got = 0, n;
+	bool flushed = false, refused = false;
+	int calls = 0, ret = -1;
+	ssize_t w;
+
+	if (!dst)
+		die("malloc");
+	for (int round = 0; round < 100000 && (!flushed || got < sent); round++) {
+		struct pollfd pfd[2] = {{rp->fd[0], POLLOUT, 0}, {rp->fd[1], POLLIN, 0}};
+		bool progress = false;
+		int ok;
+
+		if (sent < *len && !refused) {
+			struct iovec v[3];
+			int k = 0, want = 1 + calls % 3;
+			size_t t = 0;
+
+			for (; k < want && sent + t < *len; k++) {
+				n = sizes[(size_t)(calls + k) % NS];
+				n = n < *len - sent - t ? n : *len - sent - t;
+				v[k] = (struct iovec){(void *)(src + sent + t), n};
+				t += n;
+			}
+			calls++;
+			w = tls_writev(rp->c, v, k);
+			if (w == -EAGAIN) {
+				refused = !reading; /* all or nothing: none of v was taken */
+			} else if (w != (ssize_t)t) {
+				fprintf(stderr, "  writev_run: took %zd of %zu\n", w, t);
+				goto out;
+			} else {
+				sent += t;
+				progress = true;
+			}
+		} else if (!flushed) {
+			w = tls_flush(rp->c);
+			flushed = w == 0;
+			if (w && w != -EAGAIN)
+				goto out;
+		}
+		if ((reading || refused || flushed) && got < sent) {
+			ok = SSL_read_ex(rp->raw, dst + got, sent - got, &n);
+			if (raw_step(rp, ok, n, &got, &progress))
+				goto out;
+		}
+		if (progress)
+			continue;
+		if (poll(pfd, 2, 2000) <= 0)
+			goto out;
+	}
+	/* nothing more behind what was taken */
+	ret = got == sent && flushed && !memcmp(src, dst, got) &&
+			      raw_read_wait(rp, dst, 1, &n, &calls) == 0 &&
+			      calls == SSL_ERROR_WANT_READ
+		      ? 0
+		      : -1;
+	if (!reading)
+		*len = sent;
+out:
+	if (ret)
+		fprintf(stderr, "  writev_run: %zu of %zu, %s\n", got, sent, tls_error(rp->c));
+	free(dst);
+	return ret;
+}
+
+/* tls_writev: whole records straight from the pieces, the last bytes short of one held back
+ * until a flush, nothing taken when it says -EAGAIN, held bytes first in whatever follows. */
+static void test_record_writev(void)
+{
+	enum { LEN = 1 << 20 };
+	unsigned char *src = malloc(LEN), buf[256];
+	struct raw_pair rp;
+	size_t len, n;
+	int err;
+
+	if (!src)
+		die("malloc");
+	fill(src, LEN, 0x2545f491u);
+	if (raw_open(&rp, true, NULL, 0)) {
+		CHECK(!"raw_open");
+		goto out;
+	}
+	/* 300000 bytes: 18 whole records and one of 5088 bytes, sent by the one flush */
+	rp.records_in = rp.short_in = 0;
+	len = 300000;
+	CHECK_INT_EQ(writev_run(&rp, src, &len, true), 0);
+	CHECK_INT_EQ(rp.records_in, 19);
+	CHECK_INT_EQ(rp.short_in, 1);
+	CHECK_INT_EQ(tls_buffered(rp.c), 0);
+
+	/* The raw side reads nothing until ours is refused: then exactly what was taken came. */
+	len = LEN;
+	CHECK_INT_EQ(writev_run(&rp, src, &len, false), 0);
+	CHECK(len > 256 * 1024 && len < LEN);
+
+	/* Held back until something sends: tls_write seals them first, close_notify too. */
+	CHECK_INT_EQ(tls_writev(rp.c, &(struct iovec){src, 100}, 1), 100);
+	CHECK(tls_write_pending(rp.c));
+	CHECK(tls_buffered(rp.c) > 0);
+	CHECK_INT_EQ(raw_read_wait(&rp, buf, sizeof(buf), &n, &err), 0);
+	CHECK_INT_EQ(err, SSL_ERROR_WANT_READ);
+	CHECK_INT_EQ(tls_write(rp.c, src + 100, 50), 50);
+	CHECK_INT_EQ(tls_buffered(rp.c), 0);
+	for (len = 0; len < 150 && raw_read_wait(&rp, buf + len, 150 - len, &n, &err); len += n)
+		;
+	CHECK_INT_EQ(len, 150);
+	CHECK(!memcmp(buf, src, 150));
+	CHECK_INT_EQ(tls_writev(rp.c, &(struct iovec){src + 7, 10}, 1), 10);
+	tls_close_notify(rp.c);
+	CHECK(raw_read_wait(&rp, buf, sizeof(buf), &n, &err) == 1 && n == 10);
+	CHECK(!memcmp(buf, src + 7, 10));
+	CHECK_INT_EQ(raw_read_wait(&rp, buf, sizeof(buf), &n, &err), 0);
+	CHECK_INT_EQ(err, SSL_ERROR_ZERO_RETURN);
+	raw_close(&rp);
+
+	/* A new key every 3 records, sealed from pieces too. */
+	if (raw_open(&rp, false, NULL, 0)) {
+		CHECK(!"raw_open");
+		goto out;
+	}
+	tls_set_rekey_records(rp.c, 3);
+	len = LEN;
+	CHECK_INT_EQ(writev_run(&rp, src, &len, true), 0);
+	CHECK(rp.key_updates_in >= 64 / 3);
+	if (rp.key_updates_in < 64 / 3)
+		fprintf(stderr, "  key updates received: %d\n", rp.key_updates_in);
+out:
+	raw_close(&rp);
+	free(src);
+}
+
 /* HKDF-Expand-Label for forge(): written out again here, so a mistake in tls.c's is not
  * repeated by the test that checks it. */
 static void test_expand_label(const unsigned char *secret, size_t slen, const char *label,
@@ -1546,6 +1691,7 @@ int main(void)
 	test_data();
 	test_record_suites();
 	test_record_key_updates();
+	test_record_writev();
 	test_record_input();
 
 	if (getenv("NTUN_KEEP_TMP"))

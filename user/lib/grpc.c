@@ -1427,22 +1427,36 @@ static size_t pull_avail(struct grpc_call *c, bool *eof)
 	return c->phdr_len + n;
 }
 
-static void pull_copy(struct grpc_call *c, uint8_t *dst, size_t n)
+/* The next n bytes of the message being sent: what is left of its prefix, then its payload in
+ * place in src. */
+static int pull_peek(struct grpc_call *c, struct iovec *iov, size_t n)
 {
 	const uint8_t *p;
+	size_t k = (size_t)(c->phdr_len - c->phdr_off);
+	int i = 0;
+
+	if (k > n)
+		k = n;
+	if (k)
+		iov[i++] = (struct iovec){c->phdr + c->phdr_off, k};
+	if (n > k) {
+		/* n - k <= payload_left <= what src's peek offered when the message was framed */
+		c->src->ops->peek(c->src, &p);
+		iov[i++] = (struct iovec){(void *)p, n - k};
+	}
+	return i;
+}
+
+static void pull_drop(struct grpc_call *c, size_t n)
+{
 	size_t k = (size_t)(c->phdr_len - c->phdr_off);
 
 	if (k > n)
 		k = n;
-	memcpy(dst, c->phdr + c->phdr_off, k);
 	c->phdr_off = (uint8_t)(c->phdr_off + k);
-	dst += k;
 	n -= k;
 	if (!n)
 		return;
-	/* n <= payload_left <= what src's peek offered when the message was framed */
-	c->src->ops->peek(c->src, &p);
-	memcpy(dst, p, n);
 	c->src->ops->consume(c->src, n);
 	c->payload_left -= (uint32_t)n;
 	relay_end_pulled(&c->end, c->src, n);
@@ -1458,15 +1472,24 @@ static size_t cb_out_avail(void *owner, bool *eof)
 	return out_len(c);
 }
 
-static void cb_out_copy(void *owner, uint8_t *dst, size_t n)
+static int cb_out_peek(void *owner, struct iovec *iov, size_t n)
+{
+	struct grpc_call *c = owner;
+
+	if (c->src)
+		return pull_peek(c, iov, n);
+	iov[0] = (struct iovec){buf_head(&c->aux->out), n};
+	return 1;
+}
+
+static void cb_out_drop(void *owner, size_t n)
 {
 	struct grpc_call *c = owner;
 
 	if (c->src) {
-		pull_copy(c, dst, n);
+		pull_drop(c, n);
 		return;
 	}
-	memcpy(dst, buf_head(&c->aux->out), n);
 	buf_consume(&c->aux->out, n);
 	if (c->blocked && buf_len(&c->aux->out) <= GRPC_OUT_HIGHWATER / 2) {
 		c->blocked = false;
@@ -1498,6 +1521,7 @@ static const struct h2_stream_cbs call_stream_cbs = {
 	.on_data_done = cb_data_done,
 	.on_end = cb_end,
 	.out_avail = cb_out_avail,
-	.out_copy = cb_out_copy,
+	.out_peek = cb_out_peek,
+	.out_drop = cb_out_drop,
 	.on_close = cb_close,
 };

@@ -8,6 +8,7 @@
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 
@@ -22,6 +23,8 @@ struct h2_session {
 	bool server;
 	struct buf *out; /* set during h2_session_send */
 	size_t out_limit;
+	h2_sink_fn sink; /* where DATA frames go without a copy, if set */
+	void *sink_arg;
 	size_t nstreams;
 	struct h2_stream *streams; /* every h2_stream alive, for h2_session_free */
 	struct h2_stream *batch;   /* streams given DATA in this h2_session_recv (on_data_done) */
@@ -164,9 +167,13 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *dst, size_
 static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
 			size_t length, nghttp2_data_source *src, void *user)
 {
+	static const uint8_t zeros[256];
 	struct h2_session *s = user;
 	struct h2_stream *st = src->ptr;
-	size_t pad = frame->data.padlen;
+	size_t pad = frame->data.padlen, hlen = 9 + (pad > 0), k, i;
+	struct iovec v[2 + H2_OUT_PIECES + 1];
+	uint8_t hd[10];
+	ssize_t w;
 	bool eof;
 	uint8_t *p;
 
@@ -180,18 +187,38 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	 * lost its source meanwhile): reset the stream rather than send what is not there. */
 	if (length && st->cbs->out_avail(st->owner, &eof) < length)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	p = buf_reserve(s->out, 9 + pad + length);
-	if (!p)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	memcpy(p, framehd, 9);
-	p += 9;
-	if (pad > 0)
-		*p++ = (uint8_t)(pad - 1);
-	st->cbs->out_copy(st->owner, p, length);
-	p += length;
+	memcpy(hd, framehd, 9);
+	hd[9] = (uint8_t)(pad ? pad - 1 : 0);
+	/* The frames queued before this one lead, then its header, its bytes where the owner
+	 * keeps them, its padding. */
+	k = 0;
+	if (s->sink && buf_len(s->out))
+		v[k++] = (struct iovec){buf_head(s->out), buf_len(s->out)};
+	v[k++] = (struct iovec){hd, hlen};
+	if (length)
+		k += (size_t)st->cbs->out_peek(st->owner, v + k, length);
 	if (pad > 1)
-		memset(p, 0, pad - 1);
-	buf_commit(s->out, 9 + pad + length);
+		v[k++] = (struct iovec){(void *)zeros, pad - 1};
+	if (s->sink) {
+		w = s->sink(s->sink_arg, v, (int)k);
+		if (w == -EAGAIN)
+			return NGHTTP2_ERR_WOULDBLOCK;
+		if (w < 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		if (v[0].iov_base != hd)
+			buf_consume(s->out, v[0].iov_len);
+	} else {
+		p = buf_reserve(s->out, hlen + length + (pad > 1 ? pad - 1 : 0));
+		if (!p)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		for (i = 0; i < k; i++) {
+			memcpy(p, v[i].iov_base, v[i].iov_len);
+			p += v[i].iov_len;
+			buf_commit(s->out, v[i].iov_len);
+		}
+	}
+	if (length)
+		st->cbs->out_drop(st->owner, length);
 	return 0;
 }
 
@@ -488,6 +515,12 @@ int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n)
 	while (s->batch)
 		batch_done(s->batch);
 	return rv < 0 ? (int)rv : 0;
+}
+
+void h2_session_set_sink(struct h2_session *s, h2_sink_fn fn, void *arg)
+{
+	s->sink = fn;
+	s->sink_arg = arg;
 }
 
 int h2_session_send(struct h2_session *s, struct buf *out, size_t limit)

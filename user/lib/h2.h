@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct buf;
 struct h2_session;
@@ -47,6 +48,10 @@ enum h2_headers_kind {
 #define H2_CANCEL	  0x8u
 #define H2_ENHANCE_CALM	  0xbu
 
+#define H2_OUT_PIECES 2
+
+struct iovec;
+
 /* Callbacks to the owner of one stream. All run inside h2_session_recv or h2_session_send;
  * they may call h2_stream_* on this or other streams but must not free the session. */
 struct h2_stream_cbs {
@@ -65,8 +70,12 @@ struct h2_stream_cbs {
 	/* Outbound: how many bytes are ready now, and whether nothing follows them (*eof). 0 and
 	 * !*eof defers the stream until h2_stream_resume(). */
 	size_t (*out_avail)(void *owner, bool *eof);
-	/* Outbound: copy exactly n ready bytes to dst and drop them. */
-	void (*out_copy)(void *owner, uint8_t *dst, size_t n);
+	/* Outbound: the first n ready bytes (n <= what out_avail reported) as at most
+	 * H2_OUT_PIECES pieces in iov, where the owner keeps them; returns how many pieces. The
+	 * bytes stay the owner's until out_drop. */
+	int (*out_peek)(void *owner, struct iovec *iov, size_t n);
+	/* Outbound: the first n ready bytes went out (into a frame): drop them. */
+	void (*out_drop)(void *owner, size_t n);
 	/* The stream closed; error_code is H2_NO_ERROR for a clean close. */
 	void (*on_close)(void *owner, uint32_t error_code);
 };
@@ -108,6 +117,15 @@ void h2_session_free(struct h2_session *s);
  * sends what h2_session_send still produces, e.g. GOAWAY, then closes); h2_strerror names it. */
 int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n);
 
+/* Where DATA frames go without a copy. During h2_session_send, sink gets each DATA frame as
+ * pieces (what out holds of frames queued before it, the frame's header, the owner's bytes
+ * where the owner keeps them) and takes all of them, returning their length, or none:
+ * -EAGAIN (the frame waits; h2_session_send returns) or another negative value (the session
+ * fails: h2_session_send returns NGHTTP2_ERR_CALLBACK_FAILURE). Without a sink, DATA is copied
+ * into out like every other frame. */
+typedef ssize_t (*h2_sink_fn)(void *arg, const struct iovec *iov, int n);
+void h2_session_set_sink(struct h2_session *s, h2_sink_fn fn, void *arg);
+
 /* Serialises pending frames into out until out holds at least limit bytes or nothing is
  * pending. Returns 0 or a negative error (see h2_strerror). */
 int h2_session_send(struct h2_session *s, struct buf *out, size_t limit);
@@ -130,7 +148,7 @@ size_t h2_session_streams(const struct h2_session *s);
 const char *h2_strerror(int code);
 
 /* Client side: opens a stream with request headers nv. The request body is pulled from the
- * owner's out_avail/out_copy. Returns the stream or NULL (errno EAGAIN: no stream ids left or
+ * owner's out_avail/out_peek/out_drop. Returns the stream or NULL (errno EAGAIN: no stream ids left or
  * GOAWAY received, ENOMEM). */
 struct h2_stream *h2_stream_request(struct h2_session *s, const struct h2_nv *nv, size_t n,
 				    const struct h2_stream_cbs *cbs, void *owner);

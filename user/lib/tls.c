@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -67,6 +68,7 @@ struct tls_conn {
 	struct tls_ctx *ctx;
 	int fd;
 	struct buf wout; /* encrypted records not yet on the socket (see out_bio_write) */
+	struct buf tail; /* tls_writev's last bytes short of a record, sealed with the next ones */
 	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken (in_bio_read, rec_next) */
 	size_t rhead, rtail;
 	/* After the handshake: our own record layer (see "records" below). */
@@ -868,10 +870,37 @@ static void rec_nonce(const struct rec_key *k, uint8_t nonce[12])
 
 /* Seals n bytes of content type `type` into one record at the end of wout. 0, -ENOMEM or
  * -EPROTO (the cipher failed). */
-static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_t n)
+/* Where sealing has got to in a list of pieces. */
+struct gather {
+	const struct iovec *v;
+	size_t off; /* into v->iov_base */
+};
+
+/* The next contiguous bytes of g, at most max (some must remain): sets *p, advances g,
+ * returns how many. */
+static size_t gather_next(struct gather *g, size_t max, const uint8_t **p)
+{
+	size_t part;
+
+	while (g->off == g->v->iov_len) {
+		g->v++;
+		g->off = 0;
+	}
+	part = g->v->iov_len - g->off;
+	if (part > max)
+		part = max;
+	*p = (const uint8_t *)g->v->iov_base + g->off;
+	g->off += part;
+	return part;
+}
+
+/* Seals the next n bytes of g (n <= REC_MAX_PLAIN) as one record of the given inner type into
+ * wout, advancing g. 0, -ENOMEM, or -EPROTO (the AEAD failed). */
+static int rec_seal_gather(struct tls_conn *c, uint8_t type, struct gather *g, size_t n)
 {
 	struct rec_key *k = &c->tx;
-	size_t clen = n + 1 + REC_TAG;
+	size_t clen = n + 1 + REC_TAG, done = 0, part;
+	const uint8_t *src;
 	uint8_t nonce[12], *p;
 	int l;
 
@@ -884,18 +913,32 @@ static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_
 	p[4] = (uint8_t)clen;
 	rec_nonce(k, nonce);
 	if (EVP_EncryptInit_ex(k->aead, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_EncryptUpdate(k->aead, NULL, &l, p, REC_HDR) != 1 ||
-	    (n && EVP_EncryptUpdate(k->aead, p + REC_HDR, &l, data, (int)n) != 1) ||
-	    EVP_EncryptUpdate(k->aead, p + REC_HDR + n, &l, &type, 1) != 1 ||
-	    EVP_EncryptFinal_ex(k->aead, p + REC_HDR + n + 1, &l) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, p + REC_HDR + n + 1) !=
-		    1) {
-		ERR_clear_error();
-		return -EPROTO;
+	    EVP_EncryptUpdate(k->aead, NULL, &l, p, REC_HDR) != 1)
+		goto fail;
+	while (done < n) {
+		part = gather_next(g, n - done, &src);
+		if (EVP_EncryptUpdate(k->aead, p + REC_HDR + done, &l, src, (int)part) != 1)
+			goto fail;
+		done += part;
 	}
+	if (EVP_EncryptUpdate(k->aead, p + REC_HDR + n, &l, &type, 1) != 1 ||
+	    EVP_EncryptFinal_ex(k->aead, p + REC_HDR + n + 1, &l) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, p + REC_HDR + n + 1) != 1)
+		goto fail;
 	buf_commit(&c->wout, REC_HDR + clen);
 	k->seq++;
 	return 0;
+fail:
+	ERR_clear_error();
+	return -EPROTO;
+}
+
+static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_t n)
+{
+	struct iovec v = {(void *)data, n};
+	struct gather g = {&v, 0};
+
+	return rec_seal_gather(c, type, &g, n);
 }
 
 /* Ends the connection: says why, and for a protocol error sends the fatal alert (best
@@ -1209,17 +1252,19 @@ static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
 	return c->fatal ? c->fatal : 0;
 }
 
-/* tls_write once the record layer is ours. Returns bytes sealed or a fatal -errno. */
-static ssize_t rec_write(struct tls_conn *c, const uint8_t *p, size_t len)
+/* Seals len bytes of g as application data, records of up to REC_MAX_PLAIN, a KeyUpdate first
+ * whenever the key is due; bounded: stops once TLS_WOUT_LIMIT waits for the socket. Returns
+ * bytes sealed or a fatal -errno. */
+static ssize_t rec_write(struct tls_conn *c, struct gather *g, size_t len, bool bounded)
 {
 	size_t done = 0, n;
 	int rc;
 
-	while (done < len && buf_len(&c->wout) < TLS_WOUT_LIMIT) {
+	while (done < len && (!bounded || buf_len(&c->wout) < TLS_WOUT_LIMIT)) {
 		if (c->tx.seq >= c->rekey_after && rec_send_key_update(c, false))
 			break;
 		n = len - done < REC_MAX_PLAIN ? len - done : REC_MAX_PLAIN;
-		rc = rec_seal(c, REC_APPDATA, p + done, n);
+		rc = rec_seal_gather(c, REC_APPDATA, g, n);
 		if (rc) {
 			rec_fail(c, rc, 0, "write: cannot seal a record");
 			break;
@@ -1227,6 +1272,20 @@ static ssize_t rec_write(struct tls_conn *c, const uint8_t *p, size_t len)
 		done += n;
 	}
 	return done ? (ssize_t)done : c->fatal;
+}
+
+/* Seals what tls_writev held back (less than a record). 0 or a fatal -errno. */
+static int seal_tail(struct tls_conn *c)
+{
+	struct iovec v = {buf_head(&c->tail), buf_len(&c->tail)};
+	struct gather g = {&v, 0};
+	ssize_t n;
+
+	if (!v.iov_len)
+		return 0;
+	n = rec_write(c, &g, v.iov_len, false);
+	buf_release(&c->tail);
+	return n < 0 ? (int)n : 0;
 }
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
@@ -1248,6 +1307,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	 * gather in wout so a burst of records leaves in one send(2). */
 	c->fd = fd;
 	buf_init(&c->wout);
+	buf_init(&c->tail);
 	{
 		BIO *rb = in_bio_method() ? BIO_new(in_bio_method()) : NULL;
 		BIO *wb = out_bio_method() ? BIO_new(out_bio_method()) : NULL;
@@ -1290,6 +1350,7 @@ void tls_conn_free(struct tls_conn *c)
 	ERR_clear_error();
 	ctx_put(c->ctx);
 	buf_release(&c->wout);
+	buf_release(&c->tail);
 	buf_release(&c->hs);
 	free(c->rbuf);
 	EVP_CIPHER_CTX_free(c->rx.aead);
@@ -1448,6 +1509,8 @@ bool tls_pending(const struct tls_conn *c)
 
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 {
+	struct iovec v = {(void *)buf, len};
+	struct gather g = {&v, 0};
 	ssize_t done;
 	int rc;
 
@@ -1456,13 +1519,16 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 	if (!c->records)
 		return not_connected(c, "write");
 	c->want = 0;
+	rc = seal_tail(c);
+	if (rc)
+		return rc;
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc;
 	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
 		return -EAGAIN;
 	/* Records only gather in wout here; the limit bounds how much waits for the socket. */
-	done = rec_write(c, buf, len);
+	done = rec_write(c, &g, len, true);
 	if (done <= 0)
 		return done;
 	rc = flush_out(c);
@@ -1471,17 +1537,85 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 	return done;
 }
 
+/* Copies n bytes from g to dst, advancing g. */
+static void gather_copy(struct gather *g, uint8_t *dst, size_t n)
+{
+	const uint8_t *src;
+	size_t part;
+
+	for (; n; n -= part, dst += part) {
+		part = gather_next(g, n, &src);
+		memcpy(dst, src, part);
+	}
+}
+
+ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
+{
+	struct iovec v[TLS_WRITEV_MAX + 1];
+	struct gather g = {v + 1, 0};
+	size_t held, total = 0, whole, rest;
+	uint8_t *d;
+	ssize_t n;
+	int rc, i;
+
+	if (c->fatal)
+		return c->fatal;
+	if (!c->records)
+		return not_connected(c, "write");
+	if (iovcnt < 0 || iovcnt > TLS_WRITEV_MAX)
+		return -EINVAL;
+	c->want = 0;
+	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT) {
+		rc = flush_out(c);
+		if (rc < 0 && rc != -EAGAIN)
+			return rc;
+		if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
+			return -EAGAIN;
+	}
+	held = buf_len(&c->tail);
+	v[0] = (struct iovec){buf_head(&c->tail), held};
+	for (i = 0; i < iovcnt; i++) {
+		v[i + 1] = iov[i];
+		total += iov[i].iov_len;
+	}
+	/* Whole records straight from the pieces (the held-back bytes lead the first); what is
+	 * left waits for the next call's bytes to fill its record. */
+	whole = (held + total) / REC_MAX_PLAIN * REC_MAX_PLAIN;
+	rest = held + total - whole;
+	if (whole) {
+		g.v = v;
+		n = rec_write(c, &g, whole, false);
+		if (n < 0)
+			return n;
+		if (c->fatal)
+			return c->fatal;
+		buf_release(&c->tail); /* all of it went into the first record */
+	}
+	if (rest > buf_len(&c->tail)) {
+		rest -= buf_len(&c->tail);
+		d = buf_reserve(&c->tail, rest);
+		if (!d)
+			return rec_fail(c, -ENOMEM, 0, "write: out of memory");
+		gather_copy(&g, d, rest);
+		buf_commit(&c->tail, rest);
+	}
+	return (ssize_t)total;
+}
+
 int tls_flush(struct tls_conn *c)
 {
+	int rc;
+
 	if (c->fatal)
 		return c->fatal;
 	c->want = 0;
-	return flush_out(c);
+	rc = seal_tail(c);
+	return rc ? rc : flush_out(c);
 }
 
 bool tls_write_pending(const struct tls_conn *c)
 {
-	return buf_len(&c->wout) > 0;
+	return buf_len(&c->wout) > 0 || buf_len(&c->tail) > 0;
 }
 
 void tls_close_notify(struct tls_conn *c)
@@ -1491,6 +1625,8 @@ void tls_close_notify(struct tls_conn *c)
 	if (c->notified || c->fatal || !c->done)
 		return;
 	c->notified = true;
+	if (c->records && seal_tail(c))
+		return;
 	if (!rec_seal(c, REC_ALERT, close_notify, sizeof(close_notify)))
 		flush_out(c);
 }
@@ -1512,5 +1648,5 @@ void tls_set_rekey_records(struct tls_conn *c, uint64_t records)
 
 size_t tls_buffered(const struct tls_conn *c)
 {
-	return (c->rbuf ? TLS_RBUF_CAP : 0) + c->wout.cap + c->hs.cap;
+	return (c->rbuf ? TLS_RBUF_CAP : 0) + c->wout.cap + c->tail.cap + c->hs.cap;
 }

@@ -87,15 +87,27 @@ bool tls_pending(const struct tls_conn *c);
  * sealed. */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
 
-/* Sends encrypted records still waiting for the socket (tls_write queues up to 256 KiB when
- * the socket is full). 0 when none is left, -EAGAIN (wait for writability), or -errno. */
+/* Seals the bytes of iov (at most TLS_WRITEV_MAX pieces) as records queued for the socket,
+ * without sending them: tls_flush sends, as does the next tls_write. Whole records are sealed
+ * straight from the pieces, nothing copied; the last bytes short of a full record (16 KiB) are
+ * copied and held back to lead the next call's records, and are sealed by tls_flush,
+ * tls_write or tls_close_notify. All or nothing: returns the bytes taken (all of them),
+ * -EAGAIN when 256 KiB of records already wait for the socket (nothing taken), or another
+ * -errno as tls_write. */
+#define TLS_WRITEV_MAX 8
+struct iovec;
+ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt);
+
+/* Seals what tls_writev held back, then sends encrypted records still waiting for the socket
+ * (tls_write queues up to 256 KiB when the socket is full). 0 when none is left, -EAGAIN
+ * (wait for writability), or -errno. */
 int tls_flush(struct tls_conn *c);
 
 /* Bytes of buffer memory the connection holds now (read, write and post-handshake message
  * buffers). 0 while idle: buffers exist only while bytes are in them. */
 size_t tls_buffered(const struct tls_conn *c);
 
-/* True while records wait for the socket. */
+/* True while records wait for the socket (or bytes held back by tls_writev). */
 bool tls_write_pending(const struct tls_conn *c);
 
 /* Sends a KeyUpdate before the next record once `records` records went out under one key
