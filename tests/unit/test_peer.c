@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +98,8 @@ struct rx {
 	uint32_t hash; /* FNV-1a of the bytes received */
 	bool closed;
 	char why[256];
+	const uint8_t *out; /* a response body to send, if set */
+	size_t out_len, out_off;
 };
 
 static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n)
@@ -120,17 +123,30 @@ static int rx_data(void *owner, const uint8_t *p, size_t n)
 
 static size_t rx_avail(void *owner, bool *eof)
 {
-	*eof = false;
-	return 0;
+	struct rx *r = owner;
+
+	*eof = r->out && r->out_off == r->out_len;
+	return r->out_len - r->out_off;
 }
 
+/* The body in two pieces where it can, split somewhere new each time. */
 static int rx_peek(void *owner, struct iovec *iov, size_t n)
 {
-	return 0;
+	struct rx *r = owner;
+	size_t first = 1 + (r->out_off * 7 + n) % 3000;
+
+	if (first >= n) {
+		iov[0] = (struct iovec){(void *)(r->out + r->out_off), n};
+		return 1;
+	}
+	iov[0] = (struct iovec){(void *)(r->out + r->out_off), first};
+	iov[1] = (struct iovec){(void *)(r->out + r->out_off + first), n - first};
+	return 2;
 }
 
 static void rx_drop(void *owner, size_t n)
 {
+	((struct rx *)owner)->out_off += n;
 }
 
 static void rx_stream_close(void *owner, uint32_t code)
@@ -170,6 +186,11 @@ static void rx_request(struct peer *p, struct h2_stream *st, const struct h2_nv 
 
 	r->st = st;
 	h2_stream_attach(st, &rx_stream_cbs, r);
+	if (r->out) {
+		struct h2_nv status[1] = {H2_NV(":status", "200")};
+
+		CHECK_INT_EQ(h2_stream_respond(st, status, 1, true), 0);
+	}
 }
 
 static void rx_close(struct peer *p, const char *reason, void *arg)
@@ -195,9 +216,12 @@ struct tx {
 	struct tls_conn *tls;
 	struct loop_io *io;
 	int state; /* 0 handshake, 1 waiting for the peer's SETTINGS, 2 ready */
-	uint8_t in[4096];
+	uint8_t in[64 * 1024];
 	size_t in_len;
 	bool failed;
+	bool download; /* after the request: read the response's DATA */
+	size_t got, want;
+	uint32_t hash;
 };
 
 static void frame_hdr(uint8_t *h, size_t len, uint8_t type, uint8_t flags, uint32_t stream)
@@ -230,17 +254,59 @@ static int tx_write(struct tx *t, const void *p, size_t n)
 	return tls_write_pending(t->tls) && tls_flush(t->tls) ? -1 : 0;
 }
 
-/* Until the peer's SETTINGS came: the client preface and our SETTINGS, then our ACK and the
- * request's HEADERS (:method POST, :scheme https, :path /, :authority x). */
+/* The response: DATA payload counted and hashed, other frames skipped, until want bytes. */
+static void tx_download(struct tx *t)
+{
+	size_t len, off;
+	ssize_t r;
+
+	for (;;) {
+		r = tls_read(t->tls, t->in + t->in_len, sizeof(t->in) - t->in_len);
+		if (r == -EAGAIN)
+			return;
+		if (r <= 0) {
+			t->failed = true;
+			loop_stop(t->loop);
+			return;
+		}
+		t->in_len += (size_t)r;
+		for (off = 0; t->in_len - off >= 9; off += 9 + len) {
+			len = (size_t)t->in[off] << 16 | (size_t)t->in[off + 1] << 8 |
+			      t->in[off + 2];
+			if (t->in_len - off < 9 + len)
+				break;
+			if (t->in[off + 3] == 0) {
+				t->got += len;
+				t->hash = fnv(t->hash, t->in + off + 9, len);
+			}
+		}
+		memmove(t->in, t->in + off, t->in_len - off);
+		t->in_len -= off;
+		if (t->got >= t->want)
+			loop_stop(t->loop);
+	}
+}
+
+/* Until the peer's SETTINGS came: the client preface and our SETTINGS (stream windows of
+ * 2^31-1) and a connection window as large, then our ACK and the request's HEADERS (:method
+ * POST, :scheme https, :path /, :authority x). */
 static void tx_io(struct loop_io *io, unsigned events, void *arg)
 {
 	static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	static const uint8_t hpack[] = {0x83, 0x87, 0x84, 0x01, 0x01, 'x'};
+	static const uint8_t windows[] = {0,	4,    0x7f, 0xff,
+					  0xff, 0xff,		/* INITIAL_WINDOW_SIZE */
+					  0x7f, 0xff, 0,    0}; /* WINDOW_UPDATE +2^31-1-65535 */
+	const size_t pl = sizeof(preface) - 1;
 	struct tx *t = arg;
 	uint8_t f[64];
 	ssize_t r;
 	int rc;
 
+	if (t->state == 2) {
+		tx_download(t);
+		return;
+	}
 	if (t->state == 0) {
 		rc = tls_handshake(t->tls);
 		if (rc == -EAGAIN) {
@@ -248,9 +314,12 @@ static void tx_io(struct loop_io *io, unsigned events, void *arg)
 				    (tls_want(t->tls) & TLS_WANT_WRITE) ? LOOP_WRITE : LOOP_READ);
 			return;
 		}
-		frame_hdr(f + sizeof(preface) - 1, 0, 4, 0, 0);
-		memcpy(f, preface, sizeof(preface) - 1);
-		if (rc || tx_write(t, f, sizeof(preface) - 1 + 9))
+		memcpy(f, preface, pl);
+		frame_hdr(f + pl, 6, 4, 0, 0);
+		memcpy(f + pl + 9, windows, 6);
+		frame_hdr(f + pl + 15, 4, 8, 0, 0);
+		memcpy(f + pl + 24, windows + 6, 4);
+		if (rc || tx_write(t, f, pl + 28))
 			goto fail;
 		t->state = 1;
 		loop_io_set(io, LOOP_READ);
@@ -274,6 +343,10 @@ static void tx_io(struct loop_io *io, unsigned events, void *arg)
 	if (tx_write(t, f, 18 + sizeof(hpack)))
 		goto fail;
 	t->state = 2;
+	if (t->download) {
+		tx_download(t); /* the response may have begun already */
+		return;
+	}
 	loop_io_set(io, 0);
 	loop_stop(t->loop);
 	return;
@@ -374,6 +447,66 @@ static void test_full_batch(void)
 	}
 }
 
+/* The peer sends: a body of `total` bytes, sealed from the owner's pieces, to a client that
+ * reads as fast as it can and never sends again (its windows are 2^31-1). Whenever TLS has a
+ * full queue and the socket then takes all of it, the peer must go on by itself. */
+static void send_case(size_t total)
+{
+	struct tls_ctx *sc = ctx(true), *cc = ctx(false);
+	struct loop *l = loop_new();
+	struct loop_timer *tm = l ? loop_timer_new(l, stop_timer, l) : NULL;
+	uint8_t *body = malloc(total);
+	struct rx r = {.loop = l, .hash = 2166136261u, .out = body, .out_len = total};
+	struct tx t = {.loop = l, .download = true, .want = total, .hash = 2166136261u};
+	struct peer_opts o;
+	uint32_t want_hash, seed = 7;
+	int fd[2];
+
+	if (!l || !tm || !body || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd))
+		die("setup");
+	for (size_t i = 0; i < total; i++) {
+		seed = seed * 1103515245u + 12345u;
+		body[i] = (uint8_t)(seed >> 16);
+	}
+	want_hash = fnv(2166136261u, body, total);
+	peer_opts_default(&o);
+	o.ping_interval_ms = 0;
+	r.peer = peer_accept(l, sc, fd[1], "test", &o, &rx_cbs, &r);
+	t.tls = tls_conn_new(cc, fd[0]);
+	t.io = t.tls ? loop_io_new(l, fd[0], tx_io, &t) : NULL;
+	if (!r.peer || !t.io)
+		die("peer/tls setup");
+	loop_io_set(t.io, LOOP_WRITE);
+	loop_timer_arm(tm, 5000);
+	loop_run(l);
+	CHECK(!t.failed && !r.closed);
+	CHECK_INT_EQ(t.got, total);
+	CHECK_INT_EQ(t.hash, want_hash);
+	CHECK_INT_EQ(r.out_off, total);
+	if (t.got != total)
+		fprintf(stderr, "  sent %zu of %zu, client got %zu%s%s\n", r.out_off, total, t.got,
+			r.closed ? ", closed: " : "", r.why);
+	loop_io_free(t.io);
+	if (r.peer) {
+		peer_close(r.peer, "test done");
+		loop_timer_arm(tm, 200);
+		loop_run(l);
+	}
+	tls_conn_free(t.tls);
+	close(fd[0]);
+	loop_timer_free(tm);
+	loop_free(l);
+	tls_ctx_free(sc);
+	tls_ctx_free(cc);
+	free(body);
+}
+
+static void test_send(void)
+{
+	send_case(100000);
+	send_case(8u << 20);
+}
+
 static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
 {
 	return remove(fpath);
@@ -386,6 +519,7 @@ int main(void)
 		  LOG_FMT_TEXT, NULL);
 	certs();
 	test_full_batch();
+	test_send();
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_done("test_peer");
 }
