@@ -360,36 +360,69 @@ static void stop_timer(struct loop_timer *tm, void *arg)
 	loop_stop(arg);
 }
 
+/* A peer (r) and a hand-written client (t) joined by a socketpair, on a loop of their own. */
+struct fixture {
+	struct tls_ctx *sc, *cc;
+	struct loop *l;
+	struct loop_timer *tm; /* stops the loop */
+	int fd[2];
+};
+
+static void fixture_open(struct fixture *f, struct rx *r, struct tx *t, uint32_t read_batch)
+{
+	struct peer_opts o;
+
+	f->sc = ctx(true);
+	f->cc = ctx(false);
+	f->l = loop_new();
+	f->tm = f->l ? loop_timer_new(f->l, stop_timer, f->l) : NULL;
+	if (!f->l || !f->tm || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, f->fd))
+		die("setup");
+	r->loop = t->loop = f->l;
+	peer_opts_default(&o);
+	o.ping_interval_ms = 0;
+	o.read_batch = read_batch;
+	r->peer = peer_accept(f->l, f->sc, f->fd[1], "test", &o, &rx_cbs, r);
+	t->tls = tls_conn_new(f->cc, f->fd[0]);
+	t->io = t->tls ? loop_io_new(f->l, f->fd[0], tx_io, t) : NULL;
+	if (!r->peer || !t->io)
+		die("peer/tls setup");
+	loop_io_set(t->io, LOOP_WRITE);
+}
+
+static void fixture_close(struct fixture *f, struct rx *r, struct tx *t)
+{
+	loop_io_free(t->io);
+	if (r->peer) {
+		peer_close(r->peer, "test done");
+		loop_timer_arm(f->tm, 200);
+		loop_run(f->l); /* the close completes on the next iteration */
+	}
+	tls_conn_free(t->tls);
+	close(f->fd[0]);
+	loop_timer_free(f->tm);
+	loop_free(f->l);
+	tls_ctx_free(f->sc);
+	tls_ctx_free(f->cc);
+}
+
 /* The peer is handed, in one go, a burst of `total` DATA bytes in frames of `frame` bytes
  * (one record each) that it can only read in batches of `batch`, and then nothing more (no
  * PINGs either way). It must deliver every byte at once, not after the next event. */
 static void burst_case(size_t batch, size_t total, size_t frame)
 {
-	struct tls_ctx *sc = ctx(true), *cc = ctx(false);
-	struct loop *l = loop_new();
-	struct loop_timer *tm = l ? loop_timer_new(l, stop_timer, l) : NULL;
-	struct rx r = {.loop = l, .hash = 2166136261u};
-	struct tx t = {.loop = l};
-	struct peer_opts o;
+	struct rx r = {.hash = 2166136261u, .want = total};
+	struct tx t = {0};
+	struct fixture f;
 	uint8_t *buf = malloc(frame + 9);
 	uint32_t want_hash = 2166136261u;
-	int fd[2];
 	size_t sent = 0, n;
 
-	if (!l || !tm || !buf || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd))
-		die("setup");
-	peer_opts_default(&o);
-	o.ping_interval_ms = 0;
-	o.read_batch = (uint32_t)batch;
-	r.want = total;
-	r.peer = peer_accept(l, sc, fd[1], "test", &o, &rx_cbs, &r);
-	t.tls = tls_conn_new(cc, fd[0]);
-	t.io = t.tls ? loop_io_new(l, fd[0], tx_io, &t) : NULL;
-	if (!r.peer || !t.io)
-		die("peer/tls setup");
-	loop_io_set(t.io, LOOP_WRITE);
-	loop_timer_arm(tm, 2000);
-	loop_run(l); /* until the request's HEADERS are out (tx_io stops the loop) */
+	if (!buf)
+		die("malloc");
+	fixture_open(&f, &r, &t, (uint32_t)batch);
+	loop_timer_arm(f.tm, 2000);
+	loop_run(f.l); /* until the request's HEADERS are out (tx_io stops the loop) */
 	CHECK(!t.failed && t.state == 2 && !r.closed);
 	if (t.failed || t.state != 2 || r.closed) {
 		fprintf(stderr, "  set-up failed: %s / %s\n", tls_error(t.tls), r.why);
@@ -412,8 +445,8 @@ static void burst_case(size_t batch, size_t total, size_t frame)
 	/* The sender is silent from here on; a second is plenty for what is already there. */
 	loop_io_free(t.io);
 	t.io = NULL;
-	loop_timer_arm(tm, 1000);
-	loop_run(l);
+	loop_timer_arm(f.tm, 1000);
+	loop_run(f.l);
 	CHECK_INT_EQ(r.got, total);
 	CHECK_INT_EQ(r.hash, want_hash);
 	CHECK(!r.closed);
@@ -421,18 +454,7 @@ static void burst_case(size_t batch, size_t total, size_t frame)
 		fprintf(stderr, "  batch %zu, burst %zu in %zu-byte frames: got %zu%s%s\n", batch,
 			total, frame, r.got, r.closed ? ", closed: " : "", r.why);
 out:
-	loop_io_free(t.io);
-	if (r.peer) {
-		peer_close(r.peer, "test done");
-		loop_timer_arm(tm, 200);
-		loop_run(l); /* the close completes on the next iteration */
-	}
-	tls_conn_free(t.tls);
-	close(fd[0]);
-	loop_timer_free(tm);
-	loop_free(l);
-	tls_ctx_free(sc);
-	tls_ctx_free(cc);
+	fixture_close(&f, &r, &t);
 	free(buf);
 }
 
@@ -452,33 +474,22 @@ static void test_full_batch(void)
  * full queue and the socket then takes all of it, the peer must go on by itself. */
 static void send_case(size_t total)
 {
-	struct tls_ctx *sc = ctx(true), *cc = ctx(false);
-	struct loop *l = loop_new();
-	struct loop_timer *tm = l ? loop_timer_new(l, stop_timer, l) : NULL;
 	uint8_t *body = malloc(total);
-	struct rx r = {.loop = l, .hash = 2166136261u, .out = body, .out_len = total};
-	struct tx t = {.loop = l, .download = true, .want = total, .hash = 2166136261u};
-	struct peer_opts o;
+	struct rx r = {.hash = 2166136261u, .out = body, .out_len = total};
+	struct tx t = {.download = true, .want = total, .hash = 2166136261u};
+	struct fixture f;
 	uint32_t want_hash, seed = 7;
-	int fd[2];
 
-	if (!l || !tm || !body || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd))
-		die("setup");
+	if (!body)
+		die("malloc");
 	for (size_t i = 0; i < total; i++) {
 		seed = seed * 1103515245u + 12345u;
 		body[i] = (uint8_t)(seed >> 16);
 	}
 	want_hash = fnv(2166136261u, body, total);
-	peer_opts_default(&o);
-	o.ping_interval_ms = 0;
-	r.peer = peer_accept(l, sc, fd[1], "test", &o, &rx_cbs, &r);
-	t.tls = tls_conn_new(cc, fd[0]);
-	t.io = t.tls ? loop_io_new(l, fd[0], tx_io, &t) : NULL;
-	if (!r.peer || !t.io)
-		die("peer/tls setup");
-	loop_io_set(t.io, LOOP_WRITE);
-	loop_timer_arm(tm, 5000);
-	loop_run(l);
+	fixture_open(&f, &r, &t, 0);
+	loop_timer_arm(f.tm, 5000);
+	loop_run(f.l);
 	CHECK(!t.failed && !r.closed);
 	CHECK_INT_EQ(t.got, total);
 	CHECK_INT_EQ(t.hash, want_hash);
@@ -486,18 +497,7 @@ static void send_case(size_t total)
 	if (t.got != total)
 		fprintf(stderr, "  sent %zu of %zu, client got %zu%s%s\n", r.out_off, total, t.got,
 			r.closed ? ", closed: " : "", r.why);
-	loop_io_free(t.io);
-	if (r.peer) {
-		peer_close(r.peer, "test done");
-		loop_timer_arm(tm, 200);
-		loop_run(l);
-	}
-	tls_conn_free(t.tls);
-	close(fd[0]);
-	loop_timer_free(tm);
-	loop_free(l);
-	tls_ctx_free(sc);
-	tls_ctx_free(cc);
+	fixture_close(&f, &r, &t);
 	free(body);
 }
 
