@@ -148,8 +148,8 @@ size_t h2_session_streams(const struct h2_session *s);
 const char *h2_strerror(int code);
 
 /* Client side: opens a stream with request headers nv. The request body is pulled from the
- * owner's out_avail/out_peek/out_drop. Returns the stream or NULL (errno EAGAIN: no stream ids left or
- * GOAWAY received, ENOMEM). */
+ * owner's out_avail/out_peek/out_drop. Returns the stream or NULL (errno EAGAIN: no stream ids
+ * left or GOAWAY received, ENOMEM). */
 struct h2_stream *h2_stream_request(struct h2_session *s, const struct h2_nv *nv, size_t n,
 				    const struct h2_stream_cbs *cbs, void *owner);
 

@@ -868,8 +868,6 @@ static void rec_nonce(const struct rec_key *k, uint8_t nonce[12])
 		nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
 }
 
-/* Seals n bytes of content type `type` into one record at the end of wout. 0, -ENOMEM or
- * -EPROTO (the cipher failed). */
 /* Where sealing has got to in a list of pieces. */
 struct gather {
 	const struct iovec *v;
@@ -933,6 +931,8 @@ fail:
 	return -EPROTO;
 }
 
+/* Seals n bytes of content type `type` into one record at the end of wout. 0, -ENOMEM or
+ * -EPROTO (the cipher failed). */
 static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_t n)
 {
 	struct iovec v = {(void *)data, n};
