@@ -1331,7 +1331,7 @@ static int writev_run(struct raw_pair *rp, const unsigned char *src, size_t *len
 	unsigned char *dst = malloc(*len);
 	size_t sent = 0, got = 0, n;
 	bool flushed = false, refused = false;
-	int calls = 0, ret = -1;
+	int calls = 0, ret = -1, err;
 	ssize_t w;
 
 	if (!dst)
@@ -1381,8 +1381,7 @@ static int writev_run(struct raw_pair *rp, const unsigned char *src, size_t *len
 	}
 	/* nothing more behind what was taken */
 	ret = got == sent && flushed && !memcmp(src, dst, got) &&
-			      raw_read_wait(rp, dst, 1, &n, &calls) == 0 &&
-			      calls == SSL_ERROR_WANT_READ
+			      raw_read_wait(rp, dst, 1, &n, &err) == 0 && err == SSL_ERROR_WANT_READ
 		      ? 0
 		      : -1;
 	if (!reading)

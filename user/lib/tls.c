@@ -1581,7 +1581,6 @@ ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
 	/* Whole records straight from the pieces (the held-back bytes lead the first); what is
 	 * left waits for the next call's bytes to fill its record. */
 	whole = (held + total) / REC_MAX_PLAIN * REC_MAX_PLAIN;
-	rest = held + total - whole;
 	if (whole) {
 		g.v = v;
 		n = rec_write(c, &g, whole, false);
@@ -1591,8 +1590,9 @@ ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
 			return c->fatal;
 		buf_release(&c->tail); /* all of it went into the first record */
 	}
-	if (rest > buf_len(&c->tail)) {
-		rest -= buf_len(&c->tail);
+	/* what is left of the pieces (all of them when no record was whole) is held back */
+	rest = held + total - whole - buf_len(&c->tail);
+	if (rest) {
 		d = buf_reserve(&c->tail, rest);
 		if (!d)
 			return rec_fail(c, -ENOMEM, 0, "write: out of memory");
