@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* Structured log lines to stderr, stdout or a file. Formats JSON with escaping; does not
- * rotate files or rate-limit (the layer that logs decides how often). */
+/* Structured log lines to stderr, stdout or a file. Escapes every field in both formats, so no
+ * string (a peer's included) can forge a line; does not rotate files or rate-limit (the layer
+ * that logs decides how often). */
 #include "log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,29 @@ bool log_enabled(enum log_level level)
 	return level >= log_threshold;
 }
 
-/* Appends s to dst as the inside of a JSON string; returns the new length (capped). */
+/* Length of the well-formed UTF-8 sequence (2-4 bytes, no overlong forms, surrogates or code
+ * points above U+10FFFF) that s starts with, or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	uint32_t cp;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Appends s to dst as the inside of a JSON string; returns the new length (capped). Bytes that
+ * are not well-formed UTF-8 become U+FFFD, so every line stays valid JSON. */
 static size_t json_escape(char *dst, size_t len, size_t cap, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -94,6 +118,53 @@ static size_t json_escape(char *dst, size_t len, size_t cap, const char *s)
 			dst[len + 4] = hex[c >> 4];
 			dst[len + 5] = hex[c & 15];
 			len += 6;
+		} else if (c >= 0x80) {
+			size_t n = utf8_seq((const unsigned char *)s);
+
+			if (n) {
+				memcpy(dst + len, s, n);
+				len += n;
+				s += n - 1;
+			} else {
+				memcpy(dst + len, "\\ufffd", 6);
+				len += 6;
+			}
+		} else {
+			dst[len++] = (char)c;
+		}
+	}
+	return len;
+}
+
+/* Appends s to dst for a text line: control characters (< 0x20, 0x7f) become \n, \r, \t or
+ * \xNN so a peer's string cannot start a line of its own, as do bytes that are not well-formed
+ * UTF-8 and the Unicode line breaks; a backslash is doubled so an escape cannot be forged either. Returns the new length
+ * (capped). */
+static size_t text_escape(char *dst, size_t len, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *s && len + 5 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		size_t n;
+
+		if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+			dst[len++] = '\\';
+			dst[len++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
+		} else if (c >= 0x80 && (n = utf8_seq((const unsigned char *)s)) &&
+			   !(n == 2 && c == 0xc2 && (unsigned char)s[1] < 0xa0) &&
+			   !(n == 3 && !memcmp(s, "\xe2\x80", 2) &&
+			     ((unsigned char)s[2] & 0xfe) == 0xa8)) {
+			/* Well-formed, and neither a C1 control (U+0080-U+009F, NEL among them)
+			 * nor U+2028/U+2029, which some viewers also take as line breaks. */
+			memcpy(dst + len, s, n);
+			len += n;
+			s += n - 1;
+		} else if (c < 0x20 || c >= 0x7f) {
+			memcpy(dst + len, "\\x", 2);
+			dst[len + 2] = hex[c >> 4];
+			dst[len + 3] = hex[c & 15];
+			len += 4;
 		} else {
 			dst[len++] = (char)c;
 		}
@@ -149,11 +220,22 @@ void log_vwrite(enum log_level level, const char *conn, const char *peer, const 
 		len = json_escape(line, len, cap, msg);
 		len = append(line, len, cap, "\"}");
 	} else {
-		len = (size_t)snprintf(line, cap, "%s %-5s %s%s%s%s%s: %s", ts, level_names[level],
-				       log_component, conn ? " conn=" : "", conn ? conn : "",
-				       peer ? " peer=" : "", peer ? peer : "", msg);
-		if (len >= cap)
-			len = cap - 1;
+		len = append(line, len, cap, ts);
+		len = append(line, len, cap, " ");
+		len = append(line, len, cap, level_names[level]);
+		len = append(line, len, cap,
+			     level == LOG_LVL_INFO || level == LOG_LVL_WARN ? "  " : " ");
+		len = text_escape(line, len, cap, log_component);
+		if (conn) {
+			len = append(line, len, cap, " conn=");
+			len = text_escape(line, len, cap, conn);
+		}
+		if (peer) {
+			len = append(line, len, cap, " peer=");
+			len = text_escape(line, len, cap, peer);
+		}
+		len = append(line, len, cap, ": ");
+		len = text_escape(line, len, cap, msg);
 	}
 	line[len++] = '\n';
 	fwrite(line, 1, len, out);
