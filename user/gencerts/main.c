@@ -36,7 +36,9 @@ struct opts {
 	const char *sans[MAX_SANS];
 	int nsans;
 	bool force;
-	long days;
+	long days;    /* leaves */
+	long ca_days; /* the CA; never shorter than days */
+	bool ca_days_given;
 	const char *issue_role; /* --issue mode when set */
 	const char *issue_id;
 	const char *issue_name;
@@ -66,8 +68,10 @@ static void usage(FILE *f)
 		"  --client-id ID       id of the client certificate (default client-1)\n"
 		"  --proxy-id ID        id of the proxy certificate (default proxy-1)\n"
 		"  --server-san NAME    extra DNS name or IP address for server certificates\n"
-		"                       (repeatable; DNS:localhost is always included)\n"
-		"  --days N             validity in days (default 825)\n"
+		"                       (repeatable; localhost and 127.0.0.1 are always included)\n"
+		"  --days N             validity of the leaves in days (default 825)\n"
+		"  --ca-days N          validity of the CA in days (default 3650, at least --days;\n"
+		"                       a leaf never outlives its CA)\n"
 		"  --force              replace existing files\n"
 		"  --issue ROLE         issue one leaf (server, client or proxy) from OUT/ca\n"
 		"  --id ID              its SPIFFE id (with --issue)\n"
@@ -340,10 +344,12 @@ static int add_san(X509 *x, const char *uri, const struct opts *o, bool server)
 	if (!gens || push_name(gens, GEN_URI, uri))
 		goto out;
 	if (server) {
-		if (push_name(gens, GEN_DNS, "localhost"))
+		/* What a client dialing this host by name or loopback address checks. */
+		if (push_name(gens, GEN_DNS, "localhost") ||
+		    push_name(gens, GEN_IPADD, "127.0.0.1"))
 			goto out;
 		for (int i = 0; i < o->nsans; i++) {
-			if (!strcmp(o->sans[i], "localhost"))
+			if (!strcmp(o->sans[i], "localhost") || !strcmp(o->sans[i], "127.0.0.1"))
 				continue;
 			if (push_name(gens, is_ip(o->sans[i]) ? GEN_IPADD : GEN_DNS, o->sans[i]))
 				goto out;
@@ -416,18 +422,24 @@ static X509 *make_cert(const struct spec *sp, const char *uri, EVP_PKEY *key, X5
 	    set_name(x, is_ca ? NULL : sp->role, cn) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(is_ca ? x : ca)) ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -SKEW_SECONDS) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)o->days, 0, NULL) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)(is_ca ? o->ca_days : o->days), 0,
+			      NULL) ||
 	    !X509_set_pubkey(x, key))
 		goto err;
-	/* A leaf never outlives its CA; say so only when that cuts more than a day off --days. */
+	/* A leaf never outlives its CA (past the CA's notAfter it fails to verify anyway): it is
+	 * refused, unless only the seconds between making the two separate them. */
 	if (!is_ca && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca)) > 0) {
 		int day = 0, sec = 0;
 
-		if (ASN1_TIME_diff(&day, &sec, X509_get0_notAfter(ca), X509_get0_notAfter(x)) &&
-		    day >= 1)
+		if (!ASN1_TIME_diff(&day, &sec, X509_get0_notAfter(ca), X509_get0_notAfter(x)) ||
+		    day >= 1) {
+			ASN1_TIME_diff(&day, &sec, NULL, X509_get0_notAfter(ca));
 			fprintf(stderr,
-				PROG ": note: %s expires with the CA, %d days short of --days\n",
-				sp->dir, day);
+				PROG ": --days %ld would outlive the CA, which expires in %d days: "
+				     "pass a shorter --days or make a new CA\n",
+				o->days, day);
+			goto err_quiet;
+		}
 		if (!X509_set1_notAfter(x, X509_get0_notAfter(ca)))
 			goto err;
 	}
@@ -435,7 +447,7 @@ static X509 *make_cert(const struct spec *sp, const char *uri, EVP_PKEY *key, X5
 	if (add_ext(x, is_ca ? x : ca, NID_subject_key_identifier, "hash") ||
 	    add_ext(x, is_ca ? x : ca, NID_authority_key_identifier, "keyid:always") ||
 	    add_ext(x, NULL, NID_basic_constraints,
-		    is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") ||
+		    is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") ||
 	    add_ext(x, NULL, NID_key_usage,
 		    is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") ||
 	    (!is_ca && add_ext(x, NULL, NID_ext_key_usage, server ? "serverAuth" : "clientAuth")) ||
@@ -597,6 +609,7 @@ enum {
 	OPT_SAN,
 	OPT_FORCE,
 	OPT_DAYS,
+	OPT_CA_DAYS,
 	OPT_ISSUE,
 	OPT_ID,
 	OPT_NAME,
@@ -615,6 +628,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"server-san", required_argument, NULL, OPT_SAN},
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"days", required_argument, NULL, OPT_DAYS},
+		{"ca-days", required_argument, NULL, OPT_CA_DAYS},
 		{"issue", required_argument, NULL, OPT_ISSUE},
 		{"id", required_argument, NULL, OPT_ID},
 		{"name", required_argument, NULL, OPT_NAME},
@@ -653,14 +667,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->force = true;
 			break;
 		case OPT_DAYS:
+		case OPT_CA_DAYS: {
+			long *days = c == OPT_DAYS ? &o->days : &o->ca_days;
+
 			errno = 0;
-			o->days = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || o->days < 1 || o->days > MAX_DAYS) {
-				fprintf(stderr, PROG ": --days '%s': want 1..%d\n", optarg,
-					MAX_DAYS);
+			*days = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || *days < 1 || *days > MAX_DAYS) {
+				fprintf(stderr, PROG ": --%s '%s': want 1..%d\n",
+					c == OPT_DAYS ? "days" : "ca-days", optarg, MAX_DAYS);
 				return 2;
 			}
+			o->ca_days_given |= c == OPT_CA_DAYS;
 			break;
+		}
 		case OPT_ISSUE:
 			o->issue_role = optarg;
 			break;
@@ -721,7 +740,18 @@ static int check_args(struct opts *o)
 			fprintf(stderr, PROG ": --id and --name go with --issue\n");
 			return -1;
 		}
+		if (o->days > o->ca_days) {
+			fprintf(stderr,
+				PROG ": --days %ld outlives the CA (--ca-days %ld): leaves must "
+				     "expire before their CA\n",
+				o->days, o->ca_days);
+			return -1;
+		}
 		return 0;
+	}
+	if (o->ca_days_given) {
+		fprintf(stderr, PROG ": --ca-days goes without --issue (the CA exists)\n");
+		return -1;
 	}
 	if (!valid_role(o->issue_role)) {
 		fprintf(stderr, PROG ": --issue '%s': want server, client or proxy\n",
@@ -750,6 +780,7 @@ int main(int argc, char **argv)
 		.client_id = "client-1",
 		.proxy_id = "proxy-1",
 		.days = 825,
+		.ca_days = 3650,
 	};
 	char ca_td[128];
 	X509 *ca = NULL;
