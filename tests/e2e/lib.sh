@@ -185,8 +185,11 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 # json_get JSON KEY: a top-level value from netapp's summary line.
 json_get() { $PY -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2"; }
 
+# certs_make [GENCERTS ARGS...]: certificates in $CERTS. Clients and proxies check the server's
+# name (the host of --server): the server certificate names the relay addresses the tests dial.
 certs_make() {
-	"$BIN_GENCERTS" --out "$E2E_TMP/certs" >/dev/null || return 1
+	"$BIN_GENCERTS" --out "$E2E_TMP/certs" --server-san 10.10.1.2 --server-san 10.10.2.2 "$@" \
+		>/dev/null || return 1
 	CERTS="$E2E_TMP/certs"
 }
 

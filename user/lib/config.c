@@ -6,7 +6,8 @@
  * flags in order. A later source replaces a scalar, and replaces a list (cidrs, routes) as a
  * whole; repeated flags of one list append to each other. An empty value (or YAML null) resets
  * a setting to its default. tls.insecure is passed to the TLS layer, where it skips only the
- * server-name check: the chain, the SPIFFE role and the trust domain are always verified.
+ * server-name check (tls.server_name, by default the host of server_addr): the chain, the SPIFFE
+ * role and the trust domain are always verified.
  *
  * No global state besides getopt's (optind is reset on every call), so config_load may run
  * again for a SIGHUP reload. */
@@ -108,7 +109,7 @@ static const struct opt opts[] = {
 	{"tls.ca_file", "tls-ca", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.ca_file), 0, NULL,
 	 "PEM CA bundle peers must chain to"},
 	{"tls.server_name", "tls-server-name", "NAME", OPT_STR, D_ALL, 0, F(tls.server_name), 0,
-	 NULL, "check the server certificate's DNS/IP SAN against NAME"},
+	 NULL, "name the server certificate must have (default: the host of --server)"},
 	{"tls.trust_domain", "trust-domain", "DOMAIN", OPT_STR, D_ALL, 0, F(tls.trust_domain), 0,
 	 NULL, "SPIFFE trust domain of peers (default: our certificate's)"},
 	{"tls.insecure", "tls-insecure", NULL, OPT_BOOL, D_ALL, 0, F(tls.insecure), 0, "false",

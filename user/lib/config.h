@@ -20,7 +20,8 @@ struct config_tls {
 	char *cert_file;
 	char *key_file;
 	char *ca_file;
-	char *server_name;  /* client/proxy: check the server cert's DNS/IP SAN only when set */
+	char *server_name;  /* client/proxy: name in the server cert's DNS/IP SAN; NULL = the host
+			     * part of server_addr (daemon.c) */
 	char *trust_domain; /* SPIFFE trust domain peers must be in; NULL = taken from own cert */
 	bool insecure;	    /* seed key; see config.c for what it relaxes (never the chain) */
 };

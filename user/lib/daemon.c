@@ -18,6 +18,29 @@
 
 static const char *const comps[] = {"client", "server", "proxy"};
 
+/* The name a client or proxy checks in the server's certificate: tls.server_name, else the host
+ * part of server_addr ("[v6]:port" without brackets), a DNS name or an IP address. */
+static const char *server_name(const struct config *cfg, char *buf, size_t size)
+{
+	const char *hp = cfg->server_addr, *colon;
+	size_t len;
+
+	if (cfg->tls.server_name && *cfg->tls.server_name)
+		return cfg->tls.server_name;
+	if (!hp || !(colon = strrchr(hp, ':')))
+		return NULL;
+	len = (size_t)(colon - hp);
+	if (hp[0] == '[' && len >= 2 && hp[len - 1] == ']') {
+		hp++;
+		len -= 2;
+	}
+	if (!len || len >= size)
+		return NULL;
+	memcpy(buf, hp, len);
+	buf[len] = '\0';
+	return buf;
+}
+
 /* TLS credentials for a daemon of this kind, checking that our certificate has its role. */
 static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cfg, char *err,
 				size_t errsz)
@@ -26,7 +49,7 @@ static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cf
 	struct tls_ctx_opts to = {0};
 	const struct tls_identity *me;
 	struct tls_ctx *t;
-	char why[400];
+	char why[400], name[256];
 
 	to.cert_file = cfg->tls.cert_file;
 	to.key_file = cfg->tls.key_file;
@@ -37,7 +60,7 @@ static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cf
 		to.is_server = true;
 		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_CLIENT) | TLS_ROLE_BIT(TLS_ROLE_PROXY);
 	} else {
-		to.server_name = cfg->tls.server_name;
+		to.server_name = server_name(cfg, name, sizeof(name));
 		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_SERVER);
 	}
 	t = tls_ctx_new(&to, why, sizeof(why));
@@ -198,6 +221,15 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	if (!d->tls)
 		fatal("%s", err);
 	log_info("%s %s starting as %s", d->name, NTUN_VERSION, tls_ctx_identity(d->tls)->uri);
+	if (kind != CONFIG_SERVER) {
+		char name[256];
+
+		if (d->cfg.tls.insecure)
+			log_warn("tls.insecure: the server certificate's name is not checked");
+		else
+			log_info("the server certificate must name %s",
+				 server_name(&d->cfg, name, sizeof(name)));
+	}
 
 	set_peer_opts(d);
 
