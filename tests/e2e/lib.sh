@@ -199,7 +199,8 @@ tls_args() {
 	echo --tls-cert "$d/$1/cert.pem" --tls-key "$d/$1/key.pem" --tls-ca "$d/ca/cert.pem"
 }
 
-# run_case NAME FUNC: runs one case, prints PASS/FAIL/SKIP (FUNC returns 0, 1 or 77).
+# run_case NAME FUNC: runs one case, prints PASS/FAIL/SKIP (FUNC returns 0, 1 or 77); returns 1
+# on FAIL, so "run_case ... setup || exit 1" stops a test whose set-up failed.
 run_case() {
 	local name="$1" rc
 	shift
@@ -209,7 +210,7 @@ run_case() {
 	case $rc in
 	0) echo "PASS: $name"; E2E_PASS=$((E2E_PASS + 1)) ;;
 	77) echo "SKIP: $name"; E2E_SKIP=$((E2E_SKIP + 1)) ;;
-	*) echo "FAIL: $name"; E2E_FAIL=$((E2E_FAIL + 1)) ;;
+	*) echo "FAIL: $name"; E2E_FAIL=$((E2E_FAIL + 1)); return 1 ;;
 	esac
 }
 

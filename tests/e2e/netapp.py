@@ -100,7 +100,9 @@ def serve(args):
     s.listen(1024)
     print(f"listening {args.bind}:{args.port}", flush=True)
     while True:
-        c, _ = s.accept()
+        c, peer = s.accept()
+        if args.log_accepts:
+            print(f"accepted {peer[0]}:{peer[1]}", flush=True)
         threading.Thread(target=serve_one, args=(c,), daemon=True).start()
 
 
@@ -242,6 +244,7 @@ def main():
     sv = sub.add_parser("serve")
     sv.add_argument("--bind", default="0.0.0.0")
     sv.add_argument("--port", type=int, required=True)
+    sv.add_argument("--log-accepts", action="store_true", help="print a line per connection")
     cl = sub.add_parser("client")
     cl.add_argument("mode", choices=["get", "put", "echo", "half", "refused"])
     cl.add_argument("--host", required=True)

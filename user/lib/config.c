@@ -100,6 +100,8 @@ static const struct opt opts[] = {
 	 "prefix clients dial for the managed CIDR at the same position (repeatable)"},
 	{"capacity", "capacity", "N", OPT_U32, D_PROXY, 0, F(capacity), 0, "0",
 	 "maximum concurrent dials, 0 = unlimited"},
+	{"allow_local", "allow-local", NULL, OPT_BOOL, D_PROXY, 0, F(allow_local), 0, "false",
+	 "also dial loopback, link-local, multicast and this host's addresses (=false to unset)"},
 	{"metrics_addr", "metrics", "ADDR:PORT", OPT_HOSTPORT, D_ALL, 0, F(metrics_addr), 0, NULL,
 	 "Prometheus metrics on this loopback address (default: off)"},
 	{"tls.cert_file", "tls-cert", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.cert_file), 0, NULL,

@@ -67,6 +67,7 @@ struct config {
 	struct cidr *virtual_cidr; /* optional; when present, pairwise with managed_cidr */
 	size_t n_virtual_cidr;
 	uint32_t capacity; /* max concurrent dials, 0 = unlimited */
+	bool allow_local;  /* dial loopback, link-local, multicast, own addresses; default false */
 
 	/* all daemons */
 	struct config_tls tls;
@@ -94,7 +95,7 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
- *   --capacity N
+ *   --capacity N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
  * NTUN_TLS_CERT_FILE; NTUN_CONFIG names the file when --config is absent). List values in
  * variables and flags are comma-separated. Durations (timeouts.*_ms, --*-timeout) are

@@ -2,8 +2,12 @@
 /* ntun-proxy: lives inside the remote network and only dials out. On the connection it dialed
  * it is the HTTP/2 server: it answers Connector/Control with its registration and serves one
  * Connector/Dial per tunneled connection by connecting to the destination, which must lie in
- * its managed CIDRs whatever the server asks. */
+ * its managed CIDRs whatever the server asks, and must not be local (loopback, link-local,
+ * multicast, this host's own addresses) unless allow_local says so. */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,9 @@
 #define PATH_DIAL    "/ntun.v1.Connector/Dial"
 #define PATH_CONTROL "/ntun.v1.Connector/Control"
 
+#define OWN_ADDRS_MAX	 256
+#define OWN_ADDRS_TTL_MS 1000
+
 struct proxy {
 	struct daemon *d;
 	struct config *cfg;
@@ -32,6 +39,11 @@ struct proxy {
 	struct loop_timer *ctl_task;
 	struct loop_timer *stop_poll;
 	uint32_t active;
+	/* This host's IPv4 addresses (and interface broadcasts), read again at a dial when
+	 * older than OWN_ADDRS_TTL_MS and on SIGHUP; own_at 0 = not read yet. */
+	uint32_t own[OWN_ADDRS_MAX];
+	size_t n_own;
+	uint64_t own_at;
 };
 
 struct proxy_conn {
@@ -144,6 +156,8 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 {
 	struct proxy *px = &px_state;
 
+	px->own_at = 0; /* read this host's addresses again at the next dial */
+
 	if (cidrs_equal(px->cfg->managed_cidr, px->cfg->n_managed_cidr, nc->managed_cidr,
 			nc->n_managed_cidr) &&
 	    cidrs_equal(px->cfg->virtual_cidr, px->cfg->n_virtual_cidr, nc->virtual_cidr,
@@ -153,6 +167,70 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 	if (px->ctl)
 		send_registration(px, nc);
 	return 0;
+}
+
+/* Reads this host's addresses (in the proxy's network namespace) into px->own. Returns 0 or
+ * -errno with the previous list kept. Past OWN_ADDRS_MAX addresses the rest are left out, and
+ * said so once. */
+static int own_addrs_read(struct proxy *px)
+{
+	static bool warned;
+	struct ifaddrs *ifs, *i;
+	size_t n = 0;
+
+	if (getifaddrs(&ifs) < 0)
+		return -errno;
+	for (i = ifs; i; i = i->ifa_next) {
+		const struct sockaddr *sa[2] = {
+			i->ifa_addr, i->ifa_flags & IFF_BROADCAST ? i->ifa_broadaddr : NULL};
+
+		for (size_t k = 0; k < 2; k++) {
+			if (!sa[k] || sa[k]->sa_family != AF_INET)
+				continue;
+			if (n == OWN_ADDRS_MAX) {
+				if (!warned)
+					log_warn("more than %d local addresses: only the first "
+						 "are refused as dial destinations",
+						 OWN_ADDRS_MAX);
+				warned = true;
+				break;
+			}
+			px->own[n++] = ntohl(((const struct sockaddr_in *)sa[k])->sin_addr.s_addr);
+		}
+	}
+	freeifaddrs(ifs);
+	px->n_own = n;
+	px->own_at = loop_now_ms();
+	return 0;
+}
+
+/* Is addr one no dial may reach without allow_local: 0.0.0.0/8, loopback, link-local (cloud
+ * metadata services live at 169.254.169.254), multicast, 240.0.0.0/4 and the broadcast
+ * address, or an address of this host? An address list that cannot be read (never read yet)
+ * counts as local: refusing is the safe side. */
+static bool local_dst(struct proxy *px, uint32_t addr)
+{
+	static const struct cidr ranges[] = {
+		{0x00000000u, 8}, {0x7f000000u, 8}, {0xa9fe0000u, 16},
+		{0xe0000000u, 4}, {0xf0000000u, 4},
+	};
+	int rv;
+
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (cidr_contains(&ranges[i], addr))
+			return true;
+	if (!px->own_at || loop_now_ms() - px->own_at >= OWN_ADDRS_TTL_MS) {
+		rv = own_addrs_read(px);
+		if (rv < 0) {
+			log_warn("cannot list this host's addresses: %s", strerror(-rv));
+			if (!px->own_at)
+				return true;
+		}
+	}
+	for (size_t i = 0; i < px->n_own; i++)
+		if (px->own[i] == addr)
+			return true;
+	return false;
 }
 
 static bool managed(const struct proxy *px, uint32_t addr)
@@ -198,6 +276,13 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 			  dst);
 		grpc_reject(st, GRPC_PERMISSION_DENIED, "destination outside managed CIDRs",
 			    "EACCES");
+		return;
+	}
+	if (!px->cfg->allow_local && local_dst(px, addr)) {
+		daemon_refused(px->d);
+		log_write(LOG_LVL_WARN, cid, NULL,
+			  "refused dial to %s: local address (set allow_local to permit)", dst);
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "denied: local address", "EACCES");
 		return;
 	}
 	if (px->cfg->capacity && px->active >= px->cfg->capacity) {
