@@ -3,6 +3,7 @@
  * accepts them on a loopback listener, and carries each over its own Relay/Connect call to the
  * server. Interception lives in redirect.c; relaying in the shared relay engine. */
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,11 @@ static struct client cl_state;
 
 static void cleanup_redirect(void)
 {
+	/* Removing the daemon cgroup needs write access to the cgroup root (mode 0555). */
+	int rv = cl_state.rd && cl_state.d ? daemon_raise_reserved(cl_state.d) : 0;
+
+	if (rv < 0)
+		log_warn("cannot raise CAP_DAC_OVERRIDE for the clean-up: %s", strerror(-rv));
 	redirect_free(cl_state.rd);
 	cl_state.rd = NULL;
 }
@@ -293,6 +299,7 @@ int main(int argc, char **argv)
 	struct daemon d;
 	struct client *cl = &cl_state;
 	struct redirect_opts ro = {0};
+	uint64_t keep;
 
 	daemon_init(&d, CONFIG_CLIENT, argc, argv);
 	cl->d = &d;
@@ -328,6 +335,15 @@ int main(int argc, char **argv)
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
 	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
+	/* Attached and listening. What is left: SO_MARK on each connection to the server
+	 * (CAP_NET_ADMIN), live CIDR updates and clean-up at exit: BPF map writes (CAP_BPF; links
+	 * close with their fds) or running iptables (CAP_NET_ADMIN, CAP_NET_RAW for
+	 * iptables-legacy). Pins are root's files, but removing the daemon cgroup at exit needs
+	 * CAP_DAC_OVERRIDE: held back until then (cleanup_redirect). */
+	keep = DAEMON_CAP(CAP_NET_ADMIN);
+	keep |= strcmp(redirect_mode_name(cl->rd), "bpf") ? DAEMON_CAP(CAP_NET_RAW)
+							  : DAEMON_CAP(CAP_BPF);
+	daemon_drop_privileges(&d, keep, DAEMON_CAP(CAP_DAC_OVERRIDE));
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, cl);
 	metrics_add_fn(d.metrics, METRICS_COUNTER, "ntun_redirected_total",

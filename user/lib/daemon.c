@@ -3,11 +3,15 @@
  * SIGHUP is handed to the daemon. */
 #include "daemon.h"
 
+#include <errno.h>
+#include <linux/capability.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -268,6 +272,103 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		    "bytes carried toward destinations", &d->stats.bytes_up);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnel_bytes_down_total",
 		    "bytes carried back toward applications", &d->stats.bytes_down);
+}
+
+/* Highest capability number this kernel knows. */
+static unsigned cap_last(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	unsigned last = CAP_LAST_CAP;
+
+	if (f) {
+		if (fscanf(f, "%u", &last) != 1 || last > 63)
+			last = CAP_LAST_CAP;
+		fclose(f);
+	}
+	return last;
+}
+
+/* Sets this thread's permitted, effective and inheritable sets. Returns 0 or -errno. */
+static int caps_set(uint64_t perm, uint64_t eff, uint64_t inh)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {
+		{(uint32_t)eff, (uint32_t)perm, (uint32_t)inh},
+		{(uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32)},
+	};
+
+	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
+}
+
+/* "net_admin,bpf" for the capabilities in set, numbers for those without a name here. */
+static const char *caps_names(uint64_t set, char *buf, size_t size)
+{
+	static const char *const names[64] = {
+		[CAP_DAC_OVERRIDE] = "dac_override", [CAP_NET_BIND_SERVICE] = "net_bind_service",
+		[CAP_NET_ADMIN] = "net_admin",	     [CAP_NET_RAW] = "net_raw",
+		[CAP_SYS_ADMIN] = "sys_admin",	     [CAP_BPF] = "bpf",
+	};
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned c = 0; c < 64 && len < size; c++) {
+		if (!(set & DAEMON_CAP(c)))
+			continue;
+		if (names[c])
+			len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? "," : "",
+						names[c]);
+		else
+			len += (size_t)snprintf(buf + len, size - len, "%s%u", len ? "," : "", c);
+	}
+	return set ? buf : "none";
+}
+
+void daemon_drop_privileges(struct daemon *d, uint64_t keep, uint64_t reserve)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {0};
+	unsigned last = cap_last(), bset_kept = 0;
+	uint64_t perm, inh;
+	char names[2][160];
+	int rv;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		fatal("prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	/* The bounding set limits only what an exec gains: reserve stays out of it. */
+	for (unsigned c = 0; c <= last; c++) {
+		if ((keep & DAEMON_CAP(c)) || prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1)
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0))
+			bset_kept++;
+	}
+	if (bset_kept)
+		log_debug("%u capabilities stay in the bounding set (no CAP_SETPCAP)", bset_kept);
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (syscall(SYS_capget, &hdr, data))
+		fatal("capget: %s", strerror(errno));
+	perm = (uint64_t)data[1].permitted << 32 | data[0].permitted;
+	keep &= perm;
+	reserve &= perm & ~keep;
+	inh = geteuid() == 0 ? 0 : keep;
+	rv = caps_set(keep | reserve, keep, inh);
+	if (rv < 0)
+		fatal("capset: %s", strerror(-rv));
+	for (unsigned c = 0; c <= last && inh; c++)
+		if (inh & DAEMON_CAP(c))
+			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+	d->caps_keep = keep;
+	d->caps_reserve = reserve;
+	log_info("privileges dropped: capabilities kept: %s; held for the exit only: %s",
+		 caps_names(keep, names[0], sizeof(names[0])),
+		 caps_names(reserve, names[1], sizeof(names[1])));
+}
+
+int daemon_raise_reserved(struct daemon *d)
+{
+	if (!d->caps_reserve)
+		return 0;
+	return caps_set(d->caps_keep | d->caps_reserve, d->caps_keep | d->caps_reserve,
+			geteuid() == 0 ? 0 : d->caps_keep);
 }
 
 void daemon_tunnel_started(struct daemon *d)

@@ -36,6 +36,7 @@ struct daemon {
 	struct peer_opts popts;
 	struct metrics *metrics; /* NULL unless metrics_addr is set */
 	struct daemon_stats stats;
+	uint64_t caps_keep, caps_reserve; /* see daemon_drop_privileges */
 	struct loop_signal *sig[3];
 	struct loop_timer *trim;	   /* gives freed heap back to the system now and then */
 	int stops;			   /* SIGINT/SIGTERM received */
@@ -51,6 +52,23 @@ struct daemon {
  * sets up logging, the loop, TLS (as TLS server for the server daemon, else TLS client), peer
  * options, and signal handling; SIGPIPE is ignored. */
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv);
+
+/* Bit of a capability (CAP_* from <linux/capability.h>) in daemon_drop_privileges' mask. */
+#define DAEMON_CAP(cap) (1ull << (cap))
+
+/* Once set-up that needs privileges is done (sockets bound, BPF attached): sets no_new_privs
+ * and keeps only the capabilities in keep (DAEMON_CAP() bits) in the bounding, permitted and
+ * effective sets. Those in reserve stay in the permitted set only, out of the effective and
+ * bounding sets, until daemon_raise_reserved() (for clean-up at exit). The inheritable and
+ * ambient sets hold keep when we are not root (so a helper we exec keeps it) and nothing when
+ * we are (root's exec gets the bounding set). A bounding set that cannot be lowered (no
+ * CAP_SETPCAP) is left as it is: no_new_privs keeps an exec from gaining beyond the permitted
+ * set anyway. Logs the sets; fatal() if they cannot be lowered. Single-threaded callers only:
+ * capabilities belong to the thread. */
+void daemon_drop_privileges(struct daemon *d, uint64_t keep, uint64_t reserve);
+
+/* Makes the reserved capabilities effective again. Returns 0 or -errno. */
+int daemon_raise_reserved(struct daemon *d);
 
 /* Account a relay's start and end, and a refusal. */
 void daemon_tunnel_started(struct daemon *d);

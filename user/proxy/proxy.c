@@ -409,6 +409,8 @@ int main(int argc, char **argv)
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
 	px->up = uplink_new(&d, true, 0, &proxy_uplink_cbs, px);
+	/* The proxy only dials out (its metrics listener is bound): it keeps no capability. */
+	daemon_drop_privileges(&d, 0, 0);
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, px);
 	daemon_run(&d);

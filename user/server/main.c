@@ -21,6 +21,8 @@ int main(int argc, char **argv)
 
 	daemon_init(&d, CONFIG_SERVER, argc, argv);
 	srv = server_new(&d);
+	/* Listening sockets are bound: nothing below needs a capability, reloads included. */
+	daemon_drop_privileges(&d, 0, 0);
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
 	daemon_run(&d);
