@@ -15,6 +15,7 @@
 e2e_init
 
 CAP_DAC_OVERRIDE=1
+CAP_NET_BIND_SERVICE=10
 CAP_NET_ADMIN=12
 CAP_NET_RAW=13
 CAP_BPF=39
@@ -141,10 +142,51 @@ EOC
 	get 100.64.3.5 3
 }
 
+# The README's systemd units, replayed with setpriv: the server as nobody on port 443 with only
+# CAP_NET_BIND_SERVICE (bounding and ambient), the proxy as nobody with no capability at all,
+# the client as root with only CLIENT_BSET in its bounding set; all with no_new_privs. The
+# tunnel through them carries bytes exactly and the client still cleans up at exit.
+CLIENT_BSET=net_admin,net_raw,bpf,perfmon,dac_override
+case_unit_sets() {
+	local c="$E2E_TMP/nobody" rc=0 pid
+	stop client_r
+	cp -r "$CERTS" "$c" && chown -R 65534:65534 "$c" && chmod o+x "$E2E_TMP" || return 1
+	start server_u rly setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all,+net_bind_service --inh-caps=-all,+net_bind_service \
+		--ambient-caps=-all,+net_bind_service \
+		"$BIN_SERVER" --listen 0.0.0.0:443 --tls-cert "$c/server/cert.pem" \
+		--tls-key "$c/server/key.pem" --tls-ca "$c/ca/cert.pem" --log-format text
+	wait_log server_u "listening on 0.0.0.0:443" 10 || return 1
+	start proxy_u site setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all --ambient-caps=-all \
+		"$BIN_PROXY" --server 10.10.2.2:443 --proxy-id proxy-1 \
+		--managed-cidr 192.168.1.0/24 --virtual-cidr 100.64.1.0/24 \
+		--tls-cert "$c/proxy/cert.pem" --tls-key "$c/proxy/key.pem" --tls-ca "$c/ca/cert.pem" \
+		--log-format text
+	wait_log proxy_u "registered as proxy-1" 10 || return 1
+	start client_u cli setpriv --no-new-privs --bounding-set=-all,+${CLIENT_BSET//,/,+} \
+		"$BIN_CLIENT" --server 10.10.1.2:443 --cidr 100.64.1.0/24 --listen-port 15001 \
+		--cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept bpf $(tls_args client) \
+		--log-format text
+	wait_log client_u "connected to server" 10 || return 1
+	pid=$(pid_of client_u)
+	for n in server_u proxy_u client_u; do
+		e2e_log "  $n: $(grep -o 'privileges dropped.*' "$E2E_TMP/$n.log")"
+	done
+	caps server_u "$(mask)" "$(mask)" "$(mask $CAP_NET_BIND_SERVICE)" || rc=1
+	caps proxy_u "$(mask)" "$(mask)" "$(mask)" || rc=1
+	get 100.64.1.5 4 || rc=1
+	stop client_u
+	grep -Ei "denied|not permitted|cannot" "$E2E_TMP/client_u.log" && rc=1
+	[ -d "$E2E_CGROOT/ntun-t$E2E_ID-$pid" ] && { e2e_log "  daemon cgroup left behind"; rc=1; }
+	return $rc
+}
+
 run_case "setup: server and proxy up" setup || exit 1
 run_case "server and proxy: no capabilities, no_new_privs" case_server_proxy
 run_case "BPF client: net_admin+bpf; CIDRs reload live; exit leaves nothing" case_client_bpf
 run_case "iptables client: net_admin+net_raw; CIDRs reload live; exit leaves nothing" \
 	case_client_iptables
 run_case "server without capabilities reloads a route" case_server_reload
+run_case "the README's systemd capability sets suffice (setpriv)" case_unit_sets
 e2e_summary
