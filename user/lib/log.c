@@ -185,7 +185,14 @@ static size_t append(char *dst, size_t len, size_t cap, const char *s)
 void log_vwrite(enum log_level level, const char *conn, const char *peer, const char *fmt,
 		va_list ap)
 {
+	static const char *const seps[][4] = {
+		[LOG_FMT_JSON] = {"\",\"conn\":\"", "\",\"peer\":\"", "\",\"msg\":\"", "\"}"},
+		[LOG_FMT_TEXT] = {" conn=", " peer=", ": ", ""},
+	};
+	size_t (*esc)(char *, size_t, size_t, const char *) =
+		log_fmt == LOG_FMT_JSON ? json_escape : text_escape;
 	char msg[1024], line[2560], ts[64];
+	const char *fields[3] = {conn, peer, msg};
 	struct timeval tv;
 	struct tm tm;
 	size_t len = 0, cap = sizeof(line) - 2;
@@ -201,42 +208,29 @@ void log_vwrite(enum log_level level, const char *conn, const char *peer, const 
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (long)(tv.tv_usec / 1000));
 
+	/* JSON: {"time":"T","level":"L","component":"C"[,"conn":..][,"peer":..],"msg":"M"}
+	 * text: T LEVEL C[ conn=..][ peer=..]: M */
 	if (log_fmt == LOG_FMT_JSON) {
 		len = append(line, len, cap, "{\"time\":\"");
 		len = append(line, len, cap, ts);
 		len = append(line, len, cap, "\",\"level\":\"");
 		len = append(line, len, cap, level_names[level]);
 		len = append(line, len, cap, "\",\"component\":\"");
-		len = json_escape(line, len, cap, log_component);
-		if (conn) {
-			len = append(line, len, cap, "\",\"conn\":\"");
-			len = json_escape(line, len, cap, conn);
-		}
-		if (peer) {
-			len = append(line, len, cap, "\",\"peer\":\"");
-			len = json_escape(line, len, cap, peer);
-		}
-		len = append(line, len, cap, "\",\"msg\":\"");
-		len = json_escape(line, len, cap, msg);
-		len = append(line, len, cap, "\"}");
 	} else {
 		len = append(line, len, cap, ts);
 		len = append(line, len, cap, " ");
 		len = append(line, len, cap, level_names[level]);
 		len = append(line, len, cap,
 			     level == LOG_LVL_INFO || level == LOG_LVL_WARN ? "  " : " ");
-		len = text_escape(line, len, cap, log_component);
-		if (conn) {
-			len = append(line, len, cap, " conn=");
-			len = text_escape(line, len, cap, conn);
-		}
-		if (peer) {
-			len = append(line, len, cap, " peer=");
-			len = text_escape(line, len, cap, peer);
-		}
-		len = append(line, len, cap, ": ");
-		len = text_escape(line, len, cap, msg);
 	}
+	len = esc(line, len, cap, log_component);
+	for (size_t i = 0; i < 3; i++) {
+		if (!fields[i])
+			continue;
+		len = append(line, len, cap, seps[log_fmt][i]);
+		len = esc(line, len, cap, fields[i]);
+	}
+	len = append(line, len, cap, seps[log_fmt][3]);
 	line[len++] = '\n';
 	fwrite(line, 1, len, out);
 	fflush(out);
