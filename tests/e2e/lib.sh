@@ -110,6 +110,18 @@ link() {
 	ip -n "$b" link set "$ib" up
 }
 
+# ns_tunnel: the four namespaces of a tunnel, joined in a line (no default routes):
+#   cli 10.10.1.1 -- 10.10.1.2 rly 10.10.2.2 -- 10.10.2.1 site 192.168.1.1 -- 192.168.1.5 web
+ns_tunnel() {
+	ns_add cli
+	ns_add rly
+	ns_add site
+	ns_add web
+	link cli 10.10.1.1/24 rly 10.10.1.2/24
+	link rly 10.10.2.2/24 site 10.10.2.1/24
+	link site 192.168.1.1/24 web 192.168.1.5/24
+}
+
 # in_ns NAME CMD...: runs CMD in namespace NAME with the real /sys (bpffs, cgroupfs visible).
 in_ns() {
 	local ns="$1$E2E_ID"

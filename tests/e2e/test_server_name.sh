@@ -14,13 +14,7 @@
 e2e_init
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	ns_tunnel
 	cg_make
 	certs_make --server-san relay.example.net || return 1
 	"$BIN_GENCERTS" --out "$CERTS" --issue server --id server-1 --name plain >/dev/null ||
