@@ -28,7 +28,6 @@
 #define PATH_DIAL    "/ntun.v1.Connector/Dial"
 #define PATH_CONTROL "/ntun.v1.Connector/Control"
 
-#define OWN_ADDRS_MAX	 256
 #define OWN_ADDRS_TTL_MS 1000
 
 struct proxy {
@@ -41,7 +40,7 @@ struct proxy {
 	uint32_t active;
 	/* This host's IPv4 addresses (and interface broadcasts), read again at a dial when
 	 * older than OWN_ADDRS_TTL_MS and on SIGHUP; own_at 0 = not read yet. */
-	uint32_t own[OWN_ADDRS_MAX];
+	uint32_t *own;
 	size_t n_own;
 	uint64_t own_at;
 };
@@ -170,35 +169,35 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 }
 
 /* Reads this host's addresses (in the proxy's network namespace) into px->own. Returns 0 or
- * -errno with the previous list kept. Past OWN_ADDRS_MAX addresses the rest are left out, and
- * said so once. */
+ * -errno with the previous list kept. */
 static int own_addrs_read(struct proxy *px)
 {
-	static bool warned;
 	struct ifaddrs *ifs, *i;
+	uint32_t *own;
 	size_t n = 0;
 
 	if (getifaddrs(&ifs) < 0)
 		return -errno;
+	for (i = ifs; i; i = i->ifa_next)
+		n += 2; /* its address and its broadcast address at most */
+	own = malloc((n ? n : 1) * sizeof(*own));
+	if (!own) {
+		freeifaddrs(ifs);
+		return -ENOMEM;
+	}
+	n = 0;
 	for (i = ifs; i; i = i->ifa_next) {
 		const struct sockaddr *sa[2] = {
 			i->ifa_addr, i->ifa_flags & IFF_BROADCAST ? i->ifa_broadaddr : NULL};
 
-		for (size_t k = 0; k < 2; k++) {
-			if (!sa[k] || sa[k]->sa_family != AF_INET)
-				continue;
-			if (n == OWN_ADDRS_MAX) {
-				if (!warned)
-					log_warn("more than %d local addresses: only the first "
-						 "are refused as dial destinations",
-						 OWN_ADDRS_MAX);
-				warned = true;
-				break;
-			}
-			px->own[n++] = ntohl(((const struct sockaddr_in *)sa[k])->sin_addr.s_addr);
-		}
+		for (size_t k = 0; k < 2; k++)
+			if (sa[k] && sa[k]->sa_family == AF_INET)
+				own[n++] =
+					ntohl(((const struct sockaddr_in *)sa[k])->sin_addr.s_addr);
 	}
 	freeifaddrs(ifs);
+	free(px->own);
+	px->own = own;
 	px->n_own = n;
 	px->own_at = loop_now_ms();
 	return 0;
@@ -418,6 +417,7 @@ int main(int argc, char **argv)
 	uplink_free(px->up);
 	loop_timer_free(px->ctl_task);
 	loop_timer_free(px->stop_poll);
+	free(px->own);
 	daemon_release(&d);
 	return 0;
 }
