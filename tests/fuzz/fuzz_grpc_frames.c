@@ -108,7 +108,8 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	const char *path, *msg;
 
 	s->requests++;
-	FUZZ_CHECK(grpc_request_check(nv, n, &path, &msg) == GRPC_OK && !strcmp(path, PATH));
+	FUZZ_CHECK(grpc_request_check(nv, n, s->gzip, &path, &msg) == GRPC_OK &&
+		   !strcmp(path, PATH));
 	FUZZ_CHECK(!s->call);
 	s->call = grpc_call_accept(st, nv, n, end, s->mode, s->gzip);
 	FUZZ_CHECK(s->call != NULL);

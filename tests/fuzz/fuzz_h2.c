@@ -110,7 +110,7 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 {
 	struct state *s = arg;
 	const char *path, *msg;
-	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+	enum grpc_status status = grpc_request_check(nv, n, s->flags & 16, &path, &msg);
 	struct slot *sl;
 
 	if (status != GRPC_OK) {

@@ -236,7 +236,7 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 {
 	struct pair *p = arg;
 	const char *path, *msg;
-	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+	enum grpc_status status = grpc_request_check(nv, n, p->gzip, &path, &msg);
 	size_t i = p->s.n;
 
 	if (status != GRPC_OK || p->reject || i == MAXC) {

@@ -220,6 +220,11 @@ static void test_defaults(void)
 	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
 	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8443");
 	CHECK_INT_EQ(cfg.n_routes, 0);
+	/* limits a peer cannot exceed; early resets only where clients connect */
+	CHECK_INT_EQ(cfg.max_streams, 131072);
+	CHECK_INT_EQ(cfg.max_held_bytes, 16u << 20);
+	CHECK_INT_EQ(cfg.early_resets, 200);
+	CHECK_INT_EQ(cfg.early_reset_rate, 100);
 	config_release(&cfg);
 
 	f = tmpfile_with("prx.yaml",
@@ -227,7 +232,11 @@ static void test_defaults(void)
 	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--config", f, NULL), 0);
 	CHECK_INT_EQ(cfg.capacity, 0);
 	CHECK_INT_EQ(cfg.n_virtual_cidr, 0);
+	CHECK_INT_EQ(cfg.max_streams, 131072);
+	CHECK_INT_EQ(cfg.early_resets, 0);
 	config_release(&cfg);
+	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--config", f, "--max-early-resets", "5", NULL),
+		     -EINVAL);
 
 	/* An empty file sets nothing; null resets to the default. */
 	f = tmpfile_with("empty.yaml", "# nothing\n");

@@ -276,7 +276,7 @@ static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, 
 	const char *path, *msg;
 
 	p->requests++;
-	CHECK_INT_EQ(grpc_request_check(nv, n, &path, &msg), GRPC_OK);
+	CHECK_INT_EQ(grpc_request_check(nv, n, true, &path, &msg), GRPC_OK);
 	switch (p->pol) {
 	case P_ACCEPT:
 		if (p->nacc < MAXC)
@@ -671,10 +671,10 @@ static void test_gzip_helpers(void)
 static void test_request_check(void)
 {
 	const char *path, *msg;
-#define REQ(...)                                                                    \
-	({                                                                          \
-		struct h2_nv nv_[] = {__VA_ARGS__};                                 \
-		grpc_request_check(nv_, sizeof(nv_) / sizeof(nv_[0]), &path, &msg); \
+#define REQ(...)                                                                          \
+	({                                                                                \
+		struct h2_nv nv_[] = {__VA_ARGS__};                                       \
+		grpc_request_check(nv_, sizeof(nv_) / sizeof(nv_[0]), true, &path, &msg); \
 	})
 #define M(v)   H2_NV(":method", v)
 #define P(v)   H2_NV(":path", v)
@@ -687,6 +687,15 @@ static void test_request_check(void)
 	CHECK_INT_EQ(REQ(M("POST"), P("/a/b"), CT("application/grpc+proto")), GRPC_OK);
 	CHECK_INT_EQ(REQ(M("POST"), P("/a/b"), CT("application/grpc;charset=utf-8")), GRPC_OK);
 	CHECK_INT_EQ(REQ(M("POST"), P("/a/b"), CT("application/grpc"), ENC("gzip")), GRPC_OK);
+	{
+		/* gzip only where it is enabled (gRPC: UNIMPLEMENTED for an encoding not taken) */
+		struct h2_nv nv[] = {M("POST"), P("/a/b"), CT("application/grpc"), ENC("gzip")};
+
+		CHECK_INT_EQ(grpc_request_check(nv, 4, false, &path, &msg), GRPC_UNIMPLEMENTED);
+		CHECK_STR_CONTAINS(msg, "gzip is not enabled");
+		nv[3] = (struct h2_nv)ENC("identity");
+		CHECK_INT_EQ(grpc_request_check(nv, 4, false, &path, &msg), GRPC_OK);
+	}
 	CHECK_INT_EQ(REQ(M("POST"), P("/a/b"), CT("application/grpc"), ENC("identity")), GRPC_OK);
 	CHECK_INT_EQ(REQ(M("GET"), P("/a/b"), CT("application/grpc")), GRPC_UNIMPLEMENTED);
 	CHECK_STR_CONTAINS(msg, "POST");
@@ -1525,6 +1534,7 @@ static void test_oversize(void)
 	CHECK_INT_EQ(end_read(grpc_call_end(s), NULL, SIZE_MAX), 0);
 	CHECK_INT_EQ(grpc_call_end(s)->rx_err, EMSGSIZE);
 
+	p.pol_gzip = true;
 	r = raw_open(&p, "gzip");
 	settle(&p);
 	s = p.acc[p.nacc - 1];
@@ -1650,11 +1660,11 @@ static void test_gzip_calls(void)
 	CHECK_INT_EQ(p.err, 0);
 	grpc_call_free(c);
 
-	/* a gzip client against a server that does not compress: requests compressed,
-	 * responses identity, both fine */
-	p.pol_gzip = false;
+	/* an identity client against a gzip server: it offers identity only, so the answers
+	 * come uncompressed */
+	p.pol_gzip = true;
 	p.pol_mode = GRPC_BYTES;
-	c = open_call(&p, GRPC_BYTES, true);
+	c = open_call(&p, GRPC_BYTES, false);
 	settle(&p);
 	s = p.acc[p.nacc - 1];
 	before = p.s2c;
@@ -1663,6 +1673,17 @@ static void test_gzip_calls(void)
 	CHECK(stream_bytes(&p, grpc_call_end(s), grpc_call_end(c), text, 100000, &got));
 	CHECK(p.s2c - before > 100000);
 	buf_release(&got);
+	grpc_call_free(c);
+
+	/* a gzip client against a server without gzip: its compressed messages are refused */
+	p.pol_gzip = false;
+	c = open_call(&p, GRPC_BYTES, true);
+	settle(&p);
+	s = p.acc[p.nacc - 1];
+	CHECK_INT_EQ(grpc_call_end(c)->ops->write(grpc_call_end(c), text, 1000), 1000);
+	settle(&p);
+	CHECK_INT_EQ(end_read(grpc_call_end(s), NULL, SIZE_MAX), 0);
+	CHECK_INT_EQ(grpc_call_end(s)->rx_err, EPROTO);
 	grpc_call_free(c);
 	pair_free(&p);
 	free(text);
@@ -1681,6 +1702,7 @@ static void test_gzip_raw(void)
 	struct raw *r;
 
 	pair_init(&p, NULL, NULL);
+	p.pol_gzip = true;
 	/* bytes mode: flag 0 under gzip, then a compressed Chunk of 1 MiB, then a bomb */
 	r = raw_open(&p, "gzip");
 	raw_msg(r, 0,
@@ -2116,6 +2138,82 @@ static void test_session_free(void)
 	p.nraw = 0;
 }
 
+/* Whole messages held beyond the window count per connection: a call that would take the
+ * connection over max_held fails with RESOURCE_EXHAUSTED (Trailers-Only), its neighbours and
+ * the connection do not; freed calls give their share back. Also for control messages. */
+static void test_held_budget(void)
+{
+	struct h2_settings sset;
+	struct pair p;
+	struct grpc_call *s1, *s2, *s3;
+	struct buf plain = BUF_INIT, z = BUF_INIT, got = BUF_INIT;
+	size_t n = 800000;
+	uint8_t *rnd = random_bytes(n), hdr[11], pfx[5];
+	struct raw *r1, *r2;
+
+	h2_settings_default(&sset);
+	sset.max_held = 1u << 20;
+	pair_init(&p, NULL, &sset);
+	p.pol_gzip = true;
+	buf_append(&plain, hdr, grpc_chunk_header(hdr, n));
+	buf_append(&plain, rnd, n);
+	CHECK_INT_EQ(grpc_gzip(buf_head(&plain), buf_len(&plain), &z), 0);
+	CHECK(buf_len(&z) > n); /* random bytes do not shrink */
+	grpc_frame_prefix(pfx, true, (uint32_t)buf_len(&z));
+
+	/* call 1 holds 600 KB of its message, call 2 would go over the 1 MiB */
+	r1 = raw_open(&p, "gzip");
+	raw_send(r1, pfx, 5, false);
+	raw_send(r1, buf_head(&z), 600000, false);
+	settle(&p);
+	s1 = p.acc[0];
+	CHECK_INT_EQ(end_read(grpc_call_end(s1), NULL, SIZE_MAX), 0);
+	CHECK_INT_EQ(grpc_call_end(s1)->rx_err, 0);
+	CHECK(h2_session_held(p.s) >= 600000);
+	r2 = raw_open(&p, "gzip");
+	raw_send(r2, pfx, 5, false);
+	raw_send(r2, buf_head(&z), 600000, false);
+	settle(&p);
+	s2 = p.acc[1];
+	CHECK_INT_EQ(end_read(grpc_call_end(s2), NULL, SIZE_MAX), 0);
+	CHECK_INT_EQ(grpc_call_end(s2)->rx_err, ENOBUFS);
+	CHECK(h2_session_held(p.s) <= sset.max_held);
+	/* the relay aborts a failed end with its error: RESOURCE_EXHAUSTED to the peer */
+	grpc_call_end(s2)->ops->abort(grpc_call_end(s2), ENOBUFS);
+	settle(&p);
+	CHECK_STR_EQ(r2->status, "8");
+	grpc_call_free(s2);
+	p.acc[1] = NULL;
+	/* call 1 completes: its decoded 800 KB fit once the compressed bytes are gone */
+	raw_send(r1, buf_head(&z) + 600000, buf_len(&z) - 600000, false);
+	settle(&p);
+	CHECK_INT_EQ(end_read(grpc_call_end(s1), &got, SIZE_MAX), n);
+	CHECK(same(&got, rnd, n));
+	CHECK_INT_EQ(grpc_call_end(s1)->rx_err, 0);
+	CHECK_INT_EQ(h2_session_held(p.s), 0);
+	buf_release(&got);
+	CHECK_INT_EQ(p.err, 0);
+
+	/* message mode: a 2 MiB control message does not fit */
+	p.pol_mode = GRPC_MESSAGES;
+	s3 = NULL;
+	{
+		struct grpc_call *c = open_pair(&p, GRPC_MESSAGES, false, &s3);
+		uint8_t *big = calloc(1, 2u << 20);
+
+		CHECK_INT_EQ(grpc_call_send(c, big, 2u << 20), 0);
+		CHECK_INT_EQ(recv_msg(&p, s3, NULL), -ENOBUFS);
+		CHECK_INT_EQ(grpc_call_send(c, "small", 5), 0);
+		grpc_call_free(c);
+		free(big);
+	}
+	CHECK(h2_session_held(p.s) <= sset.max_held);
+	pair_free(&p);
+	buf_release(&plain);
+	buf_release(&z);
+	free(rnd);
+}
+
 int main(void)
 {
 	test_frame_vectors();
@@ -2141,6 +2239,7 @@ int main(void)
 	test_bad_flag();
 	test_gzip_calls();
 	test_gzip_raw();
+	test_held_budget();
 	test_chunk_stream(false);
 	test_chunk_stream(true);
 	test_flow_control();

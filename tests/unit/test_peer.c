@@ -193,10 +193,21 @@ static void rx_request(struct peer *p, struct h2_stream *st, const struct h2_nv 
 	}
 }
 
+static int goaways;	/* on_goaway calls */
+static bool flooded;	/* peer_flooded() in on_close */
+static uint32_t drain;	/* peer_opts.drain_ms for the next fixture, 0 = default */
+static uint32_t resets; /* h2 reset_burst for the next fixture */
+
+static void rx_goaway(struct peer *p, void *arg)
+{
+	goaways++;
+}
+
 static void rx_close(struct peer *p, const char *reason, void *arg)
 {
 	struct rx *r = arg;
 
+	flooded = peer_flooded(p);
 	r->closed = true;
 	r->peer = NULL;
 	snprintf(r->why, sizeof(r->why), "%s", reason);
@@ -206,6 +217,7 @@ static void rx_close(struct peer *p, const char *reason, void *arg)
 static const struct peer_cbs rx_cbs = {
 	.on_ready = rx_ready,
 	.on_request = rx_request,
+	.on_goaway = rx_goaway,
 	.on_close = rx_close,
 };
 
@@ -382,6 +394,9 @@ static void fixture_open(struct fixture *f, struct rx *r, struct tx *t, uint32_t
 	peer_opts_default(&o);
 	o.ping_interval_ms = 0;
 	o.read_batch = read_batch;
+	if (drain)
+		o.drain_ms = drain;
+	o.h2.reset_burst = resets;
 	r->peer = peer_accept(f->l, f->sc, f->fd[1], "test", &o, &rx_cbs, r);
 	t->tls = tls_conn_new(f->cc, f->fd[0]);
 	t->io = t->tls ? loop_io_new(f->l, f->fd[0], tx_io, t) : NULL;
@@ -507,6 +522,80 @@ static void test_send(void)
 	send_case(8u << 20);
 }
 
+/* Sets up a peer with one request stream open (never answered) and stops. */
+static bool goaway_setup(struct fixture *f, struct rx *r, struct tx *t)
+{
+	fixture_open(f, r, t, 0);
+	loop_timer_arm(f->tm, 2000);
+	loop_run(f->l);
+	CHECK(!t->failed && t->state == 2 && !r->closed);
+	return !t->failed && t->state == 2 && !r->closed;
+}
+
+/* GOAWAY from the peer: the owner hears it once, and the connection closes at the drain
+ * deadline even though a stream is still open (it never lingers half-closed). */
+static void test_goaway_drains(void)
+{
+	struct rx r = {.want = SIZE_MAX};
+	struct tx t = {0};
+	struct fixture f;
+	uint8_t g[17];
+	uint64_t t0;
+
+	drain = 300;
+	goaways = 0;
+	if (goaway_setup(&f, &r, &t)) {
+		frame_hdr(g, 8, 7, 0, 0); /* GOAWAY, last (server-opened) stream 0, NO_ERROR */
+		memset(g + 9, 0, 8);
+		CHECK_INT_EQ(tx_write(&t, g, sizeof(g)), 0);
+		loop_io_set(t.io, 0);
+		t0 = loop_now_ms();
+		loop_timer_arm(f.tm, 3000);
+		loop_run(f.l);
+		CHECK(r.closed);
+		CHECK_STR_EQ(r.why, "drain deadline reached");
+		CHECK(loop_now_ms() - t0 >= 250);
+		CHECK_INT_EQ(goaways, 1);
+	}
+	fixture_close(&f, &r, &t);
+	drain = 0;
+}
+
+/* Rapid reset through a real peer: GOAWAY(ENHANCE_YOUR_CALM), the connection closes with the
+ * reason, and the owner can tell it was a flood (the server remembers the client's id). */
+static void test_rapid_reset(void)
+{
+	static const uint8_t hpack[] = {0x83, 0x87, 0x84, 0x01, 0x01, 'x'};
+	struct rx r = {.want = SIZE_MAX};
+	struct tx t = {0};
+	struct fixture f;
+	uint8_t b[64 * 30];
+	size_t n = 0;
+
+	resets = 5;
+	flooded = false;
+	if (goaway_setup(&f, &r, &t)) {
+		for (uint32_t sid = 3; sid < 3 + 2 * 30; sid += 2) {
+			frame_hdr(b + n, sizeof(hpack), 1, 4, sid);
+			memcpy(b + n + 9, hpack, sizeof(hpack));
+			n += 9 + sizeof(hpack);
+			frame_hdr(b + n, 4, 3, 0, sid); /* RST_STREAM CANCEL */
+			memset(b + n + 9, 0, 3);
+			b[n + 12] = 8;
+			n += 13;
+		}
+		CHECK_INT_EQ(tx_write(&t, b, n), 0);
+		loop_io_set(t.io, 0);
+		loop_timer_arm(f.tm, 3000);
+		loop_run(f.l);
+		CHECK(r.closed);
+		CHECK_STR_CONTAINS(r.why, "ENHANCE_YOUR_CALM");
+		CHECK(flooded);
+	}
+	fixture_close(&f, &r, &t);
+	resets = 0;
+}
+
 static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
 {
 	return remove(fpath);
@@ -520,6 +609,8 @@ int main(void)
 	certs();
 	test_full_batch();
 	test_send();
+	test_goaway_drains();
+	test_rapid_reset();
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_done("test_peer");
 }

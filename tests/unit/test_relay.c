@@ -727,7 +727,7 @@ static void tun_request(void *arg, struct h2_stream *st, const struct h2_nv *nv,
 	int fd;
 
 	T->requests++;
-	CHECK_INT_EQ(grpc_request_check(nv, n, &path, &msg), GRPC_OK);
+	CHECK_INT_EQ(grpc_request_check(nv, n, false, &path, &msg), GRPC_OK);
 	CHECK_STR_EQ(grpc_md_get(nv, n, "ntun-dst"), "127.0.0.1:0");
 	fd = sock_connect(LOCALHOST, T->dst_port, 0);
 	CHECK(fd >= 0);

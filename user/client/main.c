@@ -110,6 +110,7 @@ static void on_up(struct uplink *u, struct peer *p, void *arg)
 	struct buf out = BUF_INIT;
 	char(*cidrs)[CTL_CIDR_LEN];
 
+	grpc_call_free(cl->attach); /* the one of a connection this one replaces */
 	cl->attach = grpc_call_open(peer_session(p), PATH_ATTACH, NULL, 0, GRPC_MESSAGES, false);
 	if (!cl->attach)
 		return;

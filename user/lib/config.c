@@ -135,7 +135,27 @@ static const struct opt opts[] = {
 	{"timeouts.drain_ms", "drain-timeout", "DURATION", OPT_MS0, D_ALL, 0, F(drain_timeout_ms),
 	 0, "5s", "grace period on SIGTERM before connections are closed"},
 	{"grpc.compression", "compression", "ALG", OPT_COMPRESSION, D_ALL, 0, F(gzip), 0,
-	 "identity", "identity or gzip"},
+	 "identity", "identity, or gzip: send and accept gzip (both ends of a hop need it)"},
+	/* Compressed and control messages are held whole, with their window given back, until
+	 * they are complete: this caps what one connection's peer can make us hold that way.
+	 * 16 MiB is four largest messages; a bulk tunnel's compressed messages are <= 256 KiB. */
+	{"limits.held_bytes", "max-held-bytes", "BYTES", OPT_U32, D_ALL, 0, F(max_held_bytes), 0,
+	 "16777216", "bytes of whole messages held per connection; beyond: RESOURCE_EXHAUSTED"},
+	/* One client host carries one stream per tunneled TCP connection (10,000 idle tunnels in
+	 * the benchmark, 100,000 wanted), and the server opens one Dial per tunnel on a proxy's
+	 * connection. Bytes in flight are bounded by the windows whatever the count; what a
+	 * stream costs beyond them is its state (a tunnel's two streams with their calls: 1.2 KB
+	 * measured, so 131072 cost about 160 MB), which an authenticated peer may hold: the cap
+	 * stops an unbounded flood without limiting a real host. */
+	{"limits.max_streams", "max-streams", "N", OPT_U32, D_SERVER | D_PROXY, 0, F(max_streams),
+	 0, "131072", "concurrent streams a peer may open, 0 = unlimited"},
+	/* Rapid reset (CVE-2023-44487): streams a client resets before its Dial was answered
+	 * cost the server and the proxy a dial each and the client nothing. Apps that abort a
+	 * connection before the remote end spoke are rare; a storm is thousands a second. */
+	{"limits.early_resets", "max-early-resets", "N", OPT_U32, D_SERVER, 0, F(early_resets), 0,
+	 "200", "streams a client may reset before they are answered, in a burst (0 = no limit)"},
+	{"limits.early_reset_rate", "early-reset-rate", "N", OPT_U32, D_SERVER, 0,
+	 F(early_reset_rate), 0, "100", "...and per second after the burst"},
 };
 
 #define N_OPTS ARRAY_SIZE(opts)

@@ -79,7 +79,11 @@ struct config {
 	uint32_t ping_interval_ms;     /* default 10000 */
 	uint32_t ping_timeout_ms;      /* default 5000 */
 	uint32_t drain_timeout_ms;     /* default 5000 */
-	bool gzip;		       /* send messages with grpc-encoding gzip; default false */
+	bool gzip;		       /* send and accept grpc-encoding gzip; default false */
+	uint32_t max_held_bytes;       /* whole messages held per connection, default 16 MiB */
+	uint32_t max_streams;	       /* server, proxy: concurrent streams per peer, 131072 */
+	uint32_t early_resets;	       /* server: client resets before an answer, burst 200 */
+	uint32_t early_reset_rate;     /* server: ...and per second, 100 */
 };
 
 /* Result of config_load besides errors: what the caller should do. */
@@ -90,12 +94,13 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
  *   --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T --idle-timeout T
  *   --ping-interval T --ping-timeout T --drain-timeout T --compression identity|gzip
- *   --version (-V) --help (-h)
+ *   --max-held-bytes N --version (-V) --help (-h)
  * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
- * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
+ * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-streams N
+ *   --max-early-resets N --early-reset-rate N
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
- *   --capacity N --allow-local[=false]
+ *   --capacity N --max-streams N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
  * NTUN_TLS_CERT_FILE; NTUN_CONFIG names the file when --config is absent). List values in
  * variables and flags are comma-separated. Durations (timeouts.*_ms, --*-timeout) are

@@ -91,6 +91,11 @@ static void set_peer_opts(struct daemon *d)
 	d->popts.handshake_ms = d->cfg.handshake_timeout_ms;
 	d->popts.ping_interval_ms = d->cfg.ping_interval_ms;
 	d->popts.ping_timeout_ms = d->cfg.ping_timeout_ms;
+	d->popts.drain_ms = d->cfg.drain_timeout_ms;
+	d->popts.h2.max_streams = d->cfg.max_streams;
+	d->popts.h2.reset_burst = d->cfg.early_resets;
+	d->popts.h2.reset_rate = d->cfg.early_reset_rate;
+	d->popts.h2.max_held = d->cfg.max_held_bytes;
 }
 
 static bool str_changed(const char *a, const char *b)

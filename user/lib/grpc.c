@@ -30,6 +30,7 @@ struct grpc_aux {
 	struct buf dec;		 /* a decoded held message (or its Chunk payload in bytes mode) */
 	size_t dec_off, dec_len; /* bytes mode: the part of dec still to hand out */
 	size_t dec_owed;	 /* of dec's head, bytes whose window is given back as they go */
+	size_t dec_held;	 /* dec is a decoded held message of this many bytes */
 	bool msg_drop;		 /* message mode: release dec at the next recv */
 	char *peer_msg;
 	void (*wake)(void *arg);
@@ -73,6 +74,7 @@ struct grpc_call {
 
 	bool server : 1;
 	bool gzip_out : 1, gzip_in : 1;
+	bool gzip_ok : 1; /* we accept gzip (and say so in grpc-accept-encoding) */
 	bool held_compressed : 1;
 	bool field1_seen : 1;
 	bool in_end : 1;     /* the peer ended its side */
@@ -146,9 +148,11 @@ static bool accepts_gzip(const char *list)
 	return false;
 }
 
-enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, const char **path,
-				    const char **msg)
+enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, bool gzip_ok,
+				    const char **path, const char **msg)
 {
+	int enc;
+
 	const char *method = grpc_md_get(nv, n, ":method");
 
 	*path = grpc_md_get(nv, n, ":path");
@@ -164,8 +168,10 @@ enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, const char
 		*msg = "missing :path";
 		return GRPC_UNIMPLEMENTED;
 	}
-	if (encoding_kind(grpc_md_get(nv, n, "grpc-encoding")) < 0) {
-		*msg = "unsupported grpc-encoding (identity, gzip)";
+	enc = encoding_kind(grpc_md_get(nv, n, "grpc-encoding"));
+	if (enc < 0 || (enc == 1 && !gzip_ok)) {
+		*msg = gzip_ok ? "unsupported grpc-encoding (identity, gzip)"
+			       : "unsupported grpc-encoding (identity; gzip is not enabled here)";
 		return GRPC_UNIMPLEMENTED;
 	}
 	*msg = NULL;
@@ -503,6 +509,7 @@ struct grpc_call *grpc_call_open(struct h2_session *s, const char *path, const s
 	if (!c)
 		return NULL;
 	c->gzip_out = gzip;
+	c->gzip_ok = gzip;
 	nv[n++] = (struct h2_nv)H2_NV(":method", "POST");
 	nv[n++] = (struct h2_nv)H2_NV(":scheme", "https");
 	nv[n++] = (struct h2_nv)H2_NV(":path", path);
@@ -510,7 +517,7 @@ struct grpc_call *grpc_call_open(struct h2_session *s, const char *path, const s
 	nv[n++] = (struct h2_nv)H2_NV("content-type", "application/grpc");
 	nv[n++] = (struct h2_nv)H2_NV("te", "trailers");
 	nv[n++] = (struct h2_nv)H2_NV("user-agent", "ntun/" NTUN_VERSION);
-	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding", "identity,gzip");
+	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding", gzip ? "identity,gzip" : "identity");
 	if (gzip)
 		nv[n++] = (struct h2_nv)H2_NV("grpc-encoding", "gzip");
 	for (size_t i = 0; i < nmd; i++)
@@ -534,7 +541,8 @@ struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv,
 	if (!c)
 		return NULL;
 	c->st = st;
-	c->gzip_in = encoding_kind(grpc_md_get(nv, n, "grpc-encoding")) == 1;
+	c->gzip_ok = gzip;
+	c->gzip_in = gzip && encoding_kind(grpc_md_get(nv, n, "grpc-encoding")) == 1;
 	c->gzip_out = gzip && accepts_gzip(grpc_md_get(nv, n, "grpc-accept-encoding"));
 	c->in_end = end;
 	h2_stream_attach(st, &call_stream_cbs, c);
@@ -569,6 +577,24 @@ uint32_t grpc_call_stream_id(const struct grpc_call *c)
 	return c->st ? h2_stream_id(c->st) : 0;
 }
 
+/* Tells the session what the call holds beyond its window: the buffered part of a message
+ * that must arrive whole, and a decoded held message. Growth beyond the connection's budget
+ * is -ENOBUFS (the call then fails with RESOURCE_EXHAUSTED). */
+static int held_sync(struct grpc_call *c, size_t credited)
+{
+	size_t dec = c->aux ? c->aux->dec_held : 0;
+
+	return c->st ? h2_stream_hold(c->st, credited + dec) : 0;
+}
+
+/* Releases dec (and what it counted as held). */
+static void dec_release(struct grpc_call *c)
+{
+	buf_release(&c->aux->dec);
+	c->aux->dec_held = 0;
+	held_sync(c, c->in_credited);
+}
+
 /* Drops n bytes from the head of in, giving back the window not given back yet. */
 static void in_drop(struct grpc_call *c, size_t n)
 {
@@ -578,16 +604,24 @@ static void in_drop(struct grpc_call *c, size_t n)
 	bufq_consume(&c->in, n);
 	if (n - pre && c->st)
 		h2_stream_consume(c->st, n - pre);
+	if (pre)
+		held_sync(c, c->in_credited);
 }
 
-/* Gives back the window for everything buffered: used while a whole message must arrive. */
-static void in_credit_all(struct grpc_call *c)
+/* Gives back the window for everything buffered: used while a whole message must arrive,
+ * as long as the connection's budget for held bytes allows. 0 or -ENOBUFS. */
+static int in_credit_all(struct grpc_call *c)
 {
 	size_t n = bufq_len(&c->in) - c->in_credited;
 
-	if (n && c->st)
+	if (!n)
+		return 0;
+	if (held_sync(c, bufq_len(&c->in)) < 0)
+		return -ENOBUFS;
+	if (c->st)
 		h2_stream_consume(c->st, n);
 	c->in_credited = (uint32_t)bufq_len(&c->in);
+	return 0;
 }
 
 /* Parses a message prefix at h[0..avail). Returns the bytes it used (5), 0 if more are
@@ -710,7 +744,7 @@ static size_t gather_keep(struct grpc_call *c, const struct gather *g, size_t w)
 	uint8_t *d = NULL;
 
 	if (x && !x->dec_len) {
-		buf_release(&x->dec);
+		dec_release(c);
 		x->dec_off = 0;
 		d = buf_reserve(&x->dec, rest);
 	}
@@ -839,7 +873,7 @@ static int take_held(struct grpc_call *c, const uint8_t **msg, size_t *len)
 
 	if (!x)
 		return -ENOMEM;
-	buf_release(&x->dec);
+	dec_release(c);
 	x->dec_off = 0;
 	if (c->held_compressed) {
 		const uint8_t *z = bufq_pullup(&c->in, c->msg_left);
@@ -864,6 +898,11 @@ static int take_held(struct grpc_call *c, const uint8_t **msg, size_t *len)
 	in_drop(c, c->msg_left);
 	c->msg_left = 0;
 	c->df = DF_PREFIX;
+	x->dec_held = buf_len(&x->dec);
+	if (held_sync(c, c->in_credited) < 0) {
+		dec_release(c);
+		return -ENOBUFS;
+	}
 	return 0;
 }
 
@@ -910,8 +949,7 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 			continue;
 		case DF_HELD:
 			if (avail < c->msg_left) {
-				in_credit_all(c);
-				rv = 0;
+				rv = in_credit_all(c);
 				break;
 			}
 			rv = take_held(c, &msg, &len);
@@ -921,7 +959,7 @@ static size_t call_peek(struct relay_end *e, const uint8_t **p)
 				c->aux->dec_off = (size_t)(data - buf_head(&c->aux->dec));
 				c->aux->dec_len = dlen;
 				if (!dlen)
-					buf_release(&c->aux->dec);
+					dec_release(c);
 				rv = 1;
 			}
 			break;
@@ -957,7 +995,7 @@ static void call_consume(struct relay_end *e, size_t n)
 		if (k && c->st)
 			h2_stream_consume(c->st, k);
 		if (!x->dec_len)
-			buf_release(&x->dec);
+			dec_release(c);
 		return;
 	}
 	in_drop(c, n);
@@ -975,7 +1013,8 @@ static int respond_headers(struct grpc_call *c)
 		return 0;
 	nv[n++] = (struct h2_nv)H2_NV(":status", "200");
 	nv[n++] = (struct h2_nv)H2_NV("content-type", "application/grpc");
-	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding", "identity,gzip");
+	nv[n++] = (struct h2_nv)H2_NV("grpc-accept-encoding",
+				      c->gzip_ok ? "identity,gzip" : "identity");
 	if (c->gzip_out)
 		nv[n++] = (struct h2_nv)H2_NV("grpc-encoding", "gzip");
 	rv = h2_stream_respond(c->st, nv, n, true);
@@ -1211,7 +1250,7 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 	int rv;
 
 	if (c->aux->msg_drop) {
-		buf_release(&c->aux->dec);
+		dec_release(c);
 		c->aux->msg_drop = false;
 	}
 	if (c->end.rx_err)
@@ -1225,7 +1264,11 @@ int grpc_call_recv(struct grpc_call *c, const uint8_t **p, size_t *n)
 	}
 	if (c->df == DF_HELD) {
 		if (bufq_len(&c->in) < c->msg_left) {
-			in_credit_all(c);
+			rv = in_credit_all(c);
+			if (rv < 0) {
+				call_fail(c, -rv);
+				return rv;
+			}
 		} else {
 			rv = take_held(c, p, n);
 			if (rv < 0) {
@@ -1313,6 +1356,10 @@ static void cb_headers(void *owner, enum h2_headers_kind kind, const struct h2_n
 		}
 		switch (encoding_kind(grpc_md_get(nv, n, "grpc-encoding"))) {
 		case 1:
+			if (!c->gzip_ok) {
+				call_fail(c, EPROTO); /* we did not offer it */
+				return;
+			}
 			c->gzip_in = true;
 			break;
 		case -1:

@@ -44,10 +44,12 @@ enum grpc_status {
 /* Finds header name (lowercase) in nv; returns its value (borrowed) or NULL. */
 const char *grpc_md_get(const struct h2_nv *nv, size_t n, const char *name);
 
-/* Checks a request header block: POST, content-type application/grpc[+proto], a :path.
- * Returns GRPC_OK and *path (borrowed), or a status to answer with (msg says why). */
-enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, const char **path,
-				    const char **msg);
+/* Checks a request header block: POST, content-type application/grpc[+proto], a :path, and
+ * a grpc-encoding we take (identity; gzip only if gzip_ok, else UNIMPLEMENTED as the gRPC
+ * spec asks). Returns GRPC_OK and *path (borrowed), or a status to answer with (msg says
+ * why). */
+enum grpc_status grpc_request_check(const struct h2_nv *nv, size_t n, bool gzip_ok,
+				    const char **path, const char **msg);
 
 /* Answers a request stream with a Trailers-Only response (status, message, optional
  * ntun-error errno name) and resets nothing: the stream ends cleanly. 0 or negative. */
@@ -60,13 +62,17 @@ enum grpc_mode {
 };
 
 /* Client side: opens a call on s to path with extra metadata (lowercase names). gzip: send
- * compressed messages. Returns the call or NULL + errno (EAGAIN: the session takes no new
+ * compressed messages and accept compressed answers (without it we offer identity only and a
+ * compressed answer fails the call). Returns the call or NULL + errno (EAGAIN: the session takes no new
  * streams). The call belongs to the caller until it becomes a relay end or is freed. */
 struct grpc_call *grpc_call_open(struct h2_session *s, const char *path, const struct h2_nv *md,
 				 size_t nmd, enum grpc_mode mode, bool gzip);
 
 /* Server side: adopts a checked request stream (from h2 on_request). end: the request
- * headers ended the stream. The request headers are no longer available afterwards. */
+ * headers ended the stream. gzip: compressed messages are accepted, and sent if the peer
+ * accepts them (check the request with the same gzip_ok). Messages that must be held whole
+ * count against the session's max_held; beyond it the call fails with RESOURCE_EXHAUSTED.
+ * The request headers are no longer available afterwards. */
 struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end,
 				   enum grpc_mode mode, bool gzip);
 

@@ -9,12 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "buf.h"
 
 #define H2_MAX_HEADER_BYTES 16384 /* per header block, names + values */
 #define H2_MAX_HEADERS	    64
 #define H2_FRAME_MAX	    (64 * 1024) /* SETTINGS_MAX_FRAME_SIZE we advertise */
+
+/* Floods nghttp2 stops itself (the peer gets GOAWAY, h2_session_recv an error): a header block
+ * may span a HEADERS and this many CONTINUATION frames (8 x 64 KiB is far above our 16 KiB
+ * header cap, and each frame costs HPACK work, CVE-2024-27316 style), a SETTINGS frame this
+ * many entries, and answers we owe (SETTINGS and PING ACKs, RST_STREAMs) may queue up to this
+ * many while the peer does not read them: beyond that the peer is flooding us. */
+#define H2_MAX_CONTINUATIONS 8
+#define H2_MAX_SETTINGS	     32
+#define H2_MAX_OUTBOUND_ACK  1000
+/* SETTINGS frames a peer may send (each may change every stream's window: work per stream),
+ * as a token bucket. Peers that tune their windows as they go send a few per second. */
+#define H2_SETTINGS_BURST 256
+#define H2_SETTINGS_RATE  32
+
+/* A token bucket: burst tokens, refilled at rate per second. */
+struct h2_bucket {
+	uint64_t milli; /* tokens x 1000 */
+	uint64_t t_ms;	/* last refill */
+	uint32_t burst, rate;
+};
 
 struct h2_session {
 	nghttp2_session *ng;
@@ -28,6 +49,10 @@ struct h2_session {
 	size_t nstreams;
 	struct h2_stream *streams; /* every h2_stream alive, for h2_session_free */
 	struct h2_stream *batch;   /* streams given DATA in this h2_session_recv (on_data_done) */
+	struct h2_bucket resets;   /* server: streams the peer reset before we answered them */
+	struct h2_bucket settings; /* SETTINGS frames from the peer */
+	size_t held, max_held;	   /* bytes owners hold beyond the windows, and the cap */
+	bool calm;		   /* we ended the session with ENHANCE_YOUR_CALM */
 };
 
 /* A header block being collected: names and values in hbuf, offsets until it is complete. */
@@ -47,6 +72,7 @@ struct h2_stream {
 	const struct h2_stream_cbs *cbs;
 	void *owner;
 	size_t unconsumed;    /* received DATA bytes not yet given back with consume */
+	size_t held;	      /* of the session's held bytes, this stream's owner's */
 	bool responded;	      /* server: response headers submitted */
 	bool has_body;	      /* a data provider is attached */
 	struct h2_hdrs *hdrs; /* the header block being received, only while one is */
@@ -65,11 +91,65 @@ void h2_settings_default(struct h2_settings *s)
 	s->stream_window = 2048 * 1024;
 	s->conn_window = 1u << 30;
 	s->max_streams = 0;
+	s->reset_burst = 0;
+	s->reset_rate = 0;
+	s->max_held = 0;
 }
 
 const char *h2_strerror(int code)
 {
+	if (code == H2_ERR_CALM)
+		return "flood of early stream resets or SETTINGS: GOAWAY ENHANCE_YOUR_CALM sent";
 	return nghttp2_strerror(code);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void bucket_init(struct h2_bucket *b, uint32_t burst, uint32_t rate)
+{
+	b->burst = burst;
+	b->rate = rate;
+	b->milli = (uint64_t)burst * 1000;
+	b->t_ms = now_ms();
+}
+
+/* Takes a token; false if none is left. A bucket of burst 0 never runs out. */
+static bool bucket_take(struct h2_bucket *b)
+{
+	uint64_t now = now_ms(), cap = (uint64_t)b->burst * 1000;
+
+	if (!b->burst)
+		return true;
+	b->milli += (now - b->t_ms) * b->rate;
+	if (b->milli > cap)
+		b->milli = cap;
+	b->t_ms = now;
+	if (b->milli < 1000)
+		return false;
+	b->milli -= 1000;
+	return true;
+}
+
+/* Ends the session for a flood: GOAWAY(ENHANCE_YOUR_CALM) goes out with the next send, and
+ * nghttp2 stops reading the input here (the callback failure). */
+static int calm(struct h2_session *s)
+{
+	s->calm = true;
+	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+	return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* The stream's held bytes leave the session's count. */
+static void held_drop(struct h2_stream *st)
+{
+	st->s->held -= st->held;
+	st->held = 0;
 }
 
 static void kick(struct h2_session *s)
@@ -347,6 +427,16 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 		if (st && st->owner && end)
 			st->cbs->on_end(st->owner);
 		break;
+	case NGHTTP2_RST_STREAM:
+		/* Rapid reset: a stream reset before we answered it cost us (and the hop behind
+		 * us) the work of starting it, and the peer nothing. */
+		if (s->server && st && !st->responded && !bucket_take(&s->resets))
+			return calm(s);
+		break;
+	case NGHTTP2_SETTINGS:
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !bucket_take(&s->settings))
+			return calm(s);
+		break;
 	case NGHTTP2_PING:
 		if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->cbs->on_ping_ack)
 			s->cbs->on_ping_ack(s->arg);
@@ -409,9 +499,19 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	if (st->batch_pprev)
 		batch_done(st);
 	stream_unlink(st);
+	held_drop(st);
 	if (st->owner)
 		st->cbs->on_close(st->owner, code);
 	stream_free(st);
+	return 0;
+}
+
+static int frame_send_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+	struct h2_session *s = user;
+
+	if (frame->hd.type == NGHTTP2_GOAWAY && s->cbs->on_goaway_sent)
+		s->cbs->on_goaway_sent(s->arg, frame->goaway.error_code);
 	return 0;
 }
 
@@ -435,7 +535,7 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 {
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
-	nghttp2_settings_entry iv[4];
+	nghttp2_settings_entry iv[5];
 	size_t niv = 0;
 	struct h2_session *s;
 	int rv;
@@ -446,6 +546,9 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	s->cbs = cbs;
 	s->arg = arg;
 	s->server = server;
+	s->max_held = set->max_held;
+	bucket_init(&s->resets, set->reset_burst, set->reset_rate);
+	bucket_init(&s->settings, H2_SETTINGS_BURST, H2_SETTINGS_RATE);
 	if (nghttp2_session_callbacks_new(&cb) || nghttp2_option_new(&opt))
 		goto err;
 	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
@@ -456,11 +559,20 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, frame_recv_cb);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, data_chunk_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, stream_close_cb);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, frame_send_cb);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	/* Closed streams are kept only for priority bookkeeping we do not use: with one stream
 	 * per tunneled connection they would be memory per recently closed connection. */
 	nghttp2_option_set_no_closed_streams(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 1u << 20);
+	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
+	nghttp2_option_set_max_settings(opt, H2_MAX_SETTINGS);
+	nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
+	/* nghttp2's own rapid-reset limit counts every RST_STREAM (33 a second after 1000): a
+	 * relay whose apps reset their connections sends that many honestly, and the server's
+	 * Dials carry all its clients' resets. Ours (reset_burst) counts only streams reset
+	 * before they were answered, per client; this one is set out of reach. */
+	nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_C(1) << 40, UINT64_C(1) << 24);
 	rv = server ? nghttp2_session_server_new2(&s->ng, cb, s, opt)
 		    : nghttp2_session_client_new2(&s->ng, cb, s, opt);
 	if (rv)
@@ -469,7 +581,9 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 		(nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, set->stream_window};
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, H2_FRAME_MAX};
-	if (set->max_streams)
+	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+					     H2_MAX_HEADER_BYTES};
+	if (server && set->max_streams)
 		iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 						     set->max_streams};
 	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, niv) ||
@@ -514,6 +628,8 @@ int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n)
 
 	while (s->batch)
 		batch_done(s->batch);
+	if (s->calm)
+		return H2_ERR_CALM;
 	return rv < 0 ? (int)rv : 0;
 }
 
@@ -562,6 +678,11 @@ int h2_session_goaway(struct h2_session *s, uint32_t code, const char *debug)
 size_t h2_session_streams(const struct h2_session *s)
 {
 	return s->nstreams;
+}
+
+size_t h2_session_held(const struct h2_session *s)
+{
+	return s->held;
 }
 
 static void to_ng(const struct h2_nv *nv, size_t n, nghttp2_nv *out)
@@ -687,6 +808,17 @@ void h2_stream_consume(struct h2_stream *st, size_t n)
 	kick(st->s);
 }
 
+int h2_stream_hold(struct h2_stream *st, size_t n)
+{
+	struct h2_session *s = st->s;
+
+	if (n > st->held && s->max_held && s->held - st->held + n > s->max_held)
+		return -ENOBUFS;
+	s->held = s->held - st->held + n;
+	st->held = n;
+	return 0;
+}
+
 void h2_stream_reset(struct h2_stream *st, uint32_t code)
 {
 	nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, code);
@@ -696,6 +828,7 @@ void h2_stream_reset(struct h2_stream *st, uint32_t code)
 void h2_stream_release(struct h2_stream *st, uint32_t code)
 {
 	st->owner = NULL;
+	held_drop(st);
 	/* A stream in the session's table is still open in at least one direction. */
 	if (nghttp2_session_find_stream(st->s->ng, st->id))
 		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, code);

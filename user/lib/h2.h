@@ -93,15 +93,33 @@ struct h2_session_cbs {
 	/* Something was queued (frames, data, window updates) outside h2_session_send: the
 	 * session's owner should arrange a send soon. Called often; must be cheap. */
 	void (*on_kick)(void *arg);
+	/* Optional. We sent GOAWAY (our owner's, or the session's own on a protocol error or
+	 * flood): the connection takes no new streams and should be replaced. */
+	void (*on_goaway_sent)(void *arg, uint32_t error_code);
 };
 
 struct h2_settings {
 	uint32_t stream_window; /* initial per-stream receive window, bytes */
 	uint32_t conn_window;	/* connection receive window, bytes (> many stream windows) */
-	uint32_t max_streams;	/* SETTINGS_MAX_CONCURRENT_STREAMS we accept, 0 = unlimited */
+	/* Server sessions only: SETTINGS_MAX_CONCURRENT_STREAMS we advertise and enforce (a
+	 * stream above it is refused), 0 = unlimited. */
+	uint32_t max_streams;
+	/* Server sessions only (CVE-2023-44487, rapid reset): streams the peer may reset before
+	 * we answered them, as a token bucket of reset_burst tokens refilled at reset_rate per
+	 * second. The one that finds it empty ends the session with GOAWAY(ENHANCE_YOUR_CALM) and
+	 * h2_session_recv returns H2_ERR_CALM. reset_burst 0 = no limit. */
+	uint32_t reset_burst;
+	uint32_t reset_rate;
+	/* Bytes the owners of all streams may hold beyond the windows (h2_stream_hold), 0 = no
+	 * limit. */
+	size_t max_held;
 };
 
-/* Defaults: 2 MiB stream window, 1 GiB connection window, 0 (unlimited). */
+/* h2_session_recv's answer to a peer that ended up with GOAWAY(ENHANCE_YOUR_CALM) for rapid
+ * resets or a SETTINGS flood (our limits; nghttp2's own floods come as its codes). */
+#define H2_ERR_CALM (-1000)
+
+/* Defaults: 2 MiB stream window, 1 GiB connection window, the rest 0 (no limit). */
 void h2_settings_default(struct h2_settings *s);
 
 /* Creates a session. server = we accept streams (HTTP/2 server role). Queues our SETTINGS
@@ -144,6 +162,9 @@ int h2_session_goaway(struct h2_session *s, uint32_t code, const char *debug);
 /* Number of open streams. */
 size_t h2_session_streams(const struct h2_session *s);
 
+/* Bytes held beyond the windows by all streams' owners (see h2_stream_hold). */
+size_t h2_session_held(const struct h2_session *s);
+
 /* Text for a negative code from this module. */
 const char *h2_strerror(int code);
 
@@ -169,6 +190,12 @@ void h2_stream_resume(struct h2_stream *st);
 
 /* Gives n received bytes of window back to the peer (the owner forwarded or dropped them). */
 void h2_stream_consume(struct h2_stream *st, size_t n);
+
+/* The owner now holds n received bytes whose window it gave back (a message that must arrive
+ * whole before it can be used, its decoded form). Counted per session against max_held: a
+ * growth beyond it is refused with -ENOBUFS (the count stays as it was), a shrink always
+ * succeeds. The count goes with the stream when it closes or is released. 0 or -ENOBUFS. */
+int h2_stream_hold(struct h2_stream *st, size_t n);
 
 /* Sends RST_STREAM(code). The owner still hears on_close. */
 void h2_stream_reset(struct h2_stream *st, uint32_t code);

@@ -43,11 +43,14 @@ struct peer {
 	bool sink_full;	    /* the sink turned a DATA frame away: records wait for the socket */
 	int sink_err;	    /* TLS's fatal -errno from the sink, reported by peer_flush */
 	bool closing, draining, goaway_seen;
+	bool goaway_told; /* on_goaway ran */
+	bool flooded;	  /* the session ended the peer for a flood (ENHANCE_YOUR_CALM) */
 	bool ping_outstanding;
 	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
 	uint64_t last_rx; /* when bytes last arrived from the peer */
 	char reason[160];
+	char fatal[160]; /* a protocol error: the close reason once the GOAWAY went out */
 	char name[200];
 	char addr[32];
 };
@@ -58,6 +61,7 @@ void peer_opts_default(struct peer_opts *o)
 	o->handshake_ms = 10000;
 	o->ping_interval_ms = 10000;
 	o->ping_timeout_ms = 5000;
+	o->drain_ms = 5000;
 	h2_settings_default(&o->h2);
 }
 
@@ -71,6 +75,20 @@ static void on_ping_ack(void *arg)
 	p->ping_outstanding = false;
 }
 
+/* No new streams either way: let the open ones finish within drain_ms, then close, and tell
+ * the owner so that it can replace the connection. */
+static void drain_start(struct peer *p)
+{
+	if (!p->draining) {
+		p->draining = true;
+		loop_timer_arm(p->deadline, p->opts.drain_ms);
+	}
+	if (!p->goaway_told && p->cbs->on_goaway) {
+		p->goaway_told = true;
+		p->cbs->on_goaway(p, p->arg);
+	}
+}
+
 static void on_goaway(void *arg, uint32_t last, uint32_t code)
 {
 	struct peer *p = arg;
@@ -78,8 +96,17 @@ static void on_goaway(void *arg, uint32_t last, uint32_t code)
 	p->goaway_seen = true;
 	log_write(code ? LOG_LVL_WARN : LOG_LVL_INFO, NULL, p->name,
 		  "peer sent GOAWAY (code %u, last stream %u)", code, last);
-	if (p->cbs->on_goaway)
-		p->cbs->on_goaway(p, p->arg);
+	drain_start(p);
+}
+
+static void on_goaway_sent(void *arg, uint32_t code)
+{
+	struct peer *p = arg;
+
+	if (code)
+		log_write(LOG_LVL_WARN, NULL, p->name, "sent GOAWAY (code %u)", code);
+	if (!p->closing)
+		drain_start(p);
 }
 
 static void on_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n, bool end)
@@ -106,6 +133,7 @@ static const struct h2_session_cbs peer_h2_cbs = {
 	.on_ping_ack = on_ping_ack,
 	.on_goaway = on_goaway,
 	.on_kick = on_kick,
+	.on_goaway_sent = on_goaway_sent,
 };
 
 static void close_task(struct loop_timer *t, void *arg)
@@ -144,6 +172,11 @@ void peer_close(struct peer *p, const char *reason)
 	loop_timer_cancel(p->ping_timer);
 	loop_timer_cancel(p->flush_task);
 	loop_timer_now(p->close_task);
+}
+
+bool peer_flooded(const struct peer *p)
+{
+	return p->flooded;
 }
 
 bool peer_closing(const struct peer *p)
@@ -280,6 +313,8 @@ static void peer_flush(struct peer *p)
 		buf_consume(&p->out, (size_t)w);
 	}
 	peer_update_io(p);
+	if (p->fatal[0])
+		return; /* the reader closes with the reason */
 	if (!h2_session_want_read(p->h2) && !h2_session_want_write(p->h2) && buf_len(&p->out) == 0)
 		peer_close(p, p->goaway_seen || p->draining ? "drained" : "session finished");
 	else if (p->draining && h2_session_streams(p->h2) == 0 && buf_len(&p->out) == 0)
@@ -326,12 +361,12 @@ static void peer_read_into(struct peer *p, uint8_t *rb, size_t rbsize)
 		p->last_rx = loop_now_ms();
 		rv = h2_session_recv(p->h2, rb, fill);
 		if (rv < 0) {
-			char why[96];
-
-			snprintf(why, sizeof(why), "HTTP/2 protocol error: %s", h2_strerror(rv));
+			snprintf(p->fatal, sizeof(p->fatal), "HTTP/2 protocol error: %s",
+				 h2_strerror(rv));
+			p->flooded = rv == H2_ERR_CALM;
 			/* Let nghttp2's GOAWAY go out before closing. */
 			peer_flush(p);
-			peer_close(p, why);
+			peer_close(p, p->fatal);
 			return;
 		}
 	}

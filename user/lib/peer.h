@@ -24,6 +24,8 @@ struct peer_opts {
 	uint32_t handshake_ms;	   /* TLS handshake deadline */
 	uint32_t ping_interval_ms; /* 0 = no PINGs */
 	uint32_t ping_timeout_ms;  /* no PING ACK within this: the peer is dead */
+	uint32_t drain_ms;	   /* after GOAWAY either way: streams left this long, then
+				    * the connection closes (never lingers half-closed) */
 	uint32_t read_batch;	   /* decrypted bytes taken per readiness event (0 or above
 				    * 256 KiB: 256 KiB) */
 	struct h2_settings h2;
@@ -37,7 +39,9 @@ struct peer_cbs {
 	/* Server role: a new request stream (see h2_session_cbs.on_request). */
 	void (*on_request)(struct peer *p, struct h2_stream *st, const struct h2_nv *nv, size_t n,
 			   bool end, void *arg);
-	/* The peer sent GOAWAY (it is draining): open no new calls on it. */
+	/* GOAWAY went either way (the peer drains, or we refused it more streams): open no new
+	 * calls on it; it closes once its streams are done or drain_ms passed. Once per
+	 * connection. */
 	void (*on_goaway)(struct peer *p, void *arg);
 	/* The connection is gone; p is freed when this returns. reason is borrowed. */
 	void (*on_close)(struct peer *p, const char *reason, void *arg);
@@ -66,6 +70,10 @@ const char *peer_name(const struct peer *p);
 
 /* True from peer_close/peer_drain/GOAWAY on: open no new calls. */
 bool peer_closing(const struct peer *p);
+
+/* True once the session ended the peer for a flood (rapid reset, SETTINGS): GOAWAY
+ * ENHANCE_YOUR_CALM, see h2_settings. Valid up to and during on_close. */
+bool peer_flooded(const struct peer *p);
 
 /* Sends GOAWAY, lets open streams finish, closes when none are left or after ms. */
 void peer_drain(struct peer *p, uint32_t ms, const char *reason);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Keeps one peer connection to the server alive: backoff from 250 ms doubling to 10 s, reset
- * once a connection has stayed up for 10 s so a flapping server is not hammered. */
+ * once a connection has stayed up for 10 s so a flapping server is not hammered. A connection
+ * that stops taking new calls (GOAWAY either way) is replaced at once while it drains. */
 #include "uplink.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@ struct uplink {
 	const struct uplink_cbs *cbs;
 	void *arg;
 	struct peer *p;
+	struct peer *old; /* the connection p replaced, draining its streams */
 	bool up;
 	bool stopping;
 	uint64_t up_since;
@@ -34,14 +36,22 @@ struct uplink {
 
 static void uplink_dial(struct uplink *u);
 
-static void schedule_redial(struct uplink *u)
+/* at_once: a connection that stayed up long enough is replaced without a delay. */
+static void schedule_redial(struct uplink *u, bool at_once)
 {
 	uint32_t delay;
 
 	if (u->stopping)
 		return;
-	if (u->up_since && loop_now_ms() - u->up_since >= UPLINK_STABLE_MS)
+	if (u->up_since && loop_now_ms() - u->up_since >= UPLINK_STABLE_MS) {
 		backoff_reset(&u->bo);
+		if (at_once) {
+			u->up_since = 0;
+			log_info("replacing the connection to %s", u->d->cfg.server_addr);
+			loop_timer_arm(u->redial, 0);
+			return;
+		}
+	}
 	u->up_since = 0;
 	delay = backoff_next(&u->bo);
 	log_write(u->failures++ < 3 || u->failures % 20 == 0 ? LOG_LVL_INFO : LOG_LVL_DEBUG, NULL,
@@ -80,21 +90,33 @@ static void on_goaway(struct peer *p, void *arg)
 {
 	struct uplink *u = arg;
 
-	/* The server is draining: let open calls finish there, and come back when it is gone.
-	 * (A second server would be dialed here once several are configured.) */
-	log_write(LOG_LVL_INFO, NULL, peer_name(p), "server is draining this connection");
+	/* GOAWAY either way: open calls finish on this connection (until its drain deadline)
+	 * while a new one takes the new calls; a half-closed connection must not be all we
+	 * have. (A second server would be dialed here once several are configured.) */
+	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connection takes no new calls; draining");
+	if (p != u->p)
+		return;
+	if (u->old)
+		peer_close(u->old, "replaced twice while draining");
+	u->old = p;
+	u->p = NULL;
 	u->up = false;
+	schedule_redial(u, true);
 }
 
 static void on_close(struct peer *p, const char *reason, void *arg)
 {
 	struct uplink *u = arg;
 
+	if (p == u->old) {
+		u->old = NULL;
+		return;
+	}
 	u->p = NULL;
 	u->up = false;
 	if (u->cbs->on_down)
 		u->cbs->on_down(u, reason, u->arg);
-	schedule_redial(u);
+	schedule_redial(u, false);
 }
 
 static const struct peer_cbs uplink_peer_cbs = {
@@ -113,14 +135,14 @@ static void uplink_dial(struct uplink *u)
 	rv = sock_resolve(u->d->cfg.server_addr, &addr, &port);
 	if (rv < 0) {
 		log_warn("server address '%s': %s", u->d->cfg.server_addr, strerror(-rv));
-		schedule_redial(u);
+		schedule_redial(u, false);
 		return;
 	}
 	u->p = peer_dial(u->d->loop, u->d->tls, addr, port, u->mark, &u->d->popts, &uplink_peer_cbs,
 			 u);
 	if (!u->p) {
 		log_warn("dial %s: %s", u->d->cfg.server_addr, strerror(errno));
-		schedule_redial(u);
+		schedule_redial(u, false);
 	}
 }
 
@@ -160,11 +182,13 @@ void uplink_stop(struct uplink *u, uint32_t ms)
 	loop_timer_cancel(u->redial);
 	if (u->p)
 		peer_drain(u->p, ms, "shutting down");
+	if (u->old)
+		peer_drain(u->old, ms, "shutting down");
 }
 
 bool uplink_stopped(const struct uplink *u)
 {
-	return u->stopping && !u->p;
+	return u->stopping && !u->p && !u->old;
 }
 
 void uplink_free(struct uplink *u)

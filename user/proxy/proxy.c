@@ -324,7 +324,7 @@ static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_n
 {
 	struct proxy *px = arg;
 	const char *path, *msg;
-	enum grpc_status status = grpc_request_check(nv, n, &path, &msg);
+	enum grpc_status status = grpc_request_check(nv, n, px->cfg->gzip, &path, &msg);
 
 	if (status != GRPC_OK) {
 		log_warn("bad request from server: %s", msg);

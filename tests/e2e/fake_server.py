@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# A hand-made ntun-server for one proxy (TLS server with the server certificate, HTTP/2
+# client on the connection the proxy dialed). It opens Connector/Control, waits for the
+# registration, then sends GOAWAY and keeps its side open, as a server that refuses further
+# streams would. It reports, as one JSON line, whether and when the proxy dialed a new
+# connection and when it closed the old one (a connection left half-closed never closes).
+import argparse, json, select, socket, ssl, time
+
+import h2.config, h2.connection, h2.events
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bind", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--certs", required=True)
+    ap.add_argument("--wait", type=float, default=8)
+    a = ap.parse_args()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{a.certs}/server/cert.pem", f"{a.certs}/server/key.pem")
+    ctx.load_verify_locations(f"{a.certs}/ca/cert.pem")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.set_alpn_protocols(["h2"])
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((a.bind, a.port))
+    ls.listen(8)
+    print("listening", flush=True)
+    c1 = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "https"), (":authority", "ntun"),
+                            (":path", "/ntun.v1.Connector/Control"),
+                            ("content-type", "application/grpc"), ("te", "trailers")])
+    c1.sendall(conn.data_to_send())
+    registered = False
+    end = time.monotonic() + 10
+    while not registered and time.monotonic() < end:
+        d = c1.recv(65536)
+        if not d:
+            break
+        for ev in conn.receive_data(d):
+            if isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                registered = True
+        c1.sendall(conn.data_to_send())
+    conn.close_connection()  # GOAWAY(NO_ERROR); our side stays open
+    c1.sendall(conn.data_to_send())
+    t0 = time.monotonic()
+    res = {"registered": registered, "new_connection_ms": None, "old_closed_ms": None}
+    end = t0 + a.wait
+    c2 = None
+    while time.monotonic() < end and (res["new_connection_ms"] is None or
+                                       res["old_closed_ms"] is None):
+        socks = [ls] if c2 is None else []
+        if res["old_closed_ms"] is None:
+            socks.append(c1)
+        r, _, _ = select.select(socks, [], [], 0.05)
+        now_ms = round((time.monotonic() - t0) * 1000)
+        if ls in r:
+            c2, _ = ls.accept()
+            res["new_connection_ms"] = now_ms
+        if c1 in r:
+            try:
+                d = c1.recv(65536)
+            except (OSError, ssl.SSLError):
+                d = b""
+            if not d:
+                res["old_closed_ms"] = now_ms
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
