@@ -861,6 +861,30 @@ static int yaml_dup_key(struct yaml_walk *y, const yaml_node_t *map, const yaml_
 	return 0;
 }
 
+/* Entry idx of the list o (routes, proxies) must be a mapping (of what, for the message);
+ * writes its path "key[idx]". */
+static int yaml_entry(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx,
+		      const char *what, char *path, size_t size)
+{
+	snprintf(path, size, "%s[%zu]", o->key, idx);
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s': wrong type: expected a mapping with %s, got %s",
+			    y->file, n->start_mark.line + 1, path, what, node_kind(n));
+	return 0;
+}
+
+/* The key k of pair p of entry n at path: a scalar, given once; writes "path.key" to sub. */
+static int yaml_entry_key(struct yaml_walk *y, const yaml_node_t *n, const yaml_node_pair_t *p,
+			  const yaml_node_t *k, const char *path, char *sub, size_t size)
+{
+	if (k->type != YAML_SCALAR_NODE)
+		return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
+			    k->start_mark.line + 1, path);
+	snprintf(sub, size, "%s.%s", path, scalar_text(k));
+	return yaml_dup_key(y, n, p, sub);
+}
+
 /* One entry of routes: {virtual_cidr?, real_cidr | cidr, proxy_id}. */
 static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
@@ -870,23 +894,17 @@ static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	struct where w;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s[%zu]", o->key, idx);
-	if (n->type != YAML_MAPPING_NODE)
-		return fail(y->L,
-			    "%s:%lu: key '%s': wrong type: expected a mapping with real_cidr, "
-			    "proxy_id and optional virtual_cidr, got %s",
-			    y->file, n->start_mark.line + 1, path, node_kind(n));
+	ret = yaml_entry(y, o, n, idx, "real_cidr, proxy_id and optional virtual_cidr", path,
+			 sizeof(path));
+	if (ret)
+		return ret;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
 		const yaml_node_t **slot;
 
-		if (k->type != YAML_SCALAR_NODE)
-			return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
-				    k->start_mark.line + 1, path);
-		snprintf(sub, sizeof(sub), "%s.%s", path, scalar_text(k));
-		ret = yaml_dup_key(y, n, p, sub);
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
 		if (ret)
 			return ret;
 		if (!strcmp(scalar_text(k), "virtual_cidr"))
@@ -946,22 +964,15 @@ static int yaml_grant(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	struct where w;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s[%zu]", o->key, idx);
-	if (n->type != YAML_MAPPING_NODE)
-		return fail(y->L,
-			    "%s:%lu: key '%s': wrong type: expected a mapping with id and "
-			    "prefixes, got %s",
-			    y->file, n->start_mark.line + 1, path, node_kind(n));
+	ret = yaml_entry(y, o, n, idx, "id and prefixes", path, sizeof(path));
+	if (ret)
+		return ret;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
 
-		if (k->type != YAML_SCALAR_NODE)
-			return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
-				    k->start_mark.line + 1, path);
-		snprintf(sub, sizeof(sub), "%s.%s", path, scalar_text(k));
-		ret = yaml_dup_key(y, n, p, sub);
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
 		if (ret)
 			return ret;
 		if (!strcmp(scalar_text(k), "id")) {
