@@ -92,8 +92,7 @@ static const struct opt opts[] = {
 	{"routes", "route", "VIRT=PROXY[:REAL]", OPT_ROUTES, D_SERVER, 0, F(routes), F(n_routes),
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
 	{"proxies", "grant", "ID=PREFIX", OPT_GRANTS, D_SERVER, 0, F(grants), F(n_grants), NULL,
-	 "proxy ID (or *) may register virtual prefixes inside PREFIX (repeatable; "
-	 "none: any proxy may register any prefix)"},
+	 "proxy ID (or *) may register virtual prefixes inside PREFIX (repeatable)"},
 	{"proxy_id", "proxy-id", "ID", OPT_ID, D_PROXY, D_PROXY, F(proxy_id), 0, NULL,
 	 "this proxy's id; must equal the id in its certificate"},
 	{"managed_cidr", "managed-cidr", "CIDR", OPT_CIDRS, D_PROXY, D_PROXY, F(managed_cidr),
