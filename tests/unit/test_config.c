@@ -378,6 +378,10 @@ static void test_grants(void)
 	CHECK_INT_EQ(cfg.n_grants, 0);
 	config_release(&cfg);
 	unsetenv("NTUN_PROXIES");
+	f = tmpfile_with("g.yaml", TLS_YAML "proxies: []\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_grants, 0);
+	config_release(&cfg);
 
 	/* Errors name the file, the line and the key of the bad part. */
 	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - prefixes: [10.0.0.0/8]\n", "2: key 'proxies[0]'",
