@@ -64,8 +64,8 @@ size_t route_remove_owner(struct route_table *t, const void *owner);
  * and the next is tried. If every route of the longest matching prefix is vetoed, the next
  * shorter matching prefix is tried, and so on: an address inside a more specific route whose
  * proxies are all gone falls back to the covering route's live proxy. (Route ownership, see
- * route_claim_check, makes the covering route one the same site may serve.) Each candidate
- * is offered to accept at most once per call.
+ * route_claim_check, lets another proxy id hold a covering route only where both ids share
+ * a grant for it.) Each candidate is offered to accept at most once per call.
  * Returns the route (borrowed, valid until the table changes) or NULL. */
 typedef bool route_accept_cb(const struct route *r, void *arg);
 const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
