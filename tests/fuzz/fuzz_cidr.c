@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Fuzzes the address parsers (cidr_parse, ipport_parse, conntrack_id_valid) against simple
- * reference parsers, and the route table against a linear model under input-driven ops. */
+ * reference parsers, and the route table (lookup with fall back, claim checks under grants)
+ * against a linear model under input-driven ops. */
 #include <errno.h>
 #include <string.h>
 
@@ -190,13 +191,12 @@ static void op_lookup(struct route_table *t, const struct model *m, uint32_t add
 	int best = -1;
 	bool any = false;
 
+	/* The longest prefix among the routes that contain addr and are accepted. */
 	for (size_t i = 0; i < m->n; i++)
-		if (cidr_contains(&m->r[i].virt, addr) && m->r[i].virt.len > best)
-			best = m->r[i].virt.len;
-	for (size_t i = 0; i < m->n; i++)
-		if (cidr_contains(&m->r[i].virt, addr) && m->r[i].virt.len == best &&
+		if (cidr_contains(&m->r[i].virt, addr) && m->r[i].virt.len > best &&
 		    accept_cb(&m->r[i], NULL))
-			any = true;
+			best = m->r[i].virt.len;
+	any = best >= 0;
 	hit = route_lookup(t, addr, &real, accept_cb, NULL);
 	FUZZ_CHECK(!hit == !any);
 	if (!hit)
@@ -205,6 +205,54 @@ static void op_lookup(struct route_table *t, const struct model *m, uint32_t add
 	FUZZ_CHECK(accept_cb(hit, NULL));
 	FUZZ_CHECK(cidr_contains(&hit->real, real));
 	FUZZ_CHECK((real & ~mask_of(hit->real.len)) == (addr & ~mask_of(hit->virt.len)));
+}
+
+/* Reference grant check: c inside a grant for id or "*". */
+static bool ref_granted(const struct route_grant *g, size_t n, const char *id, const struct cidr *c)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((!strcmp(g[i].proxy_id, id) || !strcmp(g[i].proxy_id, "*")) &&
+		    c->len >= g[i].prefix.len &&
+		    !((c->addr ^ g[i].prefix.addr) & mask_of(g[i].prefix.len)))
+			return true;
+	return false;
+}
+
+/* route_claim_check against the model with up to 3 random grants (none: no section). */
+static void op_claim(struct route_table *t, const struct model *m, struct fuzz_in *in)
+{
+	struct route_grant g[3];
+	size_t n = fuzz_u8(in) % 4;
+	const struct route *o = NULL;
+	struct cidr c;
+	char id[4];
+	int want = 0, rv;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t sel = fuzz_u8(in);
+
+		g[i].prefix.len = (uint8_t)(fuzz_u8(in) % 33);
+		g[i].prefix.addr = fuzz_u32(in) & mask_of(g[i].prefix.len);
+		snprintf(g[i].proxy_id, sizeof(g[i].proxy_id), sel & 8 ? "*" : "p%u", sel & 7);
+	}
+	c.len = (uint8_t)(fuzz_u8(in) % 33);
+	c.addr = fuzz_u32(in) & mask_of(c.len);
+	snprintf(id, sizeof(id), "p%u", fuzz_u8(in) & 7);
+	if (n && !ref_granted(g, n, id, &c))
+		want = -EPERM;
+	for (size_t i = 0; i < m->n && !want; i++) {
+		const struct route *r = &m->r[i];
+		const struct cidr *l = r->virt.len < c.len ? &r->virt : &c;
+
+		if (!strcmp(r->proxy_id, id) || ((r->virt.addr ^ c.addr) & mask_of(l->len)))
+			continue;
+		if (!n || !ref_granted(g, n, id, l) || !ref_granted(g, n, r->proxy_id, l))
+			want = -EEXIST;
+	}
+	rv = route_claim_check(t, g, n, id, &c, &o);
+	FUZZ_CHECK(rv == want);
+	if (rv == -EEXIST)
+		FUZZ_CHECK(o && strcmp(o->proxy_id, id) && cidr_overlap(&o->virt, &c));
 }
 
 /* Drops the model's routes of owner; returns how many. */
@@ -269,9 +317,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			owner = (const void *)(uintptr_t)((fuzz_u8(&in) & 3) * 16);
 			FUZZ_CHECK(route_remove_owner(t, owner) == model_remove(&m, owner));
 			break;
-		default:
+		case 6:
 			veto = fuzz_u8(&in);
 			op_lookup(t, &m, fuzz_u32(&in));
+			break;
+		default:
+			op_claim(t, &m, &in);
 			break;
 		}
 		check_table(t, &m);

@@ -171,6 +171,13 @@ static void test_json(void)
 	CHECK_STR_EQ(cidr_format(&j.routes[0].real, a, sizeof(a)), "10.3.0.0/24");
 	CHECK_STR_EQ(cidr_format(&j.routes[1].virt, a, sizeof(a)), "172.20.0.0/16");
 	CHECK_STR_EQ(cidr_format(&j.routes[1].real, a, sizeof(a)), "172.20.0.0/16");
+	CHECK_INT_EQ(j.n_grants, 5);
+	CHECK_INT_EQ(y.n_grants, j.n_grants);
+	for (size_t i = 0; i < y.n_grants && i < j.n_grants; i++) {
+		CHECK_STR_EQ(cidr_format(&y.grants[i].prefix, a, sizeof(a)),
+			     cidr_format(&j.grants[i].prefix, b, sizeof(b)));
+		CHECK_STR_EQ(y.grants[i].proxy_id, j.grants[i].proxy_id);
+	}
 	CHECK_STR_EQ(y.metrics_addr, j.metrics_addr);
 	CHECK_INT_EQ(y.idle_timeout_ms, j.idle_timeout_ms);
 	CHECK_INT_EQ(j.drain_timeout_ms, 15000);
@@ -326,6 +333,117 @@ static void test_values(void)
 	CHECK_STR_EQ(cidr_format(&cfg.routes[1].real, a, sizeof(a)), "192.168.1.0/24");
 	config_release(&cfg);
 	unsetenv("NTUN_ROUTES");
+}
+
+/* The proxies section: grants from the file (flattened to one per prefix), flags and the
+ * environment; absent means none. */
+static void test_grants(void)
+{
+	struct config cfg;
+	const char *f;
+	char a[20];
+
+	f = tmpfile_with("g.yaml", TLS_YAML "proxies:\n"
+					    "  - id: proxy-1\n"
+					    "    prefixes: [\"100.64.1.0/24\"]\n"
+					    "  - id: proxy-2\n"
+					    "    prefixes:\n"
+					    "      - 100.64.2.0/24\n"
+					    "      - 100.64.1.0/24\n"
+					    "  - {id: \"*\", prefixes: 10.0.0.0/8}\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_grants, 4);
+	if (cfg.n_grants == 4) {
+		CHECK_STR_EQ(cfg.grants[0].proxy_id, "proxy-1");
+		CHECK_STR_EQ(cidr_format(&cfg.grants[0].prefix, a, sizeof(a)), "100.64.1.0/24");
+		CHECK_STR_EQ(cfg.grants[1].proxy_id, "proxy-2");
+		CHECK_STR_EQ(cidr_format(&cfg.grants[1].prefix, a, sizeof(a)), "100.64.2.0/24");
+		CHECK_STR_EQ(cfg.grants[2].proxy_id, "proxy-2");
+		CHECK_STR_EQ(cidr_format(&cfg.grants[2].prefix, a, sizeof(a)), "100.64.1.0/24");
+		CHECK_STR_EQ(cfg.grants[3].proxy_id, "*");
+		CHECK_STR_EQ(cidr_format(&cfg.grants[3].prefix, a, sizeof(a)), "10.0.0.0/8");
+	}
+	config_release(&cfg);
+	CHECK(cfg.grants == NULL && cfg.n_grants == 0);
+
+	/* Flags replace the file's list; repeated flags append. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, "--grant", "site-7=100.64.7.0/24",
+			  "--grant", "*=172.16.0.0/12,site-7=100.64.8.0/24", NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_grants, 3);
+	CHECK_STR_EQ(cfg.grants[0].proxy_id, "site-7");
+	CHECK_STR_EQ(cfg.grants[1].proxy_id, "*");
+	CHECK_STR_EQ(cidr_format(&cfg.grants[2].prefix, a, sizeof(a)), "100.64.8.0/24");
+	config_release(&cfg);
+
+	setenv("NTUN_PROXIES", "a=100.64.1.0/24, b=100.64.1.0/24", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_grants, 2);
+	CHECK_STR_EQ(cfg.grants[1].proxy_id, "b");
+	config_release(&cfg);
+	/* An empty value is the default: no section. */
+	setenv("NTUN_PROXIES", "", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_grants, 0);
+	config_release(&cfg);
+	unsetenv("NTUN_PROXIES");
+	f = tmpfile_with("g.yaml", TLS_YAML "proxies: []\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_grants, 0);
+	config_release(&cfg);
+
+	/* Errors name the file, the line and the key of the bad part. */
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - prefixes: [10.0.0.0/8]\n", "2: key 'proxies[0]'",
+		   "missing id");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n", "2: key 'proxies[0]'",
+		   "missing prefixes");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n    prefixes: []\n",
+		   "3: key 'proxies[0].prefixes'", "empty list");
+	FILE_ERROR(CONFIG_SERVER,
+		   "proxies:\n  - id: a\n    prefixes: [10.0.0.0/8]\n  - id: b\n"
+		   "    prefixes:\n      - 10.0.0.0/8\n      - 100.64.1.1/24\n",
+		   "7: key 'proxies[1].prefixes'",
+		   "host bits set in prefix; did you mean '100.64.1.0/24'? (got '100.64.1.1/24')");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - {id: a, prefixes: [10.0.0.0/33]}\n",
+		   "2: key 'proxies[0].prefixes'", "expected an IPv4 prefix");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a/b\n    prefixes: 10.0.0.0/8\n",
+		   "2: key 'proxies[0].id'", "must be '*' or 1..63 of letters");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n    prefix: 10.0.0.0/8\n",
+		   "3: key 'proxies[0].prefix'", "unknown key");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n    id: b\n", "3: key 'proxies[0].id'",
+		   "duplicate key (first at line 2)");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: [a]\n", "2: key 'proxies[0].id'",
+		   "wrong type: expected a scalar, got a list");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n    prefixes: {x: 1}\n",
+		   "3: key 'proxies[0].prefixes'", "wrong type");
+	FILE_ERROR(CONFIG_SERVER, "proxies:\n  - id: a\n    prefixes: [[10.0.0.0/8]]\n",
+		   "3: key 'proxies[0].prefixes'", "wrong type: expected a scalar, got a list");
+	FILE_ERROR(CONFIG_SERVER, "proxies: a=10.0.0.0/8\n", "1: key 'proxies'",
+		   "wrong type: expected a list of proxy mappings, got a scalar");
+	FILE_ERROR(CONFIG_SERVER, "proxies: [a=10.0.0.0/8]\n", "1: key 'proxies[0]'",
+		   "wrong type: expected a mapping with id and prefixes");
+	FILE_ERROR(CONFIG_SERVER, "\n\nproxies:\n  x: 1\n", "3: key 'proxies'", "wrong type");
+	FILE_ERROR(CONFIG_PROXY, "proxies: []\n", "1: key 'proxies'", "not a proxy setting");
+	FILE_ERROR(CONFIG_CLIENT, "proxies: []\n", "1: key 'proxies'", "not a client setting");
+	FILE_ERROR(CONFIG_SERVER,
+		   "{\n  \"proxies\": [\n    {\"id\": \"a\", \"prefixes\": [\"10.0.0.1/8\"]}\n"
+		   "  ]\n}\n",
+		   "3: key 'proxies[0].prefixes'", "host bits set");
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--grant", "100.64.0.0/16", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--grant: expected ID=PREFIX");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--grant", "a b=100.64.0.0/16", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--grant: proxy id must be '*' or");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--grant", "=100.64.0.0/16", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--grant: proxy id must be");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--grant", "a=100.64.0.1/16", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--grant: host bits set");
+	setenv("NTUN_PROXIES", "a=10.0.0.0/8,,b=10.0.0.0/8", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "NTUN_PROXIES: empty item");
+	unsetenv("NTUN_PROXIES");
+	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--grant", "a=10.0.0.0/8", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--grant: not a proxy setting");
 }
 
 static void test_precedence(void)
@@ -718,6 +836,8 @@ static void test_help_version(void)
 	CHECK_STR_CONTAINS(out, "Usage: ntun-server");
 	CHECK_STR_CONTAINS(out, "--listen ADDR:PORT");
 	CHECK_STR_CONTAINS(out, "--route VIRT=PROXY[:REAL]");
+	CHECK_STR_CONTAINS(out, "--grant ID=PREFIX");
+	CHECK_STR_CONTAINS(out, "NTUN_PROXIES");
 	CHECK_STR_CONTAINS(out, "NTUN_TLS_CERT_FILE");
 	CHECK(!strstr(out, "--cidr"));
 
@@ -761,6 +881,7 @@ int main(void)
 	test_json();
 	test_defaults();
 	test_values();
+	test_grants();
 	test_precedence();
 	test_file_errors();
 	test_proxy_pairs();
@@ -771,9 +892,9 @@ int main(void)
 
 	{
 		static const char *const names[] = {
-			"bad.yaml",  "min.yaml", "srv.yaml",  "prx.yaml", "empty.yaml",
-			"null.yaml", "v.yaml",	 "r.yaml",    "p.yaml",	  "a.env",
-			"b.env",     "bad.env",	 "stdout.txt"};
+			"bad.yaml",  "min.yaml", "srv.yaml", "prx.yaml",  "empty.yaml",
+			"null.yaml", "v.yaml",	 "r.yaml",   "g.yaml",	  "p.yaml",
+			"a.env",     "b.env",	 "bad.env",  "stdout.txt"};
 		char path[128];
 
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

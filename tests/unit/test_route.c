@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* route: prefix parsing and formatting, longest-prefix match including /0 and /32,
- * translation with host bits kept, round robin among equal prefixes, veto, removal by owner. */
+ * translation with host bits kept, round robin among equal prefixes, veto with fall back to
+ * shorter prefixes, removal by owner, and route ownership: grants, containment, overlapping
+ * claims and shared grants. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -201,9 +203,10 @@ static void test_round_robin(void)
 		CHECK(next && hit && next != hit);
 	}
 
-	/* Vetoing all equals is a miss: no fallback to the /16, each candidate asked once. */
+	/* Vetoing everything is a miss; each of the five candidates that contain the address
+	 * (three /24s, two /16s) is asked once. */
 	CHECK(route_lookup(t, IP(100, 64, 1, 9), &real, veto_all, &calls) == NULL);
-	CHECK_INT_EQ(calls, 3);
+	CHECK_INT_EQ(calls, 5);
 
 	/* Remove by owner: owner_b had p1 and p2. */
 	CHECK_INT_EQ(route_remove_owner(t, &owner_b), 2);
@@ -224,11 +227,236 @@ static void test_round_robin(void)
 	route_table_free(t);
 }
 
+static bool veto_owner(const struct route *r, void *arg)
+{
+	return r->owner != arg;
+}
+
+/* Only routes of live proxies are usable: "dead" stands for a drained or gone proxy. */
+static bool live_only(const struct route *r, void *arg)
+{
+	return strcmp(r->proxy_id, "dead") != 0 && r->owner != arg;
+}
+
+static void test_fallback(void)
+{
+	struct route_table *t = route_table_new();
+	int site1, host, other;
+	const struct route *hit;
+	struct route r;
+	uint32_t real = 0;
+
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "site-1", &site1);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	r = mk("100.64.1.0/25", "10.1.0.0/25", "site-1", &site1);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	r = mk("100.64.1.5/32", "172.16.0.5/32", "host", &host);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	r = mk("100.64.0.0/10", "100.64.0.0/10", "wide", &other);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+
+	hit = route_lookup(t, IP(100, 64, 1, 5), &real, NULL, NULL);
+	CHECK(hit && !strcmp(hit->proxy_id, "host"));
+	CHECK_INT_EQ(real, IP(172, 16, 0, 5));
+	/* The /32's proxy is gone: the next shorter prefix (the /25) serves, translated by it. */
+	hit = route_lookup(t, IP(100, 64, 1, 5), &real, veto_owner, &host);
+	CHECK(hit && hit->virt.len == 25);
+	CHECK_INT_EQ(real, IP(10, 1, 0, 5));
+	/* Without the /25 and /24 owner, down to the /10; other addresses are unaffected. */
+	hit = route_lookup(t, IP(100, 64, 1, 5), &real, veto_owner, &site1);
+	CHECK(hit && !strcmp(hit->proxy_id, "host"));
+	hit = route_lookup(t, IP(100, 64, 1, 200), &real, veto_owner, &site1);
+	CHECK(hit && !strcmp(hit->proxy_id, "wide"));
+	CHECK_INT_EQ(real, IP(100, 64, 1, 200));
+	hit = route_lookup(t, IP(100, 64, 1, 200), &real, veto_owner, &host);
+	CHECK(hit && hit->virt.len == 24);
+	CHECK_INT_EQ(real, IP(192, 168, 1, 200));
+	/* A shorter prefix that does not contain the address is never used. */
+	CHECK(route_lookup(t, IP(10, 0, 0, 1), &real, NULL, NULL) == NULL);
+
+	/* Round robin still holds inside the group that serves after a fall back: two live
+	 * proxies share the /24 behind a dead /32 and alternate. */
+	route_remove_owner(t, &site1);
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "a", &site1);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "b", &other);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "dead", &other);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	{
+		int a = 0, b = 0;
+
+		for (int i = 0; i < 10; i++) {
+			hit = route_lookup(t, IP(100, 64, 1, 5), &real, live_only, &host);
+			CHECK(hit != NULL);
+			if (!hit)
+				continue;
+			CHECK(strcmp(hit->proxy_id, "dead") != 0);
+			a += !strcmp(hit->proxy_id, "a");
+			b += !strcmp(hit->proxy_id, "b");
+			CHECK_INT_EQ(real, IP(192, 168, 1, 5));
+		}
+		CHECK_INT_EQ(a, 5);
+		CHECK_INT_EQ(b, 5);
+	}
+	/* Removing the /32 from the table (drain) has the same effect for every lookup. */
+	CHECK_INT_EQ(route_remove_owner(t, &host), 1);
+	hit = route_lookup(t, IP(100, 64, 1, 5), &real, NULL, NULL);
+	CHECK(hit && hit->virt.len == 24);
+	route_table_free(t);
+}
+
+static struct cidr C(const char *s) {
+	struct cidr c = {0};
+
+	CHECK_INT_EQ(cidr_parse(s, &c), 0);
+	return c;
+}
+
+static struct route_grant
+G(const char *id, const char *prefix) {
+	struct route_grant g = {.prefix = C(prefix)};
+
+	snprintf(g.proxy_id, sizeof(g.proxy_id), "%s", id);
+	return g;
+}
+
+static void
+test_containment(void)
+{
+	struct cidr a = C("100.64.1.0/24"), b = C("100.64.1.5/32"), c = C("100.64.0.0/16"),
+		    d = C("100.64.2.0/24"), all = C("0.0.0.0/0");
+
+	CHECK(cidr_within(&b, &a) && !cidr_within(&a, &b));
+	CHECK(cidr_within(&a, &a));
+	CHECK(cidr_within(&a, &c) && cidr_within(&d, &c) && !cidr_within(&c, &a));
+	CHECK(!cidr_within(&a, &d) && !cidr_within(&d, &a));
+	CHECK(cidr_within(&c, &all) && !cidr_within(&all, &c));
+	CHECK(cidr_overlap(&a, &b) && cidr_overlap(&b, &a) && cidr_overlap(&a, &a));
+	CHECK(cidr_overlap(&a, &c) && cidr_overlap(&all, &b));
+	CHECK(!cidr_overlap(&a, &d) && !cidr_overlap(&b, &d));
+	/* Same address, different length: the shorter contains the longer. */
+	CHECK(cidr_overlap(&(struct cidr){IP(10, 0, 0, 0), 8}, &(struct cidr){IP(10, 0, 0, 0), 9}));
+	CHECK(!cidr_overlap(&(struct cidr){IP(10, 0, 0, 0), 9},
+			    &(struct cidr){IP(10, 128, 0, 0), 9}));
+}
+
+static void test_grants(void)
+{
+	struct route_grant g[] = {G("proxy-1", "100.64.1.0/24"), G("proxy-2", "100.64.2.0/24"),
+				  G("proxy-2", "100.64.1.0/24"), G("*", "100.127.0.0/16")};
+	size_t n = sizeof(g) / sizeof(g[0]);
+	struct cidr c;
+
+	c = C("100.64.1.0/24");
+	CHECK(route_granted(g, n, "proxy-1", &c) && route_granted(g, n, "proxy-2", &c));
+	CHECK(!route_granted(g, n, "proxy-3", &c));
+	c = C("100.64.1.128/25"); /* inside a grant counts */
+	CHECK(route_granted(g, n, "proxy-1", &c));
+	c = C("100.64.0.0/23"); /* larger than the grant: no */
+	CHECK(!route_granted(g, n, "proxy-1", &c) && !route_granted(g, n, "proxy-2", &c));
+	c = C("100.64.2.7/32");
+	CHECK(!route_granted(g, n, "proxy-1", &c) && route_granted(g, n, "proxy-2", &c));
+	c = C("100.127.9.0/24"); /* "*" grants every id */
+	CHECK(route_granted(g, n, "proxy-1", &c) && route_granted(g, n, "anyone", &c));
+	c = C("100.64.1.0/24");
+	CHECK(!route_granted(g, 0, "proxy-1", &c)); /* no grants: nothing granted */
+	CHECK(!route_granted(g, n, "Proxy-1", &c)); /* ids are exact */
+}
+
+/* Claim checks against a table holding what proxy-1 registered. */
+static void test_claims(void)
+{
+	struct route_table *t = route_table_new();
+	struct route_grant g[] = {G("proxy-1", "100.64.1.0/24"), G("proxy-2", "100.64.2.0/24"),
+				  G("proxy-2", "100.64.1.5/32"), G("proxy-3", "100.64.1.0/24"),
+				  G("*", "10.0.0.0/8"),		 G("lab", "100.64.9.0/24")};
+	size_t n = sizeof(g) / sizeof(g[0]);
+	const struct route *o;
+	int p1, p3;
+	struct route r;
+	struct cidr c;
+
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "proxy-1", &p1);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+
+	/* No proxies section (n == 0): anything may be claimed, but no overlap by another id. */
+	c = C("100.64.2.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, NULL), 0);
+	o = NULL;
+	c = C("100.64.1.5/32"); /* the hijack: more specific, inside proxy-1's prefix */
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, &o), -EEXIST);
+	CHECK(o && !strcmp(o->proxy_id, "proxy-1"));
+	c = C("100.64.0.0/16"); /* containing it */
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, NULL), -EEXIST);
+	c = C("100.64.1.0/24"); /* equal */
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, NULL), -EEXIST);
+	c = C("0.0.0.0/0");
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, NULL), -EEXIST);
+	/* The holder itself may add to its own prefixes (another connection, a re-register). */
+	c = C("100.64.1.5/32");
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-1", &c, NULL), 0);
+	c = C("100.64.0.0/16");
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-1", &c, NULL), 0);
+
+	/* With grants: outside a grant is refused first, whatever the table holds. */
+	c = C("100.64.3.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, NULL), -EPERM);
+	c = C("100.64.0.0/16");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-1", &c, NULL), -EPERM);
+	c = C("100.64.1.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "stranger", &c, NULL), -EPERM);
+	c = C("100.64.2.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, NULL), 0);
+	/* Granted the /32 but not proxy-1's /24: a carve-out is not a shared grant. */
+	o = NULL;
+	c = C("100.64.1.5/32");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, &o), -EEXIST);
+	CHECK(o && o->owner == &p1);
+	/* proxy-3 shares proxy-1's grant: the same prefix, or a more specific one, is fine. */
+	c = C("100.64.1.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-3", &c, NULL), 0);
+	c = C("100.64.1.5/32");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-3", &c, NULL), 0);
+	/* The "*" grant is shared by every id. */
+	r = mk("10.1.0.0/16", "10.1.0.0/16", "lab", NULL);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	c = C("10.1.2.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, NULL), 0);
+	c = C("10.0.0.0/8");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, NULL), 0);
+	CHECK_INT_EQ(route_claim_check(t, g, 0, "proxy-2", &c, NULL), -EEXIST);
+
+	/* Whether two claims may coexist does not depend on their order: with proxy-3 holding
+	 * the /32, proxy-1 (sharing the /24 with it) may take the /24; proxy-2 may share the
+	 * /32 with proxy-3 (both are granted all of it) but not once proxy-1 holds the /24. */
+	route_table_free(t);
+	t = route_table_new();
+	r = mk("100.64.1.5/32", "192.168.1.5/32", "proxy-3", &p3);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	c = C("100.64.1.0/24");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-1", &c, NULL), 0);
+	c = C("100.64.1.5/32");
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, NULL), 0);
+	r = mk("100.64.1.0/24", "192.168.1.0/24", "proxy-1", &p1);
+	CHECK_INT_EQ(route_add(t, &r), 0);
+	o = NULL;
+	CHECK_INT_EQ(route_claim_check(t, g, n, "proxy-2", &c, &o), -EEXIST);
+	CHECK(o && !strcmp(o->proxy_id, "proxy-1"));
+	/* An empty table never conflicts; a NULL table is an empty one. */
+	CHECK_INT_EQ(route_claim_check(NULL, g, n, "proxy-2", &c, NULL), 0);
+	route_table_free(t);
+}
+
 int main(void)
 {
 	test_cidr();
 	test_ipport();
 	test_lpm();
 	test_round_robin();
+	test_fallback();
+	test_containment();
+	test_grants();
+	test_claims();
 	return check_done("test_route");
 }

@@ -3,8 +3,8 @@
  * variables, getopt_long flags and --help. Validates syntax only: opens no sockets, reads no keys.
  *
  * Precedence, lowest first: defaults, the YAML file, each --env-file in order, the environment,
- * flags in order. A later source replaces a scalar, and replaces a list (cidrs, routes) as a
- * whole; repeated flags of one list append to each other. An empty value (or YAML null) resets
+ * flags in order. A later source replaces a scalar, and replaces a list (cidrs, routes, grants) as
+ * a whole; repeated flags of one list append to each other. An empty value (or YAML null) resets
  * a setting to its default. tls.insecure is passed to the TLS layer, where it skips only the
  * server-name check (tls.server_name, by default the host of server_addr): the chain, the SPIFFE
  * role and the trust domain are always verified.
@@ -54,6 +54,7 @@ enum opt_type {
 	OPT_COMPRESSION, /* identity|gzip, stored as bool gzip */
 	OPT_CIDRS,	 /* list of struct cidr */
 	OPT_ROUTES,	 /* list of struct config_route */
+	OPT_GRANTS,	 /* list of struct route_grant */
 };
 
 /* One setting. key is its YAML path; the NTUN_* name is derived from it. */
@@ -91,6 +92,8 @@ static const struct opt opts[] = {
 	 "0.0.0.0:8443", "address clients and proxies connect to"},
 	{"routes", "route", "VIRT=PROXY[:REAL]", OPT_ROUTES, D_SERVER, 0, F(routes), F(n_routes),
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
+	{"proxies", "grant", "ID=PREFIX", OPT_GRANTS, D_SERVER, 0, F(grants), F(n_grants), NULL,
+	 "proxy ID (or *) may register virtual prefixes inside PREFIX (repeatable)"},
 	{"proxy_id", "proxy-id", "ID", OPT_ID, D_PROXY, D_PROXY, F(proxy_id), 0, NULL,
 	 "this proxy's id; must equal the id in its certificate"},
 	{"managed_cidr", "managed-cidr", "CIDR", OPT_CIDRS, D_PROXY, D_PROXY, F(managed_cidr),
@@ -305,7 +308,7 @@ static bool is_section(const char *path)
 
 static bool is_list(const struct opt *o)
 {
-	return o->type == OPT_CIDRS || o->type == OPT_ROUTES;
+	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS;
 }
 
 static bool is_string(const struct opt *o)
@@ -340,6 +343,8 @@ static const char *type_desc(const struct opt *o)
 		return "a CIDR or a list of CIDRs";
 	case OPT_ROUTES:
 		return "a list of route mappings";
+	case OPT_GRANTS:
+		return "a list of proxy mappings";
 	default:
 		return "a string";
 	}
@@ -394,6 +399,11 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 		*count_field(cfg, o) = 0;
 		break;
 	}
+	case OPT_GRANTS:
+		free(*(struct route_grant **)p);
+		*(struct route_grant **)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
 	}
 }
 
@@ -586,6 +596,48 @@ static int route_parse(struct loader *L, const struct opt *o, const struct where
 	return route_append(L, o, &virt, &real, id);
 }
 
+static bool valid_grant_id(const char *s)
+{
+	return valid_id(s) || !strcmp(s, "*");
+}
+
+static int grant_append(struct loader *L, const struct opt *o, const char *id,
+			const struct cidr *prefix)
+{
+	struct route_grant **arr = field(L->cfg, o->off), *g;
+	size_t *n = count_field(L->cfg, o);
+
+	g = realloc(*arr, (*n + 1) * sizeof(**arr));
+	if (!g)
+		return fail_nomem(L);
+	*arr = g;
+	g[*n] = (struct route_grant){.prefix = *prefix};
+	snprintf(g[*n].proxy_id, sizeof(g[*n].proxy_id), "%s", id);
+	(*n)++;
+	return 0;
+}
+
+/* ID=PREFIX */
+static int grant_parse(struct loader *L, const struct opt *o, const struct where *w, const char *s)
+{
+	const char *eq = strchr(s, '=');
+	char id[ID_MAX + 2];
+	struct cidr prefix;
+	int ret;
+
+	if (!eq)
+		return bad(L, w, s, "expected ID=PREFIX, e.g. site-1=100.64.1.0/24");
+	snprintf(id, sizeof(id), "%.*s", (int)(eq - s < ID_MAX + 1 ? eq - s : ID_MAX + 1), s);
+	if (eq - s > ID_MAX || !valid_grant_id(id))
+		return bad(L, w, s,
+			   "proxy id must be '*' or 1..%d of letters, digits, '.', '_', '-'",
+			   ID_MAX);
+	ret = parse_cidr_at(L, w, eq + 1, &prefix);
+	if (ret)
+		return ret;
+	return grant_append(L, o, id, &prefix);
+}
+
 /* Sets a scalar setting, or appends one item to a list; val is not empty. */
 static int opt_set_one(struct loader *L, const struct opt *o, const struct where *w,
 		       const char *val)
@@ -681,6 +733,8 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 	}
 	case OPT_ROUTES:
 		return route_parse(L, o, w, val);
+	case OPT_GRANTS:
+		return grant_parse(L, o, w, val);
 	}
 	return -EINVAL;
 }
@@ -829,6 +883,30 @@ static int yaml_dup_key(struct yaml_walk *y, const yaml_node_t *map, const yaml_
 	return 0;
 }
 
+/* Entry idx of the list o (routes, proxies) must be a mapping (of what, for the message);
+ * writes its path "key[idx]". */
+static int yaml_entry(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx,
+		      const char *what, char *path, size_t size)
+{
+	snprintf(path, size, "%s[%zu]", o->key, idx);
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s': wrong type: expected a mapping with %s, got %s",
+			    y->file, n->start_mark.line + 1, path, what, node_kind(n));
+	return 0;
+}
+
+/* The key k of pair p of entry n at path: a scalar, given once; writes "path.key" to sub. */
+static int yaml_entry_key(struct yaml_walk *y, const yaml_node_t *n, const yaml_node_pair_t *p,
+			  const yaml_node_t *k, const char *path, char *sub, size_t size)
+{
+	if (k->type != YAML_SCALAR_NODE)
+		return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
+			    k->start_mark.line + 1, path);
+	snprintf(sub, size, "%s.%s", path, scalar_text(k));
+	return yaml_dup_key(y, n, p, sub);
+}
+
 /* One entry of routes: {virtual_cidr?, real_cidr | cidr, proxy_id}. */
 static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
@@ -838,23 +916,17 @@ static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	struct where w;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s[%zu]", o->key, idx);
-	if (n->type != YAML_MAPPING_NODE)
-		return fail(y->L,
-			    "%s:%lu: key '%s': wrong type: expected a mapping with real_cidr, "
-			    "proxy_id and optional virtual_cidr, got %s",
-			    y->file, n->start_mark.line + 1, path, node_kind(n));
+	ret = yaml_entry(y, o, n, idx, "real_cidr, proxy_id and optional virtual_cidr", path,
+			 sizeof(path));
+	if (ret)
+		return ret;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
 		const yaml_node_t **slot;
 
-		if (k->type != YAML_SCALAR_NODE)
-			return fail(y->L, "%s:%lu: key '%s': mapping keys must be scalars", y->file,
-				    k->start_mark.line + 1, path);
-		snprintf(sub, sizeof(sub), "%s.%s", path, scalar_text(k));
-		ret = yaml_dup_key(y, n, p, sub);
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
 		if (ret)
 			return ret;
 		if (!strcmp(scalar_text(k), "virtual_cidr"))
@@ -905,6 +977,85 @@ static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	return route_append(y->L, o, &virt, &real, scalar_text(id_n));
 }
 
+/* One entry of proxies: {id: ID or "*", prefixes: [PREFIX, ...] or PREFIX}. */
+static int yaml_grant(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
+{
+	const yaml_node_t *id_n = NULL, *pfx_n = NULL;
+	char path[64], sub[96];
+	struct cidr prefix;
+	struct where w;
+	int ret;
+
+	ret = yaml_entry(y, o, n, idx, "id and prefixes", path, sizeof(path));
+	if (ret)
+		return ret;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
+		if (ret)
+			return ret;
+		if (!strcmp(scalar_text(k), "id")) {
+			ret = yaml_scalar(y, v, sub);
+			if (ret)
+				return ret;
+			id_n = v;
+		} else if (!strcmp(scalar_text(k), "prefixes")) {
+			if (v->type == YAML_MAPPING_NODE)
+				return fail(y->L,
+					    "%s:%lu: key '%s': wrong type: expected a CIDR or a "
+					    "list of CIDRs, got a mapping",
+					    y->file, k->start_mark.line + 1, sub);
+			pfx_n = v;
+		} else {
+			return fail(y->L,
+				    "%s:%lu: key '%s': unknown key (a proxies entry has id and "
+				    "prefixes)",
+				    y->file, k->start_mark.line + 1, sub);
+		}
+	}
+	if (!id_n || !pfx_n)
+		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
+			    path, !id_n ? "id" : "prefixes");
+	snprintf(sub, sizeof(sub), "%s.id", path);
+	w = yaml_where(y, id_n, sub);
+	if (!valid_grant_id(scalar_text(id_n)))
+		return bad(y->L, &w, scalar_text(id_n),
+			   "must be '*' or 1..%d of letters, digits, '.', '_', '-'", ID_MAX);
+	snprintf(sub, sizeof(sub), "%s.prefixes", path);
+	if (pfx_n->type == YAML_SCALAR_NODE) {
+		ret = yaml_scalar(y, pfx_n, sub);
+		if (ret)
+			return ret;
+		w = yaml_where(y, pfx_n, sub);
+		ret = parse_cidr_at(y->L, &w, scalar_text(pfx_n), &prefix);
+		return ret ? ret : grant_append(y->L, o, scalar_text(id_n), &prefix);
+	}
+	/* An id granted nothing would read like a grant: say what is meant instead. */
+	if (pfx_n->data.sequence.items.start == pfx_n->data.sequence.items.top)
+		return fail(y->L,
+			    "%s:%lu: key '%s': empty list: give at least one prefix, or leave "
+			    "the id out to grant it nothing",
+			    y->file, pfx_n->start_mark.line + 1, sub);
+	for (yaml_node_item_t *it = pfx_n->data.sequence.items.start;
+	     it < pfx_n->data.sequence.items.top; it++) {
+		const yaml_node_t *item = yaml_document_get_node(y->doc, *it);
+
+		ret = yaml_scalar(y, item, sub);
+		if (ret)
+			return ret;
+		w = yaml_where(y, item, sub);
+		ret = parse_cidr_at(y->L, &w, scalar_text(item), &prefix);
+		if (!ret)
+			ret = grant_append(y->L, o, scalar_text(id_n), &prefix);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Sets o from the value node v of key node k. Messages about the whole value name the key's
  * line, those about one scalar the scalar's. */
 static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_t *k,
@@ -917,7 +1068,7 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
 		return opt_reset(y->L, o);
 	if (v->type == YAML_MAPPING_NODE || (v->type == YAML_SEQUENCE_NODE && !is_list(o)) ||
-	    (v->type == YAML_SCALAR_NODE && o->type == OPT_ROUTES))
+	    (v->type == YAML_SCALAR_NODE && (o->type == OPT_ROUTES || o->type == OPT_GRANTS)))
 		return fail(y->L, "%s:%lu: key '%s': wrong type: expected %s, got %s", y->file,
 			    kw.line, path, type_desc(o), node_kind(v));
 	if (v->type == YAML_SCALAR_NODE) {
@@ -937,6 +1088,8 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 
 		if (o->type == OPT_ROUTES) {
 			ret = yaml_route(y, o, item, (size_t)(it - v->data.sequence.items.start));
+		} else if (o->type == OPT_GRANTS) {
+			ret = yaml_grant(y, o, item, (size_t)(it - v->data.sequence.items.start));
 		} else {
 			ret = yaml_scalar(y, item, path);
 			if (!ret)

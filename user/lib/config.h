@@ -59,6 +59,8 @@ struct config {
 	char *listen_addr; /* "[addr]:port", default "0.0.0.0:8443" */
 	struct config_route *routes;
 	size_t n_routes;
+	struct route_grant *grants; /* proxies: section, one (id or "*", prefix) per entry */
+	size_t n_grants;	    /* 0: no section, any proxy may register any prefix */
 
 	/* proxy */
 	char *proxy_id;
@@ -99,13 +101,16 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-streams N
  *   --max-early-resets N --early-reset-rate N
+ *   --grant ID=PREFIX (repeatable; the proxies section: ID, or "*" for every proxy, may
+ *   register virtual prefixes inside PREFIX)
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
  *   --capacity N --max-streams N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
  * NTUN_TLS_CERT_FILE; NTUN_CONFIG names the file when --config is absent). List values in
  * variables and flags are comma-separated. Durations (timeouts.*_ms, --*-timeout) are
  * milliseconds or take a unit: 500ms, 5s, 2m, 1h. An empty value or YAML null restores the
- * default. Ids (client_id, proxy_id, instance, route proxy ids) are 1..63 of [A-Za-z0-9._-].
+ * default. Ids (client_id, proxy_id, instance, route and grant proxy ids) are 1..63 of
+ * [A-Za-z0-9._-]; a grant's id may also be "*".
  * Unknown NTUN_* variables and settings of another daemon are errors in every source.
  * On --version/--help prints to stdout, leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK
  * in *action. On success returns 0 with CONFIG_RUN and fills *cfg: every string and array in

@@ -100,6 +100,16 @@ bool cidr_contains(const struct cidr *c, uint32_t addr)
 	return ((addr ^ c->addr) & prefix_mask(c->len)) == 0;
 }
 
+bool cidr_within(const struct cidr *inner, const struct cidr *outer)
+{
+	return inner->len >= outer->len && cidr_contains(outer, inner->addr);
+}
+
+bool cidr_overlap(const struct cidr *a, const struct cidr *b)
+{
+	return cidr_within(a, b) || cidr_within(b, a);
+}
+
 int ipport_parse(const char *s, uint32_t *addr, uint16_t *port)
 {
 	uint32_t a;
@@ -202,37 +212,40 @@ size_t route_remove_owner(struct route_table *t, const void *owner)
 	return removed;
 }
 
-const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
-				 route_accept_cb *accept, void *arg)
+/* Offers the group of equal prefixes e[first..end) to accept in round-robin order. */
+static const struct route *group_pick(struct route_table *t, size_t first, size_t end,
+				      route_accept_cb *accept, void *arg)
 {
-	const struct route *hit = NULL;
-	size_t first, end, n;
-	unsigned start;
+	size_t n = end - first;
+	unsigned start = t->e[first].rr % n;
 
-	if (!t)
-		return NULL;
-	for (first = 0; first < t->n; first++) {
-		if (cidr_contains(&t->e[first].r.virt, addr))
-			break;
-	}
-	if (first == t->n)
-		return NULL;
-	for (end = first + 1; end < t->n; end++) {
-		if (!cidr_equal(&t->e[end].r.virt, &t->e[first].r.virt))
-			break;
-	}
-	/* Only the longest matching prefix is eligible: a shorter one may map the address into
-	 * a different real network, so a full veto is a miss, not a fallback. */
-	n = end - first;
-	start = t->e[first].rr % n;
 	for (size_t k = 0; k < n; k++) {
 		const struct route *r = &t->e[first + (start + k) % n].r;
 
 		if (accept && !accept(r, arg))
 			continue;
 		t->e[first].rr = (unsigned)((start + k + 1) % n);
-		hit = r;
-		break;
+		return r;
+	}
+	return NULL;
+}
+
+const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
+				 route_accept_cb *accept, void *arg)
+{
+	const struct route *hit = NULL;
+	size_t first, end;
+
+	if (!t)
+		return NULL;
+	/* Groups come longest prefix first: the first group with a usable route wins. */
+	for (first = 0; first < t->n && !hit; first = end) {
+		for (end = first + 1; end < t->n; end++) {
+			if (!cidr_equal(&t->e[end].r.virt, &t->e[first].r.virt))
+				break;
+		}
+		if (cidr_contains(&t->e[first].r.virt, addr))
+			hit = group_pick(t, first, end, accept, arg);
 	}
 	if (hit && real_addr)
 		*real_addr = hit->real.addr | (addr & ~prefix_mask(hit->real.len));
@@ -247,4 +260,36 @@ size_t route_count(const struct route_table *t)
 const struct route *route_at(const struct route_table *t, size_t i)
 {
 	return t && i < t->n ? &t->e[i].r : NULL;
+}
+
+bool route_granted(const struct route_grant *g, size_t n, const char *id, const struct cidr *c)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((!strcmp(g[i].proxy_id, id) || !strcmp(g[i].proxy_id, "*")) &&
+		    cidr_within(c, &g[i].prefix))
+			return true;
+	}
+	return false;
+}
+
+int route_claim_check(const struct route_table *t, const struct route_grant *g, size_t n,
+		      const char *id, const struct cidr *virt, const struct route **conflict)
+{
+	if (n && !route_granted(g, n, id, virt))
+		return -EPERM;
+	for (size_t i = 0; t && i < t->n; i++) {
+		const struct route *o = &t->e[i].r;
+		const struct cidr *larger;
+
+		if (!strcmp(o->proxy_id, id) || !cidr_overlap(&o->virt, virt))
+			continue;
+		larger = o->virt.len < virt->len ? &o->virt : virt;
+		if (n && route_granted(g, n, id, larger) &&
+		    route_granted(g, n, o->proxy_id, larger))
+			continue;
+		if (conflict)
+			*conflict = o;
+		return -EEXIST;
+	}
+	return 0;
 }

@@ -24,6 +24,12 @@ char *cidr_format(const struct cidr *c, char *buf, size_t size);
 /* True if addr (host order) lies inside c. */
 bool cidr_contains(const struct cidr *c, uint32_t addr);
 
+/* True if inner lies wholly inside outer (equal counts). */
+bool cidr_within(const struct cidr *inner, const struct cidr *outer);
+
+/* True if a and b share an address: one of them contains the other. */
+bool cidr_overlap(const struct cidr *a, const struct cidr *b);
+
 /* Parses "a.b.c.d:port" (port 1..65535). addr and port in host order. Returns 0 or -EINVAL. */
 int ipport_parse(const char *s, uint32_t *addr, uint16_t *port);
 
@@ -51,12 +57,15 @@ int route_add(struct route_table *t, const struct route *r);
 /* Removes every route whose owner is owner. Returns how many were removed. */
 size_t route_remove_owner(struct route_table *t, const void *owner);
 
-/* Longest-prefix match of addr (host order). On a hit, *real_addr is addr translated into the
- * route's real prefix (host bits preserved). Among several routes with the same longest
- * prefix, the one chosen rotates (round robin) so equal routes share the load; accept may
- * veto a candidate (e.g. a proxy that is draining or full) and the next is tried. If every
- * route of the longest matching prefix is vetoed the result is NULL: a shorter prefix is never
- * used instead, as it may translate into a different real network.
+/* Longest-prefix match of addr (host order) among the routes accept takes (NULL: all). On a
+ * hit, *real_addr is addr translated into the route's real prefix (host bits preserved).
+ * Among several routes with the same prefix, the one chosen rotates (round robin) so equal
+ * routes share the load; accept may veto a candidate (e.g. a proxy that is draining or full)
+ * and the next is tried. If every route of the longest matching prefix is vetoed, the next
+ * shorter matching prefix is tried, and so on: an address inside a more specific route whose
+ * proxies are all gone falls back to the covering route's live proxy. (Route ownership, see
+ * route_claim_check, lets another proxy id hold a covering route only where both ids share
+ * a grant for it.) Each candidate is offered to accept at most once per call.
  * Returns the route (borrowed, valid until the table changes) or NULL. */
 typedef bool route_accept_cb(const struct route *r, void *arg);
 const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t *real_addr,
@@ -65,5 +74,31 @@ const struct route *route_lookup(struct route_table *t, uint32_t addr, uint32_t 
 /* Number of routes, and the i-th (0-based, any stable order) for listing/pushing. */
 size_t route_count(const struct route_table *t);
 const struct route *route_at(const struct route_table *t, size_t i);
+
+/* ---- route ownership ---- */
+
+/* One grant of the server's proxies section: proxy_id ("*" = every proxy) may claim any
+ * virtual prefix inside prefix. */
+struct route_grant {
+	struct cidr prefix;
+	char proxy_id[64]; /* NUL-terminated */
+};
+
+/* True if c lies inside a grant g[0..n) for proxy id or for "*". */
+bool route_granted(const struct route_grant *g, size_t n, const char *id, const struct cidr *c);
+
+/* May proxy id claim the virtual prefix virt, given the routes held in t and the grants
+ * g[0..n)? n == 0 means no proxies section: every id may claim any prefix, and no two ids
+ * share one. The rules:
+ *  - with grants, virt must lie inside a grant for id or "*" (else -EPERM);
+ *  - virt may not overlap (contain, lie inside or equal) the virtual prefix of a route in t
+ *    held by another proxy id, unless both ids are granted the larger of the two prefixes (a
+ *    shared grant: several proxies serve one site). Else -EEXIST and *conflict (if not NULL)
+ *    is that route (borrowed, valid until t changes).
+ * Routes of id itself never conflict. Whether two claims may coexist does not depend on
+ * which came first; of two that may not, the one already in t stays.
+ * Returns 0, -EPERM or -EEXIST. */
+int route_claim_check(const struct route_table *t, const struct route_grant *g, size_t n,
+		      const char *id, const struct cidr *virt, const struct route **conflict);
 
 #endif

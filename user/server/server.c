@@ -52,7 +52,8 @@ struct server {
 	struct srv_peer *peers; /* every live peer, doubly linked */
 	struct loop_timer *stop_timer;
 	bool stopping;
-	unsigned rr; /* rotates config routes over proxies with the same id */
+	unsigned rr;	  /* rotates config routes over proxies with the same id */
+	uint64_t reg_seq; /* registrations accepted so far; orders proxies by seniority */
 	struct srv_calm calm[SRV_CALM_SLOTS];
 };
 
@@ -67,6 +68,7 @@ struct srv_peer {
 	struct loop_timer *ctl_task; /* handles control messages outside h2 callbacks */
 	struct loop_timer *reg_timer;
 	bool registered;
+	uint64_t reg_seq; /* when its connection first registered (0 = never) */
 	uint32_t capacity;
 	uint32_t active; /* relays through this peer; the struct lives while > 0 */
 };
@@ -177,12 +179,57 @@ static void reg_timeout(struct loop_timer *t, void *arg)
 		peer_close(sp->p, "proxy did not register in time");
 }
 
+/* Whether proxy id may hold virtual prefix virt next to the routes in t under cfg's grants
+ * (route_claim_check); if not, why says so. 0, -EPERM or -EEXIST. */
+static int claim_check(const struct route_table *t, const struct config *cfg, const char *id,
+		       const struct cidr *virt, char *why, size_t wsz)
+{
+	const struct route *o = NULL;
+	char a[24], b[24];
+	int rv = route_claim_check(t, cfg->grants, cfg->n_grants, id, virt, &o);
+
+	if (rv == -EPERM)
+		snprintf(why, wsz, "virtual prefix %s is not granted to proxy '%s'",
+			 cidr_format(virt, a, sizeof(a)), id);
+	else if (rv == -EEXIST)
+		snprintf(why, wsz, "virtual prefix %s overlaps %s of proxy '%s' (no shared grant)",
+			 cidr_format(virt, a, sizeof(a)), cidr_format(&o->virt, b, sizeof(b)),
+			 o->proxy_id);
+	return rv;
+}
+
+/* Refuses a proxy's registration, or withdraws it: the reason goes to the proxy as a Drain
+ * on its control call (as the HTTP/2 client of that call we cannot send it a status), the
+ * call ends, and the connection drains; tunnels already open through it finish. */
+static void proxy_refuse(struct srv_peer *sp, const char *what, const char *why)
+{
+	struct ctl_msg m = {.kind = CTL_DRAIN, .deadline_ms = 1000};
+	struct buf out = BUF_INIT;
+
+	log_write(LOG_LVL_WARN, NULL, sp->name, "%s: %s", what, why);
+	route_remove_owner(sp->srv->routes, sp);
+	sp->registered = false;
+	if (sp->ctl) {
+		snprintf(m.reason, sizeof(m.reason), "%s: %s", what, why);
+		if (grpc_ctl_encode(CTL_SERVER_EVENT, &m, &out) == 0)
+			grpc_call_send(sp->ctl, buf_head(&out), buf_len(&out));
+		buf_release(&out);
+		grpc_call_finish(sp->ctl, GRPC_PERMISSION_DENIED, why, NULL);
+	}
+	if (sp->p)
+		peer_drain(sp->p, 1000, what);
+}
+
 static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *why, size_t wsz)
 {
 	struct server *s = sp->srv;
 	struct route r;
-	char buf[24];
+	int rv;
 
+	if (!sp->p || peer_closing(sp->p)) {
+		snprintf(why, wsz, "the connection is closing");
+		return -ESHUTDOWN;
+	}
 	if (strcmp(m->id, sp->id)) {
 		snprintf(why, wsz, "registration proxy_id '%s' does not match certificate id '%s'",
 			 m->id, sp->id);
@@ -207,18 +254,9 @@ static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *wh
 				 m->cidrs[i]);
 			return -EINVAL;
 		}
-		/* A virtual prefix belongs to one site: another proxy id may not claim it. */
-		for (size_t j = 0; j < route_count(s->routes); j++) {
-			const struct route *o = route_at(s->routes, j);
-
-			if (o->virt.addr == r.virt.addr && o->virt.len == r.virt.len &&
-			    strcmp(o->proxy_id, sp->id)) {
-				snprintf(why, wsz,
-					 "virtual prefix %s already belongs to proxy '%s'",
-					 cidr_format(&r.virt, buf, sizeof(buf)), o->proxy_id);
-				return -EEXIST;
-			}
-		}
+		rv = claim_check(s->routes, s->cfg, sp->id, &r.virt, why, wsz);
+		if (rv < 0)
+			return rv;
 	}
 	for (size_t i = 0; i < m->n_cidrs; i++) {
 		memset(&r, 0, sizeof(r));
@@ -235,6 +273,8 @@ static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *wh
 	}
 	sp->capacity = m->capacity;
 	sp->registered = true;
+	if (!sp->reg_seq)
+		sp->reg_seq = ++s->reg_seq;
 	return 0;
 }
 
@@ -261,16 +301,13 @@ static void ctl_task(struct loop_timer *t, void *arg)
 		if (sp->role == TLS_ROLE_PROXY && m.kind == CTL_REGISTER) {
 			/* A new registration replaces the proxy's earlier one (e.g. after its
 			 * SIGHUP); a refused one leaves it with none. */
-			route_remove_owner(sp->srv->routes, sp);
+			size_t had = route_remove_owner(sp->srv->routes, sp);
+
 			sp->registered = false;
 			if (proxy_register(sp, &m, why, sizeof(why)) < 0) {
-				log_write(LOG_LVL_WARN, NULL, sp->name, "registration refused: %s",
-					  why);
-				route_remove_owner(sp->srv->routes, sp);
-				sp->registered = false;
-				grpc_call_finish(sp->ctl, GRPC_PERMISSION_DENIED, why, NULL);
-				if (sp->p)
-					peer_drain(sp->p, 1000, "registration refused");
+				proxy_refuse(sp, "registration refused", why);
+				if (had)
+					push_routes(sp->srv);
 			} else {
 				log_write(LOG_LVL_INFO, NULL, sp->name,
 					  "proxy registered: %zu route(s), capacity %u", m.n_cidrs,
@@ -279,8 +316,15 @@ static void ctl_task(struct loop_timer *t, void *arg)
 				push_routes(sp->srv);
 			}
 		} else if (sp->role == TLS_ROLE_PROXY && m.kind == CTL_DRAIN) {
-			log_write(LOG_LVL_INFO, NULL, sp->name, "proxy draining: %s", m.reason);
+			/* Its routes leave the table now, so lookups fall back to covering routes
+			 * at once; tunnels already open through it finish. */
+			size_t gone = route_remove_owner(sp->srv->routes, sp);
+
+			log_write(LOG_LVL_INFO, NULL, sp->name,
+				  "proxy draining: %s (%zu route(s) withdrawn)", m.reason, gone);
 			sp->registered = false;
+			if (gone)
+				push_routes(sp->srv);
 		} else if (sp->role == TLS_ROLE_CLIENT && m.kind == CTL_CLIENT_HELLO) {
 			struct buf out = BUF_INIT;
 
@@ -668,28 +712,125 @@ static uint64_t m_routes(void *arg)
 	return route_count(s->routes);
 }
 
-/* Replaces the configured (owner-less) routes with cfg's. 0 or -ENOMEM. */
-static int load_config_routes(struct server *s, const struct config *cfg)
+/* Adds cfg's static routes (owner NULL) to t. 0 or -ENOMEM. */
+static int add_config_routes(struct route_table *t, const struct config *cfg)
 {
-	route_remove_owner(s->routes, NULL);
 	for (size_t i = 0; i < cfg->n_routes; i++) {
 		struct route r = {.virt = cfg->routes[i].virt, .real = cfg->routes[i].real};
 
 		snprintf(r.proxy_id, sizeof(r.proxy_id), "%s", cfg->routes[i].proxy_id);
-		if (route_add(s->routes, &r) < 0)
+		if (route_add(t, &r) < 0)
 			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Says how open registration is; names grants of two ids that overlap without being shared,
+ * since then whichever proxy registers first holds the overlap. */
+static void log_grants(const struct config *cfg)
+{
+	const struct route_grant *g = cfg->grants;
+	size_t n = cfg->n_grants, warned = 0;
+	char a[24], b[24];
+
+	if (n == 0) {
+		log_warn("no proxies section in the configuration: any proxy may register any "
+			 "prefix (overlapping claims by different proxy ids are still refused)");
+		return;
+	}
+	log_info("%zu proxy grant(s) loaded", n);
+	for (size_t i = 0; i < n && warned < 10; i++) {
+		for (size_t j = i + 1; j < n && warned < 10; j++) {
+			const struct cidr *l =
+				g[i].prefix.len < g[j].prefix.len ? &g[i].prefix : &g[j].prefix;
+
+			if (!strcmp(g[i].proxy_id, g[j].proxy_id) ||
+			    !cidr_overlap(&g[i].prefix, &g[j].prefix) ||
+			    (route_granted(g, n, g[i].proxy_id, l) &&
+			     route_granted(g, n, g[j].proxy_id, l)))
+				continue;
+			warned++;
+			log_warn("grants %s to '%s' and %s to '%s' overlap but are not shared: "
+				 "whichever registers first holds the overlap",
+				 cidr_format(&g[i].prefix, a, sizeof(a)), g[i].proxy_id,
+				 cidr_format(&g[j].prefix, b, sizeof(b)), g[j].proxy_id);
+		}
+	}
+}
+
+/* The registered proxy that registered first after seniority after (0: the first), or NULL. */
+static struct srv_peer *next_senior(struct server *s, uint64_t after)
+{
+	struct srv_peer *best = NULL;
+
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		if (sp->role == TLS_ROLE_PROXY && sp->registered && sp->reg_seq > after &&
+		    (!best || sp->reg_seq < best->reg_seq))
+			best = sp;
+	return best;
+}
+
+struct revoked {
+	struct srv_peer *sp;
+	char why[256];
+};
+
+/* Builds the table nc asks for: its static routes, then the routes of each registered proxy,
+ * oldest registration first, if nc's grants still allow all of them next to what is kept
+ * so far. A proxy that fails loses every route (a registration is accepted whole or not at
+ * all) and is told, as a refused one is; *rv lists those. Changes nothing on -ENOMEM. */
+static int reload_table(struct server *s, const struct config *nc, struct route_table *t,
+			struct revoked *rv, size_t *n_rv)
+{
+	if (add_config_routes(t, nc) < 0)
+		return -ENOMEM;
+	for (struct srv_peer *sp = next_senior(s, 0); sp; sp = next_senior(s, sp->reg_seq)) {
+		size_t i, n = route_count(s->routes);
+
+		for (i = 0; i < n; i++) {
+			const struct route *r = route_at(s->routes, i);
+
+			if (r->owner == sp && claim_check(t, nc, sp->id, &r->virt, rv[*n_rv].why,
+							  sizeof(rv->why)) < 0)
+				break;
+		}
+		if (i < n) {
+			rv[(*n_rv)++].sp = sp;
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			const struct route *r = route_at(s->routes, i);
+
+			if (r->owner == sp && route_add(t, r) < 0)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }
 
 int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz)
 {
-	if (load_config_routes(s, nc) < 0) {
-		load_config_routes(s, s->cfg);
+	struct route_table *t = route_table_new();
+	struct revoked *rv;
+	size_t n = 1, n_rv = 0;
+
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		n += sp->role == TLS_ROLE_PROXY;
+	rv = calloc(n, sizeof(*rv));
+	if (!t || !rv || reload_table(s, nc, t, rv, &n_rv) < 0) {
+		route_table_free(t);
+		free(rv);
 		snprintf(err, errsz, "out of memory loading routes");
 		return -ENOMEM;
 	}
+	route_table_free(s->routes);
+	s->routes = t;
+	/* Their routes are already out of the new table: lookups skip them from now on. */
+	for (size_t i = 0; i < n_rv; i++)
+		proxy_refuse(rv[i].sp, "grant withdrawn by reload", rv[i].why);
+	free(rv);
 	log_info("%zu configured route(s) loaded", nc->n_routes);
+	log_grants(nc);
 	push_routes(s);
 	return 0;
 }
@@ -708,7 +849,7 @@ struct server *server_new(struct daemon *d)
 	s->routes = route_table_new();
 	if (!s->routes)
 		fatal("out of memory");
-	if (load_config_routes(s, s->cfg) < 0)
+	if (add_config_routes(s->routes, s->cfg) < 0)
 		fatal("out of memory loading routes");
 	rv = sock_resolve(s->cfg->listen_addr, &addr, &port);
 	if (rv < 0)
@@ -728,6 +869,7 @@ struct server *server_new(struct daemon *d)
 		       s);
 	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
 		 s->cfg->n_routes);
+	log_grants(s->cfg);
 	return s;
 }
 

@@ -13,7 +13,11 @@ struct server;
 /* Builds the listener and route table from d->cfg. fatal() on start-up errors. */
 struct server *server_new(struct daemon *d);
 
-/* SIGHUP: replaces the configured routes with nc's and pushes the table to clients. */
+/* SIGHUP: replaces the configured routes and the proxy grants with nc's and pushes the table
+ * to clients. A registered proxy that nc's grants no longer allow (outside its grants, or
+ * overlapping an older registration of another id without a shared grant) loses all its
+ * routes at once, is told why, and its connection drains. 0, or -ENOMEM with nothing changed
+ * and err set. */
 struct config;
 int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz);
 
