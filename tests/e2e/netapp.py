@@ -251,10 +251,8 @@ def main():
     sv = sub.add_parser("serve")
     sv.add_argument("--bind", default="0.0.0.0")
     sv.add_argument("--port", type=int, required=True)
-        c, peer = s.accept()
-        if args.log_accepts:
-            print(f"accepted {peer[0]}:{peer[1]}", flush=True)
-        threading.Thread(target=serve_one, args=(c, args.site), daemon=True).start()
+    sv.add_argument("--log-accepts", action="store_true", help="print a line per connection")
+    sv.add_argument("--site", default="", help="name mixed into GET payloads")
     cl = sub.add_parser("client")
     cl.add_argument("mode", choices=["get", "put", "echo", "half", "refused"])
     cl.add_argument("--host", required=True)
