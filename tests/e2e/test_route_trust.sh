@@ -36,7 +36,7 @@ setup() {
 	ip -n "$NS_w1" addr add 192.168.1.6/24 dev vw1s1
 	ip -n "$NS_w2" addr add 192.168.1.6/24 dev vw2s2
 	cg_make
-	certs_make || return 1
+	certs_make --server-san 10.10.3.2 || return 1
 	for id in proxy-2 proxy-3 proxy-4; do
 		"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id $id >/dev/null || return 1
 	done

@@ -43,8 +43,9 @@ struct peer {
 	bool sink_full;	    /* the sink turned a DATA frame away: records wait for the socket */
 	int sink_err;	    /* TLS's fatal -errno from the sink, reported by peer_flush */
 	bool closing, draining, goaway_seen;
-	bool goaway_told; /* on_goaway ran */
-	bool flooded;	  /* the session ended the peer for a flood (ENHANCE_YOUR_CALM) */
+	bool goaway_told;	/* on_goaway ran */
+	uint32_t peer_drain_ms; /* the drain the peer announced (peer_expect_drain), 0 = none */
+	bool flooded;		/* the session ended the peer for a flood (ENHANCE_YOUR_CALM) */
 	bool ping_outstanding;
 	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
@@ -81,7 +82,9 @@ static void drain_start(struct peer *p)
 {
 	if (!p->draining) {
 		p->draining = true;
-		loop_timer_arm(p->deadline, p->opts.drain_ms);
+		loop_timer_arm(p->deadline, p->goaway_seen && p->peer_drain_ms > p->opts.drain_ms
+						    ? p->peer_drain_ms
+						    : p->opts.drain_ms);
 	}
 	if (!p->goaway_told && p->cbs->on_goaway) {
 		p->goaway_told = true;
@@ -601,6 +604,15 @@ void peer_drain(struct peer *p, uint32_t ms, const char *reason)
 		loop_timer_arm(p->deadline, ms);
 	}
 	loop_timer_now(p->flush_task);
+}
+
+void peer_expect_drain(struct peer *p, uint32_t ms)
+{
+	/* The peer enforces its own deadline; ours only backs it up, a second later. */
+	ms = ms > PEER_DRAIN_MAX_MS ? PEER_DRAIN_MAX_MS : ms;
+	p->peer_drain_ms = ms + 1000;
+	if (p->draining && p->goaway_seen && !p->closing)
+		loop_timer_arm(p->deadline, p->peer_drain_ms);
 }
 
 void peer_set_data(struct peer *p, void *data)

@@ -75,6 +75,12 @@ bool peer_closing(const struct peer *p);
  * ENHANCE_YOUR_CALM, see h2_settings. Valid up to and during on_close. */
 bool peer_flooded(const struct peer *p);
 
+/* The peer said it drains within ms (a proxy's Drain message): when its GOAWAY arrives, its open
+ * streams get that long (plus a second, at most PEER_DRAIN_MAX_MS) instead of our own drain_ms,
+ * so the side that drains decides how long its tunnels may finish. */
+#define PEER_DRAIN_MAX_MS (10u * 60 * 1000)
+void peer_expect_drain(struct peer *p, uint32_t ms);
+
 /* Sends GOAWAY, lets open streams finish, closes when none are left or after ms. */
 void peer_drain(struct peer *p, uint32_t ms, const char *reason);
 

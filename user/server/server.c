@@ -323,6 +323,8 @@ static void ctl_task(struct loop_timer *t, void *arg)
 			log_write(LOG_LVL_INFO, NULL, sp->name,
 				  "proxy draining: %s (%zu route(s) withdrawn)", m.reason, gone);
 			sp->registered = false;
+			if (sp->p)
+				peer_expect_drain(sp->p, m.deadline_ms);
 			if (gone)
 				push_routes(sp->srv);
 		} else if (sp->role == TLS_ROLE_CLIENT && m.kind == CTL_CLIENT_HELLO) {
