@@ -58,6 +58,8 @@ struct config {
 	char *listen_addr; /* "[addr]:port", default "0.0.0.0:8443" */
 	struct config_route *routes;
 	size_t n_routes;
+	uint32_t max_handshakes;	    /* TLS handshakes in progress, default 1024 */
+	uint32_t max_handshakes_per_source; /* of them from one address, default 64 */
 
 	/* proxy */
 	char *proxy_id;
@@ -91,7 +93,8 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --version (-V) --help (-h)
  * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
- * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
+ * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-handshakes N
+ *   --max-handshakes-per-source N (both at least 1)
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
  *   --capacity N
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
