@@ -52,6 +52,9 @@ static void test_host(void)
 	CHECK(!host_ok("[::ffff:127.0.0.1]"));
 	CHECK(!host_ok("localhost:9100 "));
 	CHECK(!host_ok("user@localhost"));
+	/* A NUL inside the value does not end it. */
+	CHECK(!metrics_host_allowed("127.0.0.5\0\nH", 12));
+	CHECK(!metrics_host_allowed("localhost\0", 10));
 	/* Only len bytes count: what follows is not part of the value. */
 	CHECK(metrics_host_allowed("localhost.evil", 9));
 	CHECK(!metrics_host_allowed("127.0.0.1", 8));

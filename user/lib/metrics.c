@@ -171,7 +171,7 @@ bool metrics_host_allowed(const char *value, size_t len)
 	if ((hl == 9 && !strncasecmp(value, "localhost", 9)) ||
 	    (hl == 5 && !memcmp(value, "[::1]", 5)))
 		return true;
-	if (hl >= sizeof(host))
+	if (hl >= sizeof(host) || memchr(value, '\0', hl))
 		return false;
 	memcpy(host, value, hl);
 	host[hl] = '\0';
