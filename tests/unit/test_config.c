@@ -232,6 +232,8 @@ static void test_defaults(void)
 	CHECK_INT_EQ(cfg.max_held_bytes, 16u << 20);
 	CHECK_INT_EQ(cfg.early_resets, 200);
 	CHECK_INT_EQ(cfg.early_reset_rate, 100);
+	CHECK_INT_EQ(cfg.max_handshakes, 1024);
+	CHECK_INT_EQ(cfg.max_handshakes_per_source, 64);
 	config_release(&cfg);
 
 	f = tmpfile_with("prx.yaml",
@@ -679,6 +681,25 @@ static void test_proxy_pairs(void)
 	CHECK_STR_CONTAINS(errbuf, "--virtual-cidr: 2 virtual CIDR(s) for 1 managed CIDR(s)");
 }
 
+/* The handshake caps cannot be switched off: 0 is refused, naming where it came from. */
+static void test_handshake_caps(void)
+{
+	struct config cfg;
+
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "max_handshakes: 0\n", "5: key 'max_handshakes'",
+		   "must be at least 1 (got '0')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("s.yaml", TLS_YAML),
+			  "--max-handshakes-per-source", "0", NULL),
+		     -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--max-handshakes-per-source: must be at least 1");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("s.yaml", TLS_YAML),
+			  "--max-handshakes", "5000", "--max-handshakes-per-source", "8", NULL),
+		     0);
+	CHECK_INT_EQ(cfg.max_handshakes, 5000);
+	CHECK_INT_EQ(cfg.max_handshakes_per_source, 8);
+	config_release(&cfg);
+}
+
 static void test_text_errors(void)
 {
 	struct config cfg;
@@ -885,6 +906,7 @@ int main(void)
 	test_precedence();
 	test_file_errors();
 	test_proxy_pairs();
+	test_handshake_caps();
 	test_text_errors();
 	test_required();
 	test_help_version();

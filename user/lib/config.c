@@ -94,6 +94,10 @@ static const struct opt opts[] = {
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
 	{"proxies", "grant", "ID=PREFIX", OPT_GRANTS, D_SERVER, 0, F(grants), F(n_grants), NULL,
 	 "proxy ID (or *) may register virtual prefixes inside PREFIX (repeatable)"},
+	{"max_handshakes", "max-handshakes", "N", OPT_U32, D_SERVER, 0, F(max_handshakes), 0,
+	 "1024", "TLS handshakes in progress at once; more connections are closed at accept"},
+	{"max_handshakes_per_source", "max-handshakes-per-source", "N", OPT_U32, D_SERVER, 0,
+	 F(max_handshakes_per_source), 0, "64", "TLS handshakes in progress from one address"},
 	{"proxy_id", "proxy-id", "ID", OPT_ID, D_PROXY, D_PROXY, F(proxy_id), 0, NULL,
 	 "this proxy's id; must equal the id in its certificate"},
 	{"managed_cidr", "managed-cidr", "CIDR", OPT_CIDRS, D_PROXY, D_PROXY, F(managed_cidr),
@@ -1517,6 +1521,12 @@ static int check_merged(struct loader *L)
 					    at, cidr_format(&cfg->virtual_cidr[i], a, sizeof(a)),
 					    cidr_format(&cfg->managed_cidr[i], b, sizeof(b)), list);
 		}
+	}
+	if (L->dmask == D_SERVER && (!cfg->max_handshakes || !cfg->max_handshakes_per_source)) {
+		const struct opt *o = opt_by_key(cfg->max_handshakes ? "max_handshakes_per_source"
+								     : "max_handshakes");
+
+		return fail(L, "%s: must be at least 1 (got '0')", L->origin[o - opts]);
 	}
 	for (size_t i = 0; i < N_OPTS; i++) {
 		if (!(opts[i].required & L->dmask) || opt_is_set(cfg, &opts[i]))

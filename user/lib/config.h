@@ -61,6 +61,8 @@ struct config {
 	size_t n_routes;
 	struct route_grant *grants; /* proxies: section, one (id or "*", prefix) per entry */
 	size_t n_grants;	    /* 0: no section, any proxy may register any prefix */
+	uint32_t max_handshakes;    /* TLS handshakes in progress, default 1024 */
+	uint32_t max_handshakes_per_source; /* of them from one address, default 64 */
 
 	/* proxy */
 	char *proxy_id;
@@ -103,6 +105,7 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --max-early-resets N --early-reset-rate N
  *   --grant ID=PREFIX (repeatable; the proxies section: ID, or "*" for every proxy, may
  *   register virtual prefixes inside PREFIX)
+ *   --max-handshakes N --max-handshakes-per-source N (both at least 1)
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
  *   --capacity N --max-streams N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->

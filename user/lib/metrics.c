@@ -1,23 +1,30 @@
 // SPDX-License-Identifier: MIT
 /* A tiny HTTP/1.0 responder for Prometheus scrapes: one request per connection, bounded
- * request size and time, the whole exposition rendered at once. Not a general HTTP server. */
+ * request size and time, the whole exposition rendered at once. Not a general HTTP server.
+ * The Host header must name loopback, so a page in a local browser cannot read the metrics
+ * through a DNS name rebound to 127.0.0.1. When every slot is taken, the oldest connection
+ * still sending its request gives its slot up: slow clients cannot lock scrapes out. */
 #include "metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
 #include "loop.h"
+#include "route.h"
 #include "sock.h"
 
 #define METRICS_MAX	  128
 #define METRICS_REQ_MAX	  4096
-#define METRICS_DEADLINE  2000
+#define METRICS_DEADLINE  2000 /* ms from accept to the whole request; slowloris ends here */
 #define METRICS_MAX_CONNS 16
+
+enum { REFUSED_HOST, REFUSED_TIMEOUT, REFUSED_BUSY, REFUSED_N };
 
 struct metric {
 	enum metrics_type type;
@@ -42,8 +49,9 @@ struct metrics {
 	struct loop_io *lio;
 	struct metric list[METRICS_MAX];
 	size_t n;
-	struct scrape *scrapes;
+	struct scrape *scrapes; /* newest first */
 	size_t nscrapes;
+	uint64_t refused[REFUSED_N];
 };
 
 static void scrape_free(struct scrape *s)
@@ -109,21 +117,141 @@ out:
 	return rv;
 }
 
-static void respond(struct scrape *s, const char *status)
+/* Queues the answer (status, or the exposition when NULL). -1 if s was freed instead. */
+static int respond(struct scrape *s, const char *status)
 {
 	char hdr[160];
-	int n;
+	int n, rv;
 
 	if (status) {
 		n = snprintf(hdr, sizeof(hdr),
 			     "HTTP/1.0 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 			     status);
-		buf_append(&s->out, hdr, (size_t)n);
-	} else if (render(s->m, &s->out) < 0) {
+		rv = buf_append(&s->out, hdr, (size_t)n);
+	} else {
+		rv = render(s->m, &s->out);
+	}
+	if (rv < 0) {
 		scrape_free(s);
-		return;
+		return -1;
 	}
 	loop_io_set(s->io, LOOP_WRITE);
+	return 1;
+}
+
+bool metrics_host_allowed(const char *value, size_t len)
+{
+	const char *colon = NULL;
+	char host[16];
+	struct cidr c;
+	size_t hl;
+
+	/* The port, if any, follows the last ':' outside brackets. */
+	for (size_t i = len; i-- > 0 && value[i] != ']';) {
+		if (value[i] == ':') {
+			colon = value + i;
+			break;
+		}
+	}
+	hl = colon ? (size_t)(colon - value) : len;
+	if (colon) {
+		size_t pl = len - hl - 1;
+		unsigned port = 0;
+
+		if (pl == 0 || pl > 5)
+			return false;
+		for (size_t i = 1; i <= pl; i++) {
+			if (colon[i] < '0' || colon[i] > '9')
+				return false;
+			port = port * 10 + (unsigned)(colon[i] - '0');
+		}
+		if (port == 0 || port > 65535)
+			return false;
+	}
+	if ((hl == 9 && !strncasecmp(value, "localhost", 9)) ||
+	    (hl == 5 && !memcmp(value, "[::1]", 5)))
+		return true;
+	if (hl >= sizeof(host) || memchr(value, '\0', hl))
+		return false;
+	memcpy(host, value, hl);
+	host[hl] = '\0';
+	return cidr_parse(host, &c) == 0 && c.len == 32 && (c.addr >> 24) == 127;
+}
+
+enum metrics_verdict metrics_request_check(const char *head, size_t len)
+{
+	const char *end = head + len, *line, *eol, *host = NULL;
+	size_t hosts = 0, host_len = 0;
+	bool found;
+
+	eol = memchr(head, '\n', len);
+	if (!eol)
+		return METRICS_BAD_HOST;
+	found = (len >= 13 && !memcmp(head, "GET /metrics ", 13)) ||
+		(len >= 6 && !memcmp(head, "GET / ", 6));
+	for (line = eol + 1; line < end; line = eol + 1) {
+		const char *v;
+
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			eol = end;
+		if (eol == line || (eol - line == 1 && line[0] == '\r'))
+			break; /* the end of the head */
+		if (line[0] == ' ' || line[0] == '\t')
+			return METRICS_BAD_HOST; /* obsolete line folding: refuse, don't guess */
+		if (eol - line < 5 || strncasecmp(line, "host:", 5))
+			continue;
+		hosts++;
+		for (v = line + 5; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		host = v;
+		for (v = eol; v > host && (v[-1] == '\r' || v[-1] == ' ' || v[-1] == '\t'); v--)
+			;
+		host_len = (size_t)(v - host);
+	}
+	if (hosts != 1 || !metrics_host_allowed(host, host_len))
+		return METRICS_BAD_HOST;
+	return found ? METRICS_SERVE : METRICS_NOT_FOUND;
+}
+
+/* Reads what the client has sent and answers once the request is whole. Returns -1 if s was
+ * freed (the client left, or out of memory), 1 if an answer is on its way, 0 if the request is
+ * still incomplete. */
+static int scrape_read(struct scrape *s)
+{
+	ssize_t n;
+
+	for (;;) {
+		uint8_t *p = buf_reserve(&s->in, 1024);
+
+		if (!p) {
+			scrape_free(s);
+			return -1;
+		}
+		n = read(s->fd, p, 1024);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			scrape_free(s);
+			return -1;
+		}
+		buf_commit(&s->in, (size_t)n);
+		if (buf_len(&s->in) > METRICS_REQ_MAX)
+			return respond(s, "431 Request Header Fields Too Large");
+		if (!memmem(buf_head(&s->in), buf_len(&s->in), "\r\n\r\n", 4) &&
+		    !memmem(buf_head(&s->in), buf_len(&s->in), "\n\n", 2))
+			continue;
+		switch (metrics_request_check((const char *)buf_head(&s->in), buf_len(&s->in))) {
+		case METRICS_SERVE:
+			return respond(s, NULL);
+		case METRICS_NOT_FOUND:
+			return respond(s, "404 Not Found");
+		case METRICS_BAD_HOST:
+			break;
+		}
+		s->m->refused[REFUSED_HOST]++;
+		return respond(s, "403 Forbidden");
+	}
 }
 
 static void scrape_io(struct loop_io *io, unsigned events, void *arg)
@@ -131,49 +259,59 @@ static void scrape_io(struct loop_io *io, unsigned events, void *arg)
 	struct scrape *s = arg;
 	ssize_t n;
 
-	if (buf_len(&s->out)) {
-		n = write(s->fd, buf_head(&s->out), buf_len(&s->out));
-		if (n < 0 && errno != EAGAIN) {
-			scrape_free(s);
-			return;
-		}
-		if (n > 0)
-			buf_consume(&s->out, (size_t)n);
-		if (buf_len(&s->out) == 0)
-			scrape_free(s);
+	if (!buf_len(&s->out)) {
+		scrape_read(s);
 		return;
 	}
-	uint8_t *p = buf_reserve(&s->in, 1024);
-
-	if (!p) {
+	n = write(s->fd, buf_head(&s->out), buf_len(&s->out));
+	if (n < 0 && errno != EAGAIN) {
 		scrape_free(s);
 		return;
 	}
-	n = read(s->fd, p, 1024);
-	if (n <= 0) {
-		if (n < 0 && errno == EAGAIN)
-			return;
+	if (n > 0)
+		buf_consume(&s->out, (size_t)n);
+	if (buf_len(&s->out) == 0)
 		scrape_free(s);
-		return;
-	}
-	buf_commit(&s->in, (size_t)n);
-	if (buf_len(&s->in) > METRICS_REQ_MAX) {
-		respond(s, "431 Request Header Fields Too Large");
-		return;
-	}
-	if (!memmem(buf_head(&s->in), buf_len(&s->in), "\r\n\r\n", 4) &&
-	    !memmem(buf_head(&s->in), buf_len(&s->in), "\n\n", 2))
-		return;
-	if ((buf_len(&s->in) >= 13 && !memcmp(buf_head(&s->in), "GET /metrics ", 13)) ||
-	    (buf_len(&s->in) >= 6 && !memcmp(buf_head(&s->in), "GET / ", 6)))
-		respond(s, NULL);
-	else
-		respond(s, "404 Not Found");
 }
 
 static void scrape_timeout(struct loop_timer *t, void *arg)
 {
-	scrape_free(arg);
+	struct scrape *s = arg;
+
+	if (!buf_len(&s->out))
+		s->m->refused[REFUSED_TIMEOUT]++;
+	scrape_free(s);
+}
+
+/* All slots taken: one connection still sending its request makes room. Each is read first,
+ * so one whose request has arrived is answered rather than evicted. Then the oldest with a
+ * partial request goes (a slowloris sends its request a little at a time; a scraper sends it
+ * whole), else the oldest that sent nothing yet. False if every connection is being answered
+ * (then the newcomer is turned away). */
+static bool evict_one(struct metrics *m)
+{
+	struct scrape *s, *next, *partial = NULL, *silent = NULL;
+
+	for (s = m->scrapes; s; s = next) {
+		next = s->next;
+		if (!buf_len(&s->out))
+			scrape_read(s); /* may free s */
+	}
+	if (m->nscrapes < METRICS_MAX_CONNS)
+		return true;
+	for (s = m->scrapes; s; s = s->next) { /* newest first: the last match is the oldest */
+		if (buf_len(&s->out))
+			continue;
+		if (buf_len(&s->in))
+			partial = s;
+		else
+			silent = s;
+	}
+	if (!partial && !silent)
+		return false;
+	m->refused[REFUSED_BUSY]++;
+	scrape_free(partial ? partial : silent);
+	return true;
 }
 
 static void on_accept(struct loop_io *io, unsigned events, void *arg)
@@ -183,7 +321,8 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 	int fd;
 
 	while ((fd = sock_accept(m->lfd, NULL, NULL)) >= 0) {
-		if (m->nscrapes >= METRICS_MAX_CONNS) {
+		if (m->nscrapes >= METRICS_MAX_CONNS && !evict_one(m)) {
+			m->refused[REFUSED_BUSY]++;
 			close(fd);
 			continue;
 		}
@@ -207,6 +346,8 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 		}
 		loop_timer_arm(s->deadline, METRICS_DEADLINE);
 		loop_io_set(s->io, LOOP_READ);
+		/* A scraper's request is usually here already: answer it at once. */
+		scrape_read(s);
 	}
 }
 
@@ -245,6 +386,19 @@ struct metrics *metrics_new(struct loop *l, const char *addr, char *err, size_t 
 		return NULL;
 	}
 	loop_io_set(m->lio, LOOP_READ);
+	{
+		static const char *const names[REFUSED_N] = {
+			"ntun_metrics_refused_total{reason=\"host\"}",
+			"ntun_metrics_refused_total{reason=\"timeout\"}",
+			"ntun_metrics_refused_total{reason=\"busy\"}",
+		};
+
+		for (int i = 0; i < REFUSED_N; i++)
+			metrics_add(m, METRICS_COUNTER, names[i],
+				    "metrics requests refused: Host not loopback, request not "
+				    "complete in time, or slot given to a newer connection",
+				    &m->refused[i]);
+	}
 	log_info("metrics on http://%s/metrics", addr);
 	return m;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Prometheus text exposition (format 0.0.4) of a daemon's counters and gauges over plain HTTP
  * on a loopback address, opt-in. Reads values where the daemon keeps them; keeps none itself
- * and serves nothing but GET /metrics. */
+ * but its own refusals, and serves nothing but GET /metrics to requests whose Host is loopback.
+ * Slow clients are cut off by a deadline, and cannot hold every connection slot. */
 #ifndef NTUN_METRICS_H
 #define NTUN_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +29,20 @@ void metrics_add(struct metrics *m, enum metrics_type type, const char *name, co
 typedef uint64_t metrics_fn(void *arg);
 void metrics_add_fn(struct metrics *m, enum metrics_type type, const char *name, const char *help,
 		    metrics_fn *fn, void *arg);
+
+/* What a scrape request gets, judged from its head (request line and headers, up to the
+ * blank line; head need not be NUL-terminated). */
+enum metrics_verdict {
+	METRICS_SERVE,	   /* GET /metrics or GET /, Host allowed: the exposition */
+	METRICS_NOT_FOUND, /* Host allowed, anything else: 404 */
+	METRICS_BAD_HOST,  /* no Host header, several, a folded one, or one not allowed: 403 */
+};
+enum metrics_verdict metrics_request_check(const char *head, size_t len);
+
+/* True if a Host header value names this host's loopback: "localhost" (any case), an IPv4
+ * address in 127.0.0.0/8 (dotted quad, no leading zeros) or "[::1]", each with an optional
+ * ":port" (1..65535). Anything else, notably a DNS name that a page in a local browser could
+ * point at 127.0.0.1 (DNS rebinding), is refused. len bytes of value, no NUL needed. */
+bool metrics_host_allowed(const char *value, size_t len);
 
 #endif

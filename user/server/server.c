@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -21,6 +22,7 @@
 #include "relay.h"
 #include "route.h"
 #include "sock.h"
+#include "srclimit.h"
 #include "tls.h"
 
 #define PATH_CONNECT "/ntun.v1.Relay/Connect"
@@ -41,6 +43,9 @@ struct srv_calm {
 	uint64_t until;
 };
 
+#define REFUSED_LOG_MS	10000 /* at most one line about refused connections this often */
+#define ACCEPT_PAUSE_MS 100   /* out of descriptors: stop accepting this long */
+
 struct srv_peer;
 
 struct server {
@@ -55,6 +60,14 @@ struct server {
 	unsigned rr;	  /* rotates config routes over proxies with the same id */
 	uint64_t reg_seq; /* registrations accepted so far; orders proxies by seniority */
 	struct srv_calm calm[SRV_CALM_SLOTS];
+	/* Connections still in their TLS handshake: capped in total and per source address, the
+	 * excess closed at accept (it costs no certificate to open them). */
+	struct srclimit *hs;
+	uint64_t hs_refused[2];	   /* over the total cap, over the per-source cap */
+	uint64_t refused_unlogged; /* refusals since the last log line about them */
+	uint64_t refused_logged_ms;
+	struct loop_timer *accept_pause; /* accept failed for want of descriptors */
+	uint64_t accept_fail_logged_ms;
 };
 
 struct srv_peer {
@@ -62,6 +75,8 @@ struct srv_peer {
 	struct peer *p; /* NULL once the connection is gone */
 	struct srv_peer *next, *prev;
 	enum tls_role role;
+	uint32_t src; /* source address, for the handshake count */
+	bool hs_slot; /* holds a handshake slot (until on_ready or close) */
 	char id[128];
 	char name[200];
 	struct grpc_call *ctl;	     /* Connector/Control or Relay/Attach */
@@ -120,6 +135,14 @@ static bool calm_active(struct server *s, const char *id)
 	struct srv_calm *c = calm_find(s, id);
 
 	return c && c->until > loop_now_ms();
+}
+
+/* The handshake is over (verified, failed or abandoned): its slot goes back. */
+static void hs_done(struct srv_peer *sp)
+{
+	if (sp->hs_slot)
+		srclimit_put(sp->srv->hs, sp->src);
+	sp->hs_slot = false;
 }
 
 static void server_check_stopped(struct server *s)
@@ -586,6 +609,7 @@ static void on_ready(struct peer *p, void *arg)
 	const struct tls_identity *id = peer_identity(p);
 
 	sp->p = p; /* on_ready may run before peer_accept has returned */
+	hs_done(sp);
 	sp->role = id->role;
 	snprintf(sp->id, sizeof(sp->id), "%s", id->id);
 	snprintf(sp->name, sizeof(sp->name), "%s", peer_name(p));
@@ -618,6 +642,7 @@ static void on_close(struct peer *p, const char *reason, void *arg)
 	if (sp->next)
 		sp->next->prev = sp->prev;
 	sp->p = NULL;
+	hs_done(sp);
 	if (sp->ctl) {
 		grpc_call_free(sp->ctl);
 		sp->ctl = NULL;
@@ -636,9 +661,55 @@ static const struct peer_cbs srv_peer_cbs = {
 	.on_close = on_close,
 };
 
+/* One line per REFUSED_LOG_MS at most, however many connections a flood makes us refuse. */
+static void log_refused(struct server *s, enum srclimit_verdict v, const char *addr)
+{
+	uint64_t now = loop_now_ms();
+
+	s->refused_unlogged++;
+	if (s->refused_logged_ms && now - s->refused_logged_ms < REFUSED_LOG_MS)
+		return;
+	log_warn("refused %llu connection(s) at accept since the last such line, the last from "
+		 "%s: %s (so far %llu over max_handshakes %u, %llu over "
+		 "max_handshakes_per_source %u)",
+		 (unsigned long long)s->refused_unlogged, addr,
+		 v == SRCLIMIT_TOTAL ? "too many handshakes in progress"
+				     : "too many handshakes in progress from this address",
+		 (unsigned long long)s->hs_refused[0], srclimit_max_total(s->hs),
+		 (unsigned long long)s->hs_refused[1], s->cfg->max_handshakes_per_source);
+	s->refused_unlogged = 0;
+	s->refused_logged_ms = now;
+}
+
+static void accept_resume(struct loop_timer *t, void *arg)
+{
+	struct server *s = arg;
+
+	if (s->lio)
+		loop_io_set(s->lio, LOOP_READ);
+}
+
+/* accept() failed: out of descriptors or memory, the listener stays readable. Polling it
+ * again at once would spin; wait a moment for connections to close. */
+static void accept_failed(struct server *s, int err)
+{
+	uint64_t now = loop_now_ms();
+
+	if (!s->accept_fail_logged_ms || now - s->accept_fail_logged_ms >= REFUSED_LOG_MS) {
+		log_warn("accept: %s; pausing new connections for %d ms", strerror(-err),
+			 ACCEPT_PAUSE_MS);
+		s->accept_fail_logged_ms = now;
+	}
+	if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM) {
+		loop_io_set(s->lio, 0);
+		loop_timer_arm(s->accept_pause, ACCEPT_PAUSE_MS);
+	}
+}
+
 static void on_accept(struct loop_io *io, unsigned events, void *arg)
 {
 	struct server *s = arg;
+	enum srclimit_verdict v;
 	char addr[24];
 	uint32_t a;
 	uint16_t port;
@@ -651,16 +722,28 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 		if (fd == -EAGAIN)
 			return;
 		if (fd < 0) {
-			log_warn("accept: %s", strerror(-fd));
+			accept_failed(s, fd);
 			return;
+		}
+		ipport_format(a, port, addr, sizeof(addr));
+		v = srclimit_take(s->hs, a);
+		if (v != SRCLIMIT_OK) {
+			/* A reset: no TIME_WAIT left behind for each refused connection. */
+			sock_close_reset(fd);
+			s->hs_refused[v == SRCLIMIT_TOTAL ? 0 : 1]++;
+			log_refused(s, v, addr);
+			continue;
 		}
 		sp = calloc(1, sizeof(*sp));
 		if (sp) {
 			sp->srv = s;
+			sp->src = a;
+			sp->hs_slot = true;
 			sp->ctl_task = loop_timer_new(s->d->loop, ctl_task, sp);
 			sp->reg_timer = loop_timer_new(s->d->loop, reg_timeout, sp);
 		}
 		if (!sp || !sp->ctl_task || !sp->reg_timer) {
+			srclimit_put(s->hs, a);
 			if (sp) {
 				loop_timer_free(sp->ctl_task);
 				loop_timer_free(sp->reg_timer);
@@ -669,7 +752,6 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 			close(fd);
 			continue;
 		}
-		ipport_format(a, port, addr, sizeof(addr));
 		snprintf(sp->name, sizeof(sp->name), "%s", addr);
 		sp->p = NULL;
 		sp->next = s->peers;
@@ -682,6 +764,7 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 			s->peers = sp->next;
 			if (s->peers)
 				s->peers->prev = NULL;
+			hs_done(sp);
 			peer_put(sp);
 		}
 	}
@@ -712,6 +795,33 @@ static uint64_t m_routes(void *arg)
 	struct server *s = arg;
 
 	return route_count(s->routes);
+}
+
+static uint64_t m_handshakes(void *arg)
+{
+	struct server *s = arg;
+
+	return srclimit_total(s->hs);
+}
+
+/* Applies cfg's handshake caps. Handshakes get at most half the descriptors: the others are
+ * for the peers already in. 0 or -ENOMEM. */
+static int set_hs_caps(struct server *s, const struct config *cfg)
+{
+	uint32_t total = cfg->max_handshakes;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    total > rl.rlim_cur / 2) {
+		total = rl.rlim_cur / 2 ? (uint32_t)(rl.rlim_cur / 2) : 1;
+		log_warn("max_handshakes %u is above half the open-file limit (%llu): using %u",
+			 cfg->max_handshakes, (unsigned long long)rl.rlim_cur, total);
+	}
+	if (!s->hs) {
+		s->hs = srclimit_new(total, cfg->max_handshakes_per_source);
+		return s->hs ? 0 : -ENOMEM;
+	}
+	return srclimit_set(s->hs, total, cfg->max_handshakes_per_source);
 }
 
 /* Adds cfg's static routes (owner NULL) to t. 0 or -ENOMEM. */
@@ -812,16 +922,22 @@ static int reload_table(struct server *s, const struct config *nc, struct route_
 
 int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz)
 {
-	struct route_table *t = route_table_new();
+	struct route_table *t;
 	struct revoked *rv;
 	size_t n = 1, n_rv = 0;
 
+	if (set_hs_caps(s, nc) < 0) {
+		snprintf(err, errsz, "out of memory for max_handshakes %u", nc->max_handshakes);
+		return -ENOMEM;
+	}
+	t = route_table_new();
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
 		n += sp->role == TLS_ROLE_PROXY;
 	rv = calloc(n, sizeof(*rv));
 	if (!t || !rv || reload_table(s, nc, t, rv, &n_rv) < 0) {
 		route_table_free(t);
 		free(rv);
+		set_hs_caps(s, s->cfg);
 		snprintf(err, errsz, "out of memory loading routes");
 		return -ENOMEM;
 	}
@@ -853,6 +969,11 @@ struct server *server_new(struct daemon *d)
 		fatal("out of memory");
 	if (add_config_routes(s->routes, s->cfg) < 0)
 		fatal("out of memory loading routes");
+	if (set_hs_caps(s, s->cfg) < 0)
+		fatal("out of memory for max_handshakes %u", s->cfg->max_handshakes);
+	s->accept_pause = loop_timer_new(d->loop, accept_resume, s);
+	if (!s->accept_pause)
+		fatal("out of memory");
 	rv = sock_resolve(s->cfg->listen_addr, &addr, &port);
 	if (rv < 0)
 		fatal("listen address '%s': %s", s->cfg->listen_addr, strerror(-rv));
@@ -869,6 +990,14 @@ struct server *server_new(struct daemon *d)
 		       "proxy connections with an accepted registration", m_proxies, s);
 	metrics_add_fn(d->metrics, METRICS_GAUGE, "ntun_routes", "routes in the table", m_routes,
 		       s);
+	metrics_add_fn(d->metrics, METRICS_GAUGE, "ntun_handshakes_in_progress",
+		       "accepted connections still in their TLS handshake", m_handshakes, s);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_handshakes_refused_total{reason=\"total\"}",
+		    "connections closed at accept: too many handshakes in progress",
+		    &s->hs_refused[0]);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_handshakes_refused_total{reason=\"source\"}",
+		    "connections closed at accept: too many handshakes in progress",
+		    &s->hs_refused[1]);
 	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
 		 s->cfg->n_routes);
 	log_grants(s->cfg);
@@ -890,6 +1019,7 @@ void server_stop(struct server *s)
 	s->stopping = true;
 	loop_io_free(s->lio);
 	s->lio = NULL;
+	loop_timer_cancel(s->accept_pause);
 	close(s->lfd);
 	s->lfd = -1;
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
@@ -922,6 +1052,8 @@ void server_free(struct server *s)
 	if (s->lfd >= 0)
 		close(s->lfd);
 	loop_timer_free(s->stop_timer);
+	loop_timer_free(s->accept_pause);
+	srclimit_free(s->hs);
 	route_table_free(s->routes);
 	free(s);
 }
