@@ -58,6 +58,7 @@ struct redirect {
 	char orig_cg[PATH_MAX]; /* where the process came from */
 	char self_cg[PATH_MAX]; /* the daemon cgroup we made; "" if none */
 	uint64_t self_cgid;
+	char target[PATH_MAX]; /* the intercepted subtree (BPF mode) */
 
 	/* BPF mode */
 	struct redirect_bpf *skel;
@@ -270,7 +271,7 @@ static int current_cgroup_dir(const char *mnt, const char *mnt_root, char *out, 
 	return path_fmt(out, size, "%s", mnt);
 }
 
-static int cgroup_id(const char *path, uint64_t *id)
+int redirect_cgroup_id(const char *path, uint64_t *id)
 {
 	union {
 		struct file_handle fh;
@@ -365,7 +366,7 @@ static int cgroup_self_enter(struct redirect *r)
 		return err;
 	}
 	strcpy(r->self_cg, path);
-	err = cgroup_id(path, &r->self_cgid);
+	err = redirect_cgroup_id(path, &r->self_cgid);
 	if (err) {
 		log_error("redirect: cgroup id of %s: %s", path, strerror(-err));
 		return err;
@@ -991,6 +992,8 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 	}
 	if (err)
 		goto err;
+	if (r->mode == REDIRECT_BPF && !realpath(target, r->target))
+		snprintf(r->target, sizeof(r->target), "%s", target);
 
 	for (size_t i = 0; i < r->n_cidrs && len < sizeof(list) - 20; i++) {
 		char ip[INET_ADDRSTRLEN];
@@ -1007,6 +1010,10 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		log_info("redirect: mode=iptables chain=%s listener=127.0.0.1:%u cidrs=%s "
 			 "daemon_cgroup=%s",
 			 r->chain, r->listen_port, list, r->self_cg[0] ? r->self_cg : "-");
+	if (r->mode == REDIRECT_IPTABLES)
+		log_warn(
+			"redirect: iptables mode intercepts this network namespace only: containers "
+			"in other network namespaces are NOT intercepted (use --intercept bpf)");
 	return r;
 err:
 	redirect_free(r);
@@ -1062,6 +1069,28 @@ int redirect_mark_socket(int fd)
 	unsigned int mark = REDIRECT_MARK;
 
 	return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ? -errno : 0;
+}
+
+int redirect_conn_origin(const struct redirect *r, int fd, uint64_t *cgroup_id, uint32_t *pid)
+{
+	struct ntun_orig o;
+	int err;
+
+	if (r->mode != REDIRECT_BPF)
+		return -ENOTSUP;
+	err = bpf_map__lookup_elem(r->skel->maps.ntun_sk_orig, &fd, sizeof(fd), &o, sizeof(o), 0);
+	if (err)
+		return err;
+	if (!(o.flags & NTUN_ORIG_PASSIVE))
+		return -ENOENT;
+	*cgroup_id = o.cgroup_id;
+	*pid = o.pid;
+	return 0;
+}
+
+const char *redirect_cgroup(const struct redirect *r)
+{
+	return r->mode == REDIRECT_BPF ? r->target : NULL;
 }
 
 const char *redirect_mode_name(const struct redirect *r)
