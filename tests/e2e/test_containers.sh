@@ -96,11 +96,13 @@ def serve(port):
         threading.Thread(target=one, args=(c,), daemon=True).start()
 
 def late(cgdir, host, port):
-    """Moves itself into cgdir (the container appears), then connects until one is carried."""
+    """Moves itself into cgdir (the container appears), then connects until one is carried.
+    cgdir "-": already in the subtree, it appeared in this netns when it started."""
     first_err, tries = None, 0
     t0 = time.monotonic()
-    with open(os.path.join(cgdir, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
+    if cgdir != "-":
+        with open(os.path.join(cgdir, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     while time.monotonic() - t0 < 5:
         tries += 1
         t1 = time.monotonic()
@@ -420,6 +422,23 @@ case_late() {
 	return $rc
 }
 
+# A process of a populated cgroup moves to a new netns (unshare): no cgroup event tells, the
+# periodic scan (500 ms) finds it. Three of them, each within 1 s.
+case_unshare() {
+	local i out d rc=0
+	for i in 1 2 3; do
+		out=$(in_ctr cnone cnone unshare -n sh -c 'ip link set lo up && exec "$@"' _ \
+			$PY "$CTRAPP" "$NTUN_SRC/tests/e2e" late - 100.64.1.5 80)
+		e2e_log "  unshare $i: $out"
+		d=$(json_get "$out" delay)
+		[ "$(json_get "$out" ok)" = True ] || { rc=1; continue; }
+		$PY -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 1.0 else 1)' "$d" || rc=1
+		echo "netns change inside a populated cgroup $i: first carried connect ${d}s later" \
+			>>"$E2E_TMP/measurements"
+	done
+	return $rc
+}
+
 # A netns whose processes have all left: its listener is closed (an fd would pin it).
 case_listener_closed() {
 	local ino pid
@@ -556,6 +575,7 @@ run_case "same source address and port in two namespaces at once: no mix-up" cas
 run_case "a direct connect to a container's listener is refused" case_direct_refused
 run_case "a container appearing later is served within 1 s" case_late
 run_case "a netns that left the subtree loses its listener" case_listener_closed
+run_case "a process that moves to a new netns is served within 1 s" case_unshare
 run_case "ntun_conn back to 0 after 10,000 connections incl. refused" case_map_drains
 run_case "50 containers at once, each with a live connection" case_fifty
 run_case "iptables mode says it serves only its own netns" case_iptables_says_so
