@@ -18,13 +18,7 @@ NTUN_BUILD="$top/build" NTUN_SRC="$top"
 . "$top/tests/e2e/lib.sh"
 e2e_init
 
-ns_add cli
-ns_add rly
-ns_add site
-ns_add web
-link cli 10.10.1.1/24 rly 10.10.1.2/24
-link rly 10.10.2.2/24 site 10.10.2.1/24
-link site 192.168.1.1/24 web 192.168.1.5/24
+topo_sites
 cg_make
 certs_make || exit 1
 

@@ -110,6 +110,19 @@ link() {
 	ip -n "$b" link set "$ib" up
 }
 
+# topo_sites: the namespaces of one tunnel end to end (NS_cli, NS_rly, NS_site, NS_web):
+#   cli 10.10.1.1 --- 10.10.1.2 rly 10.10.2.2 --- 10.10.2.1 site 192.168.1.1 --- 192.168.1.5 web
+# with interfaces v<here><there> (vwebsite is web's end). No default routes anywhere.
+topo_sites() {
+	ns_add cli
+	ns_add rly
+	ns_add site
+	ns_add web
+	link cli 10.10.1.1/24 rly 10.10.1.2/24
+	link rly 10.10.2.2/24 site 10.10.2.1/24
+	link site 192.168.1.1/24 web 192.168.1.5/24
+}
+
 # in_ns NAME CMD...: runs CMD in namespace NAME with the real /sys (bpffs, cgroupfs visible).
 in_ns() {
 	local ns="$1$E2E_ID"

@@ -30,22 +30,13 @@ write_ctrapp() {
 #        | direct PORT | burst N HOST PORT ok|refused|reset | probe HOST PORT
 import errno, hashlib, json, os, socket, sys, threading, time
 sys.path.insert(0, sys.argv[1])
-from netapp import gen, gen_hash
+from netapp import gen, gen_hash, read_line as readline
 
 def ename(e):
     return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
 
 def real_of(host, port):
     return "192.168.1.%s:%d" % (host.rsplit(".", 1)[1], port)
-
-def readline(s):
-    b = b""
-    while not b.endswith(b"\n"):
-        c = s.recv(1)
-        if not c:
-            break
-        b += c
-    return b.decode().strip()
 
 def get(host, port, size, seed, sport=0, hold=0.0, timeout=30):
     s = socket.socket()
@@ -276,13 +267,7 @@ start_server() {
 }
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	topo_sites
 	ip -n "$NS_web" addr add 192.168.1.6/24 dev vwebsite
 	cg_make
 	mkdir -p "$E2E_CG/sibling"
@@ -566,6 +551,35 @@ case_iptables_says_so() {
 	return $rc
 }
 
+# --intercept auto where BPF cannot be used (no CAP_BPF/CAP_SYS_ADMIN: loading fails): iptables,
+# with one line saying why; an explicit --intercept bpf fails and says why.
+case_auto_fallback() {
+	local drop="-bpf,-sys_admin,-perfmon" rc=0 out n
+	ns_add auto
+	start auto auto setpriv --bounding-set=$drop --inh-caps=$drop -- "$BIN_CLIENT" \
+		--server 10.10.1.2:8443 --cidr 100.64.0.0/16 --listen-port $PORT --cgroup "$CG_APPS" \
+		--instance "t${E2E_ID}a" --intercept auto $(tls_args client) --log-format text
+	wait_log auto "intercepting 1 CIDR\(s\) with iptables" 10 || rc=1
+	n=$(grep -E ' (warn|error) ' "$E2E_TMP/auto.log" | grep -cE 'BPF|libbpf')
+	e2e_log "  auto: $(grep -E 'BPF unavailable' "$E2E_TMP/auto.log")"
+	[ "$n" = 1 ] || { e2e_log "  $n warning/error lines about BPF, want 1"; rc=1; }
+	grep -q "BPF unavailable (loading BPF programs: Operation not permitted); falling back" \
+		"$E2E_TMP/auto.log" || rc=1
+	kill -0 "$(pid_of auto)" || rc=1
+	stop auto
+	out=$(in_ns auto timeout 20 setpriv --bounding-set=$drop --inh-caps=$drop -- "$BIN_CLIENT" \
+		--server 10.10.1.2:8443 --cidr 100.64.0.0/16 --listen-port $PORT \
+		--cgroup "$CG_APPS" --instance "t${E2E_ID}b" --intercept bpf $(tls_args client) \
+		--log-format text 2>&1)
+	local st=$?
+	e2e_log "  bpf (exit $st): $(echo "$out" | grep -E ' (warn|error) ')"
+	# (libbpf's own lines may come first: with an explicit bpf they help)
+	[ $st -ne 0 ] && [ $st -ne 124 ] || rc=1
+	echo "$out" | grep -q "error client: redirect: BPF interception unavailable: loading BPF" ||
+		rc=1
+	return $rc
+}
+
 run_case "setup: daemons up, five containers served" setup || exit 1
 run_case "bridged container: 1 KiB, 1 MiB, 16 MiB byte-exact, source named" case_bridged
 run_case "routed pod: 1 KiB, 1 MiB, 16 MiB byte-exact, source named" case_routed_pod
@@ -579,5 +593,6 @@ run_case "a process that moves to a new netns is served within 1 s" case_unshare
 run_case "ntun_conn back to 0 after 10,000 connections incl. refused" case_map_drains
 run_case "50 containers at once, each with a live connection" case_fifty
 run_case "iptables mode says it serves only its own netns" case_iptables_says_so
+run_case "--intercept auto falls back to iptables in one line; bpf fails" case_auto_fallback
 [ -f "$E2E_TMP/measurements" ] && cat "$E2E_TMP/measurements"
 e2e_summary

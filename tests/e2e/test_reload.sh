@@ -40,13 +40,7 @@ EOC
 }
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	topo_sites
 	ip -n "$NS_site" addr add 192.168.2.1/24 dev vsiteweb
 	ip -n "$NS_web" addr add 192.168.2.5/24 dev vwebsite
 	cg_make

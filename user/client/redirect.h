@@ -49,10 +49,13 @@ struct redirect_opts {
 	size_t n_cidrs;
 };
 
-/* Loads and attaches (BPF) or installs rules (iptables); REDIRECT_AUTO = BPF if it loads, else
- * iptables; logs which. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF).
+/* Loads and attaches (BPF) or installs rules (iptables); logs which. REDIRECT_AUTO = BPF if it
+ * can be set up (daemon cgroup, bpffs, load, attach, pins), else iptables with one warning line
+ * saying why; an explicit REDIRECT_BPF fails instead, with one error line. BPF needs root
+ * (CAP_SYS_ADMIN, CAP_BPF), iptables CAP_NET_ADMIN.
  * Before loading it creates the daemon's own cgroup <v2root>/ntun-<instance>-<pid> and moves the
- * calling process (all its threads) into it, so call it before creating any socket: the
+ * calling process (all its threads) into it (iptables mode does without it if that fails), so
+ * call it before creating any socket: the
  * daemon's own connects are never redirected (skipped by cgroup id in connect4, and by SO_MARK
  * REDIRECT_MARK in both modes), and the getsockopt program sits on that cgroup, never on the
  * root. Leftovers of an earlier crashed run of the same instance are removed first; a live
