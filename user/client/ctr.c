@@ -46,6 +46,7 @@ struct ctr_nsent {
 	int lfd; /* -1 while listen failed there (lo down...): retried each scan */
 	struct loop_io *io;
 	unsigned gen; /* the last scan that saw a process in it */
+	bool warned;  /* listen failed there, said once */
 	struct ctr_nsent *next;
 };
 
@@ -68,6 +69,7 @@ struct ctr {
 	int ifd; /* inotify */
 	struct loop_io *iio;
 	struct loop_timer *scan;
+	uint64_t next_ok; /* monotonic ms: no event-driven scan before (a tenth of our time) */
 	unsigned gen;
 	size_t n_ns;
 	bool full_logged;
@@ -183,10 +185,14 @@ static void ns_seen(struct ctr *c, uint64_t ino, int pid, const char *cg)
 	if (e->lfd >= 0)
 		return;
 	err = ns_listen(c, e, pid);
-	if (err)
-		log_debug("ctr: netns %llu (pid %d, cgroup %s): no listener yet: %s",
-			  (unsigned long long)ino, pid, cg, strerror(-err));
-	else
+	if (err == -ENOENT || err == -ESRCH) /* the process is gone already */
+		return;
+	if (err && !e->warned)
+		log_warn("ctr: netns %llu (pid %d, cgroup %s): cannot listen on 127.0.0.1:%u there "
+			 "(%s); its intercepted connects are not served until a retry works",
+			 (unsigned long long)ino, pid, cg, c->port, strerror(-err));
+	e->warned |= err != 0;
+	if (!err)
 		log_info("ctr: netns %llu (cookie %llu, pid %d, cgroup %s): listening on "
 			 "127.0.0.1:%u",
 			 (unsigned long long)ino, (unsigned long long)e->id.cookie, pid, cg,
@@ -321,7 +327,9 @@ static void scan(struct ctr *c)
 	if (n_dirs > CTR_MAX_CGROUPS)
 		log_warn("ctr: more than %d cgroups below %s; the rest is not served",
 			 CTR_MAX_CGROUPS, c->root);
-	/* A huge tree must not eat the daemon: scanning takes at most a tenth of its time. */
+	/* A huge or busy tree must not eat the daemon: scans take at most a tenth of its time,
+	 * periodic ones and those cgroup events ask for alike. */
+	c->next_ok = loop_now_ms() + dt * 9;
 	loop_timer_arm(c->scan, dt * 10 > c->scan_ms ? dt * 10 : c->scan_ms);
 }
 
@@ -343,8 +351,12 @@ static void on_inotify(struct loop_io *io, unsigned events, void *arg)
 			break;
 		any = true;
 	}
-	if (any)
+	if (!any)
+		return;
+	if (loop_now_ms() >= c->next_ok)
 		loop_timer_now(c->scan);
+	else
+		loop_timer_arm(c->scan, c->next_ok - loop_now_ms());
 }
 
 struct ctr *ctr_new(struct loop *l, const struct ctr_opts *o, ctr_accept_cb *cb, void *arg)
