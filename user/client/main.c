@@ -154,14 +154,15 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 }
 
 /* Where a redirected connection came from: its cgroup (path relative to the cgroup v2 mount,
- * or its id if not seen yet) into cg, printable ASCII only (it goes into a header and logs). */
-static void conn_cgroup(struct client *cl, int fd, char *cg, size_t size)
+ * or its id if not seen yet) into cg, printable ASCII only (it goes into a header and logs),
+ * and the pid that connected (0 if unknown). */
+static void conn_origin(struct client *cl, int fd, char *cg, size_t size, uint32_t *pid)
 {
 	uint64_t id;
-	uint32_t pid;
 
 	snprintf(cg, size, "-");
-	if (redirect_conn_origin(cl->rd, fd, &id, &pid) < 0)
+	*pid = 0;
+	if (redirect_conn_origin(cl->rd, fd, &id, pid) < 0)
 		return;
 	if (!cl->ctr || ctr_cgroup_path(cl->ctr, id, cg, size) < 0)
 		snprintf(cg, size, "id:%llu", (unsigned long long)id);
@@ -181,6 +182,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	uint32_t daddr;
 	uint16_t dport;
 	char src[24], cg[256], netns[24];
+	uint32_t pid;
 	struct h2_nv md[5];
 	int rv;
 
@@ -215,7 +217,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	md[0] = (struct h2_nv)H2_NV("ntun-dst", c->dst);
 	md[1] = (struct h2_nv)H2_NV("ntun-src", src);
 	md[2] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
-	conn_cgroup(cl, fd, cg, sizeof(cg));
+	conn_origin(cl, fd, cg, sizeof(cg), &pid);
 	snprintf(netns, sizeof(netns), "%llu", (unsigned long long)ns->ino);
 	md[3] = (struct h2_nv)H2_NV("ntun-src-cgroup", cg);
 	md[4] = (struct h2_nv)H2_NV("ntun-src-netns", netns);
@@ -238,8 +240,9 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	}
 	cl->active++;
 	daemon_tunnel_started(cl->d);
-	log_write(LOG_LVL_DEBUG, c->conn_id, NULL, "%s -> %s from cgroup %s netns %s (cookie %llu)",
-		  src, c->dst, cg, netns, (unsigned long long)ns->cookie);
+	log_write(LOG_LVL_DEBUG, c->conn_id, NULL,
+		  "%s -> %s from cgroup %s netns %s (cookie %llu) pid %u", src, c->dst, cg, netns,
+		  (unsigned long long)ns->cookie, pid);
 	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
 }
 
