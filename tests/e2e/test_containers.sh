@@ -27,7 +27,8 @@ CTRAPP="$E2E_TMP/ctrapp.py"
 write_ctrapp() {
 	cat >"$CTRAPP" <<'EOF'
 # usage: ctrapp.py E2EDIR serve PORT | get HOST PORT SIZE SEED [SPORT HOLD] | late CGDIR HOST PORT
-#        | direct PORT | burst N HOST PORT ok|refused|reset | probe HOST PORT
+#        | direct PORT | burst N HOST PORT ok|refused|reset | many N HOST PORT FLAG
+#        | probe HOST PORT
 import errno, hashlib, json, os, socket, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from netapp import gen, gen_hash, read_line as readline
@@ -165,6 +166,26 @@ def burst(n, host, port, mode):
         t.join()
     return res
 
+def many(n, host, port, flag):
+    """n connections open at once (each has had its HELLO), held until flag exists."""
+    socks, ok = [], 0
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(20)
+        try:
+            s.connect((host, port))
+            ok += readline(s) == "HELLO " + real_of(host, port)
+        except OSError:
+            pass
+        socks.append(s)
+    print(json.dumps({"open": ok}), flush=True)
+    for _ in range(1200):
+        if os.path.exists(flag):
+            break
+        time.sleep(0.05)
+    for s in socks:
+        s.close()
+
 def probe(host, port):
     s = socket.socket()
     s.settimeout(3)
@@ -192,6 +213,8 @@ elif a[0] == "direct":
     print(json.dumps(direct(int(a[1]))))
 elif a[0] == "burst":
     print(json.dumps(burst(int(a[1]), a[2], int(a[3]), a[4])))
+elif a[0] == "many":
+    many(int(a[1]), a[2], int(a[3]), a[4])
 elif a[0] == "probe":
     print(json.dumps(probe(a[1], int(a[2]))))
 EOF
@@ -371,6 +394,32 @@ case_overlap() {
 		[ "$(json_get "$ox" local)" = 127.0.0.1:$sport ] &&
 			[ "$(json_get "$oy" local)" = 127.0.0.1:$sport ] || rc=1
 	done
+	return $rc
+}
+
+# One app holding 2,000 connections open takes nothing from the shared hand-over map (their
+# records ride on the sockets), so it cannot fill it for a neighbour, who is served meanwhile.
+case_many_open() {
+	local out i n rc=0
+	rm -f "$E2E_TMP/many.go"
+	in_ctr cx cx $PY "$CTRAPP" "$NTUN_SRC/tests/e2e" many 2000 100.64.1.5 80 "$E2E_TMP/many.go" \
+		>"$E2E_TMP/many.out" 2>&1 &
+	local pid=$!
+	for i in $(seq 1 1200); do
+		[ -s "$E2E_TMP/many.out" ] && break
+		sleep 0.05
+	done
+	n=$(map_count)
+	e2e_log "  one app: $(cat "$E2E_TMP/many.out"); ntun_conn entries meanwhile: $n"
+	out=$(in_ctr cy cy $PY "$CTRAPP" "$NTUN_SRC/tests/e2e" get 100.64.1.6 80 $((1024 * 1024)) 61)
+	e2e_log "  neighbour meanwhile: $out"
+	[ "$(json_get "$out" ok)" = True ] || rc=1
+	touch "$E2E_TMP/many.go"
+	wait $pid
+	[ "$(json_get "$(cat "$E2E_TMP/many.out")" open)" = 2000 ] || rc=1
+	[ "$n" = 0 ] || rc=1
+	echo "ntun_conn entries with one app holding 2,000 connections open: $n" \
+		>>"$E2E_TMP/measurements"
 	return $rc
 }
 
@@ -586,6 +635,7 @@ run_case "routed pod: 1 KiB, 1 MiB, 16 MiB byte-exact, source named" case_routed
 run_case "container with only lo: 1 KiB, 1 MiB, 16 MiB byte-exact" case_none
 run_case "sibling cgroup: never intercepted" case_sibling
 run_case "same source address and port in two namespaces at once: no mix-up" case_overlap
+run_case "one app holding 2,000 connections leaves the shared map empty" case_many_open
 run_case "a direct connect to a container's listener is refused" case_direct_refused
 run_case "a container appearing later is served within 1 s" case_late
 run_case "a netns that left the subtree loses its listener" case_listener_closed
