@@ -286,7 +286,7 @@ static int cg_cmp(const void *a, const void *b)
 static void scan(struct ctr *c)
 {
 	char path[PATH_MAX];
-	size_t n_dirs = 0;
+	size_t n_dirs = 0, n_before = c->n_ns;
 	uint64_t t0 = loop_now_ms(), dt;
 
 	c->gen++;
@@ -324,6 +324,9 @@ static void scan(struct ctr *c)
 	c->next_cgs = NULL;
 	c->n_next = c->cap_next = 0;
 	dt = loop_now_ms() - t0;
+	if (dt >= 5 || c->n_ns != n_before)
+		log_debug("ctr: scanned %zu cgroups in %llu ms; %zu namespaces served", n_dirs,
+			  (unsigned long long)dt, c->n_ns);
 	if (n_dirs > CTR_MAX_CGROUPS)
 		log_warn("ctr: more than %d cgroups below %s; the rest is not served",
 			 CTR_MAX_CGROUPS, c->root);
