@@ -18,7 +18,7 @@
 #define NTUN_MAP_STATS "ntun_stats"
 
 #define NTUN_CIDRS_MAX 4096  /* intercepted prefixes */
-#define NTUN_CONN_MAX  65536 /* established redirected connections tracked at once */
+#define NTUN_CONN_MAX  16384 /* redirected handshakes in flight (LRU: never refuses an insert) */
 
 /* ntun_cidrs (LPM trie) key: prefixlen then the address in network order, as the trie wants. */
 struct ntun_cidr_key {
@@ -32,7 +32,9 @@ struct ntun_cidr_val {
 };
 
 /* A redirected connection as the app dialed it. Lives in the app socket's SK_STORAGE from
- * connect() on (getpeername reads it there), and is copied into ntun_conn once established. */
+ * connect() on (getpeername reads it there), crosses the handshake in ntun_conn, and ends in
+ * the daemon's accepted socket's SK_STORAGE (SO_ORIGINAL_DST and userspace read it there, the
+ * latter with the socket's fd as the key). */
 struct ntun_orig {
 	__u8 addr[4];	 /* original destination a.b.c.d */
 	__u16 port;	 /* original destination port, host order */
@@ -42,12 +44,11 @@ struct ntun_orig {
 	__u64 cgroup_id; /* cgroup v2 id of the caller */
 };
 
-/* Set once the daemon's side of the connection exists; from then on only the daemon side's
- * close deletes the ntun_conn entry (the app may close before the daemon has asked). */
+/* Set on the copy in the daemon's accepted socket (the app's own copy has it clear). */
 #define NTUN_ORIG_PASSIVE 0x1
 
-/* ntun_conn (hash) key: the connection as seen from the app side. Both sides build it, the app
- * side from (local, remote), the daemon side from (remote, local). */
+/* ntun_conn (LRU hash) key: the connection as seen from the app side. Both sides build it, the
+ * app side from (local, remote), the daemon side from (remote, local). */
 struct ntun_conn_key {
 	__u64 netns; /* netns cookie: loopback 4-tuples repeat across namespaces */
 	__u8 app_addr[4];

@@ -5,11 +5,18 @@
  *
  *   app connect(100.64.1.5:80 or ::ffff:100.64.1.5:80)
  *     connect4/6: in ntun_cidrs? -> SK_STORAGE(app sk) = orig, dst := 127.0.0.1:listen_port
- *     sockops ACTIVE_ESTABLISHED (app sk): ntun_conn[4-tuple] = orig, STATE_CB on
- *     sockops PASSIVE_ESTABLISHED (daemon sk): mark entry PASSIVE, STATE_CB on
- *   daemon getsockopt(SOL_IP, SO_ORIGINAL_DST) -> ntun_conn[4-tuple]
+ *       (the app's own netns: the daemon keeps a listener in every netns of the subtree)
+ *     sockops ACTIVE_ESTABLISHED (app sk): ntun_conn[netns, 4-tuple] = orig, STATE_CB on
+ *     sockops PASSIVE_ESTABLISHED (daemon sk): SK_STORAGE(daemon sk) = orig | PASSIVE,
+ *       ntun_conn entry deleted
+ *   daemon getsockopt(SOL_IP, SO_ORIGINAL_DST) -> SK_STORAGE(daemon sk)
  *   app getpeername() -> SK_STORAGE(app sk)   (getpeername4/6)
- *   TCP_CLOSE: daemon side deletes the entry; the app side only if the daemon side never existed
+ *   app TCP_CLOSE: deletes the ntun_conn entry if the daemon side never took it
+ *
+ * So ntun_conn only carries a record across the handshake (from the app's ESTABLISHED to the
+ * daemon's child socket, one loopback round trip); connections that are open live in socket
+ * storage, which no app can exhaust for another. ntun_conn is an LRU: a flood of handshakes
+ * that never complete evicts its own oldest records, never fails an insert.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -46,8 +53,7 @@ struct {
 } ntun_sk_orig SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NTUN_CONN_MAX);
 	__type(key, struct ntun_conn_key);
 	__type(value, struct ntun_orig);
@@ -193,37 +199,39 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/* The daemon's child socket exists: the record moves onto it, out of the shared map. */
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 {
 	struct ntun_conn_key k;
-	struct ntun_orig *o;
+	struct bpf_sock *sk = skops->sk;
+	struct ntun_orig *o, *d;
 
-	if (!is_listener_side(skops))
+	if (!sk || !is_listener_side(skops))
 		return;
 	sockops_key(skops, &k, true);
 	o = bpf_map_lookup_elem(&ntun_conn, &k);
 	if (!o)
 		return;
-	o->flags |= NTUN_ORIG_PASSIVE;
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	d = bpf_sk_storage_get(&ntun_sk_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (d) {
+		*d = *o;
+		d->flags |= NTUN_ORIG_PASSIVE;
+	} else {
+		STAT_INC(track_fail);
+	}
+	bpf_map_delete_elem(&ntun_conn, &k);
 }
 
-/* The daemon side owns the entry once it exists: an app that connects, writes and closes
- * before the daemon has accepted must still be answered. */
+/* The app closed before the daemon's side existed (accept queue full, reset): drop the record.
+ * Listener-side sockets never ask for STATE_CB. */
 static __always_inline void on_close(struct bpf_sock_ops *skops)
 {
 	struct ntun_conn_key k;
-	struct ntun_orig *o;
 
-	if (is_listener_side(skops)) {
-		sockops_key(skops, &k, true);
-		bpf_map_delete_elem(&ntun_conn, &k);
+	if (is_listener_side(skops))
 		return;
-	}
 	sockops_key(skops, &k, false);
-	o = bpf_map_lookup_elem(&ntun_conn, &k);
-	if (o && !(o->flags & NTUN_ORIG_PASSIVE))
-		bpf_map_delete_elem(&ntun_conn, &k);
+	bpf_map_delete_elem(&ntun_conn, &k);
 }
 
 SEC("sockops")
@@ -255,7 +263,6 @@ int ntun_getsockopt(struct bpf_sockopt *ctx)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct sockaddr_in *sin;
-	struct ntun_conn_key k;
 	struct ntun_orig *o;
 	__u32 ip;
 
@@ -263,11 +270,9 @@ int ntun_getsockopt(struct bpf_sockopt *ctx)
 		return 1;
 	if (!sk || sk->family != NTUN_AF_INET || sk->protocol != IPPROTO_TCP)
 		return 1;
-	/* Accepted socket: src is the listener (host-order port), dst the app (__be16 port). */
-	conn_key(&k, bpf_get_netns_cookie(ctx), sk->dst_ip4, bpf_ntohs((__u16)sk->dst_port),
-		 sk->src_ip4, (__u16)sk->src_port);
-	o = bpf_map_lookup_elem(&ntun_conn, &k);
-	if (!o)
+	/* Only the daemon's accepted sockets carry a PASSIVE record. */
+	o = bpf_sk_storage_get(&ntun_sk_orig, sk, 0, 0);
+	if (!o || !(o->flags & NTUN_ORIG_PASSIVE))
 		return 1;
 	sin = ctx->optval;
 	if ((void *)(sin + 1) > ctx->optval_end)

@@ -18,7 +18,7 @@ NTUN_BUILD="$top/build" NTUN_SRC="$top"
 . "$top/tests/e2e/lib.sh"
 e2e_init
 
-ns_tunnel
+topo_sites
 cg_make
 certs_make || exit 1
 

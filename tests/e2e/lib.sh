@@ -110,9 +110,10 @@ link() {
 	ip -n "$b" link set "$ib" up
 }
 
-# ns_tunnel: the four namespaces of a tunnel, joined in a line (no default routes):
-#   cli 10.10.1.1 -- 10.10.1.2 rly 10.10.2.2 -- 10.10.2.1 site 192.168.1.1 -- 192.168.1.5 web
-ns_tunnel() {
+# topo_sites: the namespaces of one tunnel end to end (NS_cli, NS_rly, NS_site, NS_web):
+#   cli 10.10.1.1 --- 10.10.1.2 rly 10.10.2.2 --- 10.10.2.1 site 192.168.1.1 --- 192.168.1.5 web
+# with interfaces v<here><there> (vwebsite is web's end). No default routes anywhere.
+topo_sites() {
 	ns_add cli
 	ns_add rly
 	ns_add site

@@ -458,24 +458,18 @@ case_bpf_live_update() {
 }
 
 # The app connects, writes and closes before the daemon accepts: the daemon must still learn
-# the original destination; while held, the entry is visible (and readable) in the pinned map.
+# the original destination. The record crossed the handshake in ntun_conn and now rides on the
+# daemon's not yet accepted socket, so the shared map is already empty while it is held.
 case_bpf_early_close() {
-	local got
-	local dump
+	local got n
 	h_cmd hold '^ok hold' >/dev/null || return 1
 	got=$(app "$NS_B" fastclose 100.64.1.77:80)
 	sleep 0.3
-	dump=$(bpftool -j map dump pinned "$PIN_B/ntun_conn")
+	n=$(map_count "$PIN_B/ntun_conn")
 	h_cmd release '^ok release' >/dev/null || return 1
 	[ "$got" = sent ] || fail "fastclose: $got" || return 1
-	echo "$dump" | "$PY" -c '
-import json, sys
-e = [x["formatted"] for x in json.load(sys.stdin)]
-ok = [x for x in e if x["value"]["addr"] == [100, 64, 1, 77] and x["value"]["port"] == 80
-      and x["key"]["lsn_addr"] == [127, 0, 0, 1] and x["key"]["lsn_port"] == int(sys.argv[1])
-      and x["key"]["app_addr"] == [127, 0, 0, 1] and x["value"]["flags"] == 1]
-sys.exit(0 if len(ok) == 1 else 1)' "$PORT" ||
-		fail "ntun_conn dump lacks the held connection: $dump" || return 1
+	[ "$n" = 0 ] || fail "ntun_conn holds $n entries for a connection the daemon has" ||
+		return 1
 	got=$(wait_line "$H_OUT" 0 '100.64.1.77' 5) || fail "harness never accepted it" || return 1
 	[[ $got == "orig=100.64.1.77:80 "* ]] || fail "$got"
 }
@@ -495,7 +489,8 @@ case_bpf_concurrent_200() {
 	wait "$pid"
 	got=$(head -1 "$TMP/many.out")
 	[ "$got" = "many ok=200 bad=0" ] || fail "$(cat "$TMP/many.out")" || return 1
-	[ "$n" -ge 200 ] || fail "only $n entries in ntun_conn with 200 connections open" ||
+	# every one was accepted: the records ride on the sockets, none waits in the shared map
+	[ "$n" = 0 ] || fail "$n entries in ntun_conn with 200 accepted connections open" ||
 		return 1
 	n=$(grep -cE '^orig=100\.64\.1\.([1-9]|[1-9][0-9]|1[0-9][0-9]|200):80 ' "$H_OUT")
 	[ "$n" -ge 200 ] ||

@@ -40,7 +40,7 @@ EOC
 }
 
 setup() {
-	ns_tunnel
+	topo_sites
 	# iptables mode's nat OUTPUT runs after routing: the intercepted prefix needs a route.
 	ip -n "$NS_cli" route add 100.64.0.0/16 dev lo src 127.0.0.1
 	cg_make

@@ -35,7 +35,7 @@ EOC
 }
 
 setup() {
-	ns_tunnel
+	topo_sites
 	ip -n "$NS_site" addr add 169.254.0.1/16 dev vsiteweb
 	ip -n "$NS_web" addr add 169.254.169.254/16 dev vwebsite
 	cg_make

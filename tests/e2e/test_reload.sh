@@ -40,7 +40,7 @@ EOC
 }
 
 setup() {
-	ns_tunnel
+	topo_sites
 	ip -n "$NS_site" addr add 192.168.2.1/24 dev vsiteweb
 	ip -n "$NS_web" addr add 192.168.2.5/24 dev vwebsite
 	cg_make

@@ -14,7 +14,7 @@
 e2e_init
 
 setup() {
-	ns_tunnel
+	topo_sites
 	cg_make
 	certs_make --server-san relay.example.net || return 1
 	"$BIN_GENCERTS" --out "$CERTS" --issue server --id server-1 --name plain >/dev/null ||

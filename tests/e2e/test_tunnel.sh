@@ -24,13 +24,7 @@ INTERCEPT=${INTERCEPT:-bpf}
 RSS_BOUND_KIB=$((24 * 1024)) # per daemon during the 256 MiB slow-reader transfer
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	topo_sites
 	cg_make
 	if [ "$INTERCEPT" = iptables ]; then
 		# nat OUTPUT runs after routing: the intercepted prefix needs a route (in cli only).

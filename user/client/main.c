@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "conntrack.h"
+#include "ctr.h"
 #include "daemon.h"
 #include "grpc.h"
 #include "log.h"
@@ -31,6 +32,8 @@ struct client {
 	struct daemon *d;
 	struct config *cfg;
 	struct redirect *rd;
+	struct ctr *ctr; /* listeners in the subtree's other namespaces (BPF mode) */
+	struct ctr_ns self_ns;
 	int lfd;
 	struct loop_io *lio;
 	struct uplink *up;
@@ -157,7 +160,27 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	free(c);
 }
 
-static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t sport)
+/* Where a redirected connection came from: its cgroup (path relative to the cgroup v2 mount,
+ * or its id if not seen yet) into cg, printable ASCII only (it goes into a header and logs),
+ * and the pid that connected (0 if unknown). */
+static void conn_origin(struct client *cl, int fd, char *cg, size_t size, uint32_t *pid)
+{
+	uint64_t id;
+
+	snprintf(cg, size, "-");
+	*pid = 0;
+	if (redirect_conn_origin(cl->rd, fd, &id, pid) < 0)
+		return;
+	if (!cl->ctr || ctr_cgroup_path(cl->ctr, id, cg, size) < 0)
+		snprintf(cg, size, "id:%llu", (unsigned long long)id);
+	for (char *p = cg; *p; p++) {
+		if (*p < 0x21 || *p > 0x7e)
+			*p = '?';
+	}
+}
+
+static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t sport,
+			const struct ctr_ns *ns)
 {
 	struct client_conn *c;
 	struct grpc_call *call;
@@ -165,14 +188,17 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	struct peer *p;
 	uint32_t daddr;
 	uint16_t dport;
-	char src[24];
-	struct h2_nv md[3];
+	char src[24], cg[256], netns[24];
+	uint32_t pid;
+	struct h2_nv md[5];
 	int rv;
 
 	rv = redirect_original_dst(fd, &daddr, &dport);
 	if (rv < 0) {
-		log_warn("connection from %s has no original destination (%s); closing",
-			 ipport_format(saddr, sport, src, sizeof(src)), strerror(-rv));
+		log_warn(
+			"connection from %s (netns %llu) has no original destination (%s); closing",
+			ipport_format(saddr, sport, src, sizeof(src)), (unsigned long long)ns->ino,
+			strerror(-rv));
 		sock_close_reset(fd);
 		daemon_refused(cl->d);
 		return;
@@ -198,7 +224,13 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	md[0] = (struct h2_nv)H2_NV("ntun-dst", c->dst);
 	md[1] = (struct h2_nv)H2_NV("ntun-src", src);
 	md[2] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
-	call = grpc_call_open(peer_session(p), PATH_CONNECT, md, 3, GRPC_BYTES, cl->cfg->gzip);
+	conn_origin(cl, fd, cg, sizeof(cg), &pid);
+	snprintf(netns, sizeof(netns), "%llu", (unsigned long long)ns->ino);
+	md[3] = (struct h2_nv)H2_NV("ntun-src-cgroup", cg);
+	md[4] = (struct h2_nv)H2_NV("ntun-src-netns", netns);
+	/* iptables mode knows neither */
+	call = grpc_call_open(peer_session(p), PATH_CONNECT, md, ns->ino ? 5 : 3, GRPC_BYTES,
+			      cl->cfg->gzip);
 	if (!call) {
 		log_write(LOG_LVL_WARN, c->conn_id, NULL, "%s -> %s refused: %s", src, c->dst,
 			  strerror(errno));
@@ -215,27 +247,41 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	}
 	cl->active++;
 	daemon_tunnel_started(cl->d);
-	log_write(LOG_LVL_DEBUG, c->conn_id, NULL, "%s -> %s", src, c->dst);
+	log_write(LOG_LVL_DEBUG, c->conn_id, NULL,
+		  "%s -> %s from cgroup %s netns %s (cookie %llu) pid %u", src, c->dst, cg, netns,
+		  (unsigned long long)ns->cookie, pid);
 	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
 }
 
-static void on_accept(struct loop_io *io, unsigned events, void *arg)
+static void accept_some(struct client *cl, int lfd, const struct ctr_ns *ns)
 {
-	struct client *cl = arg;
 	uint32_t a;
 	uint16_t port;
 	int fd;
 
 	for (int i = 0; i < 64; i++) {
-		fd = sock_accept(cl->lfd, &a, &port);
+		fd = sock_accept(lfd, &a, &port);
 		if (fd == -EAGAIN)
 			return;
 		if (fd < 0) {
 			log_warn("accept: %s", strerror(-fd));
 			return;
 		}
-		handle_conn(cl, fd, a, port);
+		handle_conn(cl, fd, a, port, ns);
 	}
+}
+
+static void on_accept(struct loop_io *io, unsigned events, void *arg)
+{
+	struct client *cl = arg;
+
+	accept_some(cl, cl->lfd, &cl->self_ns);
+}
+
+/* A listener in a container's netns. */
+static void on_ctr_accept(int lfd, const struct ctr_ns *ns, void *arg)
+{
+	accept_some(arg, lfd, ns);
 }
 
 /* ---- stop ---- */
@@ -260,6 +306,8 @@ static void on_stop(struct daemon *d)
 	cl->lio = NULL;
 	close(cl->lfd);
 	cl->lfd = -1;
+	ctr_free(cl->ctr);
+	cl->ctr = NULL;
 	if (cl->attach)
 		grpc_call_finish(cl->attach, GRPC_OK, NULL, NULL);
 	uplink_stop(cl->up, d->cfg.drain_timeout_ms);
@@ -293,6 +341,13 @@ static uint64_t m_redirected(void *arg)
 	struct redirect_stats st;
 
 	return redirect_get_stats(cl->rd, &st) == 0 ? st.redirected : 0;
+}
+
+static uint64_t m_namespaces(void *arg)
+{
+	struct client *cl = arg;
+
+	return cl->ctr ? ctr_count(cl->ctr) : 0;
 }
 
 int main(int argc, char **argv)
@@ -330,6 +385,16 @@ int main(int argc, char **argv)
 	if (!cl->lio || !cl->ctl_task || !cl->stop_poll)
 		fatal("out of memory");
 	loop_io_set(cl->lio, LOOP_READ);
+	if (redirect_cgroup(cl->rd)) {
+		struct ctr_opts co = {.cgroup = redirect_cgroup(cl->rd),
+				      .port = d.cfg.listen_port,
+				      .backlog = 1024};
+
+		cl->ctr = ctr_new(d.loop, &co, on_ctr_accept, cl);
+		if (!cl->ctr)
+			fatal("serving the cgroup's network namespaces: %s", strerror(errno));
+		ctr_self(cl->ctr, &cl->self_ns);
+	}
 	log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u", d.cfg.n_target_cidr,
 		 redirect_mode_name(cl->rd), d.cfg.listen_port);
 
@@ -347,6 +412,9 @@ int main(int argc, char **argv)
 	daemon_drop_privileges(&d, keep, DAEMON_CAP(CAP_DAC_OVERRIDE));
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, cl);
+	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_container_namespaces",
+		       "network namespaces besides our own with a listener (BPF mode)",
+		       m_namespaces, cl);
 	metrics_add_fn(d.metrics, METRICS_COUNTER, "ntun_redirected_total",
 		       "connects redirected by the BPF programs (0 in iptables mode)", m_redirected,
 		       cl);
@@ -355,6 +423,7 @@ int main(int argc, char **argv)
 	loop_io_free(cl->lio);
 	if (cl->lfd >= 0)
 		close(cl->lfd);
+	ctr_free(cl->ctr);
 	grpc_call_free(cl->attach);
 	uplink_free(cl->up);
 	loop_timer_free(cl->ctl_task);

@@ -58,6 +58,8 @@ struct redirect {
 	char orig_cg[PATH_MAX]; /* where the process came from */
 	char self_cg[PATH_MAX]; /* the daemon cgroup we made; "" if none */
 	uint64_t self_cgid;
+	char target[PATH_MAX]; /* the intercepted subtree (BPF mode) */
+	char why[256];	       /* why BPF set-up failed: the first reason, logged once */
 
 	/* BPF mode */
 	struct redirect_bpf *skel;
@@ -72,6 +74,19 @@ struct redirect {
 };
 
 /* ---- small helpers ---- */
+
+/* Records why BPF cannot be used (the first reason wins); redirect_new() logs it in one line. */
+static void why_set(struct redirect *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void why_set(struct redirect *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->why[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
 
 static int write_file(const char *path, const char *s)
 {
@@ -270,7 +285,7 @@ static int current_cgroup_dir(const char *mnt, const char *mnt_root, char *out, 
 	return path_fmt(out, size, "%s", mnt);
 }
 
-static int cgroup_id(const char *path, uint64_t *id)
+int redirect_cgroup_id(const char *path, uint64_t *id)
 {
 	union {
 		struct file_handle fh;
@@ -341,7 +356,8 @@ static void cgroup_remove_stale(const struct redirect *r)
 	closedir(d);
 }
 
-/* Creates <v2root>/ntun-<instance>-<pid> and moves the process into it. */
+/* Creates <v2root>/ntun-<instance>-<pid> and moves the process into it. On failure nothing of
+ * it is left and r->why says why. */
 static int cgroup_self_enter(struct redirect *r)
 {
 	char mnt_root[PATH_MAX], path[PATH_MAX];
@@ -350,31 +366,38 @@ static int cgroup_self_enter(struct redirect *r)
 	err = cgroup2_mount(r->v2root, sizeof(r->v2root), mnt_root, sizeof(mnt_root));
 	if (err) {
 		r->v2root[0] = '\0';
+		why_set(r, "no cgroup v2 mount (%s)", strerror(-err));
 		return err;
 	}
 	err = current_cgroup_dir(r->v2root, mnt_root, r->orig_cg, sizeof(r->orig_cg));
-	if (err)
+	if (err) {
+		why_set(r, "finding our cgroup: %s", strerror(-err));
 		return err;
+	}
 	cgroup_remove_stale(r);
 	err = path_fmt(path, sizeof(path), "%s/ntun-%s-%d", r->v2root, r->instance, (int)getpid());
-	if (err)
+	if (err) {
+		why_set(r, "cgroup path too long");
 		return err;
+	}
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		err = -errno;
-		log_error("redirect: mkdir %s: %s", path, strerror(-err));
+		why_set(r, "mkdir %s: %s", path, strerror(-err));
+		return err;
+	}
+	err = redirect_cgroup_id(path, &r->self_cgid);
+	if (err)
+		why_set(r, "cgroup id of %s: %s", path, strerror(-err));
+	if (!err) {
+		err = cgroup_join(path, getpid());
+		if (err)
+			why_set(r, "joining %s: %s", path, strerror(-err));
+	}
+	if (err) {
+		rmdir(path);
 		return err;
 	}
 	strcpy(r->self_cg, path);
-	err = cgroup_id(path, &r->self_cgid);
-	if (err) {
-		log_error("redirect: cgroup id of %s: %s", path, strerror(-err));
-		return err;
-	}
-	err = cgroup_join(path, getpid());
-	if (err) {
-		log_error("redirect: joining %s: %s", path, strerror(-err));
-		return err;
-	}
 	log_debug("redirect: moved into cgroup %s (id %llu) from %s", path,
 		  (unsigned long long)r->self_cgid, r->orig_cg);
 	return 0;
@@ -400,9 +423,11 @@ static void cgroup_self_leave(struct redirect *r)
 
 /* libbpf's warnings (verifier rejections...) at warn, its info at debug, its debug chatter not
  * at all. Its lines already start with "libbpf: ". */
+static bool libbpf_quiet; /* mode auto: a failure is one line from redirect_new(), not many */
+
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	enum log_level lvl = level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG;
+	enum log_level lvl = level == LIBBPF_WARN && !libbpf_quiet ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 	char msg[1024];
 	size_t n;
 
@@ -417,7 +442,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return 0;
 }
 
-static int bpffs_ensure(void)
+static int bpffs_ensure(struct redirect *r)
 {
 	struct statfs st;
 
@@ -426,7 +451,7 @@ static int bpffs_ensure(void)
 	if (mount("bpf", BPFFS_DIR, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700")) {
 		int err = -errno;
 
-		log_error("redirect: mounting bpffs on %s: %s", BPFFS_DIR, strerror(errno));
+		why_set(r, "mounting bpffs on %s: %s", BPFFS_DIR, strerror(errno));
 		return err;
 	}
 	log_info("redirect: mounted bpffs on %s", BPFFS_DIR);
@@ -457,19 +482,19 @@ static int pin_dir_lock(struct redirect *r)
 	if ((mkdir(PIN_ROOT, 0700) && errno != EEXIST) ||
 	    (mkdir(r->pin_dir, 0700) && errno != EEXIST)) {
 		err = -errno;
-		log_error("redirect: mkdir %s: %s", r->pin_dir, strerror(errno));
+		why_set(r, "mkdir %s: %s", r->pin_dir, strerror(errno));
 		goto err;
 	}
 	r->pin_fd = open(r->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->pin_fd < 0) {
 		err = -errno;
-		log_error("redirect: open %s: %s", r->pin_dir, strerror(errno));
+		why_set(r, "open %s: %s", r->pin_dir, strerror(errno));
 		goto err;
 	}
 	if (flock(r->pin_fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		log_error("redirect: instance \"%s\" is in use by another daemon (%s locked)",
-			  r->instance, r->pin_dir);
+		why_set(r, "instance \"%s\" is in use by another daemon (%s locked)", r->instance,
+			r->pin_dir);
 		goto err;
 	}
 	pins_remove(r->pin_dir);
@@ -533,8 +558,7 @@ static int bpf_attach(struct redirect *r, struct bpf_program *prog, int cg_fd, c
 	l = bpf_program__attach_cgroup(prog, cg_fd);
 	if (!l) {
 		err = -errno;
-		log_error("redirect: attaching %s to %s: %s", bpf_program__name(prog), cg,
-			  strerror(errno));
+		why_set(r, "attaching %s to %s: %s", bpf_program__name(prog), cg, strerror(errno));
 		return err;
 	}
 	r->links[i] = l;
@@ -574,11 +598,11 @@ static int bpf_setup(struct redirect *r, const char *target)
 	int cg_fd = -1, self_fd = -1, err;
 
 	if (!r->self_cg[0]) {
-		log_error("redirect: BPF mode needs a cgroup v2 mount");
+		why_set(r, "no daemon cgroup");
 		return -ENOENT;
 	}
 	if (!is_cgroup2(target)) {
-		log_error("redirect: %s is not a cgroup v2 directory", target);
+		why_set(r, "%s is not a cgroup v2 directory", target);
 		return -EINVAL;
 	}
 	/* BPF memory is charged to the memory cgroup on current kernels. */
@@ -586,7 +610,7 @@ static int bpf_setup(struct redirect *r, const char *target)
 		log_debug("redirect: setrlimit(RLIMIT_MEMLOCK): %s (ignored)", strerror(errno));
 	libbpf_set_print(libbpf_log);
 
-	err = bpffs_ensure();
+	err = bpffs_ensure(r);
 	if (err)
 		goto err;
 	err = pin_dir_lock(r);
@@ -596,20 +620,20 @@ static int bpf_setup(struct redirect *r, const char *target)
 	r->skel = redirect_bpf__open();
 	if (!r->skel) {
 		err = -errno;
-		log_error("redirect: opening BPF object: %s", strerror(errno));
+		why_set(r, "opening BPF object: %s", strerror(errno));
 		goto err;
 	}
 	r->skel->rodata->listen_port = r->listen_port;
 	r->skel->rodata->daemon_cgid = r->self_cgid;
 	err = redirect_bpf__load(r->skel);
 	if (err) {
-		log_error("redirect: loading BPF programs: %s", strerror(-err));
+		why_set(r, "loading BPF programs: %s", strerror(-err));
 		goto err;
 	}
 	for (size_t i = 0; i < r->n_cidrs; i++) {
 		err = lpm_add(r, &r->cidrs[i]);
 		if (err) {
-			log_error("redirect: filling %s: %s", NTUN_MAP_CIDRS, strerror(-err));
+			why_set(r, "filling %s: %s", NTUN_MAP_CIDRS, strerror(-err));
 			goto err;
 		}
 	}
@@ -618,8 +642,8 @@ static int bpf_setup(struct redirect *r, const char *target)
 	self_fd = open(r->self_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0 || self_fd < 0) {
 		err = -errno;
-		log_error("redirect: opening cgroup %s: %s", cg_fd < 0 ? target : r->self_cg,
-			  strerror(errno));
+		why_set(r, "opening cgroup %s: %s", cg_fd < 0 ? target : r->self_cg,
+			strerror(errno));
 		goto err;
 	}
 	/* The daemon side of each connection needs sockops too; it runs there already when the
@@ -649,7 +673,7 @@ static int bpf_setup(struct redirect *r, const char *target)
 		if (!err)
 			err = bpf_map__pin(pin_maps[i], path);
 		if (err) {
-			log_error("redirect: pinning %s: %s", path, strerror(-err));
+			why_set(r, "pinning %s: %s", path, strerror(-err));
 			goto err;
 		}
 	}
@@ -957,13 +981,14 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		goto err;
 	}
 
+	/* iptables mode needs no cgroup of its own (SO_MARK skips our connects), BPF mode does. */
 	err = cgroup_self_enter(r);
-	if (err == -ENOENT && !r->v2root[0] && o->mode != REDIRECT_BPF) {
-		log_warn("redirect: no cgroup v2 mount; staying in the current cgroup");
-	} else if (err) {
-		log_error("redirect: setting up the daemon cgroup: %s", strerror(-err));
+	if (err && o->mode == REDIRECT_BPF) {
+		log_error("redirect: BPF interception unavailable: %s", r->why);
 		goto err;
 	}
+	if (err && o->mode == REDIRECT_IPTABLES)
+		log_warn("redirect: staying in the current cgroup: %s", r->why);
 	target = o->cgroup ? o->cgroup : r->v2root;
 	/* A mistyped --cgroup must not turn into netns-wide iptables interception. */
 	if (o->cgroup && o->mode != REDIRECT_IPTABLES && !is_cgroup2(o->cgroup)) {
@@ -972,17 +997,21 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		goto err;
 	}
 
-	err = -ENOTSUP;
 	if (o->mode != REDIRECT_IPTABLES) {
-		err = bpf_setup(r, target);
+		libbpf_quiet = o->mode == REDIRECT_AUTO;
+		err = err ? err : bpf_setup(r, target);
+		libbpf_quiet = false;
 		if (!err) {
 			r->mode = REDIRECT_BPF;
 		} else if (o->mode == REDIRECT_AUTO && err != -EBUSY) {
-			log_warn("redirect: BPF unavailable (%s), falling back to iptables",
-				 strerror(-err));
+			log_warn("redirect: BPF unavailable (%s); falling back to iptables",
+				 r->why);
 		} else {
+			log_error("redirect: BPF interception unavailable: %s", r->why);
 			goto err;
 		}
+	} else {
+		err = -ENOTSUP;
 	}
 	if (err) {
 		err = ipt_setup(r);
@@ -991,6 +1020,8 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 	}
 	if (err)
 		goto err;
+	if (r->mode == REDIRECT_BPF && !realpath(target, r->target))
+		snprintf(r->target, sizeof(r->target), "%s", target);
 
 	for (size_t i = 0; i < r->n_cidrs && len < sizeof(list) - 20; i++) {
 		char ip[INET_ADDRSTRLEN];
@@ -1007,6 +1038,10 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		log_info("redirect: mode=iptables chain=%s listener=127.0.0.1:%u cidrs=%s "
 			 "daemon_cgroup=%s",
 			 r->chain, r->listen_port, list, r->self_cg[0] ? r->self_cg : "-");
+	if (r->mode == REDIRECT_IPTABLES)
+		log_warn(
+			"redirect: iptables mode intercepts this network namespace only: containers "
+			"in other network namespaces are NOT intercepted (use --intercept bpf)");
 	return r;
 err:
 	redirect_free(r);
@@ -1062,6 +1097,28 @@ int redirect_mark_socket(int fd)
 	unsigned int mark = REDIRECT_MARK;
 
 	return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ? -errno : 0;
+}
+
+int redirect_conn_origin(const struct redirect *r, int fd, uint64_t *cgroup_id, uint32_t *pid)
+{
+	struct ntun_orig o;
+	int err;
+
+	if (r->mode != REDIRECT_BPF)
+		return -ENOTSUP;
+	err = bpf_map__lookup_elem(r->skel->maps.ntun_sk_orig, &fd, sizeof(fd), &o, sizeof(o), 0);
+	if (err)
+		return err;
+	if (!(o.flags & NTUN_ORIG_PASSIVE))
+		return -ENOENT;
+	*cgroup_id = o.cgroup_id;
+	*pid = o.pid;
+	return 0;
+}
+
+const char *redirect_cgroup(const struct redirect *r)
+{
+	return r->mode == REDIRECT_BPF ? r->target : NULL;
 }
 
 const char *redirect_mode_name(const struct redirect *r)

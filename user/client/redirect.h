@@ -12,9 +12,13 @@
  *
  * Scope: IPv4 TCP connects to the CIDRs, also as ::ffff:a.b.c.d from dual-stack AF_INET6
  * sockets; IPv6 destinations are never intercepted. BPF mode intercepts processes in the chosen
- * cgroup subtree, in any network namespace (the listener must be reachable there: apps in other
- * namespaces connect to their own 127.0.0.1). iptables mode intercepts every process of the
- * daemon's own network namespace, whatever its cgroup. */
+ * cgroup subtree, in any network namespace: connect4 rewrites to 127.0.0.1:<listen_port> of the
+ * app's OWN netns, so the daemon keeps a listener in each netns that a process of the subtree
+ * runs in (ctr.h does that); until it has one there, such connects are refused (RST). The
+ * original destination travels with the sockets (keyed by netns cookie + 4-tuple only during
+ * the handshake), so overlapping addresses in different namespaces never mix. iptables mode
+ * intercepts every process of the daemon's own network namespace, whatever its cgroup, and no
+ * other namespace (logged at start). */
 #ifndef NTUN_REDIRECT_H
 #define NTUN_REDIRECT_H
 
@@ -45,10 +49,13 @@ struct redirect_opts {
 	size_t n_cidrs;
 };
 
-/* Loads and attaches (BPF) or installs rules (iptables); REDIRECT_AUTO = BPF if it loads, else
- * iptables; logs which. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF).
+/* Loads and attaches (BPF) or installs rules (iptables); logs which. REDIRECT_AUTO = BPF if it
+ * can be set up (daemon cgroup, bpffs, load, attach, pins), else iptables with one warning line
+ * saying why; an explicit REDIRECT_BPF fails instead, with one error line. BPF needs root
+ * (CAP_SYS_ADMIN, CAP_BPF), iptables CAP_NET_ADMIN.
  * Before loading it creates the daemon's own cgroup <v2root>/ntun-<instance>-<pid> and moves the
- * calling process (all its threads) into it, so call it before creating any socket: the
+ * calling process (all its threads) into it (iptables mode does without it if that fails), so
+ * call it before creating any socket: the
  * daemon's own connects are never redirected (skipped by cgroup id in connect4, and by SO_MARK
  * REDIRECT_MARK in both modes), and the getsockopt program sits on that cgroup, never on the
  * root. Leftovers of an earlier crashed run of the same instance are removed first; a live
@@ -76,6 +83,18 @@ int redirect_original_dst(int fd, uint32_t *addr, uint16_t *port);
  * CAP_NET_ADMIN). */
 int redirect_mark_socket(int fd);
 
+/* Who made the redirected connection accepted as fd (BPF mode): the cgroup v2 id and the tgid
+ * (init pid namespace) that called connect(). Returns 0, -ENOENT (fd was not redirected),
+ * -ENOTSUP in iptables mode, or another -errno. */
+int redirect_conn_origin(const struct redirect *r, int fd, uint64_t *cgroup_id, uint32_t *pid);
+
+/* The intercepted cgroup v2 directory (resolved), or NULL in iptables mode. Owned by r. */
+const char *redirect_cgroup(const struct redirect *r);
+
+/* The cgroup v2 id of the cgroup directory path (what bpf_get_current_cgroup_id() returns).
+ * Returns 0 or -errno. */
+int redirect_cgroup_id(const char *path, uint64_t *id);
+
 /* "bpf" or "iptables". */
 const char *redirect_mode_name(const struct redirect *r);
 
@@ -92,7 +111,7 @@ struct redirect_stats {
 	uint64_t skip_self;   /* connects of the daemon's cgroup left alone */
 	uint64_t skip_mark;   /* connects carrying REDIRECT_MARK left alone */
 	uint64_t tracked;     /* established redirected connections recorded */
-	uint64_t track_fail;  /* ... not recorded: connection table full */
+	uint64_t track_fail;  /* ... not recorded (out of BPF memory) */
 	uint64_t orig_answer; /* SO_ORIGINAL_DST answers given */
 };
 

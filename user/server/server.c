@@ -460,6 +460,16 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	free(c);
 }
 
+/* A client-supplied label for logs: printable, no spaces, at most 255 bytes; else "-". */
+static const char *md_label(const char *v)
+{
+	size_t i = 0;
+
+	for (; v && i < 256 && v[i] > 0x20 && v[i] < 0x7f; i++)
+		;
+	return v && i && !v[i] ? v : "-";
+}
+
 static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const struct h2_nv *nv,
 			   size_t n, bool end)
 {
@@ -551,8 +561,10 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	proxy->active++;
 	cp->active++;
 	daemon_tunnel_started(s->d);
-	log_write(LOG_LVL_DEBUG, c->conn_id, cp->name, "tunnel %s -> %s via %s", dst, md_real,
-		  proxy->name);
+	log_write(LOG_LVL_DEBUG, c->conn_id, cp->name,
+		  "tunnel %s -> %s via %s from cgroup %s netns %s", dst, md_real, proxy->name,
+		  md_label(grpc_md_get(nv, n, "ntun-src-cgroup")),
+		  md_label(grpc_md_get(nv, n, "ntun-src-netns")));
 	relay_new(s->d->loop, grpc_call_end(in), grpc_call_end(out), s->cfg->idle_timeout_ms,
 		  conn_done, c);
 }
