@@ -18,6 +18,8 @@ CAP_DAC_OVERRIDE=1
 CAP_NET_BIND_SERVICE=10
 CAP_NET_ADMIN=12
 CAP_NET_RAW=13
+CAP_SYS_PTRACE=19
+CAP_SYS_ADMIN=21
 CAP_BPF=39
 
 mask() { # CAP...: the /proc/PID/status hex form of a capability set
@@ -90,12 +92,12 @@ case_server_proxy() {
 	caps server "$none" "$none" "$none" && caps proxy "$none" "$none" "$none"
 }
 
-# client_mode MODE EXTRA_CAP: start in MODE intercepting 100.64.9.0/24, check the sets, reload
+# client_mode MODE "EXTRA_CAPS" SEED: start in MODE intercepting 100.64.9.0/24, check the sets, reload
 # to 100.64.1.0/24, fetch byte-exact, stop, check that nothing is left behind.
 client_mode() {
 	local mode="$1" keep prm rc=0 name="client_$1" pid
-	keep=$(mask $CAP_NET_ADMIN "$2")
-	prm=$(mask $CAP_NET_ADMIN "$2" $CAP_DAC_OVERRIDE)
+	keep=$(mask $CAP_NET_ADMIN $2)
+	prm=$(mask $CAP_NET_ADMIN $2 $CAP_DAC_OVERRIDE)
 	write_client_config "$mode" 100.64.9.0/24
 	start "$name" cli "$BIN_CLIENT" --config "$E2E_TMP/client.yaml"
 	wait_log "$name" "connected to server" 10 && wait_log "$name" "privileges dropped" 10 ||
@@ -119,7 +121,9 @@ client_mode() {
 	return $rc
 }
 
-case_client_bpf() { client_mode bpf $CAP_BPF 1; }
+# BPF mode serves the cgroup's container namespaces: reading /proc/PID/ns/net of their
+# processes (sys_ptrace) and entering them to open a listener (sys_admin) go on while it runs.
+case_client_bpf() { client_mode bpf "$CAP_BPF $CAP_SYS_ADMIN $CAP_SYS_PTRACE" 1; }
 
 case_client_iptables() { client_mode iptables $CAP_NET_RAW 2; }
 
@@ -140,7 +144,7 @@ EOC
 # CAP_NET_BIND_SERVICE (bounding and ambient), the proxy as nobody with no capability at all,
 # the client as root with only CLIENT_BSET in its bounding set; all with no_new_privs. The
 # tunnel through them carries bytes exactly and the client still cleans up at exit.
-CLIENT_BSET=net_admin,net_raw,bpf,perfmon,dac_override
+CLIENT_BSET=net_admin,net_raw,bpf,perfmon,dac_override,sys_admin,sys_ptrace
 case_unit_sets() {
 	local c="$E2E_TMP/nobody" rc=0 pid
 	stop client_r
@@ -178,7 +182,7 @@ case_unit_sets() {
 
 run_case "setup: server and proxy up" setup || exit 1
 run_case "server and proxy: no capabilities, no_new_privs" case_server_proxy
-run_case "BPF client: net_admin+bpf; CIDRs reload live; exit leaves nothing" case_client_bpf
+run_case "BPF client: net_admin+bpf+sys_admin+sys_ptrace; CIDRs reload live; exit leaves nothing" case_client_bpf
 run_case "iptables client: net_admin+net_raw; CIDRs reload live; exit leaves nothing" \
 	case_client_iptables
 run_case "server without capabilities reloads a route" case_server_reload

@@ -409,6 +409,11 @@ int main(int argc, char **argv)
 	keep = DAEMON_CAP(CAP_NET_ADMIN);
 	keep |= strcmp(redirect_mode_name(cl->rd), "bpf") ? DAEMON_CAP(CAP_NET_RAW)
 							  : DAEMON_CAP(CAP_BPF);
+	/* Containers come and go while we run: finding their namespaces reads /proc/PID/ns/net of
+	 * processes that may hold more capabilities than we keep (CAP_SYS_PTRACE), and opening a
+	 * listener inside one is setns() (CAP_SYS_ADMIN). */
+	if (cl->ctr)
+		keep |= DAEMON_CAP(CAP_SYS_ADMIN) | DAEMON_CAP(CAP_SYS_PTRACE);
 	daemon_drop_privileges(&d, keep, DAEMON_CAP(CAP_DAC_OVERRIDE));
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
 		       "1 while the connection to the server is up", m_connected, cl);

@@ -312,6 +312,7 @@ static const char *caps_names(uint64_t set, char *buf, size_t size)
 		[CAP_DAC_OVERRIDE] = "dac_override", [CAP_NET_BIND_SERVICE] = "net_bind_service",
 		[CAP_NET_ADMIN] = "net_admin",	     [CAP_NET_RAW] = "net_raw",
 		[CAP_SYS_ADMIN] = "sys_admin",	     [CAP_BPF] = "bpf",
+		[CAP_SYS_PTRACE] = "sys_ptrace",     [CAP_PERFMON] = "perfmon",
 	};
 	size_t len = 0;
 
