@@ -43,6 +43,7 @@ enum opt_type {
 	OPT_ID,		 /* 1..63 of [A-Za-z0-9._-], not "." or ".." */
 	OPT_ABSPATH,	 /* absolute path */
 	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
+	OPT_LISTEN,	 /* [HOST]:PORT to bind, IPv4; ":PORT" is stored as "0.0.0.0:PORT" */
 	OPT_PORT,	 /* 1..65535 */
 	OPT_U32,	 /* 0..4294967295 */
 	OPT_MS,		 /* duration > 0, stored in milliseconds */
@@ -87,8 +88,8 @@ static const struct opt opts[] = {
 	 "auto, bpf or iptables"},
 	{"instance", "instance", "NAME", OPT_ID, D_CLIENT, 0, F(instance), 0, "default",
 	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME"},
-	{"listen_addr", "listen", "ADDR:PORT", OPT_HOSTPORT, D_SERVER, 0, F(listen_addr), 0,
-	 "0.0.0.0:8443", "address clients and proxies connect to"},
+	{"listen_addr", "listen", "[ADDR]:PORT", OPT_LISTEN, D_SERVER, 0, F(listen_addr), 0,
+	 "0.0.0.0:8443", "address clients and proxies connect to (no ADDR: every address)"},
 	{"routes", "route", "VIRT=PROXY[:REAL]", OPT_ROUTES, D_SERVER, 0, F(routes), F(n_routes),
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
 	{"proxy_id", "proxy-id", "ID", OPT_ID, D_PROXY, D_PROXY, F(proxy_id), 0, NULL,
@@ -291,7 +292,7 @@ static bool is_list(const struct opt *o)
 static bool is_string(const struct opt *o)
 {
 	return o->type == OPT_STR || o->type == OPT_ID || o->type == OPT_ABSPATH ||
-	       o->type == OPT_HOSTPORT;
+	       o->type == OPT_HOSTPORT || o->type == OPT_LISTEN;
 }
 
 static void *field(struct config *cfg, size_t off)
@@ -335,6 +336,7 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 	case OPT_ID:
 	case OPT_ABSPATH:
 	case OPT_HOSTPORT:
+	case OPT_LISTEN:
 		free(*(char **)p);
 		*(char **)p = NULL;
 		break;
@@ -464,17 +466,22 @@ static bool valid_id(const char *s)
 	return true;
 }
 
-/* NULL if s is a usable HOST:PORT, else why not. */
-static const char *hostport_problem(const char *s)
+/* NULL if s is a usable HOST:PORT (":PORT" too if any_host), else why not, said about what
+ * was given. */
+static const char *hostport_problem(const char *s, bool any_host)
 {
 	const char *colon = strrchr(s, ':');
 	unsigned long long port;
 
 	if (strpbrk(s, " \t\r\n"))
 		return "whitespace in HOST:PORT";
+	if (strchr(s, ','))
+		return "several servers are not supported yet: give one HOST:PORT";
+	if (strstr(s, "://"))
+		return "expected HOST:PORT without a scheme such as https://";
 	if (!colon)
 		return "expected HOST:PORT";
-	if (colon == s)
+	if (colon == s && !any_host)
 		return "missing host in HOST:PORT";
 	if (s[0] == '[') {
 		if (colon[-1] != ']' || colon - s < 3 ||
@@ -587,10 +594,26 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 			return bad(L, w, val, "must be an absolute path");
 		goto string;
 	case OPT_HOSTPORT:
-		why = hostport_problem(val);
+		why = hostport_problem(val, false);
 		if (why)
 			return bad(L, w, val, "%s", why);
 		goto string;
+	case OPT_LISTEN:
+		/* The seed's form: an empty host is every address. Listeners are IPv4 only. */
+		why = val[0] == '[' ? "IPv6 addresses are not supported here yet; use :PORT "
+				      "(every IPv4 address) or ADDR:PORT"
+				    : hostport_problem(val, true);
+		if (why)
+			return bad(L, w, val, "%s", why);
+		if (val[0] != ':')
+			goto string;
+		s = malloc(strlen(val) + sizeof("0.0.0.0"));
+		if (!s)
+			return fail_nomem(L);
+		strcpy(stpcpy(s, "0.0.0.0"), val);
+		free(*(char **)p);
+		*(char **)p = s;
+		return 0;
 	case OPT_STR:
 	string:
 		s = strdup(val);
@@ -1161,6 +1184,28 @@ static int load_env_file(struct loader *L, const char *file)
 	return ret;
 }
 
+/* Adds name to cfg->ignored_env ("A, B"). */
+static int note_ignored(struct loader *L, const char *name)
+{
+	char *old = L->cfg->ignored_env;
+	size_t n = old ? strlen(old) + 2 : 0;
+	char *s = malloc(n + strlen(name) + 1);
+
+	if (!s)
+		return fail_nomem(L);
+	if (old) {
+		memcpy(s, old, n - 2);
+		memcpy(s + n - 2, ", ", 2);
+	}
+	strcpy(s + n, name);
+	free(old);
+	L->cfg->ignored_env = s;
+	return 0;
+}
+
+/* Applies the NTUN_* variables of the environment. Unknown ones are noted, not errors: an
+ * orchestrator adds variables of its own there (Kubernetes service links: a Service named
+ * ntun-server gives NTUN_SERVER_PORT=tcp://...). */
 static int load_environ(struct loader *L)
 {
 	char name[128];
@@ -1177,6 +1222,12 @@ static int load_environ(struct loader *L)
 		snprintf(name, sizeof(name), "%.*s", (int)(eq - *e), *e);
 		if (!strcmp(name, "NTUN_CONFIG"))
 			continue;
+		if (!opt_by_env(name)) {
+			ret = note_ignored(L, name);
+			if (ret)
+				return ret;
+			continue;
+		}
 		ret = apply_var(L, name, eq + 1, &w);
 		if (ret)
 			return ret;
@@ -1455,5 +1506,6 @@ void config_release(struct config *cfg)
 	for (size_t i = 0; i < N_OPTS; i++)
 		opt_clear(cfg, &opts[i]);
 	free(cfg->config_file);
+	free(cfg->ignored_env);
 	memset(cfg, 0, sizeof(*cfg));
 }

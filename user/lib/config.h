@@ -42,6 +42,7 @@ struct config_route {
 struct config {
 	enum config_daemon daemon;
 	char *config_file; /* the file that was loaded, or NULL */
+	char *ignored_env; /* unknown NTUN_* environment variables, "A, B", or NULL: for a warning */
 
 	/* client and proxy */
 	char *server_addr; /* "host:port" of ntun-server; required */
@@ -101,7 +102,8 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  * variables and flags are comma-separated. Durations (timeouts.*_ms, --*-timeout) are
  * milliseconds or take a unit: 500ms, 5s, 2m, 1h. An empty value or YAML null restores the
  * default. Ids (client_id, proxy_id, instance, route proxy ids) are 1..63 of [A-Za-z0-9._-].
- * Unknown NTUN_* variables and settings of another daemon are errors in every source.
+ * Unknown keys, flags and .env names, and settings of another daemon in any source, are
+ * errors; unknown NTUN_* variables of the environment are only listed in cfg->ignored_env.
  * On --version/--help prints to stdout, leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK
  * in *action. On success returns 0 with CONFIG_RUN and fills *cfg: every string and array in
  * it is heap memory owned by cfg (caller frees with config_release). On error returns -EINVAL
