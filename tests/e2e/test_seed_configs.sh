@@ -3,7 +3,8 @@
 # The seed's own ways of starting the daemons keep working, with the same meaning: its command
 # lines (ntun-server --listen :8081, ntun-proxy --server H:8081 --proxy-id --managed-cidr,
 # ntun-client --server H:8081 --cidr --listen-port, --tls-cert/--tls-key/--tls-ca) and the same
-# settings as YAML (listen_addr: ":8081"), JSON, a .env file and NTUN_* variables. An empty
+# settings as YAML (listen_addr: ":8081"), JSON, a .env file and NTUN_* variables; each is
+# first accepted by --check-config. An empty
 # listen host is every address: the client reaches the server on 10.10.1.2 and the proxy on
 # 10.10.2.2, both through the one ":8081" listener. For every form the three daemons start and
 # a tunnel carries 1 KiB and 1 MiB byte-exact (SHA-256). The environment form also carries
@@ -64,12 +65,22 @@ stop_all() {
 	stop "server$FORM"
 }
 
+# launch NAME NS CMD...: --check-config accepts the daemon's settings, then it starts.
+launch() {
+	local name="$1" ns="$2" out
+	shift 2
+	out=$(in_ns "$ns" "$@" --check-config 2>&1)
+	e2e_log "  $name --check-config: $out"
+	grep -q "configuration OK" <<<"$out" || return 1
+	start "$name" "$ns" "$@"
+}
+
 # form RUNNER: starts the three daemons with RUNNER (a function taking the daemon's name),
 # checks them and the tunnel, stops them.
 form() {
 	FORM=$((FORM + 1))
-	"$1" server && "$1" proxy && "$1" client
-	daemons_up && tunnel_ok
+	"$1" server && "$1" proxy && "$1" client &&
+		daemons_up && tunnel_ok
 	local rc=$?
 	stop_all
 	return $rc
@@ -79,10 +90,10 @@ form() {
 
 run_flags() {
 	case $1 in
-	server) start "server$FORM" rly "$BIN_SERVER" --listen :8081 $(tls_args server) ;;
-	proxy) start "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8081 --proxy-id proxy-1 \
+	server) launch "server$FORM" rly "$BIN_SERVER" --listen :8081 $(tls_args server) ;;
+	proxy) launch "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8081 --proxy-id proxy-1 \
 		--managed-cidr 192.168.1.0/24 $(tls_args proxy) ;;
-	client) start "client$FORM" cli "$BIN_CLIENT" --server 10.10.1.2:8081 --cidr 192.168.1.0/24 \
+	client) launch "client$FORM" cli "$BIN_CLIENT" --server 10.10.1.2:8081 --cidr 192.168.1.0/24 \
 		--listen-port 15001 $(tls_args client) $(client_safety) ;;
 	esac
 }
@@ -130,7 +141,7 @@ run_yaml() {
 	proxy) ns=site bin=$BIN_PROXY ;;
 	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
 	esac
-	start "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.yaml" "${extra[@]}"
+	launch "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.yaml" "${extra[@]}"
 }
 
 # tls_json ROLE
@@ -161,7 +172,7 @@ run_json() {
 	proxy) ns=site bin=$BIN_PROXY ;;
 	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
 	esac
-	start "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.json" "${extra[@]}"
+	launch "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.json" "${extra[@]}"
 }
 
 # env_lines ROLE: the NTUN_* settings of a daemon, one NAME=value a line.
@@ -185,7 +196,7 @@ run_env_file() {
 	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
 	esac
 	env_lines "$1" >"$E2E_TMP/$1.env"
-	start "$1$FORM" $ns "$bin" --env-file "$E2E_TMP/$1.env" "${extra[@]}"
+	launch "$1$FORM" $ns "$bin" --env-file "$E2E_TMP/$1.env" "${extra[@]}"
 }
 
 # What Kubernetes puts into a pod's environment for a Service named ntun-server.
@@ -201,7 +212,7 @@ run_environ() {
 	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
 	esac
 	mapfile -t vars < <(env_lines "$1")
-	start "$1$FORM" $ns env "${vars[@]}" "${SERVICE_LINKS[@]}" "$bin" "${extra[@]}"
+	launch "$1$FORM" $ns env "${vars[@]}" "${SERVICE_LINKS[@]}" "$bin" "${extra[@]}"
 }
 
 case_environ() {
@@ -221,7 +232,7 @@ case_repo_configs() {
 	local f rc=0
 	for f in server.yaml server.json; do
 		FORM=$((FORM + 1))
-		start "server$FORM" rly "$BIN_SERVER" --config "$NTUN_SRC/configs/$f" \
+		launch "server$FORM" rly "$BIN_SERVER" --config "$NTUN_SRC/configs/$f" \
 			$(tls_args server) --log-format text
 		wait_log "server$FORM" "listening on 0\.0\.0\.0:8443" 10 || rc=1
 		start "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \

@@ -837,7 +837,35 @@ static void test_help_version(void)
 	CHECK_STR_CONTAINS(out, "--cidr CIDR");
 	CHECK_STR_CONTAINS(out, "--server HOST:PORT");
 	CHECK(!strstr(out, "--managed-cidr"));
+	CHECK_STR_CONTAINS(out, "--check-config");
 	config_release(&cfg);
+
+	/* --check-config: every source is checked, then nothing else is done. */
+	setenv("NTUN_LISTEN_ADDR", ":8081", 1);
+	setenv("NTUN_TLS_CERT_FILE", "/nonexistent/c.pem", 1);
+	setenv("NTUN_TLS_KEY_FILE", "/nonexistent/k.pem", 1);
+	setenv("NTUN_TLS_CA_FILE", "/nonexistent/ca.pem", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)), 0);
+	CHECK_INT_EQ(action, CONFIG_EXIT_OK);
+	CHECK_STR_EQ(out, "ntun-server: configuration OK\n");
+	CHECK(cfg.listen_addr == NULL && cfg.tls.cert_file == NULL);
+	setenv("NTUN_SERVER_PORT", "tcp://10.96.0.10:8443", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)), 0);
+	CHECK_STR_EQ(out, "ntun-server: configuration OK; ignored unknown environment variables "
+			  "NTUN_SERVER_PORT\n");
+	unsetenv("NTUN_SERVER_PORT");
+	setenv("NTUN_LISTEN_ADDR", ":0", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
+		     -EINVAL);
+	CHECK_STR_EQ(out, "");
+	CHECK_STR_CONTAINS(errbuf, "NTUN_LISTEN_ADDR: port must be 1..65535 (got ':0')");
+	unsetenv("NTUN_LISTEN_ADDR");
+	unsetenv("NTUN_TLS_CERT_FILE");
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
+		     -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "missing required setting for ntun-server: tls.cert_file");
+	unsetenv("NTUN_TLS_KEY_FILE");
+	unsetenv("NTUN_TLS_CA_FILE");
 }
 
 /* A second load in the same process (SIGHUP) gives the same result: getopt is reset. */

@@ -142,7 +142,7 @@ static const struct opt opts[] = {
 #define N_OPTS ARRAY_SIZE(opts)
 
 /* getopt_long codes of the flags that are not settings. */
-enum { FLAG_CONFIG = 1000, FLAG_ENV_FILE, FLAG_OPT_BASE = 2000 };
+enum { FLAG_CONFIG = 1000, FLAG_ENV_FILE, FLAG_CHECK, FLAG_OPT_BASE = 2000 };
 
 enum where_kind { W_FILE, W_ENV, W_FLAG };
 
@@ -1249,6 +1249,8 @@ static void usage(unsigned dmask)
 	       d);
 	printf("  %-28s YAML or JSON config file (env NTUN_CONFIG)\n", "-c, --config FILE");
 	printf("  %-28s KEY=VALUE file of NTUN_* settings (repeatable)\n", "--env-file FILE");
+	printf("  %-28s check the settings, then exit (files they name are not read)\n",
+	       "--check-config");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
 
@@ -1278,12 +1280,12 @@ struct flags {
 	const char *config;
 	const char **env_files;
 	size_t n_env_files;
-	bool help, version;
+	bool help, version, check;
 };
 
 static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl)
 {
-	struct option longopts[N_OPTS + 5];
+	struct option longopts[N_OPTS + 6];
 	size_t n = 0;
 	char name[64];
 	int c;
@@ -1294,6 +1296,7 @@ static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl
 			FLAG_OPT_BASE + (int)i};
 	longopts[n++] = (struct option){"config", required_argument, NULL, FLAG_CONFIG};
 	longopts[n++] = (struct option){"env-file", required_argument, NULL, FLAG_ENV_FILE};
+	longopts[n++] = (struct option){"check-config", no_argument, NULL, FLAG_CHECK};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
@@ -1316,6 +1319,9 @@ static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl
 			break;
 		case FLAG_ENV_FILE:
 			fl->env_files[fl->n_env_files++] = optarg;
+			break;
+		case FLAG_CHECK:
+			fl->check = true;
 			break;
 		case ':':
 			return fail(L, "%s: missing value (see --help)", arg);
@@ -1488,6 +1494,15 @@ int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **
 	ret = check_merged(L);
 	if (ret)
 		goto err;
+	if (fl.check) {
+		printf("ntun-%s: configuration OK%s%s\n", daemon_name(L->dmask),
+		       cfg->ignored_env ? "; ignored unknown environment variables " : "",
+		       cfg->ignored_env ? cfg->ignored_env : "");
+		fflush(stdout);
+		config_release(cfg);
+		cfg->daemon = daemon;
+		*action = CONFIG_EXIT_OK;
+	}
 	goto out;
 err:
 	config_release(cfg);

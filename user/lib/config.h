@@ -87,8 +87,8 @@ struct config {
 enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
 
 /* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
- * common: --config F (-c) --env-file F (repeatable) --tls-cert F --tls-key F --tls-ca F
- *   --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
+ * common: --config F (-c) --env-file F (repeatable) --check-config --tls-cert F --tls-key F
+ *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
  *   --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T --idle-timeout T
  *   --ping-interval T --ping-timeout T --drain-timeout T --compression identity|gzip
  *   --version (-V) --help (-h)
@@ -104,9 +104,11 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  * default. Ids (client_id, proxy_id, instance, route proxy ids) are 1..63 of [A-Za-z0-9._-].
  * Unknown keys, flags and .env names, and settings of another daemon in any source, are
  * errors; unknown NTUN_* variables of the environment are only listed in cfg->ignored_env.
- * On --version/--help prints to stdout, leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK
- * in *action. On success returns 0 with CONFIG_RUN and fills *cfg: every string and array in
- * it is heap memory owned by cfg (caller frees with config_release). On error returns -EINVAL
+ * On --version/--help, and on --check-config once every source is valid, prints to stdout,
+ * leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK in *action (--check-config: "ntun-D:
+ * configuration OK"; invalid settings are the usual error). On success returns 0 with
+ * CONFIG_RUN and fills *cfg: every string and array in it is heap memory owned by cfg (caller
+ * frees with config_release). On error returns -EINVAL
  * (-ENOMEM when out of memory), leaves *cfg zeroed and writes one message naming the source
  * into err[errsz]: "file:line: key 'k': reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
  * No global state but getopt's (optind is reset): safe to call again to reload on SIGHUP. */
