@@ -88,13 +88,26 @@ form() {
 
 # --- the forms: each function starts one daemon, named by its argument ---
 
+# run_with NAME ARGS...: starts daemon NAME (server, proxy or client) in its namespace with
+# ARGS, after the words in PREFIX (a command that runs it, such as env).
+PREFIX=()
+run_with() {
+	local name=$1 ns=rly bin=$BIN_SERVER extra=()
+	shift
+	case $name in
+	proxy) ns=site bin=$BIN_PROXY ;;
+	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
+	esac
+	launch "$name$FORM" $ns "${PREFIX[@]}" "$bin" "$@" "${extra[@]}"
+}
+
 run_flags() {
 	case $1 in
-	server) launch "server$FORM" rly "$BIN_SERVER" --listen :8081 $(tls_args server) ;;
-	proxy) launch "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8081 --proxy-id proxy-1 \
+	server) run_with server --listen :8081 $(tls_args server) ;;
+	proxy) run_with proxy --server 10.10.2.2:8081 --proxy-id proxy-1 \
 		--managed-cidr 192.168.1.0/24 $(tls_args proxy) ;;
-	client) launch "client$FORM" cli "$BIN_CLIENT" --server 10.10.1.2:8081 --cidr 192.168.1.0/24 \
-		--listen-port 15001 $(tls_args client) $(client_safety) ;;
+	client) run_with client --server 10.10.1.2:8081 --cidr 192.168.1.0/24 --listen-port 15001 \
+		$(tls_args client) ;;
 	esac
 }
 
@@ -135,14 +148,7 @@ write_yaml() {
 	EOF
 }
 
-run_yaml() {
-	local ns=rly bin=$BIN_SERVER extra=()
-	case $1 in
-	proxy) ns=site bin=$BIN_PROXY ;;
-	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
-	esac
-	launch "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.yaml" "${extra[@]}"
-}
+run_yaml() { run_with "$1" --config "$E2E_TMP/$1.yaml"; }
 
 # tls_json ROLE
 tls_json() {
@@ -166,14 +172,7 @@ write_json() {
 	EOF
 }
 
-run_json() {
-	local ns=rly bin=$BIN_SERVER extra=()
-	case $1 in
-	proxy) ns=site bin=$BIN_PROXY ;;
-	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
-	esac
-	launch "$1$FORM" $ns "$bin" --config "$E2E_TMP/$1.json" "${extra[@]}"
-}
+run_json() { run_with "$1" --config "$E2E_TMP/$1.json"; }
 
 # env_lines ROLE: the NTUN_* settings of a daemon, one NAME=value a line.
 env_lines() {
@@ -190,13 +189,8 @@ env_lines() {
 }
 
 run_env_file() {
-	local ns=rly bin=$BIN_SERVER extra=()
-	case $1 in
-	proxy) ns=site bin=$BIN_PROXY ;;
-	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
-	esac
 	env_lines "$1" >"$E2E_TMP/$1.env"
-	launch "$1$FORM" $ns "$bin" --env-file "$E2E_TMP/$1.env" "${extra[@]}"
+	run_with "$1" --env-file "$E2E_TMP/$1.env"
 }
 
 # What Kubernetes puts into a pod's environment for a Service named ntun-server.
@@ -206,13 +200,13 @@ SERVICE_LINKS=(NTUN_SERVER_SERVICE_HOST=10.96.0.10 NTUN_SERVER_SERVICE_PORT=8081
 	NTUN_SERVER_PORT_8081_TCP_ADDR=10.96.0.10)
 
 run_environ() {
-	local ns=rly bin=$BIN_SERVER extra=() vars
-	case $1 in
-	proxy) ns=site bin=$BIN_PROXY ;;
-	client) ns=cli bin=$BIN_CLIENT extra=($(client_safety)) ;;
-	esac
+	local vars rc
 	mapfile -t vars < <(env_lines "$1")
-	launch "$1$FORM" $ns env "${vars[@]}" "${SERVICE_LINKS[@]}" "$bin" "${extra[@]}"
+	PREFIX=(env "${vars[@]}" "${SERVICE_LINKS[@]}")
+	run_with "$1"
+	rc=$?
+	PREFIX=()
+	return $rc
 }
 
 case_environ() {
