@@ -628,7 +628,7 @@ static void test_hostport(void)
 		const char *flag, *val, *err;
 	} bad[] = {
 		{CONFIG_CLIENT, "--server", "a:1,b:2",
-		 "--server: several servers are not supported yet: give one HOST:PORT (got "
+		 "--server: several addresses are not supported yet: give one HOST:PORT (got "
 		 "'a:1,b:2')"},
 		{CONFIG_PROXY, "--server", "relay:8081, relay2:8081",
 		 "--server: whitespace in HOST:PORT"},
@@ -642,7 +642,7 @@ static void test_hostport(void)
 		{CONFIG_SERVER, "--listen", "8081", "--listen: expected HOST:PORT (got '8081')"},
 		{CONFIG_SERVER, "--listen", "[::]:8081",
 		 "--listen: IPv6 addresses are not supported"},
-		{CONFIG_SERVER, "--listen", ":8081,:8082", "--listen: several servers"},
+		{CONFIG_SERVER, "--listen", ":8081,:8082", "--listen: several addresses"},
 		{CONFIG_SERVER, "--metrics", ":9100", "--metrics: missing host in HOST:PORT"},
 	};
 	struct config cfg;

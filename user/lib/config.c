@@ -476,7 +476,7 @@ static const char *hostport_problem(const char *s, bool any_host)
 	if (strpbrk(s, " \t\r\n"))
 		return "whitespace in HOST:PORT";
 	if (strchr(s, ','))
-		return "several servers are not supported yet: give one HOST:PORT";
+		return "several addresses are not supported yet: give one HOST:PORT";
 	if (strstr(s, "://"))
 		return "expected HOST:PORT without a scheme such as https://";
 	if (!colon)

@@ -88,10 +88,10 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
 
 /* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
  * common: --config F (-c) --env-file F (repeatable) --check-config --tls-cert F --tls-key F
- *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
- *   --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T --idle-timeout T
- *   --ping-interval T --ping-timeout T --drain-timeout T --compression identity|gzip
- *   --version (-V) --help (-h)
+ *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L
+ *   --log-format F --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T
+ *   --idle-timeout T --ping-interval T --ping-timeout T --drain-timeout T
+ *   --compression identity|gzip --version (-V) --help (-h)
  * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable)
@@ -108,9 +108,9 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  * leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK in *action (--check-config: "ntun-D:
  * configuration OK"; invalid settings are the usual error). On success returns 0 with
  * CONFIG_RUN and fills *cfg: every string and array in it is heap memory owned by cfg (caller
- * frees with config_release). On error returns -EINVAL
- * (-ENOMEM when out of memory), leaves *cfg zeroed and writes one message naming the source
- * into err[errsz]: "file:line: key 'k': reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
+ * frees with config_release). On error returns -EINVAL (-ENOMEM when out of memory), leaves
+ * *cfg zeroed and writes one message naming the source into err[errsz]: "file:line: key 'k':
+ * reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
  * No global state but getopt's (optind is reset): safe to call again to reload on SIGHUP. */
 int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **argv,
 		enum config_action *action, char *err, size_t errsz);
