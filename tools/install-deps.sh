@@ -14,6 +14,8 @@ pkgs=(
 	iproute2 iptables nftables procps psmisc util-linux kmod curl
 	python3 python3-grpcio python3-grpc-tools python3-h2 python3-protobuf
 	nghttp2-client
+	# offline check of deploy/kubernetes (the Kubernetes API types, YAML)
+	python3-kubernetes python3-yaml
 	# benchmark baselines
 	iperf3 stunnel4 openssh-server openssh-client wrk nginx-light openssl
 )

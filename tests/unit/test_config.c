@@ -157,7 +157,7 @@ static void test_json(void)
 
 	CHECK_INT_EQ(load(&y, CONFIG_SERVER, "--config", CONFIGS_DIR "/server.yaml", NULL), 0);
 	CHECK_INT_EQ(load(&j, CONFIG_SERVER, "--config", CONFIGS_DIR "/server.json", NULL), 0);
-	CHECK_STR_EQ(j.listen_addr, "[::]:8443");
+	CHECK_STR_EQ(j.listen_addr, "0.0.0.0:8443"); /* ":8443": every address */
 	CHECK_INT_EQ(j.n_routes, 2);
 	CHECK_INT_EQ(y.n_routes, j.n_routes);
 	for (size_t i = 0; i < y.n_routes && i < j.n_routes; i++) {
@@ -718,11 +718,6 @@ static void test_text_errors(void)
 	CHECK_STR_CONTAINS(errbuf, "NTUN_TARGET_CIDR: host bits set");
 	unsetenv("NTUN_TARGET_CIDR");
 
-	setenv("NTUN_BOGUS", "1", 1);
-	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, NULL), -EINVAL);
-	CHECK_STR_EQ(errbuf, "NTUN_BOGUS: unknown setting");
-	unsetenv("NTUN_BOGUS");
-
 	setenv("NTUN_PROXY_ID", "p", 1);
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, NULL), -EINVAL);
 	CHECK_STR_CONTAINS(errbuf, "NTUN_PROXY_ID: not a client setting");
@@ -771,6 +766,128 @@ static void test_text_errors(void)
 	CHECK_STR_CONTAINS(errbuf, ":2: key 'NTUN_SERVERADDR': unknown setting");
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--env-file", "/nonexistent.env", NULL), -EINVAL);
 	CHECK_STR_CONTAINS(errbuf, "--env-file: cannot open '/nonexistent.env'");
+}
+
+/* The seed's listen form ":PORT" is every address; HOST:PORT errors say what is wrong. */
+static void test_hostport(void)
+{
+	static const struct {
+		enum config_daemon d;
+		const char *flag, *val, *err;
+	} bad[] = {
+		{CONFIG_CLIENT, "--server", "a:1,b:2",
+		 "--server: several addresses are not supported yet: give one HOST:PORT (got "
+		 "'a:1,b:2')"},
+		{CONFIG_PROXY, "--server", "relay:8081, relay2:8081",
+		 "--server: whitespace in HOST:PORT"},
+		{CONFIG_CLIENT, "--server", "https://relay:8081",
+		 "--server: expected HOST:PORT without a scheme such as https://"},
+		{CONFIG_CLIENT, "--server", "relay", "--server: expected HOST:PORT (got 'relay')"},
+		{CONFIG_CLIENT, "--server", ":8081", "--server: missing host in HOST:PORT"},
+		{CONFIG_CLIENT, "--server", "::1:8081", "--server: an IPv6 host needs brackets"},
+		{CONFIG_SERVER, "--listen", ":0", "--listen: port must be 1..65535 (got ':0')"},
+		{CONFIG_SERVER, "--listen", ":", "--listen: port must be 1..65535"},
+		{CONFIG_SERVER, "--listen", "8081", "--listen: expected HOST:PORT (got '8081')"},
+		{CONFIG_SERVER, "--listen", "[::]:8081",
+		 "--listen: IPv6 addresses are not supported"},
+		{CONFIG_SERVER, "--listen", ":8081,:8082", "--listen: several addresses"},
+		{CONFIG_SERVER, "--metrics", ":9100", "--metrics: missing host in HOST:PORT"},
+	};
+	struct config cfg;
+	const char *f;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int ret = load(&cfg, bad[i].d, bad[i].flag, bad[i].val, NULL);
+
+		if (ret != -EINVAL || !strstr(errbuf, bad[i].err))
+			fprintf(stderr, "  (case %zu; message: %s)\n", i, errbuf);
+		CHECK_INT_EQ(ret, -EINVAL);
+		CHECK_STR_CONTAINS(errbuf, bad[i].err);
+	}
+
+	/* ":8081" from a flag, the YAML and JSON files, a .env file and the environment. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--listen", ":8081", "--tls-cert", "c", "--tls-key",
+			  "k", "--tls-ca", "ca", NULL),
+		     0);
+	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8081");
+	config_release(&cfg);
+	f = tmpfile_with("srv.yaml", "listen_addr: \":8081\"\n" TLS_YAML);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8081");
+	config_release(&cfg);
+	f = tmpfile_with("srv.json", "{\"listen_addr\": \":8082\", \"tls\": {\"cert_file\": "
+				     "\"c\", \"key_file\": \"k\", \"ca_file\": \"ca\"}}\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8082");
+	config_release(&cfg);
+	f = tmpfile_with("a.env", "NTUN_LISTEN_ADDR=:8083\nNTUN_TLS_CERT_FILE=c\n"
+				  "NTUN_TLS_KEY_FILE=k\nNTUN_TLS_CA_FILE=ca\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--env-file", f, NULL), 0);
+	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8083");
+	config_release(&cfg);
+	setenv("NTUN_LISTEN_ADDR", ":8084", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--env-file", f, NULL), 0);
+	CHECK_STR_EQ(cfg.listen_addr, "0.0.0.0:8084");
+	config_release(&cfg);
+	unsetenv("NTUN_LISTEN_ADDR");
+	/* An address with a host is kept as given. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--env-file", f, "--listen", "10.1.2.3:8081", NULL),
+		     0);
+	CHECK_STR_EQ(cfg.listen_addr, "10.1.2.3:8081");
+	config_release(&cfg);
+}
+
+/* A client with just its required settings, from flags. */
+static int load_client(struct config *cfg)
+{
+	return load(cfg, CONFIG_CLIENT, "--server", "h:1", "--cidr", "10.0.0.0/8", "--tls-cert",
+		    "c", "--tls-key", "k", "--tls-ca", "ca", NULL);
+}
+
+/* Unknown NTUN_* variables of the environment (Kubernetes service links) are listed for one
+ * warning and ignored; an unknown name in a .env file, a key or a flag stays an error. */
+static void test_unknown_env(void)
+{
+	struct config cfg;
+	const char *f;
+
+	setenv("NTUN_SERVER_PORT", "tcp://10.96.0.10:8443", 1);
+	setenv("NTUN_SERVER_SERVICE_HOST", "10.96.0.10", 1);
+	CHECK_INT_EQ(load_client(&cfg), 0);
+	CHECK(cfg.ignored_env != NULL);
+	if (cfg.ignored_env) {
+		CHECK_STR_CONTAINS(cfg.ignored_env, "NTUN_SERVER_PORT");
+		CHECK_STR_CONTAINS(cfg.ignored_env, "NTUN_SERVER_SERVICE_HOST");
+		CHECK_STR_CONTAINS(cfg.ignored_env, ", ");
+		CHECK_INT_EQ(strlen(cfg.ignored_env),
+			     strlen("NTUN_SERVER_PORT, NTUN_SERVER_SERVICE_HOST"));
+	}
+	CHECK_STR_EQ(cfg.server_addr, "h:1");
+	config_release(&cfg);
+	CHECK(cfg.ignored_env == NULL);
+	unsetenv("NTUN_SERVER_PORT");
+	unsetenv("NTUN_SERVER_SERVICE_HOST");
+
+	/* Known variables still apply next to unknown ones; bad values stay errors. */
+	setenv("NTUN_BOGUS", "1", 1);
+	setenv("NTUN_LISTEN_PORT", "15009", 1);
+	CHECK_INT_EQ(load_client(&cfg), 0);
+	CHECK_STR_EQ(cfg.ignored_env ? cfg.ignored_env : "(null)", "NTUN_BOGUS");
+	CHECK_INT_EQ(cfg.listen_port, 15009);
+	config_release(&cfg);
+	setenv("NTUN_LISTEN_PORT", "tcp://10.96.0.10:8443", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "NTUN_LISTEN_PORT: port must be 1..65535");
+	unsetenv("NTUN_LISTEN_PORT");
+	/* Another daemon's setting (NTUN_PROXY_ID) is not unknown: an error (test_text_errors). */
+	/* In a .env file the same name is an error. */
+	f = tmpfile_with("b.env", "NTUN_BOGUS=1\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--env-file", f, NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, ":1: key 'NTUN_BOGUS': unknown setting");
+	unsetenv("NTUN_BOGUS");
+	CHECK_INT_EQ(load_client(&cfg), 0);
+	CHECK(cfg.ignored_env == NULL);
+	config_release(&cfg);
 }
 
 static void test_required(void)
@@ -855,7 +972,7 @@ static void test_help_version(void)
 	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--help", out, sizeof(out)), 0);
 	CHECK_INT_EQ(action, CONFIG_EXIT_OK);
 	CHECK_STR_CONTAINS(out, "Usage: ntun-server");
-	CHECK_STR_CONTAINS(out, "--listen ADDR:PORT");
+	CHECK_STR_CONTAINS(out, "--listen [ADDR]:PORT");
 	CHECK_STR_CONTAINS(out, "--route VIRT=PROXY[:REAL]");
 	CHECK_STR_CONTAINS(out, "--grant ID=PREFIX");
 	CHECK_STR_CONTAINS(out, "NTUN_PROXIES");
@@ -867,7 +984,35 @@ static void test_help_version(void)
 	CHECK_STR_CONTAINS(out, "--cidr CIDR");
 	CHECK_STR_CONTAINS(out, "--server HOST:PORT");
 	CHECK(!strstr(out, "--managed-cidr"));
+	CHECK_STR_CONTAINS(out, "--check-config");
 	config_release(&cfg);
+
+	/* --check-config: every source is checked, then nothing else is done. */
+	setenv("NTUN_LISTEN_ADDR", ":8081", 1);
+	setenv("NTUN_TLS_CERT_FILE", "/nonexistent/c.pem", 1);
+	setenv("NTUN_TLS_KEY_FILE", "/nonexistent/k.pem", 1);
+	setenv("NTUN_TLS_CA_FILE", "/nonexistent/ca.pem", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)), 0);
+	CHECK_INT_EQ(action, CONFIG_EXIT_OK);
+	CHECK_STR_EQ(out, "ntun-server: configuration OK\n");
+	CHECK(cfg.listen_addr == NULL && cfg.tls.cert_file == NULL);
+	setenv("NTUN_SERVER_PORT", "tcp://10.96.0.10:8443", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)), 0);
+	CHECK_STR_EQ(out, "ntun-server: configuration OK; ignored unknown environment variables "
+			  "NTUN_SERVER_PORT\n");
+	unsetenv("NTUN_SERVER_PORT");
+	setenv("NTUN_LISTEN_ADDR", ":0", 1);
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
+		     -EINVAL);
+	CHECK_STR_EQ(out, "");
+	CHECK_STR_CONTAINS(errbuf, "NTUN_LISTEN_ADDR: port must be 1..65535 (got ':0')");
+	unsetenv("NTUN_LISTEN_ADDR");
+	unsetenv("NTUN_TLS_CERT_FILE");
+	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
+		     -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "missing required setting for ntun-server: tls.cert_file");
+	unsetenv("NTUN_TLS_KEY_FILE");
+	unsetenv("NTUN_TLS_CA_FILE");
 }
 
 /* A second load in the same process (SIGHUP) gives the same result: getopt is reset. */
@@ -908,15 +1053,17 @@ int main(void)
 	test_proxy_pairs();
 	test_handshake_caps();
 	test_text_errors();
+	test_hostport();
+	test_unknown_env();
 	test_required();
 	test_help_version();
 	test_reload();
 
 	{
 		static const char *const names[] = {
-			"bad.yaml",  "min.yaml", "srv.yaml", "prx.yaml",  "empty.yaml",
-			"null.yaml", "v.yaml",	 "r.yaml",   "g.yaml",	  "p.yaml",
-			"a.env",     "b.env",	 "bad.env",  "stdout.txt"};
+			"bad.yaml",  "min.yaml", "srv.yaml", "prx.yaml",   "empty.yaml",
+			"null.yaml", "v.yaml",	 "r.yaml",   "g.yaml",	   "p.yaml",
+			"a.env",     "b.env",	 "bad.env",  "stdout.txt", "srv.json"};
 		char path[128];
 
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -43,6 +43,7 @@ enum opt_type {
 	OPT_ID,		 /* 1..63 of [A-Za-z0-9._-], not "." or ".." */
 	OPT_ABSPATH,	 /* absolute path */
 	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
+	OPT_LISTEN,	 /* [HOST]:PORT to bind, IPv4; ":PORT" is stored as "0.0.0.0:PORT" */
 	OPT_PORT,	 /* 1..65535 */
 	OPT_U32,	 /* 0..4294967295 */
 	OPT_MS,		 /* duration > 0, stored in milliseconds */
@@ -88,8 +89,8 @@ static const struct opt opts[] = {
 	 "auto, bpf or iptables"},
 	{"instance", "instance", "NAME", OPT_ID, D_CLIENT, 0, F(instance), 0, "default",
 	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME"},
-	{"listen_addr", "listen", "ADDR:PORT", OPT_HOSTPORT, D_SERVER, 0, F(listen_addr), 0,
-	 "0.0.0.0:8443", "address clients and proxies connect to"},
+	{"listen_addr", "listen", "[ADDR]:PORT", OPT_LISTEN, D_SERVER, 0, F(listen_addr), 0,
+	 "0.0.0.0:8443", "address clients and proxies connect to (no ADDR: every address)"},
 	{"routes", "route", "VIRT=PROXY[:REAL]", OPT_ROUTES, D_SERVER, 0, F(routes), F(n_routes),
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
 	{"proxies", "grant", "ID=PREFIX", OPT_GRANTS, D_SERVER, 0, F(grants), F(n_grants), NULL,
@@ -168,7 +169,7 @@ static const struct opt opts[] = {
 #define N_OPTS ARRAY_SIZE(opts)
 
 /* getopt_long codes of the flags that are not settings. */
-enum { FLAG_CONFIG = 1000, FLAG_ENV_FILE, FLAG_OPT_BASE = 2000 };
+enum { FLAG_CONFIG = 1000, FLAG_ENV_FILE, FLAG_CHECK, FLAG_OPT_BASE = 2000 };
 
 enum where_kind { W_FILE, W_ENV, W_FLAG };
 
@@ -318,7 +319,7 @@ static bool is_list(const struct opt *o)
 static bool is_string(const struct opt *o)
 {
 	return o->type == OPT_STR || o->type == OPT_ID || o->type == OPT_ABSPATH ||
-	       o->type == OPT_HOSTPORT;
+	       o->type == OPT_HOSTPORT || o->type == OPT_LISTEN;
 }
 
 static void *field(struct config *cfg, size_t off)
@@ -364,6 +365,7 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 	case OPT_ID:
 	case OPT_ABSPATH:
 	case OPT_HOSTPORT:
+	case OPT_LISTEN:
 		free(*(char **)p);
 		*(char **)p = NULL;
 		break;
@@ -498,17 +500,22 @@ static bool valid_id(const char *s)
 	return true;
 }
 
-/* NULL if s is a usable HOST:PORT, else why not. */
-static const char *hostport_problem(const char *s)
+/* NULL if s is a usable HOST:PORT (":PORT" too if any_host), else why not, said about what
+ * was given. */
+static const char *hostport_problem(const char *s, bool any_host)
 {
 	const char *colon = strrchr(s, ':');
 	unsigned long long port;
 
 	if (strpbrk(s, " \t\r\n"))
 		return "whitespace in HOST:PORT";
+	if (strchr(s, ','))
+		return "several addresses are not supported yet: give one HOST:PORT";
+	if (strstr(s, "://"))
+		return "expected HOST:PORT without a scheme such as https://";
 	if (!colon)
 		return "expected HOST:PORT";
-	if (colon == s)
+	if (colon == s && !any_host)
 		return "missing host in HOST:PORT";
 	if (s[0] == '[') {
 		if (colon[-1] != ']' || colon - s < 3 ||
@@ -663,10 +670,26 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 			return bad(L, w, val, "must be an absolute path");
 		goto string;
 	case OPT_HOSTPORT:
-		why = hostport_problem(val);
+		why = hostport_problem(val, false);
 		if (why)
 			return bad(L, w, val, "%s", why);
 		goto string;
+	case OPT_LISTEN:
+		/* The seed's form: an empty host is every address. Listeners are IPv4 only. */
+		why = val[0] == '[' ? "IPv6 addresses are not supported here yet; use :PORT "
+				      "(every IPv4 address) or ADDR:PORT"
+				    : hostport_problem(val, true);
+		if (why)
+			return bad(L, w, val, "%s", why);
+		if (val[0] != ':')
+			goto string;
+		s = malloc(strlen(val) + sizeof("0.0.0.0"));
+		if (!s)
+			return fail_nomem(L);
+		strcpy(stpcpy(s, "0.0.0.0"), val);
+		free(*(char **)p);
+		*(char **)p = s;
+		return 0;
 	case OPT_STR:
 	string:
 		s = strdup(val);
@@ -1338,6 +1361,28 @@ static int load_env_file(struct loader *L, const char *file)
 	return ret;
 }
 
+/* Adds name to cfg->ignored_env ("A, B"). */
+static int note_ignored(struct loader *L, const char *name)
+{
+	char *old = L->cfg->ignored_env;
+	size_t n = old ? strlen(old) + 2 : 0;
+	char *s = malloc(n + strlen(name) + 1);
+
+	if (!s)
+		return fail_nomem(L);
+	if (old) {
+		memcpy(s, old, n - 2);
+		memcpy(s + n - 2, ", ", 2);
+	}
+	strcpy(s + n, name);
+	free(old);
+	L->cfg->ignored_env = s;
+	return 0;
+}
+
+/* Applies the NTUN_* variables of the environment. Unknown ones are noted, not errors: an
+ * orchestrator adds variables of its own there (Kubernetes service links: a Service named
+ * ntun-server gives NTUN_SERVER_PORT=tcp://...). */
 static int load_environ(struct loader *L)
 {
 	char name[128];
@@ -1354,6 +1399,12 @@ static int load_environ(struct loader *L)
 		snprintf(name, sizeof(name), "%.*s", (int)(eq - *e), *e);
 		if (!strcmp(name, "NTUN_CONFIG"))
 			continue;
+		if (!opt_by_env(name)) {
+			ret = note_ignored(L, name);
+			if (ret)
+				return ret;
+			continue;
+		}
 		ret = apply_var(L, name, eq + 1, &w);
 		if (ret)
 			return ret;
@@ -1375,6 +1426,8 @@ static void usage(unsigned dmask)
 	       d);
 	printf("  %-28s YAML or JSON config file (env NTUN_CONFIG)\n", "-c, --config FILE");
 	printf("  %-28s KEY=VALUE file of NTUN_* settings (repeatable)\n", "--env-file FILE");
+	printf("  %-28s check the settings, then exit (files they name are not read)\n",
+	       "--check-config");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
 
@@ -1404,12 +1457,12 @@ struct flags {
 	const char *config;
 	const char **env_files;
 	size_t n_env_files;
-	bool help, version;
+	bool help, version, check;
 };
 
 static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl)
 {
-	struct option longopts[N_OPTS + 5];
+	struct option longopts[N_OPTS + 6];
 	size_t n = 0;
 	char name[64];
 	int c;
@@ -1420,6 +1473,7 @@ static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl
 			FLAG_OPT_BASE + (int)i};
 	longopts[n++] = (struct option){"config", required_argument, NULL, FLAG_CONFIG};
 	longopts[n++] = (struct option){"env-file", required_argument, NULL, FLAG_ENV_FILE};
+	longopts[n++] = (struct option){"check-config", no_argument, NULL, FLAG_CHECK};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
@@ -1442,6 +1496,9 @@ static int parse_flags(struct loader *L, int argc, char **argv, struct flags *fl
 			break;
 		case FLAG_ENV_FILE:
 			fl->env_files[fl->n_env_files++] = optarg;
+			break;
+		case FLAG_CHECK:
+			fl->check = true;
 			break;
 		case ':':
 			return fail(L, "%s: missing value (see --help)", arg);
@@ -1620,6 +1677,15 @@ int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **
 	ret = check_merged(L);
 	if (ret)
 		goto err;
+	if (fl.check) {
+		printf("ntun-%s: configuration OK%s%s\n", daemon_name(L->dmask),
+		       cfg->ignored_env ? "; ignored unknown environment variables " : "",
+		       cfg->ignored_env ? cfg->ignored_env : "");
+		fflush(stdout);
+		config_release(cfg);
+		cfg->daemon = daemon;
+		*action = CONFIG_EXIT_OK;
+	}
 	goto out;
 err:
 	config_release(cfg);
@@ -1638,5 +1704,6 @@ void config_release(struct config *cfg)
 	for (size_t i = 0; i < N_OPTS; i++)
 		opt_clear(cfg, &opts[i]);
 	free(cfg->config_file);
+	free(cfg->ignored_env);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -42,6 +42,7 @@ struct config_route {
 struct config {
 	enum config_daemon daemon;
 	char *config_file; /* the file that was loaded, or NULL */
+	char *ignored_env; /* unknown NTUN_* environment variables, "A, B", or NULL: for a warning */
 
 	/* client and proxy */
 	char *server_addr; /* "host:port" of ntun-server; required */
@@ -94,11 +95,11 @@ struct config {
 enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
 
 /* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
- * common: --config F (-c) --env-file F (repeatable) --tls-cert F --tls-key F --tls-ca F
- *   --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L --log-format F
- *   --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T --idle-timeout T
- *   --ping-interval T --ping-timeout T --drain-timeout T --compression identity|gzip
- *   --max-held-bytes N --version (-V) --help (-h)
+ * common: --config F (-c) --env-file F (repeatable) --check-config --tls-cert F --tls-key F
+ *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L
+ *   --log-format F --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T
+ *   --idle-timeout T --ping-interval T --ping-timeout T --drain-timeout T
+ *   --compression identity|gzip --max-held-bytes N --version (-V) --help (-h)
  * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-streams N
@@ -114,12 +115,15 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  * milliseconds or take a unit: 500ms, 5s, 2m, 1h. An empty value or YAML null restores the
  * default. Ids (client_id, proxy_id, instance, route and grant proxy ids) are 1..63 of
  * [A-Za-z0-9._-]; a grant's id may also be "*".
- * Unknown NTUN_* variables and settings of another daemon are errors in every source.
- * On --version/--help prints to stdout, leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK
- * in *action. On success returns 0 with CONFIG_RUN and fills *cfg: every string and array in
- * it is heap memory owned by cfg (caller frees with config_release). On error returns -EINVAL
- * (-ENOMEM when out of memory), leaves *cfg zeroed and writes one message naming the source
- * into err[errsz]: "file:line: key 'k': reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
+ * Unknown keys, flags and .env names, and settings of another daemon in any source, are
+ * errors; unknown NTUN_* variables of the environment are only listed in cfg->ignored_env.
+ * On --version/--help, and on --check-config once every source is valid, prints to stdout,
+ * leaves *cfg zeroed and returns 0 with CONFIG_EXIT_OK in *action (--check-config: "ntun-D:
+ * configuration OK"; invalid settings are the usual error). On success returns 0 with
+ * CONFIG_RUN and fills *cfg: every string and array in it is heap memory owned by cfg (caller
+ * frees with config_release). On error returns -EINVAL (-ENOMEM when out of memory), leaves
+ * *cfg zeroed and writes one message naming the source into err[errsz]: "file:line: key 'k':
+ * reason (got 'v')", "NTUN_K: ..." or "--flag: ...".
  * No global state but getopt's (optind is reset): safe to call again to reload on SIGHUP. */
 int config_load(struct config *cfg, enum config_daemon daemon, int argc, char **argv,
 		enum config_action *action, char *err, size_t errsz);

@@ -216,6 +216,10 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		exit(0);
 	if (log_setup(comps[kind], d->cfg.log.level, d->cfg.log.format, d->cfg.log.output) < 0)
 		fatal("cannot open log output '%s'", d->cfg.log.output);
+	if (d->cfg.ignored_env)
+		log_warn("ignoring unknown NTUN_* environment variables: %s (not %s settings; "
+			 "Kubernetes service links look like this: set enableServiceLinks: false)",
+			 d->cfg.ignored_env, d->name);
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	/* Relay buffers (64 KiB-2 MiB: up to a stream window) come and go with every burst: keep
 	 * them on the heap rather than mmap/munmap (and fault in) each, and do not give freed
