@@ -24,7 +24,7 @@ WEB=192.168.1.5
 FORM=0
 
 setup() {
-	ns_tunnel
+	topo_sites
 	cg_make
 	certs_make || return 1
 	start web web $PY "$NETAPP" serve --bind $WEB --port 80
@@ -226,8 +226,9 @@ case_repo_configs() {
 	local f rc=0
 	for f in server.yaml server.json; do
 		FORM=$((FORM + 1))
+		# The examples grant their own proxy ids only; this test's proxy is proxy-1.
 		launch "server$FORM" rly "$BIN_SERVER" --config "$NTUN_SRC/configs/$f" \
-			$(tls_args server) --log-format text
+			$(tls_args server) --grant proxy-1=192.168.1.0/24 --log-format text
 		wait_log "server$FORM" "listening on 0\.0\.0\.0:8443" 10 || rc=1
 		start "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
 			--managed-cidr 192.168.1.0/24 $(tls_args proxy)
