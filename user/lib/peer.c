@@ -390,7 +390,8 @@ static void peer_handshake(struct peer *p)
 	loop_timer_cancel(p->deadline);
 	p->state = PS_READY;
 	set_name(p);
-	log_write(LOG_LVL_INFO, NULL, p->name, "TLS established");
+	log_write(LOG_LVL_INFO, NULL, p->name, "TLS established (kernel TLS: %s)",
+		  (const char *[]){"no", "send", "receive", "both"}[tls_ktls(p->tls) & 3]);
 	p->cbs->on_ready(p, p->arg);
 	if (p->state == PS_READY)
 		loop_timer_arm(p->deadline, p->opts.handshake_ms); /* owner must decide */
