@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -201,6 +203,7 @@ struct ctx_args {
 	const char *server_name;
 	const char *trust_domain;
 	bool insecure;
+	bool socket_io;
 };
 
 static char ctx_err[512];
@@ -219,6 +222,7 @@ static struct tls_ctx *mkctx(struct ctx_args a)
 				: a.server ? ROLE(CLIENT) | ROLE(PROXY)
 					   : ROLE(SERVER),
 		.insecure = a.insecure,
+		.socket_io = a.socket_io,
 	};
 	struct tls_ctx *ctx;
 
@@ -846,6 +850,8 @@ static int exchange(struct pair *p, size_t len, unsigned *partial)
 					fprintf(stderr, "  write: %zd %s\n", r, tls_error(p->c[i]));
 					goto out;
 				}
+			} else if (tls_write_pending(p->c[i]) && tls_flush(p->c[i]) < -EAGAIN) {
+				goto out; /* what was taken but not sent yet */
 			}
 			/* reads land in the peer's buffer: side i reads what !i sent */
 			n = len - got[!i] < 7777 ? len - got[!i] : 7777;
@@ -864,7 +870,10 @@ static int exchange(struct pair *p, size_t len, unsigned *partial)
 			continue;
 		for (int i = 0; i < 2; i++) {
 			pfd[i].fd = p->fd[i];
-			pfd[i].events = (short)(POLLIN | (sent[i] < len ? POLLOUT : 0));
+			pfd[i].events =
+				(short)(POLLIN |
+					(sent[i] < len || tls_write_pending(p->c[i]) ? POLLOUT
+										     : 0));
 		}
 		if (poll(pfd, 2, 2000) <= 0) {
 			fprintf(stderr, "  exchange stalled\n");
@@ -900,15 +909,17 @@ static int open_ok(struct pair *p)
 	return expect_ok("data", p, data_cc, data_sc);
 }
 
-static void test_data(void)
+/* socket_io: OpenSSL reads and writes the sockets itself, as with kernel TLS. */
+static void test_data(bool socket_io)
 {
 	unsigned char buf[4096];
 	unsigned partial = 0;
 	struct pair p;
 	ssize_t r;
 
-	data_cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "localhost");
-	data_sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	data_cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "localhost",
+			     .socket_io = socket_io);
+	data_sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca", .socket_io = socket_io);
 
 	/* Small messages and byte-exact bulk in both directions at once. */
 	if (!open_ok(&p)) {
@@ -1096,6 +1107,9 @@ static void raw_close(struct raw_pair *rp)
 	rp->fd[0] = rp->fd[1] = -1;
 }
 
+/* Ours against a raw peer: OpenSSL reads and writes our socket itself (as with kernel TLS). */
+static bool raw_socket_io;
+
 /* Handshakes ours against a raw OpenSSL peer restricted to `suites` (NULL: its defaults) that
  * sends `tickets` session tickets if it is the server. 0 or -1. */
 static int raw_open(struct raw_pair *rp, bool raw_is_server, const char *suites, int tickets)
@@ -1107,8 +1121,10 @@ static int raw_open(struct raw_pair *rp, bool raw_is_server, const char *suites,
 	memset(rp, 0, sizeof(*rp));
 	rp->fd[0] = rp->fd[1] = -1;
 	rp->raw_is_server = raw_is_server;
-	rp->ctx = raw_is_server ? CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca")
-				: SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	rp->ctx = raw_is_server ? CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca",
+					     .socket_io = raw_socket_io)
+				: SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca",
+					     .socket_io = raw_socket_io);
 	rp->rctx = SSL_CTX_new(raw_is_server ? TLS_server_method() : TLS_client_method());
 	if (!rp->ctx || !rp->rctx ||
 	    SSL_CTX_use_certificate_file(rp->rctx, path("%s/cert.pem", dir), SSL_FILETYPE_PEM) !=
@@ -1476,10 +1492,12 @@ static void forge_keys(struct raw_pair *rp)
 	rp->seq = 0;
 }
 
-/* Writes one record as the raw peer would, but with any content: inner type, content, zero
- * padding, and optionally a broken tag. outer_len (0: the right one) overrides the header. */
-static void forge(struct raw_pair *rp, unsigned char type, const void *data, size_t len, size_t pad,
-		  bool bad_tag, unsigned outer_len)
+/* Seals one record as the raw peer would, but with any content: inner type, content, zero
+ * padding, and optionally a broken tag. outer_len (0: the right one) overrides the header.
+ * Returns the record (malloc'd) and its size in *size. */
+static unsigned char *forge_seal(struct raw_pair *rp, unsigned char type, const void *data,
+				 size_t len, size_t pad, bool bad_tag, unsigned outer_len,
+				 size_t *size)
 {
 	size_t clen = len + 1 + pad + 16;
 	unsigned char *rec = calloc(1, 5 + clen), nonce[12];
@@ -1509,7 +1527,18 @@ static void forge(struct raw_pair *rp, unsigned char type, const void *data, siz
 		rec[3] = (unsigned char)(outer_len >> 8);
 		rec[4] = (unsigned char)outer_len;
 	}
-	if (write(rp->fd[1], rec, 5 + clen) != (ssize_t)(5 + clen))
+	*size = 5 + clen;
+	return rec;
+}
+
+/* Writes one forged record (see forge_seal). */
+static void forge(struct raw_pair *rp, unsigned char type, const void *data, size_t len, size_t pad,
+		  bool bad_tag, unsigned outer_len)
+{
+	size_t n;
+	unsigned char *rec = forge_seal(rp, type, data, len, pad, bad_tag, outer_len, &n);
+
+	if (write(rp->fd[1], rec, n) != (ssize_t)n)
 		die("forge write");
 	free(rec);
 }
@@ -1641,6 +1670,160 @@ static void test_record_input(void)
 	raw_close(&rp);
 }
 
+/* ---- floods: OpenSSL's limits on what a peer may make us do without data -------------------
+ *
+ * A raw client that never reads sends one kind of record without end: KeyUpdates that ask for
+ * ours, empty application-data records, or warning alerts. Ours must fail with OpenSSL's
+ * reason within a bounded number of records, no tls_read may work through more than one
+ * read(2) of the socket's bytes, and the connection's buffers must stay bounded. */
+enum flood_kind { FLOOD_KEY_UPDATE, FLOOD_KEY_UPDATE_DATA, FLOOD_EMPTY, FLOOD_WARNING };
+
+struct flood {
+	size_t sent;	      /* records the raw client wrote */
+	size_t taken;	      /* bytes ours took from the socket before it failed */
+	size_t most_taken;    /* the most one tls_read took */
+	double slowest_ms;    /* the longest one tls_read took */
+	size_t most_buffered; /* the most tls_buffered said */
+	ssize_t r;	      /* how ours ended: its error, or -EAGAIN if it never failed */
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static unsigned char *flood_record(struct raw_pair *rp, enum flood_kind kind, size_t *size)
+{
+	unsigned char *rec;
+
+	if (kind == FLOOD_KEY_UPDATE_DATA && rp->seq % 32 == 0)
+		return forge_seal(rp, 23, "x", 1, 0, false, 0, size); /* data between them */
+	switch (kind) {
+	case FLOOD_KEY_UPDATE_DATA:
+	case FLOOD_KEY_UPDATE: /* update_requested: each one asks ours for an answer */
+		rec = forge_seal(rp, 22, "\x18\x00\x00\x01\x01", 5, 0, false, 0, size);
+		forge_keys_next(rp);
+		return rec;
+	case FLOOD_EMPTY:
+		return forge_seal(rp, 23, "", 0, 0, false, 0, size);
+	default: /* user_canceled, a warning */
+		return forge_seal(rp, 21, "\x01\x5a", 2, 0, false, 0, size);
+	}
+}
+
+/* Writes up to max records of one kind while the socket takes them (several to a write, as
+ * a real flood would come), then lets ours make one tls_read; again until ours fails, all went
+ * and were taken, or nothing moves. */
+static void flood_run(struct raw_pair *rp, enum flood_kind kind, size_t max, struct flood *f)
+{
+	unsigned char buf[4096], batch[16384], *rec;
+	size_t size, len = 0, off = 0, taken;
+	int before, after;
+	double t;
+	ssize_t w;
+
+	memset(f, 0, sizeof(*f));
+	f->r = -EAGAIN;
+	for (int round = 0; round < 10000000 && f->r == -EAGAIN; round++) {
+		for (;;) {
+			if (off == len) {
+				for (off = len = 0; f->sent < max && len + 64 <= sizeof(batch);
+				     f->sent++, len += size) {
+					rec = flood_record(rp, kind, &size);
+					memcpy(batch + len, rec, size);
+					free(rec);
+				}
+				if (!len)
+					break;
+			}
+			w = write(rp->fd[1], batch + off, len - off);
+			if (w < 0 && errno == EAGAIN)
+				break;
+			if (w <= 0)
+				die("flood write");
+			off += (size_t)w;
+		}
+		if (ioctl(rp->fd[0], FIONREAD, &before))
+			die("FIONREAD");
+		t = now_ms();
+		f->r = tls_read(rp->c, buf, sizeof(buf));
+		t = now_ms() - t;
+		if (ioctl(rp->fd[0], FIONREAD, &after))
+			die("FIONREAD");
+		taken = (size_t)(before - after);
+		f->taken += taken;
+		f->most_taken = taken > f->most_taken ? taken : f->most_taken;
+		f->slowest_ms = t > f->slowest_ms ? t : f->slowest_ms;
+		if (tls_buffered(rp->c) > f->most_buffered)
+			f->most_buffered = tls_buffered(rp->c);
+		if (f->r > 0)
+			f->r = kind == FLOOD_KEY_UPDATE_DATA ? -EAGAIN : -EIO;
+		if (f->r == -EAGAIN && !taken && !tls_pending(rp->c))
+			break; /* all taken, or the socket is full and ours takes nothing */
+	}
+}
+
+static void test_floods(void)
+{
+	static const struct {
+		const char *name;
+		enum flood_kind kind;
+		ssize_t r;
+		const char *why;
+		size_t max_taken; /* bytes ours may take from the socket before it fails */
+	} cases[] = {
+		/* OpenSSL 3.0 has no limit of its own on KeyUpdates: ours, 64 records in a row
+		 * without data. */
+		{"KeyUpdate flood", FLOOD_KEY_UPDATE, -EPROTO, "records in a row without data",
+		 64 * 1024},
+		/* With a byte of data after every 31: each asks for an answer, which the socket
+		 * holds until it is full (about 200 KiB here), then ours 64 KiB more; a request is
+		 * as large as its answer (27 bytes). */
+		{"KeyUpdate flood with data", FLOOD_KEY_UPDATE_DATA, -ENOBUFS,
+		 "does not read the answers", 1024 * 1024},
+		/* OpenSSL's limits: 32 empty records, 5 warnings in a row. Ours reads the socket
+		 * 64 KiB at a time: it took at most one such read before failing. */
+		{"empty record flood", FLOOD_EMPTY, -EPROTO, "record too small", 64 * 1024},
+		{"warning alert flood", FLOOD_WARNING, -EPROTO, "too many warn alerts", 64 * 1024},
+	};
+	/* No tls_read takes more than one read(2) of the socket's bytes (a read that spins on
+	 * the flood takes its whole backlog in one call: the byte bound catches that exactly;
+	 * the time bound is loose because the machine is loaded). Memory: the read buffer, 64
+	 * KiB of answers, OpenSSL's record buffers, far below the 1 MiB bound; 100,000 records
+	 * would make a read layer without limits hold megabytes of answers. */
+	const size_t max_one_read = 64 * 1024 + 64, max_buffered = 1024 * 1024;
+	struct raw_pair rp;
+	struct flood f;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (forge_open(&rp)) {
+			CHECK(!"forge_open");
+			raw_close(&rp);
+			continue;
+		}
+		flood_run(&rp, cases[i].kind, 100000, &f);
+		if (getenv("NTUN_TEST_VERBOSE") || f.r != cases[i].r ||
+		    f.taken > cases[i].max_taken || f.most_taken > max_one_read ||
+		    f.most_buffered > max_buffered)
+			fprintf(stderr,
+				"  %s: %zd (%s) after %zu records sent, %zu bytes taken (at most "
+				"%zu in %.1f ms by one read), %zu bytes buffered at most\n",
+				cases[i].name, f.r, tls_error(rp.c), f.sent, f.taken, f.most_taken,
+				f.slowest_ms, f.most_buffered);
+		CHECK_INT_EQ(f.r, cases[i].r);
+		CHECK_STR_CONTAINS(tls_error(rp.c), cases[i].why);
+		CHECK(f.taken <= cases[i].max_taken);
+		CHECK(f.most_taken <= max_one_read);
+		CHECK(f.most_buffered <= max_buffered);
+		CHECK(f.slowest_ms < 1000);
+		CHECK_INT_EQ(tls_write(rp.c, "x", 1), cases[i].r); /* it stays failed */
+		raw_close(&rp);
+	}
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
@@ -1668,11 +1851,16 @@ int main(void)
 	test_handshakes();
 	test_server_name();
 	test_raw_peers();
-	test_data();
-	test_record_suites();
-	test_record_key_updates();
-	test_record_writev();
+	for (int i = 0; i < 2; i++) {
+		raw_socket_io = i;
+		test_data(raw_socket_io);
+		test_record_suites();
+		test_record_key_updates();
+		test_record_writev();
+	}
+	raw_socket_io = false;
 	test_record_input();
+	test_floods();
 
 	if (getenv("NTUN_KEEP_TMP"))
 		fprintf(stderr, "test_tls: kept %s\n", tmp);

@@ -67,10 +67,12 @@ struct tls_conn {
 	struct buf tail; /* bytes not given to OpenSSL yet: see tls_writev */
 	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken by OpenSSL (in_bio_read) */
 	size_t rhead, rtail;
-	bool no_refill; /* in_bio_read: tls_read has data already, no read(2) now */
-	bool reading;	/* inside SSL_read_ex: what OpenSSL writes now is its own answer */
-	bool out_full;	/* those answers filled wout: the peer does not read */
-	unsigned ktls;	/* TLS_KTLS_* */
+	bool no_refill;	       /* in_bio_read: tls_read has data already, no read(2) now */
+	bool reading;	       /* inside SSL_read_ex: what OpenSSL writes now is its own answer */
+	size_t answers;	       /* bytes of those answers in wout (0 once wout empties) */
+	unsigned idle_records; /* records opened since the last one that gave data */
+	unsigned call_records; /* records opened by this tls_read */
+	unsigned ktls;	       /* TLS_KTLS_* */
 	unsigned want;
 	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
 	bool done; /* handshake complete and checked */
@@ -601,9 +603,15 @@ const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
 #define TLS_WOUT_LIMIT (256 * 1024) /* writes say -EAGAIN above this much unsent */
 /* One SSL_write_ex seals at most this much, so a write overshoots the limit by less. */
 #define TLS_WRITE_CHUNK (4 * REC_MAX_PLAIN)
-/* What OpenSSL writes on its own while reading (KeyUpdate answers, alerts) goes to wout too;
- * a peer that asks for them and never reads cannot make it hold more than this. */
-#define TLS_WOUT_HARD (2 * TLS_WOUT_LIMIT)
+/* What OpenSSL writes on its own while reading (KeyUpdate answers, alerts) goes to wout too,
+ * past the limit. OpenSSL 3.0 answers every KeyUpdate that asks for one (it stops reading only
+ * when its socket is full, which ours never is), so a peer that asks and never reads could
+ * make wout grow without end: it may hold this much of those answers at most. */
+#define TLS_ANSWERS_MAX (64 * 1024)
+/* Records in a row that give no data (KeyUpdates, empty records, alerts, tickets). OpenSSL 3.0
+ * stops 32 empty records and 5 warnings in a row but not KeyUpdates, each of which costs a key
+ * derivation (and an answer): an honest peer sends a handful between two data records. */
+#define TLS_IDLE_RECORDS_MAX 64
 
 static int out_bio_write(BIO *b, const char *data, int len)
 {
@@ -612,10 +620,12 @@ static int out_bio_write(BIO *b, const char *data, int len)
 	BIO_clear_retry_flags(b);
 	if (len <= 0)
 		return 0;
-	if (c->reading && buf_len(&c->wout) + (size_t)len > TLS_WOUT_HARD) {
-		c->out_full = true;
-		errno = ENOBUFS;
-		return -1;
+	if (c->reading) {
+		c->answers += (size_t)len;
+		if (c->answers > TLS_ANSWERS_MAX) {
+			errno = ENOBUFS;
+			return -1;
+		}
 	}
 	if (buf_append(&c->wout, data, (size_t)len) < 0) {
 		errno = ENOMEM;
@@ -655,6 +665,10 @@ static int in_bio_read(BIO *b, char *out, int len)
 	if (!c->done) {
 		n = read(c->fd, out, (size_t)len);
 		goto out;
+	}
+	if (c->idle_records > TLS_IDLE_RECORDS_MAX) {
+		errno = EPROTO; /* fails the read: see io_error */
+		return -1;
 	}
 	if (c->rhead == c->rtail) {
 		if (c->no_refill) {
@@ -728,6 +742,8 @@ static int flush_out(struct tls_conn *c)
 		n = send(c->fd, buf_head(&c->wout), buf_len(&c->wout), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			buf_consume(&c->wout, (size_t)n);
+			if (!buf_len(&c->wout))
+				c->answers = 0;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -740,6 +756,19 @@ static int flush_out(struct tls_conn *c)
 		return c->fatal;
 	}
 	return 0;
+}
+
+/* Counts the records OpenSSL opens (it reports each one's inner content type); tls_read
+ * starts again from 0 whenever one gave data. */
+static void msg_cb(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+		   void *arg)
+{
+	struct tls_conn *c = arg;
+
+	if (!write_p && type == SSL3_RT_INNER_CONTENT_TYPE && c->done) {
+		c->idle_records++;
+		c->call_records++;
+	}
 }
 
 static struct tls_stats stats;
@@ -789,6 +818,8 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
 		goto err;
 	SSL_set_app_data(c->ssl, c);
+	SSL_set_msg_callback(c->ssl, msg_cb);
+	SSL_set_msg_callback_arg(c->ssl, c);
 	if (ctx->is_server)
 		SSL_set_accept_state(c->ssl);
 	else
@@ -845,12 +876,19 @@ static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op
 		rc = -ECONNRESET;
 		break;
 	case SSL_ERROR_SYSCALL:
-		if (c->out_full) {
-			rc = -ENOBUFS;
+		if (c->idle_records > TLS_IDLE_RECORDS_MAX) {
+			rc = -EPROTO;
 			snprintf(
 				c->err, sizeof(c->err),
-				"%s: the peer does not read what it makes us send (%zu KiB waiting)",
-				op_names[op], buf_len(&c->wout) / 1024);
+				"%s: %u records in a row without data (KeyUpdates, empty records or "
+				"alerts)",
+				op_names[op], c->idle_records);
+		} else if (c->answers > TLS_ANSWERS_MAX) {
+			rc = -ENOBUFS;
+			snprintf(c->err, sizeof(c->err),
+				 "%s: the peer does not read the answers it asks for (%zu KiB of "
+				 "KeyUpdates unsent)",
+				 op_names[op], c->answers / 1024);
 		} else if (ERR_peek_error()) {
 			rc = -EPROTO;
 			snprintf(c->err, sizeof(c->err), "%s: ", op_names[op]);
@@ -995,6 +1033,7 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 		return not_connected(c, "read");
 	c->want = 0;
 	c->reading = true;
+	c->call_records = 0;
 	/* Records OpenSSL has, and whole ones in rbuf, while they fit; the socket is read only
 	 * when nothing came from them. OpenSSL gives one record per call. */
 	for (;;) {
@@ -1005,8 +1044,9 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 			break;
 		}
 		got += n;
-		if (got == len)
-			break;
+		c->idle_records = 0;
+		if (got == len || c->call_records >= TLS_IDLE_RECORDS_MAX)
+			break; /* full, or enough work for one call (tiny records) */
 		c->no_refill = true;
 	}
 	c->no_refill = c->reading = false;

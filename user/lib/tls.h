@@ -86,10 +86,11 @@ const struct tls_stats *tls_stats(void);
 /* Reads decrypted bytes: the records OpenSSL opens from what is buffered while they fit, else
  * one read(2). Returns >0, 0 on EOF (close_notify, or a peer that closed without one), -EAGAIN,
  * or another -errno with tls_error() set: -EPROTO for a record OpenSSL refuses (a fatal alert
- * goes to the peer; also its limits on consecutive empty records, warning alerts and
- * KeyUpdates), -ENOBUFS when a peer that does not read made OpenSSL's own answers pile up
- * (512 KiB), -ENOTCONN before the handshake completed. len 0 is -EINVAL. A peer's KeyUpdate is
- * followed (and answered if asked); session tickets are dropped. */
+ * goes to the peer), for too many records in a row without data (OpenSSL's limits of 32 empty
+ * records and 5 warning alerts, ours of 64 of any kind, e.g. KeyUpdates), -ENOBUFS when a peer
+ * that does not read let 64 KiB of OpenSSL's answers to its KeyUpdates pile up, -ENOTCONN
+ * before the handshake completed. len 0 is -EINVAL. A peer's KeyUpdate is followed (and
+ * answered if asked); session tickets are dropped. */
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
 /* True when bytes are already buffered (the rest of a record larger than the last tls_read's
