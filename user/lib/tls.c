@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -74,8 +75,10 @@ struct tls_conn {
 	unsigned call_records; /* records opened by this tls_read */
 	unsigned ktls;	       /* TLS_KTLS_* */
 	unsigned want;
-	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
-	bool done; /* handshake complete and checked */
+	int fatal;  /* sticky -errno once the connection is unusable; 0 while healthy */
+	bool done;  /* handshake complete and checked */
+	bool hello; /* server: a whole first record came (see first_record_in) */
+	bool lowat; /* SO_RCVLOWAT raised until it did */
 	bool notified;
 	char reason[TLS_ERR_LEN]; /* why our own checks failed, set in callbacks */
 	char err[TLS_ERR_LEN];
@@ -955,6 +958,31 @@ static int handshake_check(struct tls_conn *c)
 	return -EPROTO;
 }
 
+/* A server hands OpenSSL its connection only once a whole first record (the ClientHello) is
+ * in the socket: OpenSSL sets up about 64 KiB of buffers and state as soon as it reads a
+ * byte. Until then the socket reports readable only when the record can be complete
+ * (SO_RCVLOWAT), so a client that sends a byte and waits costs the SSL object alone, and
+ * polling it does not spin. True when OpenSSL may go on (also on EOF or a socket error, which
+ * it reports). */
+static bool first_record_in(struct tls_conn *c)
+{
+	uint8_t h[REC_HDR];
+	int want = REC_HDR, avail = 0;
+	ssize_t n = recv(c->fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return true;
+	if (n == REC_HDR) {
+		want += h[3] << 8 | h[4];
+		if (want > REC_HDR + REC_MAX_CIPHER || ioctl(c->fd, FIONREAD, &avail) ||
+		    avail >= want)
+			return true; /* OpenSSL refuses one too long */
+	}
+	if (!setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)))
+		c->lowat = true;
+	return false;
+}
+
 int tls_handshake(struct tls_conn *c)
 {
 	int r, saved;
@@ -964,6 +992,15 @@ int tls_handshake(struct tls_conn *c)
 	if (c->done)
 		return 0;
 	c->want = 0;
+	if (c->ctx->is_server && !c->hello) {
+		if (!first_record_in(c)) {
+			c->want = TLS_WANT_READ;
+			return -EAGAIN;
+		}
+		c->hello = true;
+		if (c->lowat)
+			(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &(int){1}, sizeof(int));
+	}
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
 	saved = errno;
@@ -981,6 +1018,11 @@ int tls_handshake(struct tls_conn *c)
 	if (r)
 		return r;
 	c->done = true;
+	/* OpenSSL released its record buffers whenever they emptied, so a connection waiting in
+	 * its handshake holds none. From now on that would be a free and a malloc per record
+	 * (an eighth of the CPU of a bulk transfer): they go when the connection goes idle
+	 * (idle_point) instead. */
+	SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 	/* Exact reads were for the handshake (see in_bio_read); records now come in bulk. */
 	if (c->sock_io)
 		SSL_set_read_ahead(c->ssl, 1);
@@ -1009,15 +1051,18 @@ static int not_connected(struct tls_conn *c, const char *op)
 	return -ENOTCONN;
 }
 
-/* Our read buffer goes once a read finds nothing more, which is how every event ends (not
- * each time it empties within one, which would free and allocate it again). */
-static void rbuf_drop_if_empty(struct tls_conn *c)
+/* Read and record buffers go once a read finds nothing more, which is how every event ends,
+ * or everything written went out (not each time they empty within one, which would free and
+ * allocate them again). OpenSSL keeps its buffers while they hold bytes. */
+static void idle_point(struct tls_conn *c)
 {
 	if (c->rhead == c->rtail) {
 		free(c->rbuf);
 		c->rbuf = NULL;
 		c->rhead = c->rtail = 0;
 	}
+	if (c->done && !buf_len(&c->wout))
+		(void)SSL_free_buffers(c->ssl);
 }
 
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
@@ -1058,7 +1103,7 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 		return (ssize_t)got; /* an error or EOF behind the data is sticky in OpenSSL */
 	}
 	if (rc == -EAGAIN || rc == 0)
-		rbuf_drop_if_empty(c);
+		idle_point(c);
 	return rc;
 }
 
@@ -1173,6 +1218,8 @@ ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc; /* the peer is gone: what was accepted cannot arrive */
+	if (!rc)
+		idle_point(c);
 	return (ssize_t)done;
 }
 
@@ -1237,7 +1284,10 @@ int tls_flush(struct tls_conn *c)
 		saved = errno;
 		return rc == 1 ? 0 : io_error(c, rc, saved, OP_WRITE);
 	}
-	return flush_out(c);
+	rc = flush_out(c);
+	if (!rc)
+		idle_point(c);
+	return rc;
 }
 
 bool tls_write_pending(const struct tls_conn *c)
@@ -1271,8 +1321,9 @@ const char *tls_error(const struct tls_conn *c)
 
 size_t tls_buffered(const struct tls_conn *c)
 {
-	/* OpenSSL's record buffers exist only while they hold bytes (SSL_MODE_RELEASE_BUFFERS):
-	 * counted as one record's (sock_io: read-ahead's) worth while it holds any. */
+	/* OpenSSL's record buffers go while they hold nothing (SSL_MODE_RELEASE_BUFFERS in the
+	 * handshake, idle_point after it): counted as one record's (sock_io: read-ahead's) worth
+	 * while it holds bytes. */
 	size_t ossl = SSL_has_pending(c->ssl) ? (c->sock_io ? TLS_RBUF_SIZE : REC_MAX_CIPHER) : 0;
 
 	return (c->rbuf ? TLS_RBUF_SIZE : 0) + c->wout.cap + c->tail.cap + ossl;
