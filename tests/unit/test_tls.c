@@ -2,6 +2,7 @@
 /* Unit tests for tls.c and ntun-gencerts: certificates generated at test time (two CAs), then
  * mutual TLS over socketpair() with poll(). Uses OpenSSL directly only to inspect and craft certs. */
 #include "check.h"
+#include "../tls_forge.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -1093,9 +1094,7 @@ struct raw_pair {
 	bool raw_is_server;
 	unsigned char wsecret[EVP_MAX_MD_SIZE]; /* the raw side's write traffic secret */
 	size_t wsecret_len;
-	EVP_CIPHER_CTX *forge; /* AES-128-GCM under wsecret, for forge() */
-	unsigned char iv[12];
-	uint64_t seq;
+	struct tls_forge fg;		 /* forge(): AES-128-GCM under wsecret and its successors */
 	int key_updates_in, tickets_out; /* handshake messages the raw side received / sent */
 	int records_in, short_in;	 /* records the raw side received, those under 16 KiB */
 };
@@ -1147,7 +1146,7 @@ static void raw_close(struct raw_pair *rp)
 	tls_ctx_free(rp->ctx);
 	SSL_free(rp->raw);
 	SSL_CTX_free(rp->rctx);
-	EVP_CIPHER_CTX_free(rp->forge);
+	tls_forge_free(&rp->fg);
 	for (int i = 0; i < 2; i++)
 		if (rp->fd[i] >= 0)
 			close(rp->fd[i]);
@@ -1504,40 +1503,11 @@ out:
 	free(src);
 }
 
-/* HKDF-Expand-Label for forge(): written out again here, so a mistake in tls.c's is not
- * repeated by the test that checks it. */
-static void test_expand_label(const unsigned char *secret, size_t slen, const char *label,
-			      unsigned char *dst, size_t olen)
-{
-	unsigned char info[64];
-	size_t n = (size_t)snprintf((char *)info + 3, sizeof(info) - 3, "tls13 %s", label);
-	EVP_PKEY_CTX *k = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
-
-	info[0] = 0;
-	info[1] = (unsigned char)olen;
-	info[2] = (unsigned char)n;
-	info[3 + n] = 0;
-	if (!k || EVP_PKEY_derive_init(k) != 1 ||
-	    EVP_PKEY_CTX_set_hkdf_mode(k, EVP_PKEY_HKDEF_MODE_EXPAND_ONLY) != 1 ||
-	    EVP_PKEY_CTX_set_hkdf_md(k, EVP_sha256()) != 1 ||
-	    EVP_PKEY_CTX_set1_hkdf_key(k, secret, (int)slen) != 1 ||
-	    EVP_PKEY_CTX_add1_hkdf_info(k, info, (int)(4 + n)) != 1 ||
-	    EVP_PKEY_derive(k, dst, &olen) != 1)
-		die("hkdf");
-	EVP_PKEY_CTX_free(k);
-}
-
 static void forge_keys(struct raw_pair *rp)
 {
-	unsigned char key[16];
-
-	test_expand_label(rp->wsecret, rp->wsecret_len, "key", key, sizeof(key));
-	test_expand_label(rp->wsecret, rp->wsecret_len, "iv", rp->iv, sizeof(rp->iv));
-	if (!rp->forge)
-		rp->forge = EVP_CIPHER_CTX_new();
-	if (!rp->forge || EVP_EncryptInit_ex(rp->forge, EVP_aes_128_gcm(), NULL, key, NULL) != 1)
+	memcpy(rp->fg.secret, rp->wsecret, sizeof(rp->fg.secret));
+	if (tls_forge_keys(&rp->fg))
 		die("forge key");
-	rp->seq = 0;
 }
 
 /* Seals one record as the raw peer would, but with any content: inner type, content, zero
@@ -1547,35 +1517,16 @@ static unsigned char *forge_seal(struct raw_pair *rp, unsigned char type, const 
 				 size_t len, size_t pad, bool bad_tag, unsigned outer_len,
 				 size_t *size)
 {
-	size_t clen = len + 1 + pad + 16;
-	unsigned char *rec = calloc(1, 5 + clen), nonce[12];
-	int l;
+	unsigned char *rec = malloc(5 + len + 1 + pad + 16);
 
-	if (!rec)
-		die("malloc");
-	rec[0] = 23;
-	rec[1] = rec[2] = 3;
-	rec[3] = (unsigned char)(clen >> 8);
-	rec[4] = (unsigned char)clen;
-	memcpy(rec + 5, data, len);
-	rec[5 + len] = type;
-	memcpy(nonce, rp->iv, 12);
-	for (int i = 0; i < 8; i++)
-		nonce[11 - i] ^= (unsigned char)(rp->seq >> (8 * i));
-	if (EVP_EncryptInit_ex(rp->forge, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_EncryptUpdate(rp->forge, NULL, &l, rec, 5) != 1 ||
-	    EVP_EncryptUpdate(rp->forge, rec + 5, &l, rec + 5, (int)(len + 1 + pad)) != 1 ||
-	    EVP_EncryptFinal_ex(rp->forge, rec + 5 + len + 1 + pad, &l) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(rp->forge, EVP_CTRL_AEAD_GET_TAG, 16, rec + 5 + clen - 16) != 1)
+	if (!rec || !(*size = tls_forge_seal(&rp->fg, type, data, len, pad, rec)))
 		die("forge");
-	rp->seq++;
 	if (bad_tag)
-		rec[5 + clen - 1] ^= 0x40;
+		rec[*size - 1] ^= 0x40;
 	if (outer_len) {
 		rec[3] = (unsigned char)(outer_len >> 8);
 		rec[4] = (unsigned char)outer_len;
 	}
-	*size = 5 + clen;
 	return rec;
 }
 
@@ -1594,11 +1545,8 @@ static void forge(struct raw_pair *rp, unsigned char type, const void *data, siz
 /* The forged direction's next key, after a KeyUpdate. */
 static void forge_keys_next(struct raw_pair *rp)
 {
-	unsigned char next[32];
-
-	test_expand_label(rp->wsecret, rp->wsecret_len, "traffic upd", next, sizeof(next));
-	memcpy(rp->wsecret, next, sizeof(next));
-	forge_keys(rp);
+	if (tls_forge_next(&rp->fg))
+		die("forge key update");
 }
 
 /* A raw client whose records we forge from here on (its own SSL never writes again). */
@@ -1747,7 +1695,7 @@ static unsigned char *flood_record(struct raw_pair *rp, enum flood_kind kind, si
 {
 	unsigned char *rec;
 
-	if (kind == FLOOD_KEY_UPDATE_DATA && rp->seq % 32 == 0)
+	if (kind == FLOOD_KEY_UPDATE_DATA && rp->fg.seq % 32 == 0)
 		return forge_seal(rp, 23, "x", 1, 0, false, 0, size); /* data between them */
 	switch (kind) {
 	case FLOOD_KEY_UPDATE_DATA:

@@ -853,12 +853,19 @@ void tls_conn_free(struct tls_conn *c)
 }
 
 enum tls_op { OP_HANDSHAKE, OP_READ, OP_WRITE };
+static const char *const op_names[] = {"handshake", "read", "write"};
+
+/* The peer closed the connection in the middle of op (not a read's EOF). */
+static int closed_during(struct tls_conn *c, enum tls_op op)
+{
+	snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s", op_names[op]);
+	return -ECONNRESET;
+}
 
 /* Maps a failed SSL call (ret, and errno saved right after it) to our return value, fills
  * c->err and drains the error queue. Returns -EAGAIN, 0 (EOF on read) or a fatal -errno. */
 static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op)
 {
-	static const char *const op_names[] = {"handshake", "read", "write"};
 	char tmp[TLS_ERR_LEN - 48];
 	bool alert = false;
 	unsigned long e;
@@ -874,9 +881,7 @@ static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op
 	case SSL_ERROR_ZERO_RETURN:
 		if (op == OP_READ)
 			return 0;
-		snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-			 op_names[op]);
-		rc = -ECONNRESET;
+		rc = closed_during(c, op);
 		break;
 	case SSL_ERROR_SYSCALL:
 		if (c->idle_records > TLS_IDLE_RECORDS_MAX) {
@@ -903,9 +908,7 @@ static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op
 		} else if (op == OP_READ) {
 			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
 		} else {
-			rc = -ECONNRESET;
-			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-				 op_names[op]);
+			rc = closed_during(c, op);
 		}
 		break;
 	case SSL_ERROR_SSL:
@@ -915,9 +918,7 @@ static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op
 			ERR_clear_error();
 			if (op == OP_READ)
 				return 0;
-			snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s",
-				 op_names[op]);
-			rc = -ECONNRESET;
+			rc = closed_during(c, op);
 			break;
 		}
 		rc = -EPROTO;
