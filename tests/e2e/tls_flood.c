@@ -9,8 +9,10 @@
  * OpenSSL runs the handshake; the records after it are sealed here from the client's traffic
  * secret (its keylog line), since OpenSSL sends none of these on request. Each of --conns
  * processes floods one connection at a time and dials again (at most --rate per second) when
- * the server ends it, until --seconds pass. Prints one JSON line: records sent, connections
- * made, and how many of them the server ended.
+ * the server ends it, until --seconds pass or SIGTERM comes. A connection's writes start at
+ * 256 bytes and double up to 16 KiB, so records the server never reads cost little to make.
+ * Prints one JSON line: records sent, connections made, and how many of them the server
+ * ended.
  *
  *   tls_flood --connect IP:PORT --cert F --key F --ca F --mode MODE [--seconds S] [--conns N]
  *             [--rate R]
@@ -49,7 +51,15 @@ struct opts {
 /* What every process adds up (shared memory). */
 struct totals {
 	uint64_t records, connections, ended_by_server, handshake_failures;
+	volatile sig_atomic_t stop; /* SIGTERM came */
 };
+
+static struct totals *t;
+
+static void on_term(int sig)
+{
+	t->stop = 1;
+}
 
 /* One connection's write direction, sealed here (the keylog line fills the secret). */
 struct sealer {
@@ -111,12 +121,17 @@ static size_t flood_record(struct sealer *s, enum mode mode, unsigned char *out)
 }
 
 /* One connection: handshake, then records until the server ends it or the deadline. */
-static void flood_one(const struct opts *o, SSL_CTX *ctx, double deadline, struct totals *t)
+static bool going(double deadline)
+{
+	return !t->stop && now_s() < deadline;
+}
+
+static void flood_one(const struct opts *o, SSL_CTX *ctx, double deadline)
 {
 	struct sealer s = {0};
 	struct timeval tv = {1, 0};
 	unsigned char batch[16384];
-	size_t len;
+	size_t len, most = 256;
 	SSL *ssl = NULL;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -136,19 +151,18 @@ static void flood_one(const struct opts *o, SSL_CTX *ctx, double deadline, struc
 	__atomic_add_fetch(&t->connections, 1, __ATOMIC_RELAXED);
 	if (tls_forge_keys(&s.f))
 		die("keys");
-	while (now_s() < deadline) {
+	while (going(deadline)) {
 		uint64_t k = 0;
 
-		for (len = 0; len + 64 <= sizeof(batch); k++)
+		for (len = 0; len + 64 <= most; k++)
 			len += flood_record(&s, o->mode, batch + len);
 		for (size_t off = 0; off < len;) {
 			ssize_t w = send(fd, batch + off, len - off, MSG_NOSIGNAL);
 
 			if (w <= 0) {
-				if (w < 0 && (errno == EAGAIN || errno == EINTR) &&
-				    now_s() < deadline)
+				if (w < 0 && (errno == EAGAIN || errno == EINTR) && going(deadline))
 					continue; /* the server reads slowly: wait on */
-				if (now_s() < deadline)
+				if (going(deadline))
 					__atomic_add_fetch(&t->ended_by_server, 1,
 							   __ATOMIC_RELAXED);
 				goto out;
@@ -156,6 +170,7 @@ static void flood_one(const struct opts *o, SSL_CTX *ctx, double deadline, struc
 			off += (size_t)w;
 		}
 		__atomic_add_fetch(&t->records, k, __ATOMIC_RELAXED);
+		most = most * 2 < sizeof(batch) ? most * 2 : sizeof(batch);
 	}
 	goto out;
 fail:
@@ -177,7 +192,6 @@ int main(int argc, char **argv)
 {
 	static const unsigned char h2[] = {2, 'h', '2'};
 	struct opts o = {.seconds = 5, .conns = 2, .rate = 10, .mode = KEY_UPDATE};
-	struct totals *t;
 	double start, deadline;
 	SSL_CTX *ctx;
 	char *colon;
@@ -228,6 +242,7 @@ int main(int argc, char **argv)
 	t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (t == MAP_FAILED)
 		die("mmap");
+	signal(SIGTERM, on_term);
 	start = now_s();
 	deadline = start + o.seconds;
 	for (int i = 0; i < o.conns; i++) {
@@ -237,16 +252,16 @@ int main(int argc, char **argv)
 			die("fork");
 		if (pid == 0) {
 			/* At most rate connections per second in all: a new one waits its turn. */
-			for (double next = now_s(); now_s() < deadline; next += o.conns / o.rate) {
-				while (now_s() < next && now_s() < deadline)
+			for (double next = now_s(); going(deadline); next += o.conns / o.rate) {
+				while (now_s() < next && going(deadline))
 					usleep(10000);
-				if (now_s() < deadline)
-					flood_one(&o, ctx, deadline, t);
+				if (going(deadline))
+					flood_one(&o, ctx, deadline);
 			}
 			_exit(0);
 		}
 	}
-	while (wait(NULL) > 0)
+	while (wait(NULL) > 0 || errno == EINTR)
 		;
 	printf("{\"mode\":\"%s\",\"seconds\":%.2f,\"records\":%llu,\"connections\":%llu,"
 	       "\"ended_by_server\":%llu,\"handshake_failures\":%llu}\n",
