@@ -429,7 +429,8 @@ static void peer_io(struct loop_io *io, unsigned events, void *arg)
 			p->write_blocked = false;
 			peer_flush(p);
 		}
-		if (events & LOOP_READ)
+		/* records may wait inside TLS for a write it had to finish first (kernel TLS) */
+		if ((events & LOOP_READ) || (p->state == PS_RUNNING && tls_pending(p->tls)))
 			peer_read(p);
 		break;
 	default:
