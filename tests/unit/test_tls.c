@@ -911,7 +911,7 @@ static int open_ok(struct pair *p)
 	return expect_ok("data", p, data_cc, data_sc);
 }
 
-/* socket_io: OpenSSL reads and writes the sockets itself, as with kernel TLS. */
+/* socket_io: OpenSSL writes to the sockets itself, as with kernel TLS. */
 static void test_data(bool socket_io)
 {
 	unsigned char buf[4096];
@@ -1154,7 +1154,7 @@ static void raw_close(struct raw_pair *rp)
 	rp->fd[0] = rp->fd[1] = -1;
 }
 
-/* Ours against a raw peer: OpenSSL reads and writes our socket itself (as with kernel TLS). */
+/* Ours against a raw peer: OpenSSL writes to our socket itself (as with kernel TLS). */
 static bool raw_socket_io;
 
 /* Handshakes ours against a raw OpenSSL peer restricted to `suites` (NULL: its defaults) that
@@ -1800,16 +1800,26 @@ static void test_floods(void)
 			raw_close(&rp);
 			continue;
 		}
+		/* When OpenSSL writes to the socket itself, its answers wait there: once the
+		 * socket is full, ours stops reading until it can write (and holds nothing). */
+		bool stops = raw_socket_io && cases[i].kind == FLOOD_KEY_UPDATE_DATA;
+		ssize_t want = stops ? -EAGAIN : cases[i].r;
+
 		flood_run(&rp, cases[i].kind, 100000, &f);
-		if (getenv("NTUN_TEST_VERBOSE") || f.r != cases[i].r ||
-		    f.taken > cases[i].max_taken || f.most_taken > max_one_read ||
-		    f.most_buffered > max_buffered)
+		if (getenv("NTUN_TEST_VERBOSE") || f.r != want || f.taken > cases[i].max_taken ||
+		    f.most_taken > max_one_read || f.most_buffered > max_buffered)
 			fprintf(stderr,
-				"  %s: %zd (%s) after %zu records sent, %zu bytes taken (at most "
+				"  %s%s: %zd (%s) after %zu records sent, %zu bytes taken (at most "
 				"%zu in %.1f ms by one read), %zu bytes buffered at most\n",
-				cases[i].name, f.r, tls_error(rp.c), f.sent, f.taken, f.most_taken,
-				f.slowest_ms, f.most_buffered);
-		CHECK_INT_EQ(f.r, cases[i].r);
+				cases[i].name, raw_socket_io ? " (socket_io)" : "", f.r,
+				tls_error(rp.c), f.sent, f.taken, f.most_taken, f.slowest_ms,
+				f.most_buffered);
+		CHECK_INT_EQ(f.r, want);
+		if (stops) {
+			CHECK_INT_EQ(tls_want(rp.c), TLS_WANT_WRITE);
+			raw_close(&rp);
+			continue;
+		}
 		CHECK_STR_CONTAINS(tls_error(rp.c), cases[i].why);
 		CHECK(f.taken <= cases[i].max_taken);
 		CHECK(f.most_taken <= max_one_read);
@@ -1853,10 +1863,10 @@ int main(void)
 		test_record_suites();
 		test_record_key_updates();
 		test_record_writev();
+		test_floods();
 	}
 	raw_socket_io = false;
 	test_record_input();
-	test_floods();
 
 	if (getenv("NTUN_KEEP_TMP"))
 		fprintf(stderr, "test_tls: kept %s\n", tmp);

@@ -38,8 +38,7 @@
 	(TLS_ROLE_BIT(TLS_ROLE_SERVER) | TLS_ROLE_BIT(TLS_ROLE_CLIENT) | \
 	 TLS_ROLE_BIT(TLS_ROLE_PROXY))
 #define TLS_ERR_LEN 384
-/* One read(2) of up to this much feeds many records, and OpenSSL's read-ahead when it owns
- * the socket reads as much. */
+/* One read(2) of up to this much feeds many records. */
 #define TLS_RBUF_SIZE (64 * 1024)
 
 /* TLS 1.3 record sizes (RFC 8446 5.1, 5.2): header, content and ciphertext limits. */
@@ -56,14 +55,14 @@ struct tls_ctx {
 	char server_name[256];
 	char trust_domain[sizeof(((struct tls_identity *)0)->trust_domain)];
 	struct tls_identity self;
-	bool sock_io; /* connections give OpenSSL the socket itself (see tls_conn_new) */
+	bool sock_io; /* connections let OpenSSL write to the socket itself (see tls_conn_new) */
 };
 
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
 	int fd;
-	bool sock_io;	 /* OpenSSL reads and writes fd itself (socket BIOs, kernel TLS possible) */
+	bool sock_io;	 /* OpenSSL writes to fd itself (a socket BIO: kernel TLS possible) */
 	struct buf wout; /* records not yet on the socket (out_bio_write; not with sock_io) */
 	struct buf tail; /* bytes not given to OpenSSL yet: see tls_writev */
 	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken by OpenSSL (in_bio_read) */
@@ -478,14 +477,13 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	SSL_CTX_set_options(sc, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
 					SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	/* Where the kernel has TLS, OpenSSL hands it the keys after the handshake and the kernel
-	 * seals (and, where OpenSSL supports it, opens) the records: OpenSSL must then own the
-	 * socket. Elsewhere our own buffers around OpenSSL save system calls (tls_conn_new). */
+	/* Where the kernel has TLS, OpenSSL hands it the sending keys after the handshake and the
+	 * kernel seals the records (OpenSSL 3.0 does not give it TLS 1.3's receiving keys): OpenSSL
+	 * must then write to the socket itself. Elsewhere an output buffer of ours saves system
+	 * calls (see "connections"). */
 	ctx->sock_io = o->socket_io || kernel_has_tls();
-	if (ctx->sock_io) {
+	if (ctx->sock_io)
 		SSL_CTX_set_options(sc, SSL_OP_ENABLE_KTLS);
-		SSL_CTX_set_default_read_buffer_len(sc, TLS_RBUF_SIZE); /* see tls_handshake */
-	}
 	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
@@ -598,11 +596,12 @@ const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
 
 /* ---- connections ------------------------------------------------------------------------
  *
- * Without kernel TLS, OpenSSL reads and writes through two BIOs of ours: records it seals go
- * to an output buffer and leave in one send(2) per call (with a socket BIO every 16 KiB record
- * was its own system call, the largest cost of a bulk transfer after the cipher), and one
- * read(2) of up to 64 KiB feeds many records (OpenSSL's own read-ahead moves the unread rest of
- * its buffer to the front after each record). With kernel TLS, OpenSSL owns the socket. */
+ * OpenSSL reads through a BIO of ours: one read(2) of up to 64 KiB feeds many records
+ * (OpenSSL's own read-ahead moves the unread rest of its buffer to the front after each
+ * record), and the limits on records without data are checked there. Without kernel TLS it
+ * writes through another: records go to an output buffer and leave in one send(2) per call
+ * (with a socket BIO every 16 KiB record was its own system call, the largest cost of a bulk
+ * transfer after the cipher). With kernel TLS, OpenSSL writes to the socket itself. */
 #define TLS_WOUT_LIMIT (256 * 1024) /* writes say -EAGAIN above this much unsent */
 /* One SSL_write_ex seals at most this much, so a write overshoots the limit by less. */
 #define TLS_WRITE_CHUNK (4 * REC_MAX_PLAIN)
@@ -801,23 +800,23 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	c->sock_io = ctx->sock_io;
 	buf_init(&c->wout);
 	buf_init(&c->tail);
-	if (c->sock_io) {
-		if (SSL_set_fd(c->ssl, fd) != 1)
-			goto err;
-	} else {
-		rb = bio_method(true) ? BIO_new(bio_method(true)) : NULL;
+	rb = bio_method(true) ? BIO_new(bio_method(true)) : NULL;
+	if (c->sock_io)
+		wb = BIO_new_socket(fd, BIO_NOCLOSE);
+	else
 		wb = bio_method(false) ? BIO_new(bio_method(false)) : NULL;
-		if (!rb || !wb) {
-			BIO_free(rb);
-			BIO_free(wb);
-			goto err;
-		}
+	if (!rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		goto err;
+	}
+	if (!c->sock_io) {
 		BIO_set_data(wb, c);
 		BIO_set_init(wb, 1);
-		BIO_set_data(rb, c);
-		BIO_set_init(rb, 1);
-		SSL_set_bio(c->ssl, rb, wb);
 	}
+	BIO_set_data(rb, c);
+	BIO_set_init(rb, 1);
+	SSL_set_bio(c->ssl, rb, wb);
 	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
 		goto err;
 	SSL_set_app_data(c->ssl, c);
@@ -1024,9 +1023,6 @@ int tls_handshake(struct tls_conn *c)
 	 * (an eighth of the CPU of a bulk transfer): they go when the connection goes idle
 	 * (idle_point) instead. */
 	SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-	/* Exact reads were for the handshake (see in_bio_read); records now come in bulk. */
-	if (c->sock_io)
-		SSL_set_read_ahead(c->ssl, 1);
 	c->ktls = (BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? TLS_KTLS_SEND : 0) |
 		  (BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? TLS_KTLS_RECV : 0);
 	stats.handshakes++;
@@ -1323,9 +1319,8 @@ const char *tls_error(const struct tls_conn *c)
 size_t tls_buffered(const struct tls_conn *c)
 {
 	/* OpenSSL's record buffers go while they hold nothing (SSL_MODE_RELEASE_BUFFERS in the
-	 * handshake, idle_point after it): counted as one record's (sock_io: read-ahead's) worth
-	 * while it holds bytes. */
-	size_t ossl = SSL_has_pending(c->ssl) ? (c->sock_io ? TLS_RBUF_SIZE : REC_MAX_CIPHER) : 0;
+	 * handshake, idle_point after it): counted as one record's worth while it holds bytes. */
+	size_t ossl = SSL_has_pending(c->ssl) ? REC_MAX_CIPHER : 0;
 
 	return (c->rbuf ? TLS_RBUF_SIZE : 0) + c->wout.cap + c->tail.cap + ossl;
 }

@@ -32,9 +32,9 @@ struct tls_ctx_opts {
 	const char *trust_domain; /* peers must be in it; NULL = our own certificate's */
 	unsigned accept_roles;	  /* TLS_ROLE_BIT()s a peer may have; checked in the handshake */
 	bool insecure; /* skips only the server-name check; the chain is always verified */
-	/* OpenSSL reads and writes the socket itself, as it always does when the kernel has TLS
-	 * (then the kernel seals records); without kernel TLS that costs a system call per
-	 * record, so only tests set it. */
+	/* OpenSSL writes to the socket itself, as it always does when the kernel has TLS (then
+	 * the kernel seals records); without kernel TLS that costs a system call per record, so
+	 * only tests set it. */
 	bool socket_io;
 };
 
