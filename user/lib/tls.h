@@ -64,7 +64,9 @@ void tls_conn_free(struct tls_conn *c);
  * verification, role or ALPN failure, -ECONNRESET, ...) with tls_error() saying why.
  * TLS 1.3: a client learns that the server rejected *its* certificate only on its first
  * tls_read (-EPROTO, "peer sent an alert: ..."), after tls_handshake returned 0.
- * Errors are sticky: once a call failed, every later call returns the same -errno. */
+ * Errors are sticky: once a call failed, every later call returns the same -errno.
+ * A server hands the connection to OpenSSL only once a whole first record (the ClientHello) is
+ * in the socket, raising the fd's SO_RCVLOWAT meanwhile so that poll waits for it. */
 int tls_handshake(struct tls_conn *c);
 
 /* What the last -EAGAIN waited for: TLS_WANT_READ and/or TLS_WANT_WRITE. */
@@ -76,8 +78,8 @@ unsigned tls_want(const struct tls_conn *c);
 #define TLS_KTLS_RECV 2u
 unsigned tls_ktls(const struct tls_conn *c);
 
-/* Counts of this process (all threads' connections; read them from the loop thread): handshakes
- * completed, and how many of those got kernel TLS for sending and for receiving. */
+/* Counts of this process's connections, kept by tls_handshake (plain integers: one thread):
+ * handshakes completed, and how many of those got kernel TLS for sending and for receiving. */
 struct tls_stats {
 	uint64_t handshakes, ktls_send, ktls_recv;
 };
