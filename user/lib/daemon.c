@@ -269,6 +269,12 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		metrics_add(d->metrics, METRICS_GAUGE,
 			    "ntun_build_info{version=\"" NTUN_VERSION "\"}", "ntun version", &one);
 	}
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tls_handshakes_total",
+		    "TLS handshakes completed", &tls_stats()->handshakes);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tls_ktls_send_total",
+		    "TLS connections whose records the kernel seals", &tls_stats()->ktls_send);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tls_ktls_recv_total",
+		    "TLS connections whose records the kernel opens", &tls_stats()->ktls_recv);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_total",
 		    "tunneled TCP connections started", &d->stats.tunnels_total);
 	metrics_add(d->metrics, METRICS_GAUGE, "ntun_tunnels_active",

@@ -428,7 +428,8 @@ static void peer_handshake(struct peer *p)
 	loop_timer_cancel(p->deadline);
 	p->state = PS_READY;
 	set_name(p);
-	log_write(LOG_LVL_INFO, NULL, p->name, "TLS established");
+	log_write(LOG_LVL_INFO, NULL, p->name, "TLS established (kernel TLS: %s)",
+		  (const char *[]){"no", "send", "receive", "both"}[tls_ktls(p->tls) & 3]);
 	p->cbs->on_ready(p, p->arg);
 	if (p->state == PS_READY)
 		loop_timer_arm(p->deadline, p->opts.handshake_ms); /* owner must decide */
@@ -466,7 +467,8 @@ static void peer_io(struct loop_io *io, unsigned events, void *arg)
 			p->write_blocked = false;
 			peer_flush(p);
 		}
-		if (events & LOOP_READ)
+		/* records may wait inside TLS for a write it had to finish first (kernel TLS) */
+		if ((events & LOOP_READ) || (p->state == PS_RUNNING && tls_pending(p->tls)))
 			peer_read(p);
 		break;
 	default:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* Mutual TLS 1.3: OpenSSL runs the handshake (SPIFFE role checks in the verify callback, ALPN
- * h2 only); the records after it are sealed and opened here, from the traffic secrets OpenSSL
- * derived. Does no polling or logging of its own: callers drive it from their event loop. */
+/* Mutual TLS 1.3 over OpenSSL with SPIFFE role checks in the verify callback and ALPN h2 only.
+ * OpenSSL seals and opens every record (the kernel does, where it offers kernel TLS). Does no
+ * polling or logging of its own: callers drive it from their event loop. */
 #include "tls.h"
 
 #include "buf.h"
@@ -16,13 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <openssl/core_names.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -37,10 +38,11 @@
 	(TLS_ROLE_BIT(TLS_ROLE_SERVER) | TLS_ROLE_BIT(TLS_ROLE_CLIENT) | \
 	 TLS_ROLE_BIT(TLS_ROLE_PROXY))
 #define TLS_ERR_LEN 384
+/* One read(2) of up to this much feeds many records. */
+#define TLS_RBUF_SIZE (64 * 1024)
 
-/* TLS 1.3 record sizes (RFC 8446 5.1, 5.2): header, AEAD tag, content and ciphertext limits. */
+/* TLS 1.3 record sizes (RFC 8446 5.1, 5.2): header, content and ciphertext limits. */
 #define REC_HDR	       5
-#define REC_TAG	       16
 #define REC_MAX_PLAIN  16384
 #define REC_MAX_CIPHER (REC_MAX_PLAIN + 256)
 
@@ -53,47 +55,34 @@ struct tls_ctx {
 	char server_name[256];
 	char trust_domain[sizeof(((struct tls_identity *)0)->trust_domain)];
 	struct tls_identity self;
-};
-
-/* One direction's AEAD state. secret is kept for KeyUpdate; wiped when the connection ends. */
-struct rec_key {
-	EVP_CIPHER_CTX *aead;
-	uint8_t secret[EVP_MAX_MD_SIZE];
-	uint8_t iv[12];
-	uint64_t seq;
+	bool sock_io; /* connections let OpenSSL write to the socket itself (see tls_conn_new) */
 };
 
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
 	int fd;
-	struct buf wout; /* encrypted records not yet on the socket (see out_bio_write) */
-	struct buf tail; /* tls_writev's last bytes short of a record, sealed with the next ones */
-	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken (in_bio_read, rec_next) */
+	bool sock_io;	 /* OpenSSL writes to fd itself (a socket BIO: kernel TLS possible) */
+	struct buf wout; /* records not yet on the socket (out_bio_write; not with sock_io) */
+	struct buf tail; /* bytes not given to OpenSSL yet: see tls_writev */
+	uint8_t *rbuf;	 /* bytes read from the socket, not yet taken by OpenSSL (in_bio_read) */
 	size_t rhead, rtail;
-	/* After the handshake: our own record layer (see "records" below). */
-	struct rec_key rx, tx;
-	const EVP_MD *md; /* the suite's hash, and its AEAD (fetched once): set by rec_start */
-	EVP_CIPHER *aead;
-	size_t hash_len;
-	const uint8_t *plain; /* opened record bytes not yet read, in place in rbuf */
-	size_t plain_len;
-	struct buf hs;	      /* a post-handshake message still arriving */
-	uint64_t rekey_after; /* records sealed under one key before we send a KeyUpdate */
-	uint8_t secret[2][EVP_MAX_MD_SIZE]; /* traffic secrets from keylog_cb: [0] client's */
-	size_t secret_len[2];
-	bool records; /* the record layer is ours */
-	bool eof;     /* close_notify came */
+	bool no_refill;	       /* in_bio_read: tls_read has data already, no read(2) now */
+	bool reading;	       /* inside SSL_read_ex: what OpenSSL writes now is its own answer */
+	size_t answers;	       /* bytes of those answers in wout (0 once wout empties) */
+	unsigned idle_records; /* records opened since the last one that gave data */
+	unsigned call_records; /* records opened by this tls_read */
+	unsigned ktls;	       /* TLS_KTLS_* */
 	unsigned want;
-	int fatal; /* sticky -errno once the connection is unusable; 0 while healthy */
-	bool done; /* handshake complete and checked */
+	int fatal;  /* sticky -errno once the connection is unusable; 0 while healthy */
+	bool done;  /* handshake complete and checked */
+	bool hello; /* server: a whole first record came (see first_record_in) */
+	bool lowat; /* SO_RCVLOWAT raised until it did */
 	bool notified;
 	char reason[TLS_ERR_LEN]; /* why our own checks failed, set in callbacks */
 	char err[TLS_ERR_LEN];
 	struct tls_identity peer;
 };
-
-static void keylog_cb(const SSL *ssl, const char *line);
 
 static const char *const role_names[] = {"none", "server", "client", "proxy"};
 
@@ -419,6 +408,28 @@ ctx_fail(char *err, size_t errsz, const char *fmt, ...)
 	ERR_clear_error();
 }
 
+/* True when the kernel has TLS: its "tls" TCP upper layer exists (or loads on demand). Asked
+ * once per process on a socket that is not connected, which the layer refuses with ENOTCONN
+ * when it exists and the kernel with ENOENT when it does not. */
+static bool kernel_has_tls(void)
+{
+	static atomic_int known; /* 0 not asked yet, 1 no, 2 yes */
+	int fd, k = atomic_load(&known);
+
+	if (!k) {
+		k = 1;
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			if (!setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+			    errno != ENOENT)
+				k = 2;
+			close(fd);
+		}
+		atomic_store(&known, k);
+	}
+	return k == 2;
+}
+
 static void ctx_put(struct tls_ctx *ctx)
 {
 	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
@@ -466,6 +477,13 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	SSL_CTX_set_options(sc, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
 					SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/* Where the kernel has TLS, OpenSSL hands it the sending keys after the handshake and the
+	 * kernel seals the records (OpenSSL 3.0 does not give it TLS 1.3's receiving keys): OpenSSL
+	 * must then write to the socket itself. Elsewhere an output buffer of ours saves system
+	 * calls (see "connections"). */
+	ctx->sock_io = o->socket_io || kernel_has_tls();
+	if (ctx->sock_io)
+		SSL_CTX_set_options(sc, SSL_OP_ENABLE_KTLS);
 	/* NO_AUTO_CHAIN: send what cert_file holds (leaf + intermediates), not the root too. */
 	SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
@@ -479,7 +497,6 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	}
 	SSL_CTX_set_options(sc, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_num_tickets(sc, 0);
-	SSL_CTX_set_keylog_callback(sc, keylog_cb); /* the record layer's keys: see rec_start */
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 
 	if (SSL_CTX_use_certificate_chain_file(sc, o->cert_file) != 1) {
@@ -577,21 +594,45 @@ const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx)
 	return &ctx->self;
 }
 
-/* ---- connections ------------------------------------------------------------------------ */
-
-/* Records go to an output buffer and leave in one send(2) per burst (the handshake's flights
- * from OpenSSL through out_bio_write, then ours from rec_seal): with a socket BIO every 16 KiB
- * record was its own syscall, the largest cost of a bulk transfer after the cipher. */
-#define TLS_WOUT_LIMIT (256 * 1024) /* tls_write says -EAGAIN above this much unsent */
+/* ---- connections ------------------------------------------------------------------------
+ *
+ * OpenSSL reads through a BIO of ours: one read(2) of up to 64 KiB feeds many records
+ * (OpenSSL's own read-ahead moves the unread rest of its buffer to the front after each
+ * record), and the limits on records without data are checked there. Without kernel TLS it
+ * writes through another: records go to an output buffer and leave in one send(2) per call
+ * (with a socket BIO every 16 KiB record was its own system call, the largest cost of a bulk
+ * transfer after the cipher). With kernel TLS, OpenSSL writes to the socket itself. */
+#define TLS_WOUT_LIMIT (256 * 1024) /* writes say -EAGAIN above this much unsent */
+/* One SSL_write_ex seals at most this much, so a write overshoots the limit by less. */
+#define TLS_WRITE_CHUNK (4 * REC_MAX_PLAIN)
+/* What OpenSSL writes on its own while reading (KeyUpdate answers, alerts) goes to wout too,
+ * past the limit. OpenSSL 3.0 answers every KeyUpdate that asks for one (it stops reading only
+ * when its socket is full, which ours never is), so a peer that asks and never reads could
+ * make wout grow without end: it may hold this much of those answers at most. */
+#define TLS_ANSWERS_MAX (64 * 1024)
+/* Records in a row that give no data (KeyUpdates, empty records, alerts, tickets). OpenSSL 3.0
+ * stops 32 empty records and 5 warnings in a row but not KeyUpdates, each of which costs a key
+ * derivation (and an answer): an honest peer sends a handful between two data records. */
+#define TLS_IDLE_RECORDS_MAX 64
 
 static int out_bio_write(BIO *b, const char *data, int len)
 {
 	struct tls_conn *c = BIO_get_data(b);
 
+	BIO_clear_retry_flags(b);
 	if (len <= 0)
 		return 0;
-	if (buf_append(&c->wout, data, (size_t)len) < 0)
+	if (c->reading) {
+		c->answers += (size_t)len;
+		if (c->answers > TLS_ANSWERS_MAX) {
+			errno = ENOBUFS;
+			return -1;
+		}
+	}
+	if (buf_append(&c->wout, data, (size_t)len) < 0) {
+		errno = ENOMEM;
 		return -1;
+	}
 	return len;
 }
 
@@ -610,48 +651,53 @@ static long out_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-/* Reads go through our own buffer: one read(2) of up to 64 KiB feeds many records (OpenSSL's
- * read-ahead moved the unread rest of its buffer to the front after every record: 1.5 copies
- * per byte). in_bio_read hands the handshake's records to OpenSSL; rec_next keeps reading into
- * the same buffer afterwards. */
-#define TLS_RBUF_SIZE (64 * 1024)
-/* Room for one more whole record behind a read: see rec_next. */
-#define TLS_RBUF_CAP (TLS_RBUF_SIZE + REC_HDR + REC_MAX_CIPHER)
-
+/* During the handshake OpenSSL reads exactly one record header, then its body, straight from
+ * the socket: no byte waits in a buffer of ours between flights, and with nothing read of a
+ * record OpenSSL releases its own (SSL_MODE_RELEASE_BUFFERS). Afterwards reads go through
+ * rbuf, refilled only once empty so nothing is ever moved. */
 static int in_bio_read(BIO *b, char *out, int len)
 {
 	struct tls_conn *c = BIO_get_data(b);
-	size_t k;
 	ssize_t n;
+	size_t k;
 
 	BIO_clear_retry_flags(b);
 	if (len <= 0)
 		return 0;
+	if (!c->done) {
+		n = read(c->fd, out, (size_t)len);
+		goto out;
+	}
+	if (c->idle_records > TLS_IDLE_RECORDS_MAX) {
+		errno = EPROTO; /* fails the read: see io_error */
+		return -1;
+	}
 	if (c->rhead == c->rtail) {
+		if (c->no_refill) {
+			BIO_set_retry_read(b);
+			return -1;
+		}
 		c->rhead = c->rtail = 0;
 		if (!c->rbuf) {
-			c->rbuf = malloc(TLS_RBUF_CAP);
+			c->rbuf = malloc(TLS_RBUF_SIZE);
 			if (!c->rbuf) {
 				errno = ENOMEM;
 				return -1;
 			}
 		}
 		n = read(c->fd, c->rbuf, TLS_RBUF_SIZE);
-		if (n == 0)
-			return 0;
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				BIO_set_retry_read(b);
-			return -1;
-		}
+		if (n <= 0)
+			goto out;
 		c->rtail = (size_t)n;
 	}
 	k = c->rtail - c->rhead;
-	if (k > (size_t)len)
-		k = (size_t)len;
-	memcpy(out, c->rbuf + c->rhead, k);
-	c->rhead += k;
-	return (int)k;
+	n = (ssize_t)(k < (size_t)len ? k : (size_t)len);
+	memcpy(out, c->rbuf + c->rhead, (size_t)n);
+	c->rhead += (size_t)n;
+out:
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		BIO_set_retry_read(b);
+	return n < 0 ? -1 : (int)n;
 }
 
 static long in_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
@@ -668,34 +714,24 @@ static long in_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-static BIO_METHOD *in_bio_method(void)
+static BIO_METHOD *bio_method(bool in)
 {
-	static BIO_METHOD *m;
+	static BIO_METHOD *m[2];
 
-	if (!m) {
-		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ntun-in");
-		if (m &&
-		    (!BIO_meth_set_read(m, in_bio_read) || !BIO_meth_set_ctrl(m, in_bio_ctrl))) {
-			BIO_meth_free(m);
-			m = NULL;
+	if (!m[in]) {
+		BIO_METHOD *n = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+					     in ? "ntun-in" : "ntun-out");
+
+		if (n &&
+		    (in ? !BIO_meth_set_read(n, in_bio_read) || !BIO_meth_set_ctrl(n, in_bio_ctrl)
+			: !BIO_meth_set_write(n, out_bio_write) ||
+				     !BIO_meth_set_ctrl(n, out_bio_ctrl))) {
+			BIO_meth_free(n);
+			n = NULL;
 		}
+		m[in] = n;
 	}
-	return m;
-}
-
-static BIO_METHOD *out_bio_method(void)
-{
-	static BIO_METHOD *m;
-
-	if (!m) {
-		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ntun-out");
-		if (m && (!BIO_meth_set_write(m, out_bio_write) ||
-			  !BIO_meth_set_ctrl(m, out_bio_ctrl))) {
-			BIO_meth_free(m);
-			m = NULL;
-		}
-	}
-	return m;
+	return m[in];
 }
 
 /* Sends buffered records. 0 when all are out, -EAGAIN when the socket is full, or a fatal
@@ -708,6 +744,8 @@ static int flush_out(struct tls_conn *c)
 		n = send(c->fd, buf_head(&c->wout), buf_len(&c->wout), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			buf_consume(&c->wout, (size_t)n);
+			if (!buf_len(&c->wout))
+				c->answers = 0;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -722,575 +760,30 @@ static int flush_out(struct tls_conn *c)
 	return 0;
 }
 
-/* ---- records ------------------------------------------------------------------------------
- *
- * After the handshake, records are sealed and opened here (RFC 8446 section 5) with the
- * traffic secrets OpenSSL hands its keylog callback, not by OpenSSL's record layer, which
- * copies every byte twice more on each side: into its record buffer and out of it when
- * reading, into its write buffer and on to ours when writing. Here a record is opened from the
- * socket buffer straight into the caller's buffer and sealed from the caller's bytes straight
- * into the output buffer. OpenSSL keeps the handshake, certificates and identity checks.
- *
- *   handshake (OpenSSL) --done--> rec_start: keys from the traffic secrets, sequence 0
- *   each record: [type 23][03 03][length] AEAD(content | inner type | zero padding) [tag]
- *   KeyUpdate in either direction: next secret = Expand-Label(secret, "traffic upd")
- */
-#define REC_ALERT	      21
-#define REC_HANDSHAKE	      22
-#define REC_APPDATA	      23
-#define HS_NEW_SESSION_TICKET 4
-#define HS_KEY_UPDATE	      24
-#define HS_MAX		      (70 * 1024) /* a NewSessionTicket may carry a 64 KiB ticket */
-/* RFC 8446 5.5: an AES-GCM key is good for about 2^24.5 full records; we move on long before
- * (2^23 records of 16 KiB: every 128 GiB). */
-#define REC_REKEY_AFTER (1ull << 23)
-
-static int hexval(char ch)
+/* Counts the records OpenSSL opens (it reports each one's inner content type); tls_read
+ * starts again from 0 whenever one gave data. */
+static void msg_cb(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+		   void *arg)
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+	struct tls_conn *c = arg;
 
-/* "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>", the same for SERVER_: keeps the two
- * application traffic secrets for rec_start. OpenSSL wipes the line afterwards. */
-static void keylog_cb(const SSL *ssl, const char *line)
-{
-	static const char *const labels[2] = {"CLIENT_TRAFFIC_SECRET_0 ",
-					      "SERVER_TRAFFIC_SECRET_0 "};
-	struct tls_conn *c = SSL_get_app_data(ssl);
-	const char *p;
-	size_t n = 0;
-	int i;
-
-	for (i = 0; i < 2; i++)
-		if (!strncmp(line, labels[i], strlen(labels[i])))
-			break;
-	if (!c || i == 2 || !(p = strchr(line + strlen(labels[i]), ' ')))
-		return;
-	for (p++; n < sizeof(c->secret[i]) && hexval(p[0]) >= 0 && hexval(p[1]) >= 0; p += 2)
-		c->secret[i][n++] = (uint8_t)(hexval(p[0]) << 4 | hexval(p[1]));
-	c->secret_len[i] = *p ? 0 : n; /* not a whole secret: unusable, rec_start refuses */
-}
-
-/* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1. 0 or -1. */
-static int expand_label(const EVP_MD *md, const uint8_t *secret, size_t slen, const char *label,
-			uint8_t *out, size_t olen)
-{
-	uint8_t info[2 + 1 + 6 + 16 + 1];
-	size_t ll = strlen(label), n = 0;
-	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, rc = -1;
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
-	EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM params[5];
-
-	EVP_KDF_free(kdf);
-	if (!k || ll > 16)
-		goto out;
-	info[n++] = (uint8_t)(olen >> 8);
-	info[n++] = (uint8_t)olen;
-	info[n++] = (uint8_t)(6 + ll);
-	memcpy(info + n, "tls13 ", 6);
-	memcpy(info + n + 6, label, ll);
-	n += 6 + ll;
-	info[n++] = 0; /* empty context */
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)EVP_MD_get0_name(md), 0);
-	params[1] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, slen);
-	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
-	params[4] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(k, out, olen, params) == 1)
-		rc = 0;
-out:
-	EVP_KDF_CTX_free(k);
-	return rc;
-}
-
-/* The negotiated suite's AEAD: one of the three tls_ctx_new allows, else NULL. */
-static const char *suite_cipher(const SSL_CIPHER *cs)
-{
-	switch (cs ? SSL_CIPHER_get_protocol_id(cs) : 0) {
-	case 0x1301:
-		return "AES-128-GCM";
-	case 0x1302:
-		return "AES-256-GCM";
-	case 0x1303:
-		return "ChaCha20-Poly1305";
-	default:
-		return NULL;
+	if (!write_p && type == SSL3_RT_INNER_CONTENT_TYPE && c->done) {
+		c->idle_records++;
+		c->call_records++;
 	}
 }
 
-/* Derives key and IV from k->secret and starts the direction over at sequence 0. 0 or -1. */
-static int rec_key_init(struct tls_conn *c, struct rec_key *k, bool enc)
+static struct tls_stats stats;
+
+const struct tls_stats *tls_stats(void)
 {
-	int klen = EVP_CIPHER_get_key_length(c->aead), rc = -1;
-	uint8_t key[32];
-
-	if (klen <= 0 || klen > (int)sizeof(key) ||
-	    expand_label(c->md, k->secret, c->hash_len, "key", key, (size_t)klen) ||
-	    expand_label(c->md, k->secret, c->hash_len, "iv", k->iv, sizeof(k->iv)))
-		goto out;
-	if (!k->aead)
-		k->aead = EVP_CIPHER_CTX_new();
-	if (k->aead && EVP_CipherInit_ex(k->aead, c->aead, NULL, key, NULL, enc ? 1 : 0) == 1)
-		rc = 0;
-	k->seq = 0;
-out:
-	OPENSSL_cleanse(key, sizeof(key));
-	ERR_clear_error();
-	return rc;
-}
-
-/* KeyUpdate: the direction's next secret, then its key and IV. 0 or -1. */
-static int rec_key_update(struct tls_conn *c, struct rec_key *k, bool enc)
-{
-	uint8_t next[EVP_MAX_MD_SIZE];
-	int rc = -1;
-
-	if (!expand_label(c->md, k->secret, c->hash_len, "traffic upd", next, c->hash_len)) {
-		memcpy(k->secret, next, c->hash_len);
-		rc = rec_key_init(c, k, enc);
-	}
-	OPENSSL_cleanse(next, sizeof(next));
-	return rc;
-}
-
-static void rec_nonce(const struct rec_key *k, uint8_t nonce[12])
-{
-	memcpy(nonce, k->iv, 12);
-	for (int i = 0; i < 8; i++)
-		nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
-}
-
-/* Where sealing has got to in a list of pieces. */
-struct gather {
-	const struct iovec *v;
-	size_t off; /* into v->iov_base */
-};
-
-/* The next contiguous bytes of g, at most max (some must remain): sets *p, advances g,
- * returns how many. */
-static size_t gather_next(struct gather *g, size_t max, const uint8_t **p)
-{
-	size_t part;
-
-	while (g->off == g->v->iov_len) {
-		g->v++;
-		g->off = 0;
-	}
-	part = g->v->iov_len - g->off;
-	if (part > max)
-		part = max;
-	*p = (const uint8_t *)g->v->iov_base + g->off;
-	g->off += part;
-	return part;
-}
-
-/* Seals the next n bytes of g (n <= REC_MAX_PLAIN) as one record of the given inner type into
- * wout, advancing g. 0, -ENOMEM, or -EPROTO (the AEAD failed). */
-static int rec_seal_gather(struct tls_conn *c, uint8_t type, struct gather *g, size_t n)
-{
-	struct rec_key *k = &c->tx;
-	size_t clen = n + 1 + REC_TAG, done = 0, part;
-	const uint8_t *src;
-	uint8_t nonce[12], *p;
-	int l;
-
-	p = buf_reserve(&c->wout, REC_HDR + clen);
-	if (!p)
-		return -ENOMEM;
-	p[0] = REC_APPDATA;
-	p[1] = p[2] = 3;
-	p[3] = (uint8_t)(clen >> 8);
-	p[4] = (uint8_t)clen;
-	rec_nonce(k, nonce);
-	if (EVP_EncryptInit_ex(k->aead, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_EncryptUpdate(k->aead, NULL, &l, p, REC_HDR) != 1)
-		goto fail;
-	while (done < n) {
-		part = gather_next(g, n - done, &src);
-		if (EVP_EncryptUpdate(k->aead, p + REC_HDR + done, &l, src, (int)part) != 1)
-			goto fail;
-		done += part;
-	}
-	if (EVP_EncryptUpdate(k->aead, p + REC_HDR + n, &l, &type, 1) != 1 ||
-	    EVP_EncryptFinal_ex(k->aead, p + REC_HDR + n + 1, &l) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, p + REC_HDR + n + 1) != 1)
-		goto fail;
-	buf_commit(&c->wout, REC_HDR + clen);
-	k->seq++;
-	return 0;
-fail:
-	ERR_clear_error();
-	return -EPROTO;
-}
-
-/* Seals n bytes of content type `type` into one record at the end of wout. 0, -ENOMEM or
- * -EPROTO (the cipher failed). */
-static int rec_seal(struct tls_conn *c, uint8_t type, const uint8_t *data, size_t n)
-{
-	struct iovec v = {(void *)data, n};
-	struct gather g = {&v, 0};
-
-	return rec_seal_gather(c, type, &g, n);
-}
-
-/* Ends the connection: says why, and for a protocol error sends the fatal alert (best
- * effort). Returns rc. */
-static int rec_fail(struct tls_conn *c, int rc, uint8_t alert, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int rec_fail(struct tls_conn *c, int rc, uint8_t alert, const char *fmt, ...)
-{
-	uint8_t a[2] = {SSL3_AL_FATAL, alert};
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	if (alert && !c->notified && !c->fatal) {
-		c->notified = true;
-		if (!rec_seal(c, REC_ALERT, a, sizeof(a)))
-			flush_out(c);
-	}
-	c->fatal = rc;
-	return rc;
-}
-
-/* Sends a KeyUpdate, then seals under the next key. 0 or a fatal -errno. */
-static int rec_send_key_update(struct tls_conn *c, bool request)
-{
-	const uint8_t msg[5] = {HS_KEY_UPDATE, 0, 0, 1, request ? 1 : 0};
-	int rc = rec_seal(c, REC_HANDSHAKE, msg, sizeof(msg));
-
-	if (rc)
-		return rec_fail(c, rc, 0, "write: cannot seal a KeyUpdate");
-	if (rec_key_update(c, &c->tx, true))
-		return rec_fail(c, -EPROTO, 0, "write: cannot derive the next traffic key");
-	return 0;
-}
-
-static int rec_start(struct tls_conn *c)
-{
-	const SSL_CIPHER *cs = SSL_get_current_cipher(c->ssl);
-	const char *name = suite_cipher(cs);
-	int ours = SSL_is_server(c->ssl) ? 1 : 0;
-	size_t h;
-	int rc = 0;
-
-	c->md = cs ? SSL_CIPHER_get_handshake_digest(cs) : NULL;
-	c->aead = name ? EVP_CIPHER_fetch(NULL, name, NULL) : NULL;
-	h = c->hash_len = c->md ? (size_t)EVP_MD_get_size(c->md) : 0;
-	if (!c->aead || !h || h > sizeof(c->rx.secret) || c->secret_len[0] != h ||
-	    c->secret_len[1] != h || SSL_pending(c->ssl) > 0) {
-		snprintf(c->err, sizeof(c->err),
-			 "handshake: no traffic secrets for the record layer");
-		rc = -EPROTO;
-		goto out;
-	}
-	memcpy(c->tx.secret, c->secret[ours], h);
-	memcpy(c->rx.secret, c->secret[!ours], h);
-	if (rec_key_init(c, &c->rx, false) || rec_key_init(c, &c->tx, true)) {
-		snprintf(c->err, sizeof(c->err), "handshake: cannot set up the record keys");
-		rc = -EPROTO;
-		goto out;
-	}
-	c->records = true;
-	c->rekey_after = REC_REKEY_AFTER;
-out:
-	OPENSSL_cleanse(c->secret, sizeof(c->secret));
-	ERR_clear_error();
-	c->fatal = rc;
-	return rc;
-}
-
-static size_t rec_whole(const struct tls_conn *c)
-{
-	size_t avail = c->rtail - c->rhead, need;
-
-	if (avail < REC_HDR)
-		return 0;
-	need = REC_HDR + ((size_t)c->rbuf[c->rhead + 3] << 8 | c->rbuf[c->rhead + 4]);
-	return avail >= need ? need : 0;
-}
-
-/* Makes rbuf hold one whole record at rhead: 1, or 0 on EOF, -EAGAIN, or a fatal -errno.
- * Reads fill the buffer's free end; only the unfinished record at the end is ever moved. */
-static int rec_next(struct tls_conn *c)
-{
-	size_t avail, need;
-	ssize_t n;
-
-	if (!c->rbuf && !(c->rbuf = malloc(TLS_RBUF_CAP)))
-		return rec_fail(c, -ENOMEM, 0, "read: out of memory");
-	for (;;) {
-		avail = c->rtail - c->rhead;
-		need = REC_HDR;
-		if (avail >= REC_HDR) {
-			need += (size_t)c->rbuf[c->rhead + 3] << 8 | c->rbuf[c->rhead + 4];
-			if (need > REC_HDR + REC_MAX_CIPHER)
-				return rec_fail(c, -EPROTO, SSL_AD_RECORD_OVERFLOW,
-						"read: record of %zu bytes is over the limit",
-						need - REC_HDR);
-			if (avail >= need)
-				return 1;
-		}
-		if (!avail) {
-			c->rhead = c->rtail = 0;
-		} else if (c->rhead + need > TLS_RBUF_CAP ||
-			   TLS_RBUF_CAP - c->rtail < REC_HDR + REC_MAX_CIPHER) {
-			memmove(c->rbuf, c->rbuf + c->rhead, avail);
-			c->rhead = 0;
-			c->rtail = avail;
-		}
-		n = read(c->fd, c->rbuf + c->rtail, TLS_RBUF_CAP - c->rtail);
-		if (n > 0) {
-			c->rtail += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN) {
-			c->want = TLS_WANT_READ;
-			return -EAGAIN;
-		}
-		return rec_fail(c, -errno, 0, "read: %s", strerror(errno));
-	}
-}
-
-/* Opens the whole record at rhead into dst: room for all its ciphertext less the tag, or the
- * ciphertext itself (in place). Returns the content type with *len the content's length (padding
- * and type byte gone), or a fatal -errno. The plaintext is only used once the tag checked. */
-static int rec_open(struct tls_conn *c, uint8_t *dst, size_t *len)
-{
-	uint8_t *hdr = c->rbuf + c->rhead, *ct = hdr + REC_HDR, nonce[12];
-	size_t clen = (size_t)hdr[3] << 8 | hdr[4], plen;
-	struct rec_key *k = &c->rx;
-	int l;
-
-	if (hdr[0] != REC_APPDATA)
-		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-				"read: unprotected record (type %u) after the handshake", hdr[0]);
-	if (clen < 1 + REC_TAG)
-		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
-				"read: record of %zu bytes is too short", clen);
-	plen = clen - REC_TAG;
-	rec_nonce(k, nonce);
-	if (EVP_DecryptInit_ex(k->aead, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_DecryptUpdate(k->aead, NULL, &l, hdr, REC_HDR) != 1 ||
-	    EVP_DecryptUpdate(k->aead, dst, &l, ct, (int)plen) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(k->aead, EVP_CTRL_AEAD_SET_TAG, REC_TAG, ct + plen) != 1 ||
-	    EVP_DecryptFinal_ex(k->aead, dst + plen, &l) != 1) {
-		ERR_clear_error();
-		return rec_fail(c, -EPROTO, SSL_AD_BAD_RECORD_MAC,
-				"read: record failed authentication (bad record mac)");
-	}
-	k->seq++;
-	c->rhead += REC_HDR + clen;
-	while (plen && !dst[plen - 1])
-		plen--;
-	if (!plen--)
-		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-				"read: record without a content type");
-	if (plen > REC_MAX_PLAIN)
-		return rec_fail(c, -EPROTO, SSL_AD_RECORD_OVERFLOW,
-				"read: record content of %zu bytes is over the limit", plen);
-	*len = plen;
-	return dst[plen];
-}
-
-/* Post-handshake messages: tickets are dropped (we resume nothing), KeyUpdate is followed.
- * 0 or a fatal -errno. */
-static int rec_handshake(struct tls_conn *c, const uint8_t *p, size_t n)
-{
-	const uint8_t *m;
-	size_t len;
-
-	if (!n)
-		return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-				"read: empty handshake record");
-	if (buf_len(&c->hs) + n > HS_MAX + 4)
-		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
-				"read: post-handshake message over %d bytes", HS_MAX);
-	if (buf_append(&c->hs, p, n) < 0)
-		return rec_fail(c, -ENOMEM, 0, "read: out of memory");
-	while (buf_len(&c->hs) >= 4) {
-		m = buf_head(&c->hs);
-		len = (size_t)m[1] << 16 | (size_t)m[2] << 8 | m[3];
-		if (len > HS_MAX)
-			return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR,
-					"read: post-handshake message of %zu bytes", len);
-		if (buf_len(&c->hs) < 4 + len)
-			break;
-		if (m[0] == HS_NEW_SESSION_TICKET && !SSL_is_server(c->ssl)) {
-			buf_consume(&c->hs, 4 + len);
-			continue;
-		}
-		if (m[0] != HS_KEY_UPDATE)
-			return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-					"read: unexpected handshake message (type %u) after the "
-					"handshake",
-					m[0]);
-		if (len != 1 || m[4] > 1)
-			return rec_fail(c, -EPROTO, SSL_AD_ILLEGAL_PARAMETER,
-					"read: malformed KeyUpdate");
-		/* The next record is under the next key: nothing may follow in this one. */
-		if (buf_len(&c->hs) != 5)
-			return rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-					"read: KeyUpdate not at the end of its record");
-		if (rec_key_update(c, &c->rx, false))
-			return rec_fail(c, -EPROTO, SSL_AD_INTERNAL_ERROR,
-					"read: cannot derive the peer's next traffic key");
-		if (m[4] && rec_send_key_update(c, false))
-			return c->fatal;
-		buf_consume(&c->hs, 5);
-	}
-	if (!buf_len(&c->hs))
-		buf_release(&c->hs);
-	return 0;
-}
-
-/* An alert record: close_notify is EOF, user_canceled (a warning) is dropped, the rest end
- * the connection. 0 or -EPROTO. */
-static int rec_alert(struct tls_conn *c, const uint8_t *p, size_t n)
-{
-	const char *why;
-
-	if (n != 2)
-		return rec_fail(c, -EPROTO, SSL_AD_DECODE_ERROR, "read: malformed alert");
-	if (p[1] == SSL_AD_CLOSE_NOTIFY) {
-		c->eof = true;
-		return 0;
-	}
-	if (p[1] == SSL_AD_USER_CANCELLED)
-		return 0;
-	why = ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, SSL_AD_REASON_OFFSET + p[1]));
-	return rec_fail(c, -EPROTO, 0, "read: peer sent an alert: SSL routines: %s (alert %u)",
-			why ? why : SSL_alert_desc_string_long(p[1]), p[1]);
-}
-
-/* An idle connection holds no read buffer: it goes when a read finds nothing more (the last
- * read of every event), not each time it empties in between, which would free and allocate
- * it again within one event. */
-static void rbuf_drop_if_empty(struct tls_conn *c)
-{
-	if (c->rhead == c->rtail && !c->plain_len) {
-		free(c->rbuf);
-		c->rbuf = NULL;
-		c->rhead = c->rtail = 0;
-	}
-}
-
-/* tls_read once the record layer is ours: whole records buffered are opened while they fit;
- * the socket is read only when nothing came from the buffer. */
-static ssize_t rec_read(struct tls_conn *c, uint8_t *buf, size_t len)
-{
-	size_t got = 0, n = 0, k;
-	uint8_t *rec;
-	int rc;
-
-	if (c->plain_len) {
-		k = c->plain_len < len ? c->plain_len : len;
-		memcpy(buf, c->plain, k);
-		c->plain += k;
-		c->plain_len -= k;
-		return (ssize_t)k;
-	}
-	while (got < len && !c->eof && !c->fatal) {
-		if (got && !rec_whole(c))
-			break;
-		rc = rec_next(c);
-		if (rc <= 0) {
-			if (rc == 0)
-				c->eof = true;
-			if (got)
-				break;
-			rbuf_drop_if_empty(c); /* nothing more came: idle until the next event */
-			return rc;
-		}
-		/* Straight into the caller's buffer when all of it fits, else in place. */
-		k = rec_whole(c) - REC_HDR - REC_TAG;
-		rec = k <= len - got ? buf + got : c->rbuf + c->rhead + REC_HDR;
-		rc = rec_open(c, rec, &n);
-		if (rc < 0)
-			break;
-		if (rc != REC_HANDSHAKE && buf_len(&c->hs)) {
-			rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-				 "read: a record came between the parts of a handshake message");
-			break;
-		}
-		if (rc == REC_APPDATA) {
-			if (rec != buf + got) {
-				k = n < len - got ? n : len - got;
-				memcpy(buf + got, rec, k);
-				c->plain = rec + k;
-				c->plain_len = n - k;
-				n = k;
-			}
-			got += n;
-			if (c->plain_len)
-				break;
-		} else if (rc == REC_ALERT) {
-			rec_alert(c, rec, n);
-		} else if (rc == REC_HANDSHAKE) {
-			rec_handshake(c, rec, n);
-		} else {
-			rec_fail(c, -EPROTO, SSL_AD_UNEXPECTED_MESSAGE,
-				 "read: record of content type %d after the handshake", rc);
-		}
-	}
-	if (got)
-		return (ssize_t)got;
-	rbuf_drop_if_empty(c);
-	return c->fatal ? c->fatal : 0;
-}
-
-/* Seals len bytes of g as application data, records of up to REC_MAX_PLAIN, a KeyUpdate first
- * whenever the key is due; bounded: stops once TLS_WOUT_LIMIT waits for the socket. Returns
- * bytes sealed or a fatal -errno. */
-static ssize_t rec_write(struct tls_conn *c, struct gather *g, size_t len, bool bounded)
-{
-	size_t done = 0, n;
-	int rc;
-
-	while (done < len && (!bounded || buf_len(&c->wout) < TLS_WOUT_LIMIT)) {
-		if (c->tx.seq >= c->rekey_after && rec_send_key_update(c, false))
-			break;
-		n = len - done < REC_MAX_PLAIN ? len - done : REC_MAX_PLAIN;
-		rc = rec_seal_gather(c, REC_APPDATA, g, n);
-		if (rc) {
-			rec_fail(c, rc, 0, "write: cannot seal a record");
-			break;
-		}
-		done += n;
-	}
-	return done ? (ssize_t)done : c->fatal;
-}
-
-/* Seals what tls_writev held back (less than a record). 0 or a fatal -errno. */
-static int seal_tail(struct tls_conn *c)
-{
-	struct iovec v = {buf_head(&c->tail), buf_len(&c->tail)};
-	struct gather g = {&v, 0};
-	ssize_t n;
-
-	if (!v.iov_len)
-		return 0;
-	n = rec_write(c, &g, v.iov_len, false);
-	buf_release(&c->tail);
-	return n < 0 ? (int)n : 0;
+	return &stats;
 }
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 {
 	struct tls_conn *c;
+	BIO *rb = NULL, *wb = NULL;
 	int e = ENOMEM;
 
 	if (fd < 0) {
@@ -1303,29 +796,32 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd)
 	c->ssl = SSL_new(ctx->ssl_ctx);
 	if (!c->ssl)
 		goto err;
-	/* Reads gather in rbuf (one read(2) feeds several records, nothing moves); writes
-	 * gather in wout so a burst of records leaves in one send(2). */
 	c->fd = fd;
+	c->sock_io = ctx->sock_io;
 	buf_init(&c->wout);
 	buf_init(&c->tail);
-	{
-		BIO *rb = in_bio_method() ? BIO_new(in_bio_method()) : NULL;
-		BIO *wb = out_bio_method() ? BIO_new(out_bio_method()) : NULL;
-
-		if (!rb || !wb) {
-			BIO_free(rb);
-			BIO_free(wb);
-			goto err;
-		}
+	rb = bio_method(true) ? BIO_new(bio_method(true)) : NULL;
+	if (c->sock_io)
+		wb = BIO_new_socket(fd, BIO_NOCLOSE);
+	else
+		wb = bio_method(false) ? BIO_new(bio_method(false)) : NULL;
+	if (!rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		goto err;
+	}
+	if (!c->sock_io) {
 		BIO_set_data(wb, c);
 		BIO_set_init(wb, 1);
-		BIO_set_data(rb, c);
-		BIO_set_init(rb, 1);
-		SSL_set_bio(c->ssl, rb, wb);
 	}
+	BIO_set_data(rb, c);
+	BIO_set_init(rb, 1);
+	SSL_set_bio(c->ssl, rb, wb);
 	if (ctx->sni && SSL_set_tlsext_host_name(c->ssl, ctx->server_name) != 1)
 		goto err;
 	SSL_set_app_data(c->ssl, c);
+	SSL_set_msg_callback(c->ssl, msg_cb);
+	SSL_set_msg_callback_arg(c->ssl, c);
 	if (ctx->is_server)
 		SSL_set_accept_state(c->ssl);
 	else
@@ -1351,18 +847,23 @@ void tls_conn_free(struct tls_conn *c)
 	ctx_put(c->ctx);
 	buf_release(&c->wout);
 	buf_release(&c->tail);
-	buf_release(&c->hs);
 	free(c->rbuf);
-	EVP_CIPHER_CTX_free(c->rx.aead);
-	EVP_CIPHER_CTX_free(c->tx.aead);
-	EVP_CIPHER_free(c->aead);
-	OPENSSL_cleanse(c, sizeof(*c)); /* traffic secrets */
 	free(c);
 }
 
-/* Maps a failed SSL_do_handshake (ret, and errno saved right after it) to our return value,
- * fills c->err and drains the error queue. Returns -EAGAIN or a fatal -errno. */
-static int handshake_error(struct tls_conn *c, int ret, int saved_errno)
+enum tls_op { OP_HANDSHAKE, OP_READ, OP_WRITE };
+static const char *const op_names[] = {"handshake", "read", "write"};
+
+/* The peer closed the connection in the middle of op (not a read's EOF). */
+static int closed_during(struct tls_conn *c, enum tls_op op)
+{
+	snprintf(c->err, sizeof(c->err), "peer closed the connection during the %s", op_names[op]);
+	return -ECONNRESET;
+}
+
+/* Maps a failed SSL call (ret, and errno saved right after it) to our return value, fills
+ * c->err and drains the error queue. Returns -EAGAIN, 0 (EOF on read) or a fatal -errno. */
+static int io_error(struct tls_conn *c, int ret, int saved_errno, enum tls_op op)
 {
 	char tmp[TLS_ERR_LEN - 48];
 	bool alert = false;
@@ -1376,31 +877,47 @@ static int handshake_error(struct tls_conn *c, int ret, int saved_errno)
 	case SSL_ERROR_WANT_WRITE:
 		c->want = TLS_WANT_WRITE;
 		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		if (op == OP_READ)
+			return 0;
+		rc = closed_during(c, op);
+		break;
 	case SSL_ERROR_SYSCALL:
-		if (ERR_peek_error()) {
+		if (c->idle_records > TLS_IDLE_RECORDS_MAX) {
 			rc = -EPROTO;
-			snprintf(c->err, sizeof(c->err), "handshake: ");
+			snprintf(
+				c->err, sizeof(c->err),
+				"%s: %u records in a row without data (KeyUpdates, empty records or "
+				"alerts)",
+				op_names[op], c->idle_records);
+		} else if (c->answers > TLS_ANSWERS_MAX) {
+			rc = -ENOBUFS;
+			snprintf(c->err, sizeof(c->err),
+				 "%s: the peer does not read the answers it asks for (%zu KiB of "
+				 "KeyUpdates unsent)",
+				 op_names[op], c->answers / 1024);
+		} else if (ERR_peek_error()) {
+			rc = -EPROTO;
+			snprintf(c->err, sizeof(c->err), "%s: ", op_names[op]);
 			drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
 		} else if (saved_errno) {
 			rc = -saved_errno;
-			snprintf(c->err, sizeof(c->err), "handshake: %s", strerror(saved_errno));
+			snprintf(c->err, sizeof(c->err), "%s: %s", op_names[op],
+				 strerror(saved_errno));
+		} else if (op == OP_READ) {
+			return 0; /* EOF without close_notify is EOF (GRPC-NOTES) */
 		} else {
-			rc = -ECONNRESET;
-			snprintf(c->err, sizeof(c->err),
-				 "peer closed the connection during the handshake");
+			rc = closed_during(c, op);
 		}
-		break;
-	case SSL_ERROR_ZERO_RETURN:
-		rc = -ECONNRESET;
-		snprintf(c->err, sizeof(c->err), "peer closed the connection during the handshake");
 		break;
 	case SSL_ERROR_SSL:
 		e = ERR_peek_error();
 		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-			rc = -ECONNRESET;
-			snprintf(c->err, sizeof(c->err),
-				 "peer closed the connection during the handshake");
+			ERR_clear_error();
+			if (op == OP_READ)
+				return 0;
+			rc = closed_during(c, op);
 			break;
 		}
 		rc = -EPROTO;
@@ -1410,12 +927,12 @@ static int handshake_error(struct tls_conn *c, int ret, int saved_errno)
 			break;
 		}
 		drain_errors(tmp, sizeof(tmp), 0, &alert);
-		snprintf(c->err, sizeof(c->err), "handshake: %s%s",
+		snprintf(c->err, sizeof(c->err), "%s: %s%s", op_names[op],
 			 alert ? "peer sent an alert: " : "", tmp);
 		break;
 	default:
 		rc = -EIO;
-		snprintf(c->err, sizeof(c->err), "handshake: unexpected OpenSSL state: ");
+		snprintf(c->err, sizeof(c->err), "%s: unexpected OpenSSL state: ", op_names[op]);
 		drain_errors(c->err, sizeof(c->err), strlen(c->err), NULL);
 		break;
 	}
@@ -1441,6 +958,31 @@ static int handshake_check(struct tls_conn *c)
 	return -EPROTO;
 }
 
+/* A server hands OpenSSL its connection only once a whole first record (the ClientHello) is
+ * in the socket: OpenSSL sets up about 64 KiB of buffers and state as soon as it reads a
+ * byte. Until then the socket reports readable only when the record can be complete
+ * (SO_RCVLOWAT), so a client that sends a byte and waits costs the SSL object alone, and
+ * polling it does not spin. True when OpenSSL may go on (also on EOF or a socket error, which
+ * it reports). */
+static bool first_record_in(struct tls_conn *c)
+{
+	uint8_t h[REC_HDR];
+	int want = REC_HDR, avail = 0;
+	ssize_t n = recv(c->fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return true;
+	if (n == REC_HDR) {
+		want += h[3] << 8 | h[4];
+		if (want > REC_HDR + REC_MAX_CIPHER || ioctl(c->fd, FIONREAD, &avail) ||
+		    avail >= want)
+			return true; /* OpenSSL refuses one too long */
+	}
+	if (!setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)))
+		c->lowat = true;
+	return false;
+}
+
 int tls_handshake(struct tls_conn *c)
 {
 	int r, saved;
@@ -1450,6 +992,15 @@ int tls_handshake(struct tls_conn *c)
 	if (c->done)
 		return 0;
 	c->want = 0;
+	if (c->ctx->is_server && !c->hello) {
+		if (!first_record_in(c)) {
+			c->want = TLS_WANT_READ;
+			return -EAGAIN;
+		}
+		c->hello = true;
+		if (c->lowat)
+			(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &(int){1}, sizeof(int));
+	}
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
 	saved = errno;
@@ -1457,20 +1008,27 @@ int tls_handshake(struct tls_conn *c)
 	if (flush_out(c) < -EAGAIN || c->fatal)
 		return c->fatal;
 	if (r != 1) {
-		int rc = handshake_error(c, r, saved);
+		int rc = io_error(c, r, saved, OP_HANDSHAKE);
 
 		if (rc == -EAGAIN && buf_len(&c->wout))
 			c->want |= TLS_WANT_WRITE;
 		return rc;
 	}
 	r = handshake_check(c);
-	if (!r)
-		r = rec_start(c);
-	if (!r) {
-		c->done = true;
-		rbuf_drop_if_empty(c);
-	}
-	return r;
+	if (r)
+		return r;
+	c->done = true;
+	/* OpenSSL released its record buffers whenever they emptied, so a connection waiting in
+	 * its handshake holds none. From now on that would be a free and a malloc per record
+	 * (an eighth of the CPU of a bulk transfer): they go when the connection goes idle
+	 * (idle_point) instead. */
+	SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+	c->ktls = (BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? TLS_KTLS_SEND : 0) |
+		  (BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? TLS_KTLS_RECV : 0);
+	stats.handshakes++;
+	stats.ktls_send += !!(c->ktls & TLS_KTLS_SEND);
+	stats.ktls_recv += !!(c->ktls & TLS_KTLS_RECV);
+	return 0;
 }
 
 unsigned tls_want(const struct tls_conn *c)
@@ -1478,157 +1036,274 @@ unsigned tls_want(const struct tls_conn *c)
 	return c->want;
 }
 
-/* Data moves only through our record layer, so only once the handshake is done. */
+unsigned tls_ktls(const struct tls_conn *c)
+{
+	return c->ktls;
+}
+
+/* Data moves only once the handshake is done. */
 static int not_connected(struct tls_conn *c, const char *op)
 {
 	snprintf(c->err, sizeof(c->err), "%s before the handshake completed", op);
 	return -ENOTCONN;
 }
 
+/* Read and record buffers go once a read finds nothing more, which is how every event ends,
+ * or everything written went out (not each time they empty within one, which would free and
+ * allocate them again). OpenSSL keeps its buffers while they hold bytes. */
+static void idle_point(struct tls_conn *c)
+{
+	if (c->rhead == c->rtail) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rhead = c->rtail = 0;
+	}
+	if (c->done && !buf_len(&c->wout))
+		(void)SSL_free_buffers(c->ssl);
+}
+
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len)
 {
-	ssize_t r;
+	size_t got = 0, n;
+	int rc = 0, saved;
 
 	if (c->fatal)
 		return c->fatal;
 	if (!len)
 		return -EINVAL;
-	if (!c->records)
+	if (!c->done)
 		return not_connected(c, "read");
 	c->want = 0;
-	r = rec_read(c, buf, len);
+	c->reading = true;
+	c->call_records = 0;
+	/* Records OpenSSL has, and whole ones in rbuf, while they fit; the socket is read only
+	 * when nothing came from them. OpenSSL gives one record per call. */
+	for (;;) {
+		errno = 0;
+		if (SSL_read_ex(c->ssl, (uint8_t *)buf + got, len - got, &n) != 1) {
+			saved = errno;
+			rc = io_error(c, 0, saved, OP_READ);
+			break;
+		}
+		got += n;
+		c->idle_records = 0;
+		if (got == len || c->call_records >= TLS_IDLE_RECORDS_MAX)
+			break; /* full, or enough work for one call (tiny records) */
+		c->no_refill = true;
+	}
+	c->no_refill = c->reading = false;
 	if (buf_len(&c->wout)) /* a KeyUpdate answered, or an alert */
 		flush_out(c);
-	return r;
+	if (got) {
+		if (rc == -EAGAIN && c->want == TLS_WANT_READ)
+			c->want = 0;
+		return (ssize_t)got; /* an error or EOF behind the data is sticky in OpenSSL */
+	}
+	if (rc == -EAGAIN || rc == 0)
+		idle_point(c);
+	return rc;
 }
 
 bool tls_pending(const struct tls_conn *c)
 {
-	return c->plain_len || c->rhead < c->rtail;
+	return SSL_has_pending(c->ssl) || c->rhead < c->rtail;
+}
+
+/* Gives OpenSSL n bytes at p to seal (and with sock_io, to send), in calls of at most
+ * TLS_WRITE_CHUNK. *done says how many it took. 0, -EAGAIN (sock_io: the socket is full; the
+ * next call must offer the same bytes again), or a fatal -errno. */
+static int seal(struct tls_conn *c, const uint8_t *p, size_t n, size_t *done)
+{
+	size_t w, k;
+	int saved;
+
+	for (*done = 0; *done < n; *done += w) {
+		k = n - *done < TLS_WRITE_CHUNK ? n - *done : TLS_WRITE_CHUNK;
+		errno = 0;
+		if (SSL_write_ex(c->ssl, p + *done, k, &w) != 1) {
+			saved = errno;
+			return io_error(c, 0, saved, OP_WRITE);
+		}
+	}
+	return 0;
+}
+
+/* Seals what tail holds: whole records only, or all of it. 0, -EAGAIN (sock_io) or fatal. */
+static int seal_tail(struct tls_conn *c, bool all)
+{
+	size_t n = buf_len(&c->tail), done;
+	int rc;
+
+	if (!all)
+		n = n / REC_MAX_PLAIN * REC_MAX_PLAIN;
+	if (!n)
+		return 0;
+	rc = seal(c, buf_head(&c->tail), n, &done);
+	buf_consume(&c->tail, done);
+	return rc;
+}
+
+/* Bytes waiting for the socket, sealed or not. */
+static size_t queued(const struct tls_conn *c)
+{
+	return buf_len(&c->wout) + (c->sock_io ? buf_len(&c->tail) : 0);
+}
+
+/* Room for more: makes some if the queue is full. 0, -EAGAIN (still full) or fatal. */
+static int make_room(struct tls_conn *c)
+{
+	int rc;
+
+	if (queued(c) < TLS_WOUT_LIMIT)
+		return 0;
+	rc = c->sock_io ? seal_tail(c, false) : flush_out(c);
+	if (rc && rc != -EAGAIN)
+		return rc;
+	return queued(c) < TLS_WOUT_LIMIT ? 0 : -EAGAIN;
+}
+
+/* Appends n bytes at p to tail. 0 or a fatal -ENOMEM. */
+static int tail_append(struct tls_conn *c, const void *p, size_t n)
+{
+	if (buf_append(&c->tail, p, n) == 0)
+		return 0;
+	snprintf(c->err, sizeof(c->err), "write: out of memory");
+	c->fatal = -ENOMEM;
+	return c->fatal;
 }
 
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len)
 {
-	struct iovec v = {(void *)buf, len};
-	struct gather g = {&v, 0};
-	ssize_t done;
+	const uint8_t *p = buf;
+	size_t done = 0, n, k;
 	int rc;
 
 	if (c->fatal)
 		return c->fatal;
-	if (!c->records)
+	if (!c->done)
 		return not_connected(c, "write");
 	c->want = 0;
-	rc = seal_tail(c);
-	if (rc)
+	/* what tls_writev held back goes first */
+	rc = seal_tail(c, true);
+	if (rc && (rc != -EAGAIN || buf_len(&c->tail) >= TLS_WOUT_LIMIT))
 		return rc;
+	if (c->sock_io) {
+		/* OpenSSL must be offered a record it could not send again: ours to keep */
+		n = TLS_WOUT_LIMIT - buf_len(&c->tail);
+		n = len < n ? len : n;
+		if (n && tail_append(c, p, n))
+			return c->fatal;
+		rc = seal_tail(c, true);
+		return rc && rc != -EAGAIN ? rc : (ssize_t)n;
+	}
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc;
 	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
 		return -EAGAIN;
 	/* Records only gather in wout here; the limit bounds how much waits for the socket. */
-	done = rec_write(c, &g, len, true);
-	if (done <= 0)
-		return done;
+	while (done < len && buf_len(&c->wout) < TLS_WOUT_LIMIT) {
+		n = len - done < TLS_WRITE_CHUNK ? len - done : TLS_WRITE_CHUNK;
+		rc = seal(c, p + done, n, &k);
+		done += k;
+		if (rc) {
+			if (!done)
+				return rc;
+			break; /* a fatal error stays in c->fatal for the next call */
+		}
+	}
 	rc = flush_out(c);
 	if (rc < 0 && rc != -EAGAIN)
 		return rc; /* the peer is gone: what was accepted cannot arrive */
-	return done;
-}
-
-/* Copies n bytes from g to dst, advancing g. */
-static void gather_copy(struct gather *g, uint8_t *dst, size_t n)
-{
-	const uint8_t *src;
-	size_t part;
-
-	for (; n; n -= part, dst += part) {
-		part = gather_next(g, n, &src);
-		memcpy(dst, src, part);
-	}
+	if (!rc)
+		idle_point(c);
+	return (ssize_t)done;
 }
 
 ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
 {
-	struct iovec v[TLS_WRITEV_MAX + 1];
-	struct gather g = {v + 1, 0};
-	size_t held, total = 0, whole, rest;
-	uint8_t *d;
-	ssize_t n;
+	size_t total = 0, left, done;
+	const uint8_t *p;
 	int rc, i;
 
 	if (c->fatal)
 		return c->fatal;
-	if (!c->records)
+	if (!c->done)
 		return not_connected(c, "write");
 	if (iovcnt < 0 || iovcnt > TLS_WRITEV_MAX)
 		return -EINVAL;
 	c->want = 0;
-	if (buf_len(&c->wout) >= TLS_WOUT_LIMIT) {
-		rc = flush_out(c);
-		if (rc < 0 && rc != -EAGAIN)
-			return rc;
-		if (buf_len(&c->wout) >= TLS_WOUT_LIMIT)
-			return -EAGAIN;
-	}
-	held = buf_len(&c->tail);
-	v[0] = (struct iovec){buf_head(&c->tail), held};
+	rc = make_room(c);
+	if (rc)
+		return rc;
 	for (i = 0; i < iovcnt; i++) {
-		v[i + 1] = iov[i];
-		total += iov[i].iov_len;
-	}
-	/* Whole records straight from the pieces (the held-back bytes lead the first); what is
-	 * left waits for the next call's bytes to fill its record. */
-	whole = (held + total) / REC_MAX_PLAIN * REC_MAX_PLAIN;
-	if (whole) {
-		g.v = v;
-		n = rec_write(c, &g, whole, false);
-		if (n < 0)
-			return n;
-		if (c->fatal)
-			return c->fatal;
-		buf_release(&c->tail); /* all of it went into the first record */
-	}
-	/* what is left of the pieces (all of them when no record was whole) is held back */
-	rest = held + total - whole - buf_len(&c->tail);
-	if (rest) {
-		d = buf_reserve(&c->tail, rest);
-		if (!d)
-			return rec_fail(c, -ENOMEM, 0, "write: out of memory");
-		gather_copy(&g, d, rest);
-		buf_commit(&c->tail, rest);
+		p = iov[i].iov_base;
+		left = iov[i].iov_len;
+		total += left;
+		while (left) {
+			/* Whole records straight from a piece when nothing is held back (OpenSSL
+			 * seals them without blocking: our BIO takes them); else through tail,
+			 * sealed once it holds a record. With sock_io all goes through tail. */
+			if (!c->sock_io && !buf_len(&c->tail) && left >= REC_MAX_PLAIN) {
+				rc = seal(c, p, left / REC_MAX_PLAIN * REC_MAX_PLAIN, &done);
+				if (rc)
+					return rc;
+			} else {
+				done = c->sock_io ? left : REC_MAX_PLAIN - buf_len(&c->tail);
+				done = left < done ? left : done;
+				if (tail_append(c, p, done))
+					return c->fatal;
+				rc = seal_tail(c, false);
+				if (rc && rc != -EAGAIN)
+					return rc;
+			}
+			p += done;
+			left -= done;
+		}
 	}
 	return (ssize_t)total;
 }
 
 int tls_flush(struct tls_conn *c)
 {
-	int rc;
+	int rc, saved;
 
 	if (c->fatal)
 		return c->fatal;
 	c->want = 0;
-	rc = seal_tail(c);
-	return rc ? rc : flush_out(c);
+	rc = seal_tail(c, true);
+	if (rc)
+		return rc;
+	if (c->sock_io && c->done && SSL_in_init(c->ssl)) {
+		/* an answer of OpenSSL's own (KeyUpdate) still waits for the socket */
+		errno = 0;
+		rc = SSL_do_handshake(c->ssl);
+		saved = errno;
+		return rc == 1 ? 0 : io_error(c, rc, saved, OP_WRITE);
+	}
+	rc = flush_out(c);
+	if (!rc)
+		idle_point(c);
+	return rc;
 }
 
 bool tls_write_pending(const struct tls_conn *c)
 {
-	return buf_len(&c->wout) > 0 || buf_len(&c->tail) > 0;
+	return buf_len(&c->wout) > 0 || buf_len(&c->tail) > 0 ||
+	       (c->sock_io && c->done && SSL_in_init(c->ssl));
 }
 
 void tls_close_notify(struct tls_conn *c)
 {
-	static const uint8_t close_notify[2] = {SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY};
-
 	if (c->notified || c->fatal || !c->done)
 		return;
 	c->notified = true;
-	if (c->records && seal_tail(c))
+	if (seal_tail(c, true))
 		return;
-	if (!rec_seal(c, REC_ALERT, close_notify, sizeof(close_notify)))
-		flush_out(c);
+	errno = 0;
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+	flush_out(c);
 }
 
 const struct tls_identity *tls_peer(const struct tls_conn *c)
@@ -1641,12 +1316,11 @@ const char *tls_error(const struct tls_conn *c)
 	return c->err[0] ? c->err : "no error";
 }
 
-void tls_set_rekey_records(struct tls_conn *c, uint64_t records)
-{
-	c->rekey_after = records;
-}
-
 size_t tls_buffered(const struct tls_conn *c)
 {
-	return (c->rbuf ? TLS_RBUF_CAP : 0) + c->wout.cap + c->tail.cap + c->hs.cap;
+	/* OpenSSL's record buffers go while they hold nothing (SSL_MODE_RELEASE_BUFFERS in the
+	 * handshake, idle_point after it): counted as one record's worth while it holds bytes. */
+	size_t ossl = SSL_has_pending(c->ssl) ? REC_MAX_CIPHER : 0;
+
+	return (c->rbuf ? TLS_RBUF_SIZE : 0) + c->wout.cap + c->tail.cap + ossl;
 }

@@ -32,6 +32,10 @@ struct tls_ctx_opts {
 	const char *trust_domain; /* peers must be in it; NULL = our own certificate's */
 	unsigned accept_roles;	  /* TLS_ROLE_BIT()s a peer may have; checked in the handshake */
 	bool insecure; /* skips only the server-name check; the chain is always verified */
+	/* OpenSSL writes to the socket itself, as it always does when the kernel has TLS (then
+	 * the kernel seals records); without kernel TLS that costs a system call per record, so
+	 * only tests set it. */
+	bool socket_io;
 };
 
 struct tls_ctx;
@@ -60,17 +64,35 @@ void tls_conn_free(struct tls_conn *c);
  * verification, role or ALPN failure, -ECONNRESET, ...) with tls_error() saying why.
  * TLS 1.3: a client learns that the server rejected *its* certificate only on its first
  * tls_read (-EPROTO, "peer sent an alert: ..."), after tls_handshake returned 0.
- * Errors are sticky: once a call failed, every later call returns the same -errno. */
+ * Errors are sticky: once a call failed, every later call returns the same -errno.
+ * A server hands the connection to OpenSSL only once a whole first record (the ClientHello) is
+ * in the socket, raising the fd's SO_RCVLOWAT meanwhile so that poll waits for it. */
 int tls_handshake(struct tls_conn *c);
 
 /* What the last -EAGAIN waited for: TLS_WANT_READ and/or TLS_WANT_WRITE. */
 unsigned tls_want(const struct tls_conn *c);
 
-/* Reads decrypted bytes: as many whole records as are buffered and fit, else one read(2).
- * Returns >0, 0 on EOF (close_notify, or a peer that closed without one), -EAGAIN, or another
- * -errno with tls_error() set: -EPROTO for a record that fails authentication or breaks RFC
- * 8446 (a fatal alert goes to the peer), -ENOTCONN before the handshake completed. len 0 is
- * -EINVAL. A peer's KeyUpdate is followed (and answered if asked); session tickets are dropped. */
+/* Which directions got kernel TLS (the kernel seals or opens the records) after the handshake:
+ * TLS_KTLS_SEND and/or TLS_KTLS_RECV, 0 when OpenSSL does both (or before the handshake). */
+#define TLS_KTLS_SEND 1u
+#define TLS_KTLS_RECV 2u
+unsigned tls_ktls(const struct tls_conn *c);
+
+/* Counts of this process's connections, kept by tls_handshake (plain integers: one thread):
+ * handshakes completed, and how many of those got kernel TLS for sending and for receiving. */
+struct tls_stats {
+	uint64_t handshakes, ktls_send, ktls_recv;
+};
+const struct tls_stats *tls_stats(void);
+
+/* Reads decrypted bytes: the records OpenSSL opens from what is buffered while they fit, else
+ * one read(2). Returns >0, 0 on EOF (close_notify, or a peer that closed without one), -EAGAIN,
+ * or another -errno with tls_error() set: -EPROTO for a record OpenSSL refuses (a fatal alert
+ * goes to the peer), for too many records in a row without data (OpenSSL's limits of 32 empty
+ * records and 5 warning alerts, ours of 64 of any kind, e.g. KeyUpdates), -ENOBUFS when a peer
+ * that does not read let 64 KiB of OpenSSL's answers to its KeyUpdates pile up, -ENOTCONN
+ * before the handshake completed. len 0 is -EINVAL. A peer's KeyUpdate is followed (and
+ * answered if asked); session tickets are dropped. */
 ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
 
 /* True when bytes are already buffered (the rest of a record larger than the last tls_read's
@@ -83,36 +105,30 @@ bool tls_pending(const struct tls_conn *c);
  * buffer and leave in one send(2) per call; what the socket does not take yet stays queued
  * (up to 256 KiB, then -EAGAIN). Returns bytes accepted (>0; a short count when the queue
  * filled), -EAGAIN, or another -errno with tls_error() set (-EPIPE: the peer is gone); len 0
- * only flushes and returns 0. The buffer may move between calls: accepted bytes are already
- * sealed. */
+ * only flushes and returns 0. The buffer may move between calls: accepted bytes are ours. */
 ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
 
-/* Seals the bytes of iov (at most TLS_WRITEV_MAX pieces) as records queued for the socket,
- * without sending them: tls_flush sends, as does the next tls_write. Whole records are sealed
- * straight from the pieces, nothing copied; the last bytes short of a full record (16 KiB) are
- * copied and held back to lead the next call's records, and are sealed by tls_flush,
- * tls_write or tls_close_notify. All or nothing: returns the bytes taken (all of them),
- * -EAGAIN when 256 KiB of records already wait for the socket (nothing taken), or another
- * -errno as tls_write. */
+/* Takes the bytes of iov (at most TLS_WRITEV_MAX pieces) as full records (16 KiB) queued for
+ * the socket, without sending them: tls_flush sends, as does the next tls_write. The last
+ * bytes short of a full record are copied and held back to lead the next call's records, and
+ * are sealed by tls_flush, tls_write or tls_close_notify. All or nothing: returns the bytes
+ * taken (all of them), -EAGAIN when 256 KiB already wait for the socket (nothing taken), or
+ * another -errno as tls_write. */
 #define TLS_WRITEV_MAX 8
 struct iovec;
 ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt);
 
-/* Seals what tls_writev held back, then sends encrypted records still waiting for the socket
- * (tls_write queues up to 256 KiB when the socket is full). 0 when none is left, -EAGAIN
- * (wait for writability), or -errno. */
+/* Seals what tls_writev held back, then sends records still waiting for the socket (tls_write
+ * queues up to 256 KiB when the socket is full). 0 when none is left, -EAGAIN (wait for
+ * writability), or -errno. */
 int tls_flush(struct tls_conn *c);
 
-/* Bytes of buffer memory the connection holds now (read, write and post-handshake message
- * buffers). 0 while idle: buffers exist only while bytes are in them. */
+/* Bytes of buffer memory the connection holds now (ours, and OpenSSL's record buffers while
+ * they hold bytes). 0 while idle: buffers exist only while bytes are in them. */
 size_t tls_buffered(const struct tls_conn *c);
 
 /* True while records wait for the socket (or bytes held back by tls_writev). */
 bool tls_write_pending(const struct tls_conn *c);
-
-/* Sends a KeyUpdate before the next record once `records` records went out under one key
- * (default 2^23, every 128 GiB; tests set it low). */
-void tls_set_rekey_records(struct tls_conn *c, uint64_t records);
 
 /* Sends close_notify once, best effort, never blocks. */
 void tls_close_notify(struct tls_conn *c);
