@@ -33,13 +33,7 @@ FLOOR_MS=200
 BASE_MS=0
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	topo_sites
 	certs_make || return 1
 	# the attacker has a client certificate of its own: a flood costs its id a cool-down
 	"$BIN_GENCERTS" --out "$CERTS" --issue client --id mallory --name mallory >/dev/null ||

@@ -34,13 +34,7 @@ BASE_RSS=0
 
 setup() {
 	[ -x "$BIN_FLOOD" ] || { e2e_log "tls_flood not built"; return 1; }
-	ns_add cli
-	ns_add rly
-	ns_add site
-	ns_add web
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 site 10.10.2.1/24
-	link site 192.168.1.1/24 web 192.168.1.5/24
+	topo_sites
 	cg_make
 	certs_make || return 1
 	start web web $PY "$NETAPP" serve --bind 192.168.1.5 --port 80
