@@ -178,6 +178,15 @@ static void test_json(void)
 			     cidr_format(&j.grants[i].prefix, b, sizeof(b)));
 		CHECK_STR_EQ(y.grants[i].proxy_id, j.grants[i].proxy_id);
 	}
+	CHECK_INT_EQ(j.n_policy, 4);
+	CHECK_INT_EQ(y.n_policy, j.n_policy);
+	for (size_t i = 0; i < y.n_policy && i < j.n_policy; i++) {
+		CHECK_STR_EQ(y.policy[i].client, j.policy[i].client);
+		CHECK_STR_EQ(cidr_format(&y.policy[i].net, a, sizeof(a)),
+			     cidr_format(&j.policy[i].net, b, sizeof(b)));
+		CHECK_INT_EQ(y.policy[i].port_lo, j.policy[i].port_lo);
+		CHECK_INT_EQ(y.policy[i].port_hi, j.policy[i].port_hi);
+	}
 	CHECK_STR_EQ(y.metrics_addr, j.metrics_addr);
 	CHECK_INT_EQ(y.idle_timeout_ms, j.idle_timeout_ms);
 	CHECK_INT_EQ(j.drain_timeout_ms, 15000);
