@@ -994,6 +994,40 @@ static int yaml_entry_key(struct yaml_walk *y, const yaml_node_t *n, const yaml_
 	return yaml_dup_key(y, n, p, sub);
 }
 
+/* Entry idx of the list o as a mapping with the keys keys[0..nk) (each at most once; any other
+ * is an error naming what an entry has): the key and value nodes of each into kn[i], vn[i],
+ * NULL when absent. Writes the entry's path "key[idx]". */
+static int yaml_entry_fields(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n,
+			     size_t idx, const char *what, const char *const *keys, size_t nk,
+			     const yaml_node_t **kn, const yaml_node_t **vn, char *path,
+			     size_t size)
+{
+	char sub[96];
+	int ret = yaml_entry(y, o, n, idx, what, path, size);
+
+	for (size_t i = 0; i < nk; i++)
+		kn[i] = vn[i] = NULL;
+	if (ret)
+		return ret;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		size_t i;
+
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
+		if (ret)
+			return ret;
+		for (i = 0; i < nk && strcmp(scalar_text(k), keys[i]); i++)
+			;
+		if (i == nk)
+			return fail(y->L, "%s:%lu: key '%s': unknown key (a %s entry has %s)",
+				    y->file, k->start_mark.line + 1, sub, o->key, what);
+		kn[i] = k;
+		vn[i] = yaml_document_get_node(y->doc, p->value);
+	}
+	return 0;
+}
+
 /* One entry of routes: {virtual_cidr?, real_cidr | cidr, proxy_id}. */
 static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
@@ -1067,42 +1101,27 @@ static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_
 /* One entry of proxies: {id: ID or "*", prefixes: [PREFIX, ...] or PREFIX}. */
 static int yaml_grant(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
-	const yaml_node_t *id_n = NULL, *pfx_n = NULL;
+	static const char *const keys[] = {"id", "prefixes"};
+	const yaml_node_t *kn[2], *vn[2], *id_n, *pfx_n;
 	char path[64], sub[96];
 	struct cidr prefix;
 	struct where w;
 	int ret;
 
-	ret = yaml_entry(y, o, n, idx, "id and prefixes", path, sizeof(path));
+	ret = yaml_entry_fields(y, o, n, idx, "id and prefixes", keys, 2, kn, vn, path,
+				sizeof(path));
 	if (ret)
 		return ret;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
-
-		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
-		if (ret)
-			return ret;
-		if (!strcmp(scalar_text(k), "id")) {
-			ret = yaml_scalar(y, v, sub);
-			if (ret)
-				return ret;
-			id_n = v;
-		} else if (!strcmp(scalar_text(k), "prefixes")) {
-			if (v->type == YAML_MAPPING_NODE)
-				return fail(y->L,
-					    "%s:%lu: key '%s': wrong type: expected a CIDR or a "
-					    "list of CIDRs, got a mapping",
-					    y->file, k->start_mark.line + 1, sub);
-			pfx_n = v;
-		} else {
-			return fail(y->L,
-				    "%s:%lu: key '%s': unknown key (a proxies entry has id and "
-				    "prefixes)",
-				    y->file, k->start_mark.line + 1, sub);
-		}
-	}
+	id_n = vn[0];
+	pfx_n = vn[1];
+	snprintf(sub, sizeof(sub), "%s.id", path);
+	if (id_n && (ret = yaml_scalar(y, id_n, sub)))
+		return ret;
+	if (pfx_n && pfx_n->type == YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s.prefixes': wrong type: expected a CIDR or a list of "
+			    "CIDRs, got a mapping",
+			    y->file, kn[1]->start_mark.line + 1, path);
 	if (!id_n || !pfx_n)
 		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
 			    path, !id_n ? "id" : "prefixes");
@@ -1181,41 +1200,27 @@ static int yaml_scalars(struct yaml_walk *y, const yaml_node_t *k, const yaml_no
  * string), flattened to one rule per (client, destination). */
 static int yaml_policy(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
-	const yaml_node_t *cl[POLICY_RULE_MAX], *al[POLICY_RULE_MAX];
+	static const char *const keys[] = {"clients", "allow"};
+	const yaml_node_t *cl[POLICY_RULE_MAX], *al[POLICY_RULE_MAX], *kn[2], *vn[2];
 	size_t ncl = 0, nal = 0;
-	bool have_c = false, have_a = false;
 	char path[64], sub[96];
 	int ret;
 
-	ret = yaml_entry(y, o, n, idx, "clients and allow", path, sizeof(path));
+	ret = yaml_entry_fields(y, o, n, idx, "clients and allow", keys, 2, kn, vn, path,
+				sizeof(path));
 	if (ret)
 		return ret;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
-
-		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
-		if (ret)
-			return ret;
-		if (!strcmp(scalar_text(k), "clients")) {
-			ret = yaml_scalars(y, k, v, sub, cl, POLICY_RULE_MAX, &ncl);
-			have_c = true;
-		} else if (!strcmp(scalar_text(k), "allow")) {
-			ret = yaml_scalars(y, k, v, sub, al, POLICY_RULE_MAX, &nal);
-			have_a = true;
-		} else {
-			return fail(y->L,
-				    "%s:%lu: key '%s': unknown key (a policy rule has clients and "
-				    "allow)",
-				    y->file, k->start_mark.line + 1, sub);
-		}
-		if (ret)
-			return ret;
-	}
-	if (!have_c || !have_a)
+	if (!vn[0] || !vn[1])
 		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
-			    path, !have_c ? "clients" : "allow");
+			    path, !vn[0] ? "clients" : "allow");
+	snprintf(sub, sizeof(sub), "%s.clients", path);
+	ret = yaml_scalars(y, kn[0], vn[0], sub, cl, POLICY_RULE_MAX, &ncl);
+	if (ret)
+		return ret;
+	snprintf(sub, sizeof(sub), "%s.allow", path);
+	ret = yaml_scalars(y, kn[1], vn[1], sub, al, POLICY_RULE_MAX, &nal);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < ncl; i++) {
 		for (size_t j = 0; j < nal; j++) {
 			struct where w;
