@@ -162,7 +162,12 @@ case_reload() {
 	reload "reload failed" || return 1
 	grep "reload failed" "$E2E_TMP/server.log" | tail -n 1 >&2
 	check "the error names file and line" grep -q "server.yaml:[0-9]*: key 'policy\[0\].allow'" "$E2E_TMP/server.log" || return 1
-	get 100.64.1.5 9000 7 && denied 100.64.1.5 9001
+	# Nothing of the broken file applied: 8000-9000 still open, the rest still denied.
+	local n0 n
+	n0=$(metric "ntun_tunnels_denied_total{client=\"$C1\"}")
+	get 100.64.1.5 9000 7 && get 100.64.1.5 8080 8 && denied 100.64.1.5 9001 || return 1
+	n=$(metric "ntun_tunnels_denied_total{client=\"$C1\"}")
+	check "the 5 connections to :9001 were denied by the policy ($n0 -> $n)" [ "$n" = $((n0 + 5)) ]
 }
 
 case_proxy_refuses() {
