@@ -6,6 +6,10 @@
 #
 #   fetch     --dst IP:PORT --size N [--count K]   GET N netapp bytes K times; times in ms
 #   probe     --dst IP:PORT --seconds S            a small fetch every 100 ms; counts ok/failed
+#   tunnels   --dst IP:PORT --count K              K Connect calls on one connection to a
+#                                                  netapp ECHO server, --every ms apart; after
+#                                                  --seconds prints how many echo (open) and
+#                                                  how the others ended, then holds --hold s
 #   gzip      --streams N                          N Connect calls under grpc-encoding gzip, each
 #                                                  sending most of a 4 MiB compressed message
 #   reset     --pairs N                            HEADERS + RST_STREAM, N times (CVE-2023-44487)
@@ -152,6 +156,56 @@ def cmd_probe(a):
                 errs.append(det)
         time.sleep(0.1)
     print(json.dumps({"ok": ok, "failed": bad, "errors": errs}))
+    return 0
+
+
+def cmd_tunnels(a):
+    s = tls(a)
+    conn = new_conn()
+    s.sendall(conn.data_to_send())
+    want, got, status, df = {}, {}, {}, {}
+    s.settimeout(0.05)
+
+    def pump(until):
+        while time.monotonic() < until:
+            try:
+                d = s.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not d:
+                return False
+            for ev in conn.receive_data(d):
+                if isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    for p in df[ev.stream_id].feed(ev.data):
+                        got[ev.stream_id] = got.get(ev.stream_id, b"") + p
+                elif isinstance(ev, (h2.events.TrailersReceived, h2.events.ResponseReceived)):
+                    for k, v in ev.headers:
+                        if k == "grpc-status":
+                            status[ev.stream_id] = str(v)
+                elif isinstance(ev, h2.events.StreamReset):
+                    status[ev.stream_id] = "rst"
+            s.sendall(conn.data_to_send())
+        return True
+
+    t0 = time.monotonic()
+    for i in range(a.count):
+        sid = conn.get_next_available_stream_id()
+        want[sid] = b"tunnel %d\n" % i
+        df[sid] = Deframer()
+        conn.send_headers(sid, req_headers(a.dst))
+        conn.send_data(sid, chunk(b"ECHO\n" + want[sid]))
+        s.sendall(conn.data_to_send())
+        pump(t0 + (i + 1) * a.every / 1000)
+    pump(time.monotonic() + a.seconds)
+    ends = {}
+    for sid in want:
+        if sid in status:
+            ends[status[sid]] = ends.get(status[sid], 0) + 1
+    opened = sum(1 for sid in want if got.get(sid) == want[sid] and sid not in status)
+    print(json.dumps({"open": opened, "ended": ends}), flush=True)
+    pump(time.monotonic() + a.hold)
+    s.close()
     return 0
 
 
@@ -324,8 +378,8 @@ def cmd_flood(a, frame):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["fetch", "probe", "gzip", "reset", "continuation",
-                                    "settings", "ping"])
+    ap.add_argument("cmd", choices=["fetch", "probe", "tunnels", "gzip", "reset",
+                                    "continuation", "settings", "ping"])
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, default=8443)
     ap.add_argument("--certs", required=True)
@@ -341,6 +395,7 @@ def main():
     ap.add_argument("--hold", type=float, default=5)
     ap.add_argument("--duration", type=float, default=0)
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--every", type=float, default=0, help="tunnels: ms between calls")
     a = ap.parse_args()
     a.cert = f"{a.certs}/{a.who}/cert.pem"
     a.key = f"{a.certs}/{a.who}/key.pem"
@@ -349,6 +404,8 @@ def main():
         return cmd_fetch(a)
     if a.cmd == "probe":
         return cmd_probe(a)
+    if a.cmd == "tunnels":
+        return cmd_tunnels(a)
     if a.cmd == "gzip":
         return cmd_gzip(a)
     # The other attacks end their connection quickly when the server stops them: a bad

@@ -355,7 +355,7 @@ case_none() { get_sizes cnone cnone 100.64.1.5 30 && server_saw cnone cnone; }
 case_sibling() {
 	local out rc=0 n0 n1
 	ns_add csib
-	n0=$(grep -c " via .* from cgroup " "$E2E_TMP/server.log")
+	n0=$(grep -c " requested from cgroup " "$E2E_TMP/server.log")
 	out=$(in_ctr "$E2E_CG/sibling" csib $PY "$CTRAPP" "$NTUN_SRC/tests/e2e" probe 100.64.1.5 80)
 	e2e_log "  sibling, own netns: $out"
 	[ "$(json_get "$out" outcome)" = ENETUNREACH ] || rc=1
@@ -368,7 +368,7 @@ case_sibling() {
 	sleep 1
 	grep -q "ctr: netns $(netns_ino csib) " "$E2E_TMP/client.log" &&
 		{ e2e_log "  the client served the sibling's netns"; rc=1; }
-	n1=$(grep -c " via .* from cgroup " "$E2E_TMP/server.log")
+	n1=$(grep -c " requested from cgroup " "$E2E_TMP/server.log")
 	[ "$n0" = "$n1" ] || { e2e_log "  $((n1 - n0)) tunnels appeared"; rc=1; }
 	return $rc
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Fuzzes the address parsers (cidr_parse, ipport_parse, conntrack_id_valid) against simple
+/* Fuzzes the address parsers (cidr_parse, policy_dest_parse, ipport_parse, conntrack_id_valid)
+ * against simple
  * reference parsers, and the route table (lookup with fall back, claim checks under grants)
  * against a linear model under input-driven ops. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conntrack.h"
@@ -78,6 +80,31 @@ static bool ref_ipport(const char *s, uint32_t *a, uint16_t *port)
 	return true;
 }
 
+/* Reference: CIDR, CIDR:PORT or CIDR:LO-HI (1..65535, LO <= HI). */
+static bool ref_policy_dest(const char *s, struct cidr *c, unsigned *lo, unsigned *hi)
+{
+	const char *colon = strchr(s, ':');
+	char net[64];
+
+	*lo = 1;
+	*hi = 65535;
+	snprintf(net, sizeof(net), "%.*s", (int)(colon ? colon - s : (long)strlen(s)), s);
+	if (!ref_cidr(net, c))
+		return false;
+	if (!colon)
+		return true;
+	s = colon + 1;
+	if (!ref_dec(&s, 65535, lo) || !*lo)
+		return false;
+	*hi = *lo;
+	if (*s == '-') {
+		s++;
+		if (!ref_dec(&s, 65535, hi) || *hi < *lo)
+			return false;
+	}
+	return !*s;
+}
+
 /* ---- text ops ---- */
 
 static void op_text(struct fuzz_in *in, char kind)
@@ -93,7 +120,16 @@ static void op_text(struct fuzz_in *in, char kind)
 	memcpy(s, p, n);
 	s[n] = 0;
 	switch (kind) {
-	case 0:
+	case 0: {
+		struct policy_rule pr;
+		unsigned lo, hi;
+
+		memset(&pr, 0, sizeof(pr));
+		ok = policy_dest_parse(s, &pr) == 0;
+		FUZZ_CHECK(ok == ref_policy_dest(s, &r, &lo, &hi));
+		if (ok)
+			FUZZ_CHECK(pr.net.addr == r.addr && pr.net.len == r.len &&
+				   pr.port_lo == lo && pr.port_hi == hi);
 		memset(&c, 0, sizeof(c));
 		ok = cidr_parse(s, &c) == 0;
 		FUZZ_CHECK(ok == ref_cidr(s, &r));
@@ -104,6 +140,7 @@ static void op_text(struct fuzz_in *in, char kind)
 		FUZZ_CHECK(cidr_parse(fmt, &r) == 0 && r.addr == c.addr && r.len == c.len);
 		FUZZ_CHECK(cidr_contains(&c, c.addr | ~mask_of(c.len)));
 		break;
+	}
 	case 1:
 		ok = ipport_parse(s, &a, &port) == 0;
 		FUZZ_CHECK(ok == ref_ipport(s, &ra, &rport));

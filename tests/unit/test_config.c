@@ -178,6 +178,15 @@ static void test_json(void)
 			     cidr_format(&j.grants[i].prefix, b, sizeof(b)));
 		CHECK_STR_EQ(y.grants[i].proxy_id, j.grants[i].proxy_id);
 	}
+	CHECK_INT_EQ(j.n_policy, 4);
+	CHECK_INT_EQ(y.n_policy, j.n_policy);
+	for (size_t i = 0; i < y.n_policy && i < j.n_policy; i++) {
+		CHECK_STR_EQ(y.policy[i].client, j.policy[i].client);
+		CHECK_STR_EQ(cidr_format(&y.policy[i].net, a, sizeof(a)),
+			     cidr_format(&j.policy[i].net, b, sizeof(b)));
+		CHECK_INT_EQ(y.policy[i].port_lo, j.policy[i].port_lo);
+		CHECK_INT_EQ(y.policy[i].port_hi, j.policy[i].port_hi);
+	}
 	CHECK_STR_EQ(y.metrics_addr, j.metrics_addr);
 	CHECK_INT_EQ(y.idle_timeout_ms, j.idle_timeout_ms);
 	CHECK_INT_EQ(j.drain_timeout_ms, 15000);
@@ -1034,6 +1043,100 @@ static void test_reload(void)
 	config_release(&b);
 }
 
+/* The policy section: rules flattened to one per (client, destination), a single string for
+ * either list, flags and the environment, limits and the dial timeout; errors with file:line. */
+static void test_policy(void)
+{
+	struct config cfg;
+	const char *f;
+	char a[20];
+
+	f = tmpfile_with("p.yaml",
+			 TLS_YAML "policy:\n"
+				  "  - clients: [\"spiffe://ntun.local/client/client-1\"]\n"
+				  "    allow: [\"100.64.1.0/24:80\", \"100.64.1.0/24:8000-8999\"]\n"
+				  "  - clients: [\"*\"]\n"
+				  "    allow: 100.64.2.0/24\n"
+				  "limits:\n  client_tunnels: 10\n  client_tunnel_rate: 5\n"
+				  "timeouts:\n  dial_ms: 750ms\n");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_policy, 3);
+	if (cfg.n_policy == 3) {
+		CHECK_STR_EQ(cfg.policy[0].client, "spiffe://ntun.local/client/client-1");
+		CHECK_STR_EQ(cidr_format(&cfg.policy[0].net, a, sizeof(a)), "100.64.1.0/24");
+		CHECK_INT_EQ(cfg.policy[0].port_lo, 80);
+		CHECK_INT_EQ(cfg.policy[0].port_hi, 80);
+		CHECK_INT_EQ(cfg.policy[1].port_lo, 8000);
+		CHECK_INT_EQ(cfg.policy[1].port_hi, 8999);
+		CHECK_STR_EQ(cfg.policy[2].client, "*");
+		CHECK_INT_EQ(cfg.policy[2].port_lo, 1);
+		CHECK_INT_EQ(cfg.policy[2].port_hi, 65535);
+	}
+	CHECK_INT_EQ(cfg.client_tunnels, 10);
+	CHECK_INT_EQ(cfg.client_tunnel_rate, 5);
+	CHECK_INT_EQ(cfg.dial_timeout_ms, 750);
+	config_release(&cfg);
+	CHECK(cfg.policy == NULL && cfg.n_policy == 0);
+
+	/* Defaults: no policy, no limits, 2 s dial timeout. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("p.yaml", TLS_YAML), NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_policy, 0);
+	CHECK_INT_EQ(cfg.client_tunnels, 0);
+	CHECK_INT_EQ(cfg.client_tunnel_rate, 0);
+	CHECK_INT_EQ(cfg.dial_timeout_ms, 2000);
+	config_release(&cfg);
+
+	/* Flags replace the file's list; repeated flags append. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, "--allow",
+			  "spiffe://ntun.local/client/c2=10.0.0.0/8:443", "--allow",
+			  "*=192.168.0.0/16:1-1023", "--max-client-tunnels", "3", NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_policy, 2);
+	CHECK_STR_EQ(cfg.policy[0].client, "spiffe://ntun.local/client/c2");
+	CHECK_INT_EQ(cfg.policy[0].port_lo, 443);
+	CHECK_INT_EQ(cfg.policy[1].port_hi, 1023);
+	CHECK_INT_EQ(cfg.client_tunnels, 3);
+	config_release(&cfg);
+	setenv("NTUN_POLICY", "*=100.64.9.0/24, spiffe://ntun.local/client/x=100.64.8.0/24:22", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_policy, 2);
+	CHECK_STR_EQ(cfg.policy[1].client, "spiffe://ntun.local/client/x");
+	config_release(&cfg);
+	unsetenv("NTUN_POLICY");
+	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--config", tmpfile_with("p.yaml", TLS_YAML),
+			  "--server", "a:1", "--proxy-id", "p", "--managed-cidr", "10.0.0.0/8",
+			  "--allow", "*=10.0.0.0/8", NULL),
+		     -EINVAL);
+	config_release(&cfg);
+
+	FILE_ERROR(CONFIG_SERVER, "policy: []\n", "1: key 'policy'", "leave the section out");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - allow: [10.0.0.0/8]\n", "2: key 'policy[0]'",
+		   "missing clients");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: \"*\"\n", "2: key 'policy[0]'",
+		   "missing allow");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: [\"*\"]\n    allow: []\n",
+		   "3: key 'policy[0].allow'", "empty list");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: [client-1]\n    allow: 10.0.0.0/8\n",
+		   "2: key 'policy[0].clients'", "SPIFFE id");
+	FILE_ERROR(CONFIG_SERVER,
+		   "policy:\n  - clients: \"*\"\n    allow:\n      - 10.0.0.0/8\n"
+		   "      - 10.0.0.0/8:70000\n",
+		   "5: key 'policy[0].allow'", "CIDR:LO-HI");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: \"*\"\n    allow: 10.0.0.1/8:80\n",
+		   "3: key 'policy[0].allow'", "host bits");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: \"*\"\n    allow: 10.0.0.0/8:90-80\n",
+		   "3: key 'policy[0].allow'", "CIDR:LO-HI");
+	FILE_ERROR(CONFIG_SERVER,
+		   "policy:\n  - clients: \"*\"\n    allow: 10.0.0.0/8\n    deny: x\n",
+		   "4: key 'policy[0].deny'", "unknown key");
+	FILE_ERROR(CONFIG_SERVER, "policy:\n  - clients: {a: b}\n    allow: 10.0.0.0/8\n",
+		   "2: key 'policy[0].clients'", "wrong type");
+	FILE_ERROR(CONFIG_SERVER, "policy: \"*=10.0.0.0/8\"\n", "1: key 'policy'", "wrong type");
+	FILE_ERROR(CONFIG_SERVER, "timeouts:\n  dial_ms: 0\n", "2: key 'timeouts.dial_ms'",
+		   "greater than 0");
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ntun-test-config-XXXXXX");
@@ -1048,6 +1151,7 @@ int main(void)
 	test_defaults();
 	test_values();
 	test_grants();
+	test_policy();
 	test_precedence();
 	test_file_errors();
 	test_proxy_pairs();

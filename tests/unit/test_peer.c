@@ -214,8 +214,16 @@ static void rx_close(struct peer *p, const char *reason, void *arg)
 	loop_stop(r->loop);
 }
 
+static int probe_acks; /* on_probe_ack calls */
+
+static void rx_probe_ack(struct peer *p, void *arg)
+{
+	probe_acks++;
+}
+
 static const struct peer_cbs rx_cbs = {
 	.on_ready = rx_ready,
+	.on_probe_ack = rx_probe_ack,
 	.on_request = rx_request,
 	.on_goaway = rx_goaway,
 	.on_close = rx_close,
@@ -601,6 +609,80 @@ static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW
 	return remove(fpath);
 }
 
+/* Reads what the peer sent (2 s at most) until a PING without ACK; its opaque data in op. */
+static bool tx_find_ping(struct tx *t, int fd, uint8_t op[8])
+{
+	uint64_t end = loop_now_ms() + 2000;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	size_t len, off;
+	ssize_t r;
+
+	while (loop_now_ms() < end) {
+		r = tls_read(t->tls, t->in + t->in_len, sizeof(t->in) - t->in_len);
+		if (r == -EAGAIN) {
+			poll(&pfd, 1, 100);
+			continue;
+		}
+		if (r <= 0)
+			return false;
+		t->in_len += (size_t)r;
+		for (off = 0; t->in_len - off >= 9; off += 9 + len) {
+			len = (size_t)t->in[off] << 16 | (size_t)t->in[off + 1] << 8 |
+			      t->in[off + 2];
+			if (t->in_len - off < 9 + len)
+				break;
+			if (t->in[off + 3] == 6 && !(t->in[off + 4] & 1) && len == 8) {
+				memcpy(op, t->in + off + 9, 8);
+				t->in_len = 0; /* what follows it is not needed */
+				return true;
+			}
+		}
+		memmove(t->in, t->in + off, t->in_len - off);
+		t->in_len -= off;
+	}
+	return false;
+}
+
+/* Probes: one PING per batch of asks, sent after the frames queued before it, numbered; an
+ * ask while one is outstanding waits for its ACK and gets the next number; the owner hears
+ * each ACK. */
+static void test_probe(void)
+{
+	struct rx r = {.want = SIZE_MAX};
+	struct tx t = {0};
+	struct fixture f;
+	uint8_t op[8], ack[17];
+
+	probe_acks = 0;
+	if (goaway_setup(&f, &r, &t)) {
+		loop_io_set(t.io, 0);
+		CHECK_INT_EQ(peer_probe(r.peer), 1);
+		CHECK_INT_EQ(peer_probe(r.peer), 1); /* not sent yet: the same probe */
+		loop_timer_arm(f.tm, 200);
+		loop_run(f.l);
+		CHECK(tx_find_ping(&t, f.fd[0], op));
+		CHECK_INT_EQ(peer_probe_acked(r.peer), 0);
+		CHECK_INT_EQ(peer_probe(r.peer), 2); /* the first may have left before its frames */
+		frame_hdr(ack, 8, 6, 1, 0);
+		memcpy(ack + 9, op, 8);
+		CHECK_INT_EQ(tx_write(&t, ack, sizeof(ack)), 0);
+		loop_timer_arm(f.tm, 200);
+		loop_run(f.l);
+		CHECK_INT_EQ(peer_probe_acked(r.peer), 1);
+		CHECK_INT_EQ(probe_acks, 1);
+		/* The second goes out once the first is answered. */
+		CHECK(tx_find_ping(&t, f.fd[0], op));
+		memcpy(ack + 9, op, 8);
+		CHECK_INT_EQ(tx_write(&t, ack, sizeof(ack)), 0);
+		loop_timer_arm(f.tm, 200);
+		loop_run(f.l);
+		CHECK_INT_EQ(peer_probe_acked(r.peer), 2);
+		CHECK_INT_EQ(probe_acks, 2);
+		CHECK(!r.closed);
+	}
+	fixture_close(&f, &r, &t);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -611,6 +693,7 @@ int main(void)
 	test_send();
 	test_goaway_drains();
 	test_rapid_reset();
+	test_probe();
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_done("test_peer");
 }

@@ -5,6 +5,7 @@
  * claims and shared grants. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 #include "route.h"
@@ -448,6 +449,62 @@ static void test_claims(void)
 	route_table_free(t);
 }
 
+/* Policy destinations: CIDR, CIDR:PORT, CIDR:LO-HI; matching by client URI or "*", address
+ * and port, with the edges of ranges and of prefixes. */
+static void test_policy(void)
+{
+	static const char *const bad[] = {"",
+					  "100.64.1.0/24:",
+					  "100.64.1.0/24:0",
+					  "100.64.1.0/24:65536",
+					  "100.64.1.0/24:90-80",
+					  "100.64.1.0/24:80-",
+					  "100.64.1.0/24:-80",
+					  "100.64.1.1/24",
+					  "100.64.1.0/24:80x",
+					  "100.64.1.0/24:80-90-100",
+					  "a.b.c.d",
+					  "100.64.1.0/24:080"};
+	struct policy_rule r[3];
+	const char *c1 = "spiffe://ntun.local/client/client-1";
+	const char *c2 = "spiffe://ntun.local/client/client-2";
+
+	memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT_EQ(policy_dest_parse(bad[i], &r[0]), -EINVAL);
+	CHECK_INT_EQ(policy_dest_parse(NULL, &r[0]), -EINVAL);
+	CHECK_INT_EQ(policy_dest_parse("100.64.1.0/24:80", &r[0]), 0);
+	CHECK_INT_EQ(r[0].port_lo, 80);
+	CHECK_INT_EQ(r[0].port_hi, 80);
+	CHECK_INT_EQ(policy_dest_parse("100.64.1.0/24:8000-8999", &r[1]), 0);
+	CHECK_INT_EQ(r[1].port_lo, 8000);
+	CHECK_INT_EQ(r[1].port_hi, 8999);
+	CHECK_INT_EQ(policy_dest_parse("100.64.2.0/24", &r[2]), 0);
+	CHECK_INT_EQ(r[2].port_lo, 1);
+	CHECK_INT_EQ(r[2].port_hi, 65535);
+	CHECK_INT_EQ(policy_dest_parse("10.0.0.7:1-65535", &r[2]), 0);
+	CHECK_INT_EQ(r[2].net.len, 32);
+	CHECK_INT_EQ(policy_dest_parse("100.64.2.0/24", &r[2]), 0);
+	snprintf(r[0].client, sizeof(r[0].client), "%s", c1);
+	snprintf(r[1].client, sizeof(r[1].client), "%s", c1);
+	snprintf(r[2].client, sizeof(r[2].client), "*");
+
+	CHECK(!policy_allows(r, 0, c1, IP(100, 64, 2, 1), 80)); /* no rules: nothing */
+	CHECK(policy_allows(r, 3, c1, IP(100, 64, 1, 5), 80));
+	CHECK(!policy_allows(r, 3, c1, IP(100, 64, 1, 5), 81));
+	CHECK(!policy_allows(r, 3, c1, IP(100, 64, 1, 5), 79));
+	CHECK(policy_allows(r, 3, c1, IP(100, 64, 1, 255), 8000));
+	CHECK(policy_allows(r, 3, c1, IP(100, 64, 1, 0), 8999));
+	CHECK(!policy_allows(r, 3, c1, IP(100, 64, 1, 5), 9000));
+	CHECK(!policy_allows(r, 3, c1, IP(100, 64, 0, 255), 80));
+	CHECK(!policy_allows(r, 3, c1, IP(100, 64, 3, 0), 80));
+	CHECK(!policy_allows(r, 3, c2, IP(100, 64, 1, 5), 80)); /* rule of another client */
+	CHECK(policy_allows(r, 3, c2, IP(100, 64, 2, 9), 1));	/* "*" */
+	CHECK(policy_allows(r, 3, c2, IP(100, 64, 2, 9), 65535));
+	CHECK(!policy_allows(r, 3, "spiffe://ntun.local/client/client-1x", IP(100, 64, 1, 5), 80));
+	CHECK(!policy_allows(r, 3, "spiffe://ntun.local/client/client", IP(100, 64, 1, 5), 80));
+}
+
 int main(void)
 {
 	test_cidr();
@@ -458,5 +515,6 @@ int main(void)
 	test_containment();
 	test_grants();
 	test_claims();
+	test_policy();
 	return check_done("test_route");
 }

@@ -56,6 +56,7 @@ enum opt_type {
 	OPT_CIDRS,	 /* list of struct cidr */
 	OPT_ROUTES,	 /* list of struct config_route */
 	OPT_GRANTS,	 /* list of struct route_grant */
+	OPT_POLICY,	 /* list of struct policy_rule */
 };
 
 /* One setting. key is its YAML path; the NTUN_* name is derived from it. */
@@ -95,6 +96,8 @@ static const struct opt opts[] = {
 	 NULL, "static route; REAL defaults to VIRT (repeatable)"},
 	{"proxies", "grant", "ID=PREFIX", OPT_GRANTS, D_SERVER, 0, F(grants), F(n_grants), NULL,
 	 "proxy ID (or *) may register virtual prefixes inside PREFIX (repeatable)"},
+	{"policy", "allow", "CLIENT=DEST", OPT_POLICY, D_SERVER, 0, F(policy), F(n_policy), NULL,
+	 "client (spiffe:// URI or *) may dial DEST = CIDR[:PORT[-PORT]] (repeatable)"},
 	{"max_handshakes", "max-handshakes", "N", OPT_U32, D_SERVER, 0, F(max_handshakes), 0,
 	 "1024", "TLS handshakes in progress at once; more connections are closed at accept"},
 	{"max_handshakes_per_source", "max-handshakes-per-source", "N", OPT_U32, D_SERVER, 0,
@@ -162,6 +165,14 @@ static const struct opt opts[] = {
 	 * connection before the remote end spoke are rare; a storm is thousands a second. */
 	{"limits.early_resets", "max-early-resets", "N", OPT_U32, D_SERVER, 0, F(early_resets), 0,
 	 "200", "streams a client may reset before they are answered, in a burst (0 = no limit)"},
+	/* Per client id (every connection with its certificate counts): one greedy client
+	 * cannot take the relay from the others. Over either: RESOURCE_EXHAUSTED. */
+	{"limits.client_tunnels", "max-client-tunnels", "N", OPT_U32, D_SERVER, 0,
+	 F(client_tunnels), 0, "0", "concurrent tunnels per client id, 0 = no limit"},
+	{"limits.client_tunnel_rate", "client-tunnel-rate", "N", OPT_U32, D_SERVER, 0,
+	 F(client_tunnel_rate), 0, "0", "new tunnels per second per client id, 0 = no limit"},
+	{"timeouts.dial_ms", "dial-timeout", "DURATION", OPT_MS, D_SERVER, 0, F(dial_timeout_ms), 0,
+	 "2s", "a proxy that has not answered a Dial this long is passed over for another"},
 	{"limits.early_reset_rate", "early-reset-rate", "N", OPT_U32, D_SERVER, 0,
 	 F(early_reset_rate), 0, "100", "...and per second after the burst"},
 };
@@ -313,7 +324,8 @@ static bool is_section(const char *path)
 
 static bool is_list(const struct opt *o)
 {
-	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS;
+	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS ||
+	       o->type == OPT_POLICY;
 }
 
 static bool is_string(const struct opt *o)
@@ -350,6 +362,8 @@ static const char *type_desc(const struct opt *o)
 		return "a list of route mappings";
 	case OPT_GRANTS:
 		return "a list of proxy mappings";
+	case OPT_POLICY:
+		return "a list of policy rules";
 	default:
 		return "a string";
 	}
@@ -405,6 +419,11 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 		*count_field(cfg, o) = 0;
 		break;
 	}
+	case OPT_POLICY:
+		free(*(struct policy_rule **)p);
+		*(struct policy_rule **)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
 	case OPT_GRANTS:
 		free(*(struct route_grant **)p);
 		*(struct route_grant **)p = NULL;
@@ -649,6 +668,68 @@ static int grant_parse(struct loader *L, const struct opt *o, const struct where
 	return grant_append(L, o, id, &prefix);
 }
 
+/* A policy client: "*" or a spiffe:// URI of the characters SPIFFE ids use (nothing that needs
+ * quoting in a metrics label or a log line). */
+static bool valid_policy_client(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!strcmp(s, "*"))
+		return true;
+	if (strncmp(s, "spiffe://", 9) || n == 9 || n >= POLICY_CLIENT_LEN)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:%") ==
+	       n;
+}
+
+#define POLICY_CLIENT_WHY                                                                         \
+	"a client must be '*' or a SPIFFE id like spiffe://ntun.local/client/client-1 (letters, " \
+	"digits and . _ - / : %%, at most 255 characters)"
+#define POLICY_DEST_WHY "expected CIDR, CIDR:PORT or CIDR:LO-HI, e.g. 100.64.1.0/24:8000-8999"
+
+static int policy_append(struct loader *L, const struct opt *o, const struct where *w,
+			 const char *client, const char *dest)
+{
+	struct policy_rule **arr = field(L->cfg, o->off), *r, rule;
+	size_t *n = count_field(L->cfg, o);
+
+	memset(&rule, 0, sizeof(rule));
+	if (!valid_policy_client(client))
+		return bad(L, w, client, POLICY_CLIENT_WHY);
+	if (policy_dest_parse(dest, &rule) < 0) {
+		const char *colon = strchr(dest, ':');
+		char net[32];
+
+		/* Name a bad prefix as the other CIDR settings do (host bits, ...). */
+		snprintf(net, sizeof(net), "%.*s", (int)(colon ? colon - dest : 31), dest);
+		if (parse_cidr_at(L, w, net, &rule.net))
+			return -EINVAL;
+		return bad(L, w, dest, POLICY_DEST_WHY);
+	}
+	snprintf(rule.client, sizeof(rule.client), "%s", client);
+	r = realloc(*arr, (*n + 1) * sizeof(**arr));
+	if (!r)
+		return fail_nomem(L);
+	*arr = r;
+	r[(*n)++] = rule;
+	return 0;
+}
+
+/* CLIENT=DEST */
+static int policy_parse(struct loader *L, const struct opt *o, const struct where *w, const char *s)
+{
+	const char *eq = strrchr(s, '=');
+	char client[POLICY_CLIENT_LEN + 1];
+
+	if (!eq)
+		return bad(
+			L, w, s,
+			"expected CLIENT=DEST, e.g. spiffe://ntun.local/client/c1=100.64.1.0/24:80");
+	snprintf(client, sizeof(client), "%.*s",
+		 (int)(eq - s < POLICY_CLIENT_LEN ? eq - s : POLICY_CLIENT_LEN), s);
+	return policy_append(L, o, w, client, eq + 1);
+}
+
 /* Sets a scalar setting, or appends one item to a list; val is not empty. */
 static int opt_set_one(struct loader *L, const struct opt *o, const struct where *w,
 		       const char *val)
@@ -762,6 +843,8 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 		return route_parse(L, o, w, val);
 	case OPT_GRANTS:
 		return grant_parse(L, o, w, val);
+	case OPT_POLICY:
+		return policy_parse(L, o, w, val);
 	}
 	return -EINVAL;
 }
@@ -934,6 +1017,40 @@ static int yaml_entry_key(struct yaml_walk *y, const yaml_node_t *n, const yaml_
 	return yaml_dup_key(y, n, p, sub);
 }
 
+/* Entry idx of the list o as a mapping with the keys keys[0..nk) (each at most once; any other
+ * is an error naming what an entry has): the key and value nodes of each into kn[i], vn[i],
+ * NULL when absent. Writes the entry's path "key[idx]". */
+static int yaml_entry_fields(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n,
+			     size_t idx, const char *what, const char *const *keys, size_t nk,
+			     const yaml_node_t **kn, const yaml_node_t **vn, char *path,
+			     size_t size)
+{
+	char sub[96];
+	int ret = yaml_entry(y, o, n, idx, what, path, size);
+
+	for (size_t i = 0; i < nk; i++)
+		kn[i] = vn[i] = NULL;
+	if (ret)
+		return ret;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		size_t i;
+
+		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
+		if (ret)
+			return ret;
+		for (i = 0; i < nk && strcmp(scalar_text(k), keys[i]); i++)
+			;
+		if (i == nk)
+			return fail(y->L, "%s:%lu: key '%s': unknown key (a %s entry has %s)",
+				    y->file, k->start_mark.line + 1, sub, o->key, what);
+		kn[i] = k;
+		vn[i] = yaml_document_get_node(y->doc, p->value);
+	}
+	return 0;
+}
+
 /* One entry of routes: {virtual_cidr?, real_cidr | cidr, proxy_id}. */
 static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
@@ -1007,42 +1124,27 @@ static int yaml_route(struct yaml_walk *y, const struct opt *o, const yaml_node_
 /* One entry of proxies: {id: ID or "*", prefixes: [PREFIX, ...] or PREFIX}. */
 static int yaml_grant(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
 {
-	const yaml_node_t *id_n = NULL, *pfx_n = NULL;
+	static const char *const keys[] = {"id", "prefixes"};
+	const yaml_node_t *kn[2], *vn[2], *id_n, *pfx_n;
 	char path[64], sub[96];
 	struct cidr prefix;
 	struct where w;
 	int ret;
 
-	ret = yaml_entry(y, o, n, idx, "id and prefixes", path, sizeof(path));
+	ret = yaml_entry_fields(y, o, n, idx, "id and prefixes", keys, 2, kn, vn, path,
+				sizeof(path));
 	if (ret)
 		return ret;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
-
-		ret = yaml_entry_key(y, n, p, k, path, sub, sizeof(sub));
-		if (ret)
-			return ret;
-		if (!strcmp(scalar_text(k), "id")) {
-			ret = yaml_scalar(y, v, sub);
-			if (ret)
-				return ret;
-			id_n = v;
-		} else if (!strcmp(scalar_text(k), "prefixes")) {
-			if (v->type == YAML_MAPPING_NODE)
-				return fail(y->L,
-					    "%s:%lu: key '%s': wrong type: expected a CIDR or a "
-					    "list of CIDRs, got a mapping",
-					    y->file, k->start_mark.line + 1, sub);
-			pfx_n = v;
-		} else {
-			return fail(y->L,
-				    "%s:%lu: key '%s': unknown key (a proxies entry has id and "
-				    "prefixes)",
-				    y->file, k->start_mark.line + 1, sub);
-		}
-	}
+	id_n = vn[0];
+	pfx_n = vn[1];
+	snprintf(sub, sizeof(sub), "%s.id", path);
+	if (id_n && (ret = yaml_scalar(y, id_n, sub)))
+		return ret;
+	if (pfx_n && pfx_n->type == YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s.prefixes': wrong type: expected a CIDR or a list of "
+			    "CIDRs, got a mapping",
+			    y->file, kn[1]->start_mark.line + 1, path);
 	if (!id_n || !pfx_n)
 		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
 			    path, !id_n ? "id" : "prefixes");
@@ -1083,6 +1185,83 @@ static int yaml_grant(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	return 0;
 }
 
+/* The scalars of a policy rule's key (clients or allow) at path: one scalar or a non-empty
+ * list of them; each is handed to fn. */
+static int yaml_scalars(struct yaml_walk *y, const yaml_node_t *k, const yaml_node_t *v,
+			const char *path, const yaml_node_t **out, size_t max, size_t *n)
+{
+	*n = 0;
+	if (v->type == YAML_MAPPING_NODE)
+		return fail(y->L,
+			    "%s:%lu: key '%s': wrong type: expected a string or a list, got %s",
+			    y->file, k->start_mark.line + 1, path, node_kind(v));
+	if (v->type == YAML_SCALAR_NODE) {
+		out[(*n)++] = v;
+		return yaml_scalar(y, v, path);
+	}
+	if (v->data.sequence.items.start == v->data.sequence.items.top)
+		return fail(y->L, "%s:%lu: key '%s': empty list: a rule needs at least one",
+			    y->file, v->start_mark.line + 1, path);
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		const yaml_node_t *item = yaml_document_get_node(y->doc, *it);
+		int ret = yaml_scalar(y, item, path);
+
+		if (ret)
+			return ret;
+		if (*n == max)
+			return fail(y->L, "%s:%lu: key '%s': more than %zu entries in one rule",
+				    y->file, item->start_mark.line + 1, path, max);
+		out[(*n)++] = item;
+	}
+	return 0;
+}
+
+#define POLICY_RULE_MAX 256 /* clients, and destinations, in one rule */
+
+/* One entry of policy: {clients: [ID or "*", ...], allow: [DEST, ...]} (each may be a single
+ * string), flattened to one rule per (client, destination). */
+static int yaml_policy(struct yaml_walk *y, const struct opt *o, const yaml_node_t *n, size_t idx)
+{
+	static const char *const keys[] = {"clients", "allow"};
+	const yaml_node_t *cl[POLICY_RULE_MAX], *al[POLICY_RULE_MAX], *kn[2], *vn[2];
+	size_t ncl = 0, nal = 0;
+	char path[64], sub[96];
+	int ret;
+
+	ret = yaml_entry_fields(y, o, n, idx, "clients and allow", keys, 2, kn, vn, path,
+				sizeof(path));
+	if (ret)
+		return ret;
+	if (!vn[0] || !vn[1])
+		return fail(y->L, "%s:%lu: key '%s': missing %s", y->file, n->start_mark.line + 1,
+			    path, !vn[0] ? "clients" : "allow");
+	snprintf(sub, sizeof(sub), "%s.clients", path);
+	ret = yaml_scalars(y, kn[0], vn[0], sub, cl, POLICY_RULE_MAX, &ncl);
+	if (ret)
+		return ret;
+	snprintf(sub, sizeof(sub), "%s.allow", path);
+	ret = yaml_scalars(y, kn[1], vn[1], sub, al, POLICY_RULE_MAX, &nal);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ncl; i++) {
+		for (size_t j = 0; j < nal; j++) {
+			struct where w;
+
+			snprintf(sub, sizeof(sub), "%s.%s", path, "clients");
+			w = yaml_where(y, cl[i], sub);
+			if (!valid_policy_client(scalar_text(cl[i])))
+				return bad(y->L, &w, scalar_text(cl[i]), POLICY_CLIENT_WHY);
+			snprintf(sub, sizeof(sub), "%s.%s", path, "allow");
+			w = yaml_where(y, al[j], sub);
+			ret = policy_append(y->L, o, &w, scalar_text(cl[i]), scalar_text(al[j]));
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 /* Sets o from the value node v of key node k. Messages about the whole value name the key's
  * line, those about one scalar the scalar's. */
 static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_t *k,
@@ -1095,7 +1274,8 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 	if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
 		return opt_reset(y->L, o);
 	if (v->type == YAML_MAPPING_NODE || (v->type == YAML_SEQUENCE_NODE && !is_list(o)) ||
-	    (v->type == YAML_SCALAR_NODE && (o->type == OPT_ROUTES || o->type == OPT_GRANTS)))
+	    (v->type == YAML_SCALAR_NODE &&
+	     (o->type == OPT_ROUTES || o->type == OPT_GRANTS || o->type == OPT_POLICY)))
 		return fail(y->L, "%s:%lu: key '%s': wrong type: expected %s, got %s", y->file,
 			    kw.line, path, type_desc(o), node_kind(v));
 	if (v->type == YAML_SCALAR_NODE) {
@@ -1107,6 +1287,12 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 		return *scalar_text(v) ? opt_set_one(y->L, o, &w, scalar_text(v))
 				       : opt_reset(y->L, o);
 	}
+	/* An empty policy would read like "deny everything" but means no section: say so. */
+	if (o->type == OPT_POLICY && v->data.sequence.items.start == v->data.sequence.items.top)
+		return fail(y->L,
+			    "%s:%lu: key '%s': empty list: give at least one rule, or leave the "
+			    "section out (then every client may reach every route)",
+			    y->file, kw.line, path);
 	opt_clear(y->L->cfg, o);
 	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
 	     it++) {
@@ -1117,6 +1303,8 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 			ret = yaml_route(y, o, item, (size_t)(it - v->data.sequence.items.start));
 		} else if (o->type == OPT_GRANTS) {
 			ret = yaml_grant(y, o, item, (size_t)(it - v->data.sequence.items.start));
+		} else if (o->type == OPT_POLICY) {
+			ret = yaml_policy(y, o, item, (size_t)(it - v->data.sequence.items.start));
 		} else {
 			ret = yaml_scalar(y, item, path);
 			if (!ret)

@@ -64,6 +64,11 @@ struct config {
 	size_t n_grants;	    /* 0: no section, any proxy may register any prefix */
 	uint32_t max_handshakes;    /* TLS handshakes in progress, default 1024 */
 	uint32_t max_handshakes_per_source; /* of them from one address, default 64 */
+	struct policy_rule *policy;  /* policy: section, one (client, destination) per entry */
+	size_t n_policy;	     /* 0: no section, every client may reach every route */
+	uint32_t client_tunnels;     /* concurrent tunnels per client id, 0 = no limit */
+	uint32_t client_tunnel_rate; /* new tunnels per second per client id, 0 = no limit */
+	uint32_t dial_timeout_ms;    /* a Dial unanswered this long: try another proxy (2 s) */
 
 	/* proxy */
 	char *proxy_id;
@@ -107,6 +112,9 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --grant ID=PREFIX (repeatable; the proxies section: ID, or "*" for every proxy, may
  *   register virtual prefixes inside PREFIX)
  *   --max-handshakes N --max-handshakes-per-source N (both at least 1)
+ *   --allow CLIENT=DEST (repeatable; the policy section: CLIENT, a spiffe:// URI or "*",
+ *   may dial DEST = CIDR[:PORT[-PORT]]) --max-client-tunnels N --client-tunnel-rate N
+ *   --dial-timeout T
  * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
  *   --capacity N --max-streams N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->

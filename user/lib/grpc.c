@@ -80,6 +80,7 @@ struct grpc_call {
 	bool in_end : 1;     /* the peer ended its side */
 	bool out_eof : 1;    /* our side is finished once what is queued drains */
 	bool responded : 1;  /* server: response headers submitted */
+	bool answered : 1;   /* client: response headers (or Trailers-Only) arrived */
 	bool aborted : 1;    /* we reset the stream */
 	bool blocked : 1;    /* the relay found out full; wake it when it drains */
 	bool relay_gone : 1; /* nobody owns us: live until the stream closes, then free */
@@ -481,7 +482,7 @@ static void call_destroy(struct grpc_call *c)
 
 static void call_notify(struct grpc_call *c)
 {
-	if (c->mode == GRPC_BYTES)
+	if (c->mode == GRPC_BYTES && (c->end.relay || !c->aux || !c->aux->wake))
 		relay_end_wake(&c->end);
 	else if (c->aux && c->aux->wake)
 		c->aux->wake(c->aux->wake_arg);
@@ -560,6 +561,11 @@ void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg)
 		return; /* message-mode calls have theirs from the start */
 	c->aux->wake = wake;
 	c->aux->wake_arg = arg;
+}
+
+bool grpc_call_answered(const struct grpc_call *c)
+{
+	return c->answered;
 }
 
 int grpc_call_peer_status(const struct grpc_call *c)
@@ -1345,6 +1351,7 @@ static void cb_headers(void *owner, enum h2_headers_kind kind, const struct h2_n
 	const char *status;
 
 	if (kind == H2_HEADERS_RESPONSE) {
+		c->answered = true;
 		status = grpc_md_get(nv, n, ":status");
 		if (!status || strcmp(status, "200")) {
 			call_fail(c, !status || strcmp(status, "503") ? EPROTO : ECONNREFUSED);

@@ -79,8 +79,9 @@ struct grpc_call *grpc_call_accept(struct h2_stream *st, const struct h2_nv *nv,
 /* The call as a relay end (bytes mode). The relay owns it from relay_new on. */
 struct relay_end *grpc_call_end(struct grpc_call *c);
 
-/* Message mode: wake(arg) runs (from inside h2 callbacks) when a message, the end or a
- * failure arrives; defer real work to the loop. */
+/* Message mode, or a bytes-mode call not (yet) in a relay: wake(arg) runs (from inside h2
+ * callbacks) when a message, bytes, the answer, the end or a failure arrives; defer real
+ * work to the loop. In a relay, the relay is woken instead. */
 void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg);
 
 /* Message mode: takes the next whole message. Returns 1 and sets *p and *n (valid until the next
@@ -100,6 +101,9 @@ void grpc_call_finish(struct grpc_call *c, enum grpc_status status, const char *
  * CANCEL unless it was finished cleanly and is only flushing, in which case it lives on until
  * the stream closes. NULL is a no-op. */
 void grpc_call_free(struct grpc_call *c);
+
+/* Client side: the peer answered the call (response headers or a status arrived). */
+bool grpc_call_answered(const struct grpc_call *c);
 
 /* Status the peer sent (client side) once known, else -1; and its grpc-message. */
 int grpc_call_peer_status(const struct grpc_call *c);

@@ -47,6 +47,9 @@ struct peer {
 	uint32_t peer_drain_ms; /* the drain the peer announced (peer_expect_drain), 0 = none */
 	bool flooded;		/* the session ended the peer for a flood (ENHANCE_YOUR_CALM) */
 	bool ping_outstanding;
+	bool ping_probe; /* the outstanding PING is a probe (peer_probe) */
+	bool probe_want; /* a probe is asked for: send it after the next flush */
+	uint64_t probe_sent, probe_acked;
 	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
 	uint64_t last_rx; /* when bytes last arrived from the peer */
@@ -74,6 +77,29 @@ static void on_ping_ack(void *arg)
 	struct peer *p = arg;
 
 	p->ping_outstanding = false;
+	if (p->ping_probe) {
+		p->ping_probe = false;
+		p->probe_acked = p->probe_sent;
+		if (p->probe_want)
+			loop_timer_now(p->flush_task);
+		if (p->cbs->on_probe_ack)
+			p->cbs->on_probe_ack(p, p->arg);
+	}
+}
+
+uint64_t peer_probe(struct peer *p)
+{
+	if (!p->probe_want) {
+		p->probe_want = true;
+		if (p->state == PS_RUNNING)
+			loop_timer_now(p->flush_task);
+	}
+	return p->probe_sent + 1;
+}
+
+uint64_t peer_probe_acked(const struct peer *p)
+{
+	return p->probe_acked;
 }
 
 /* No new streams either way: let the open ones finish within drain_ms, then close, and tell
@@ -293,6 +319,17 @@ static void peer_flush(struct peer *p)
 				snprintf(why, sizeof(why), "HTTP/2 send: %s", h2_strerror(rv));
 				peer_close(p, why);
 				return;
+			}
+			/* The session ran dry: what was queued before the probe is in out or
+			 * written, so the PING goes after it (PINGs jump nghttp2's queue). */
+			if (p->probe_want && !p->ping_outstanding &&
+			    buf_len(&p->out) < PEER_OUT_LIMIT && h2_session_ping(p->h2) == 0) {
+				p->probe_want = false;
+				p->ping_outstanding = true;
+				p->ping_probe = true;
+				p->probe_sent++;
+				p->ping_sent = loop_now_ms();
+				continue;
 			}
 		}
 		if (buf_len(&p->out) == 0) {

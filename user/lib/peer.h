@@ -43,6 +43,9 @@ struct peer_cbs {
 	 * calls on it; it closes once its streams are done or drain_ms passed. Once per
 	 * connection. */
 	void (*on_goaway)(struct peer *p, void *arg);
+	/* Optional: a probe (peer_probe) was answered: the peer has processed everything sent
+	 * before it. */
+	void (*on_probe_ack)(struct peer *p, void *arg);
 	/* The connection is gone; p is freed when this returns. reason is borrowed. */
 	void (*on_close)(struct peer *p, const char *reason, void *arg);
 };
@@ -80,6 +83,15 @@ bool peer_flooded(const struct peer *p);
  * so the side that drains decides how long its tunnels may finish. */
 #define PEER_DRAIN_MAX_MS (10u * 60 * 1000)
 void peer_expect_drain(struct peer *p, uint32_t ms);
+
+/* Asks the peer for a sign that it processed everything queued on the connection so far: a
+ * PING sent once the frames queued now are written (after any PING still outstanding), whose
+ * ACK can only come after the peer read them. Returns the probe's number; once
+ * peer_probe_acked() reaches it, the peer answered (on_probe_ack runs on each answer). A
+ * frame the session holds back (a stream above the peer's concurrency limit) is not covered.
+ * The probe also serves as the liveness PING. */
+uint64_t peer_probe(struct peer *p);
+uint64_t peer_probe_acked(const struct peer *p);
 
 /* Sends GOAWAY, lets open streams finish, closes when none are left or after ms. */
 void peer_drain(struct peer *p, uint32_t ms, const char *reason);

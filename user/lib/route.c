@@ -293,3 +293,43 @@ int route_claim_check(const struct route_table *t, const struct route_grant *g, 
 	}
 	return 0;
 }
+
+int policy_dest_parse(const char *s, struct policy_rule *r)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	char net[20];
+	unsigned lo = 1, hi = 65535;
+
+	if (!s || (colon ? (size_t)(colon - s) : strlen(s)) >= sizeof(net))
+		return -EINVAL;
+	snprintf(net, sizeof(net), "%.*s", (int)(colon ? colon - s : (long)strlen(s)), s);
+	if (cidr_parse(net, &r->net) < 0)
+		return -EINVAL;
+	if (colon) {
+		s = colon + 1;
+		if (parse_dec(&s, 65535, &lo) || lo == 0)
+			return -EINVAL;
+		hi = lo;
+		if (*s == '-') {
+			s++;
+			if (parse_dec(&s, 65535, &hi) || hi < lo)
+				return -EINVAL;
+		}
+		if (*s != '\0')
+			return -EINVAL;
+	}
+	r->port_lo = (uint16_t)lo;
+	r->port_hi = (uint16_t)hi;
+	return 0;
+}
+
+bool policy_allows(const struct policy_rule *r, size_t n, const char *client, uint32_t addr,
+		   uint16_t port)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((!strcmp(r[i].client, "*") || !strcmp(r[i].client, client)) &&
+		    cidr_contains(&r[i].net, addr) && port >= r[i].port_lo && port <= r[i].port_hi)
+			return true;
+	}
+	return false;
+}

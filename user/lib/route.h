@@ -101,4 +101,26 @@ bool route_granted(const struct route_grant *g, size_t n, const char *id, const 
 int route_claim_check(const struct route_table *t, const struct route_grant *g, size_t n,
 		      const char *id, const struct cidr *virt, const struct route **conflict);
 
+/* ---- authorization policy ---- */
+
+#define POLICY_CLIENT_LEN 256 /* a client's whole SPIFFE URI, NUL-terminated */
+
+/* One (client, destination) pair of the server's policy section, flattened: client (its
+ * whole spiffe:// URI, or "*" = every client) may dial addresses inside net on ports
+ * port_lo..port_hi (1..65535 when the rule names no port), as the client dialed them. */
+struct policy_rule {
+	char client[POLICY_CLIENT_LEN];
+	struct cidr net;
+	uint16_t port_lo, port_hi;
+};
+
+/* Parses a destination "CIDR", "CIDR:PORT" or "CIDR:LO-HI" (ports 1..65535, LO <= HI) into
+ * r's net and ports (r->client untouched). Returns 0 or -EINVAL. */
+int policy_dest_parse(const char *s, struct policy_rule *r);
+
+/* True if one of r[0..n) lets client (its spiffe:// URI) reach addr:port (host order). With
+ * n == 0 nothing is allowed: the caller decides what a missing policy means. */
+bool policy_allows(const struct policy_rule *r, size_t n, const char *client, uint32_t addr,
+		   uint16_t port);
+
 #endif

@@ -43,8 +43,31 @@ struct srv_calm {
 	uint64_t until;
 };
 
-#define REFUSED_LOG_MS	10000 /* at most one line about refused connections this often */
-#define ACCEPT_PAUSE_MS 100   /* out of descriptors: stop accepting this long */
+#define REFUSED_LOG_MS	 10000 /* at most one line about refused connections this often */
+#define DIAL_TRIES	 4     /* proxies a tunnel's Dial is offered to before it fails */
+#define DENIED_LABELS	 16    /* client ids of the policy with a denied counter of their own */
+#define DENIED_LOG_BURST 20    /* lines about denied tunnels, then one per DENIED_LOG_MS */
+#define DENIED_LOG_MS	 1000
+
+/* Per client id (every connection with that certificate): its tunnels, for the limits. */
+struct srv_client {
+	struct srv_client *next;
+	char uri[POLICY_CLIENT_LEN];
+	uint32_t refs;	  /* connections with this id */
+	uint32_t active;  /* tunnels (pending or relaying) */
+	uint64_t tokens;  /* new-tunnel budget, in thousandths of a tunnel */
+	uint64_t fill_ms; /* when tokens were last refilled */
+};
+
+/* ntun_tunnels_denied_total{client="..."}: one counter per client id the policy names (the
+ * first DENIED_LABELS of them), the rest count as "other": the label set is bounded by the
+ * configuration, never by what peers present. */
+struct srv_denied {
+	char uri[POLICY_CLIENT_LEN];
+	char name[POLICY_CLIENT_LEN + 48];
+	uint64_t n;
+};
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 
 struct srv_peer;
 
@@ -68,6 +91,14 @@ struct server {
 	uint64_t refused_logged_ms;
 	struct loop_timer *accept_pause; /* accept failed for want of descriptors */
 	uint64_t accept_fail_logged_ms;
+	struct srv_client *clients;
+	struct srv_denied denied[DENIED_LABELS];
+	size_t n_denied;
+	uint64_t denied_other;
+	uint64_t limited[2]; /* refused: concurrent tunnels, new tunnels per second */
+	uint64_t dial_retries;
+	uint32_t denied_log_budget;
+	uint64_t denied_log_ms, denied_unlogged;
 };
 
 struct srv_peer {
@@ -85,23 +116,76 @@ struct srv_peer {
 	bool registered;
 	uint64_t reg_seq; /* when its connection first registered (0 = never) */
 	uint32_t capacity;
-	uint32_t active; /* relays through this peer; the struct lives while > 0 */
+	uint32_t active;	     /* relays through this peer; the struct lives while > 0 */
+	char uri[POLICY_CLIENT_LEN]; /* the whole SPIFFE id, for the policy */
+	struct srv_client *cl;	     /* clients: the per-id counts */
+	bool suspect;		     /* proxies: a Dial went unanswered; out of rotation */
+	struct srv_conn *pending;    /* proxies: tunnels whose Dial is not answered yet */
 };
 
 /* One tunneled connection, for its log line and the peers' counts. Kept small: a server
- * holds one per open tunnel. Both peers stay allocated while it refers to them. */
+ * holds one per open tunnel. Both peers stay allocated while it refers to them.
+ *
+ * Until the proxy answers the Dial (response headers, or a probe PING sent after the Dial
+ * came back) the tunnel is pending: the client's call is accepted but not relayed, so its
+ * bytes wait in its stream window and none reaches a proxy that may never answer. A Dial
+ * unanswered for timeouts.dial_ms (or failed without an answer) is cancelled and offered to
+ * another proxy of the route; the app sees a slower connect. */
 struct srv_conn {
 	struct server *srv;
 	struct srv_peer *client, *proxy;
+	struct grpc_call *in, *out;	/* pending only; then the relay's */
+	struct loop_timer *eval;	/* pending only */
+	struct srv_conn *pnext, *pprev; /* in proxy->pending */
+	uint64_t probe;			/* proxy probe that answers the Dial */
+	uint64_t dial_ms;		/* when the current Dial was opened */
 	uint32_t daddr, raddr;
 	uint16_t dport;
+	uint8_t tries;
+	char src[24]; /* ntun-src as the client sent it, "" if none */
 	char conn_id[CONNTRACK_ID_LEN + 1];
 };
+
+static void client_put(struct server *s, struct srv_client *cl)
+{
+	struct srv_client **pp;
+
+	if (!cl || --cl->refs)
+		return;
+	for (pp = &s->clients; *pp != cl; pp = &(*pp)->next)
+		;
+	*pp = cl->next;
+	free(cl);
+}
+
+/* The record of client id uri, made on first need (one per id connected). NULL if out of
+ * memory. */
+static struct srv_client *client_get(struct server *s, const char *uri)
+{
+	struct srv_client *cl;
+
+	for (cl = s->clients; cl; cl = cl->next)
+		if (!strcmp(cl->uri, uri))
+			break;
+	if (!cl) {
+		cl = calloc(1, sizeof(*cl));
+		if (!cl)
+			return NULL;
+		snprintf(cl->uri, sizeof(cl->uri), "%s", uri);
+		cl->tokens = (uint64_t)s->cfg->client_tunnel_rate * 1000;
+		cl->fill_ms = loop_now_ms();
+		cl->next = s->clients;
+		s->clients = cl;
+	}
+	cl->refs++;
+	return cl;
+}
 
 static void peer_put(struct srv_peer *sp)
 {
 	if (sp->p || sp->active)
 		return;
+	client_put(sp->srv, sp->cl);
 	grpc_call_free(sp->ctl);
 	loop_timer_free(sp->ctl_task);
 	loop_timer_free(sp->reg_timer);
@@ -414,31 +498,85 @@ static bool proxy_usable(const struct srv_peer *sp)
 	       (sp->capacity == 0 || sp->active < sp->capacity);
 }
 
+/* What a lookup may pick: usable proxies, not the one just given up on, and suspect ones
+ * only if the caller allows them (when no healthy one is left). */
+struct pick {
+	struct server *s;
+	const struct srv_peer *exclude;
+	bool suspect_ok;
+};
+
+static bool pick_ok(const struct pick *k, const struct srv_peer *sp)
+{
+	return sp != k->exclude && proxy_usable(sp) && (k->suspect_ok || !sp->suspect);
+}
+
 static bool route_usable(const struct route *r, void *arg)
 {
-	struct server *s = arg;
+	struct pick *k = arg;
 
 	if (r->owner)
-		return proxy_usable(r->owner);
-	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
-		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && proxy_usable(sp))
+		return pick_ok(k, r->owner);
+	for (struct srv_peer *sp = k->s->peers; sp; sp = sp->next)
+		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && pick_ok(k, sp))
 			return true;
 	return false;
 }
 
 /* The proxy connection to use for a route: its owner, or (config routes) one of the proxies
  * with its id, rotating. */
-static struct srv_peer *route_proxy(struct server *s, const struct route *r)
+static struct srv_peer *route_proxy(struct pick *k, const struct route *r)
 {
 	struct srv_peer *c[64];
 	size_t n = 0;
 
 	if (r->owner)
 		return r->owner;
-	for (struct srv_peer *sp = s->peers; sp && n < 64; sp = sp->next)
-		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && proxy_usable(sp))
+	for (struct srv_peer *sp = k->s->peers; sp && n < 64; sp = sp->next)
+		if (sp->role == TLS_ROLE_PROXY && !strcmp(sp->id, r->proxy_id) && pick_ok(k, sp))
 			c[n++] = sp;
-	return n ? c[s->rr++ % n] : NULL;
+	return n ? c[k->s->rr++ % n] : NULL;
+}
+
+/* The proxy for a new Dial to daddr: longest prefix with a usable proxy, and among the
+ * proxies registered for that prefix the one with the fewest tunnels (ties in turn: the
+ * table rotates its pick). Healthy proxies first; suspect ones only if no other is left.
+ * Sets *raddr to daddr in that proxy's real prefix. */
+static struct srv_peer *pick_proxy(struct server *s, uint32_t daddr, uint32_t *raddr,
+				   const struct srv_peer *exclude)
+{
+	struct pick k = {.s = s, .exclude = exclude};
+	const struct route *r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
+	struct srv_peer *best;
+
+	if (!r) {
+		k.suspect_ok = true;
+		r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
+	}
+	best = r ? route_proxy(&k, r) : NULL;
+	for (size_t i = 0; best && i < route_count(s->routes); i++) {
+		const struct route *o = route_at(s->routes, i);
+
+		if (o->owner && o->virt.addr == r->virt.addr && o->virt.len == r->virt.len &&
+		    pick_ok(&k, o->owner) && ((struct srv_peer *)o->owner)->active < best->active) {
+			best = o->owner;
+			*raddr = o->real.addr | (daddr - o->virt.addr);
+		}
+	}
+	return best;
+}
+
+/* Drops c's counts on its peers (its proxy: if it still has one) and frees it. */
+static void conn_release(struct srv_conn *c)
+{
+	if (c->proxy) {
+		c->proxy->active--;
+		peer_put(c->proxy);
+	}
+	c->client->cl->active--;
+	c->client->active--;
+	peer_put(c->client);
+	free(c);
 }
 
 static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
@@ -453,11 +591,251 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 			  ipport_format(c->daddr, c->dport, dst, sizeof(dst)),
 			  ipport_format(c->raddr, c->dport, real, sizeof(real)), reason,
 			  (unsigned long long)up, (unsigned long long)down);
-	c->proxy->active--;
-	peer_put(c->proxy);
-	c->client->active--;
-	peer_put(c->client);
-	free(c);
+	conn_release(c);
+}
+
+static void conn_wake(void *arg)
+{
+	struct srv_conn *c = arg;
+
+	loop_timer_now(c->eval);
+}
+
+/* Takes the pending Dial off its proxy: cancels the call (unless keep) and drops the count. */
+static void dial_drop(struct srv_conn *c, bool keep)
+{
+	struct srv_peer *px = c->proxy;
+
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else
+		px->pending = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	c->pnext = c->pprev = NULL;
+	if (!keep) {
+		grpc_call_free(c->out);
+		c->out = NULL;
+		px->active--;
+		peer_put(px);
+		c->proxy = NULL;
+	}
+}
+
+/* Opens the Dial for c on proxy px (c->raddr set). 0, or -errno with nothing changed. */
+static int dial_open(struct srv_conn *c, struct srv_peer *px)
+{
+	struct server *s = c->srv;
+	struct h2_nv md[4];
+	size_t nmd = 0;
+	char real[24];
+
+	ipport_format(c->raddr, c->dport, real, sizeof(real));
+	md[nmd++] = (struct h2_nv)H2_NV("ntun-dst", real);
+	md[nmd++] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
+	if (c->src[0])
+		md[nmd++] = (struct h2_nv)H2_NV("ntun-src", c->src);
+	md[nmd++] = (struct h2_nv)H2_NV("ntun-client", c->client->id);
+	c->out = grpc_call_open(peer_session(px->p), PATH_DIAL, md, nmd, GRPC_BYTES, s->cfg->gzip);
+	if (!c->out)
+		return errno ? -errno : -ENOMEM;
+	grpc_call_set_wake(c->out, conn_wake, c);
+	c->proxy = px;
+	px->active++;
+	c->pnext = px->pending;
+	c->pprev = NULL;
+	if (px->pending)
+		px->pending->pprev = c;
+	px->pending = c;
+	c->probe = peer_probe(px->p);
+	c->dial_ms = loop_now_ms();
+	c->tries++;
+	loop_timer_arm(c->eval, s->cfg->dial_timeout_ms);
+	return 0;
+}
+
+/* A pending tunnel that cannot go on: the client's call ends with status (a reset for the
+ * app) and everything is let go. */
+static void conn_fail(struct srv_conn *c, enum grpc_status status, const char *why, const char *err)
+{
+	log_write(LOG_LVL_INFO, c->conn_id, c->client->name, "%s", why);
+	if (c->proxy)
+		dial_drop(c, false);
+	grpc_call_finish(c->in, status, why, err);
+	grpc_call_free(c->in);
+	loop_timer_free(c->eval);
+	daemon_refused(c->srv->d);
+	conn_release(c);
+}
+
+/* The Dial went unanswered or failed before an answer: offer it to another proxy. False if
+ * there is none (the caller decides whether to wait on or give up). */
+static bool dial_retry(struct srv_conn *c, const char *why)
+{
+	struct srv_peer *old = c->proxy, *px;
+	uint32_t raddr;
+	char dst[24];
+
+	if (c->tries >= DIAL_TRIES)
+		return false;
+	px = pick_proxy(c->srv, c->daddr, &raddr, old);
+	if (!px)
+		return false;
+	log_write(LOG_LVL_INFO, c->conn_id, c->client->name, "dial %s via %s %s; trying %s",
+		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), old->name, why, px->name);
+	c->srv->dial_retries++;
+	dial_drop(c, false);
+	c->raddr = raddr;
+	return dial_open(c, px) == 0;
+}
+
+static void conn_start(struct srv_conn *c)
+{
+	struct server *s = c->srv;
+	char dst[24];
+
+	dial_drop(c, true);
+	loop_timer_free(c->eval);
+	c->eval = NULL;
+	grpc_call_set_wake(c->in, NULL, NULL);
+	grpc_call_set_wake(c->out, NULL, NULL);
+	daemon_tunnel_started(s->d);
+	log_write(LOG_LVL_DEBUG, c->conn_id, c->client->name, "tunnel %s via %s",
+		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), c->proxy->name);
+	relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out), s->cfg->idle_timeout_ms,
+		  conn_done, c);
+}
+
+/* A pending tunnel's state changed, or its dial timeout passed: start, retry, wait or fail. */
+static void conn_eval(struct loop_timer *t, void *arg)
+{
+	struct srv_conn *c = arg;
+	struct srv_peer *px = c->proxy;
+	uint64_t waited = loop_now_ms() - c->dial_ms;
+
+	if (grpc_call_end(c->in)->rx_err) { /* the app gave up */
+		conn_fail(c, GRPC_CANCELLED, "client cancelled before the proxy answered", NULL);
+		return;
+	}
+	if (grpc_call_answered(c->out) || (px->p && peer_probe_acked(px->p) >= c->probe)) {
+		conn_start(c);
+		return;
+	}
+	if (grpc_call_end(c->out)->rx_err) {
+		if (!dial_retry(c, "failed before an answer"))
+			conn_fail(c, GRPC_UNAVAILABLE, "no proxy of the route answered",
+				  "EHOSTUNREACH");
+		return;
+	}
+	if (waited < c->srv->cfg->dial_timeout_ms) {
+		loop_timer_arm(c->eval, c->srv->cfg->dial_timeout_ms - waited);
+		return;
+	}
+	if (!px->suspect) {
+		px->suspect = true;
+		log_write(LOG_LVL_WARN, NULL, px->name,
+			  "proxy left a Dial unanswered for %llu ms: out of rotation until it "
+			  "answers",
+			  (unsigned long long)waited);
+	}
+	/* No other proxy: wait on; the answer, or the PING timeout closing it, wakes us. */
+	dial_retry(c, "unanswered");
+}
+
+/* A proxy answered a probe: every Dial sent before it is answered, and it is healthy. */
+static void on_probe_ack(struct peer *p, void *arg)
+{
+	struct srv_peer *sp = arg;
+
+	if (sp->role != TLS_ROLE_PROXY)
+		return;
+	if (sp->suspect) {
+		sp->suspect = false;
+		log_write(LOG_LVL_INFO, NULL, sp->name, "proxy answers again: back in rotation");
+	}
+	for (struct srv_conn *c = sp->pending; c; c = c->pnext)
+		if (peer_probe_acked(p) >= c->probe)
+			loop_timer_now(c->eval);
+}
+
+/* Counts and logs a tunnel the policy does not allow; lines are rate-limited, the count is
+ * not. */
+static void note_denied(struct server *s, const struct srv_peer *cp, const char *conn_id,
+			const char *dst)
+{
+	uint64_t now = loop_now_ms(), *n = &s->denied_other;
+
+	for (size_t i = 0; i < s->n_denied; i++)
+		if (!strcmp(s->denied[i].uri, cp->uri))
+			n = &s->denied[i].n;
+	(*n)++;
+	if (now - s->denied_log_ms >= DENIED_LOG_MS) {
+		s->denied_log_ms = now;
+		s->denied_log_budget = DENIED_LOG_BURST;
+	}
+	if (!s->denied_log_budget) {
+		s->denied_unlogged++;
+		return;
+	}
+	s->denied_log_budget--;
+	log_write(LOG_LVL_WARN, conn_id, cp->name,
+		  "tunnel denied by policy: client %s -> %s (%llu more denied unlogged before)",
+		  cp->uri, dst, (unsigned long long)s->denied_unlogged);
+	s->denied_unlogged = 0;
+}
+
+/* Adds a denied counter for each client id cfg's policy names, while there is room. */
+static void denied_labels(struct server *s, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const char *uri = cfg->policy[i].client;
+		size_t j;
+
+		if (!strcmp(uri, "*"))
+			continue;
+		for (j = 0; j < s->n_denied && strcmp(s->denied[j].uri, uri); j++)
+			;
+		if (j < s->n_denied)
+			continue;
+		if (s->n_denied == DENIED_LABELS) {
+			log_warn(
+				"policy names more than %d client ids: tunnels denied to the others "
+				"count as client=\"other\"",
+				DENIED_LABELS);
+			return;
+		}
+		snprintf(s->denied[j].uri, sizeof(s->denied[j].uri), "%s", uri);
+		snprintf(s->denied[j].name, sizeof(s->denied[j].name),
+			 "ntun_tunnels_denied_total{client=\"%s\"}", uri);
+		metrics_add(s->d->metrics, METRICS_COUNTER, s->denied[j].name,
+			    "tunnels the policy did not allow", &s->denied[j].n);
+		s->n_denied++;
+	}
+}
+
+/* Whether client cl may open one more tunnel under the per-client limits; takes it if so.
+ * 0, or a reason. */
+static const char *client_limit(struct server *s, struct srv_client *cl)
+{
+	uint32_t rate = s->cfg->client_tunnel_rate;
+	uint64_t now = loop_now_ms();
+
+	if (s->cfg->client_tunnels && cl->active >= s->cfg->client_tunnels) {
+		s->limited[0]++;
+		return "too many concurrent tunnels for this client id";
+	}
+	if (rate) {
+		cl->tokens += (now - cl->fill_ms) * rate;
+		if (cl->tokens > (uint64_t)rate * 1000)
+			cl->tokens = (uint64_t)rate * 1000;
+		cl->fill_ms = now;
+		if (cl->tokens < 1000) {
+			s->limited[1]++;
+			return "too many new tunnels per second for this client id";
+		}
+		cl->tokens -= 1000;
+	}
+	return NULL;
 }
 
 /* A client-supplied label for logs: printable, no spaces, at most 255 bytes; else "-". */
@@ -477,13 +855,13 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	const char *dst = grpc_md_get(nv, n, "ntun-dst");
 	const char *src = grpc_md_get(nv, n, "ntun-src");
 	const char *cid = grpc_md_get(nv, n, "ntun-conn-id");
-	const struct route *r;
+	const char *limit;
 	struct srv_peer *proxy;
 	struct srv_conn *c;
-	struct grpc_call *in, *out;
 	uint32_t daddr, raddr, saddr = 0;
 	uint16_t dport, sport = 0;
-	char why[128], md_real[24];
+	char why[128];
+	int rv;
 
 	if (cp->role != TLS_ROLE_CLIENT) {
 		grpc_reject(st, GRPC_PERMISSION_DENIED, "only clients may call Relay/Connect",
@@ -504,7 +882,8 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || !cp->cl || !(c->eval = loop_timer_new(s->d->loop, conn_eval, c))) {
+		free(c);
 		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", "ENOMEM");
 		return;
 	}
@@ -512,61 +891,64 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid);
 	else
 		conntrack_id(saddr, sport, daddr, dport, c->conn_id);
+	if (src)
+		ipport_format(saddr, sport, c->src, sizeof(c->src));
+	c->srv = s;
+	c->client = cp;
 	c->daddr = daddr;
 	c->dport = dport;
 
-	r = route_lookup(s->routes, daddr, &raddr, route_usable, s);
-	proxy = r ? route_proxy(s, r) : NULL;
+	/* Refusals answer before any byte reaches a proxy: the app sees a reset at once. */
+	if (s->cfg->n_policy &&
+	    !policy_allows(s->cfg->policy, s->cfg->n_policy, cp->uri, daddr, dport)) {
+		note_denied(s, cp, c->conn_id, dst);
+		grpc_reject(st, GRPC_PERMISSION_DENIED, "denied by policy", "EACCES");
+		daemon_refused(s->d);
+		goto out_free;
+	}
+	limit = client_limit(s, cp->cl);
+	if (limit) {
+		log_write(LOG_LVL_DEBUG, c->conn_id, cp->name, "tunnel to %s refused: %s", dst,
+			  limit);
+		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, limit, "EAGAIN");
+		daemon_refused(s->d);
+		goto out_free;
+	}
+	proxy = pick_proxy(s, daddr, &raddr, NULL);
 	if (!proxy) {
 		snprintf(why, sizeof(why), "no route to %s", dst);
 		log_write(LOG_LVL_INFO, c->conn_id, cp->name, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
 		daemon_refused(s->d);
-		free(c);
-		return;
+		goto out_free;
 	}
-	ipport_format(raddr, dport, md_real, sizeof(md_real));
 	c->raddr = raddr;
-	{
-		struct h2_nv md[4];
-		size_t nmd = 0;
-
-		md[nmd++] = (struct h2_nv)H2_NV("ntun-dst", md_real);
-		md[nmd++] = (struct h2_nv)H2_NV("ntun-conn-id", c->conn_id);
-		if (src)
-			md[nmd++] = (struct h2_nv)H2_NV("ntun-src", src);
-		md[nmd++] = (struct h2_nv)H2_NV("ntun-client", cp->id);
-		out = grpc_call_open(peer_session(proxy->p), PATH_DIAL, md, nmd, GRPC_BYTES,
-				     s->cfg->gzip);
-	}
-	if (!out) {
+	rv = dial_open(c, proxy);
+	if (rv < 0) {
 		snprintf(why, sizeof(why), "proxy %s cannot take a call: %s", proxy->id,
-			 strerror(errno));
+			 strerror(-rv));
 		log_write(LOG_LVL_WARN, c->conn_id, cp->name, "%s", why);
 		grpc_reject(st, GRPC_UNAVAILABLE, why, "EHOSTUNREACH");
 		daemon_refused(s->d);
-		free(c);
-		return;
+		goto out_free;
 	}
-	in = grpc_call_accept(st, nv, n, end, GRPC_BYTES, s->cfg->gzip);
-	if (!in) {
-		grpc_call_free(out);
+	c->in = grpc_call_accept(st, nv, n, end, GRPC_BYTES, s->cfg->gzip);
+	if (!c->in) {
+		dial_drop(c, false);
 		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", "ENOMEM");
-		free(c);
-		return;
+		goto out_free;
 	}
-	c->srv = s;
-	c->proxy = proxy;
-	c->client = cp;
-	proxy->active++;
+	grpc_call_set_wake(c->in, conn_wake, c);
 	cp->active++;
-	daemon_tunnel_started(s->d);
+	cp->cl->active++;
 	log_write(LOG_LVL_DEBUG, c->conn_id, cp->name,
-		  "tunnel %s -> %s via %s from cgroup %s netns %s", dst, md_real, proxy->name,
+		  "tunnel %s requested from cgroup %s netns %s", dst,
 		  md_label(grpc_md_get(nv, n, "ntun-src-cgroup")),
 		  md_label(grpc_md_get(nv, n, "ntun-src-netns")));
-	relay_new(s->d->loop, grpc_call_end(in), grpc_call_end(out), s->cfg->idle_timeout_ms,
-		  conn_done, c);
+	return;
+out_free:
+	loop_timer_free(c->eval);
+	free(c);
 }
 
 static void handle_attach(struct srv_peer *cp, struct h2_stream *st, const struct h2_nv *nv,
@@ -625,9 +1007,17 @@ static void on_ready(struct peer *p, void *arg)
 	sp->role = id->role;
 	snprintf(sp->id, sizeof(sp->id), "%s", id->id);
 	snprintf(sp->name, sizeof(sp->name), "%s", peer_name(p));
+	snprintf(sp->uri, sizeof(sp->uri), "%s", id->uri);
 	if (sp->role == TLS_ROLE_CLIENT && calm_active(sp->srv, sp->id)) {
 		peer_close(p, "client id cooling down after a flood");
 		return;
+	}
+	if (sp->role == TLS_ROLE_CLIENT && !sp->cl) {
+		sp->cl = client_get(sp->srv, sp->uri);
+		if (!sp->cl) {
+			peer_close(p, "out of memory");
+			return;
+		}
 	}
 	/* The role in the verified certificate decides which HTTP/2 side we play. */
 	if (peer_start_h2(p, sp->role == TLS_ROLE_CLIENT) < 0) {
@@ -669,6 +1059,7 @@ static void on_close(struct peer *p, const char *reason, void *arg)
 
 static const struct peer_cbs srv_peer_cbs = {
 	.on_ready = on_ready,
+	.on_probe_ack = on_probe_ack,
 	.on_request = on_request,
 	.on_close = on_close,
 };
@@ -882,6 +1273,20 @@ static void log_grants(const struct config *cfg)
 	}
 }
 
+/* Says whether a policy applies (and adds the denied counters of the ids it names). */
+static void log_policy(struct server *s, const struct config *cfg)
+{
+	denied_labels(s, cfg);
+	if (cfg->n_policy == 0)
+		log_warn("no policy section in the configuration: every client may reach every "
+			 "route");
+	else
+		log_info("policy loaded: %zu (client, destination) rule(s)", cfg->n_policy);
+	if (cfg->client_tunnels || cfg->client_tunnel_rate)
+		log_info("per-client limits: %u concurrent tunnels, %u new per second (0 = none)",
+			 cfg->client_tunnels, cfg->client_tunnel_rate);
+}
+
 /* The registered proxy that registered first after seniority after (0: the first), or NULL. */
 static struct srv_peer *next_senior(struct server *s, uint64_t after)
 {
@@ -961,6 +1366,7 @@ int server_reload(struct server *s, const struct config *nc, char *err, size_t e
 	free(rv);
 	log_info("%zu configured route(s) loaded", nc->n_routes);
 	log_grants(nc);
+	log_policy(s, nc);
 	push_routes(s);
 	return 0;
 }
@@ -1010,9 +1416,18 @@ struct server *server_new(struct daemon *d)
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_handshakes_refused_total{reason=\"source\"}",
 		    "connections closed at accept: too many handshakes in progress",
 		    &s->hs_refused[1]);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_denied_total{client=\"other\"}",
+		    "tunnels the policy did not allow", &s->denied_other);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"concurrent\"}",
+		    "tunnels refused by the per-client limits", &s->limited[0]);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"rate\"}",
+		    "tunnels refused by the per-client limits", &s->limited[1]);
+	metrics_add(d->metrics, METRICS_COUNTER, "ntun_dial_retries_total",
+		    "Dials offered to another proxy after one did not answer", &s->dial_retries);
 	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
 		 s->cfg->n_routes);
 	log_grants(s->cfg);
+	log_policy(s, s->cfg);
 	return s;
 }
 
