@@ -30,7 +30,7 @@ C1=spiffe://ntun.local/client/client-1
 C2=spiffe://ntun.local/client/client-2
 
 setup() {
-	ns_tunnel
+	topo_sites
 	ip -n "$NS_site" addr add 192.168.2.1/24 dev vsiteweb
 	ip -n "$NS_site" addr add 192.168.3.1/24 dev vsiteweb
 	ip -n "$NS_web" addr add 192.168.2.5/24 dev vwebsite
