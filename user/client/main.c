@@ -277,6 +277,7 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 		return rv;
 	}
 	log_info("intercepting %zu CIDR(s)", nc->n_target_cidr);
+	uplink_reset(cl->up, nc);
 	return 0;
 }
 
@@ -335,7 +336,7 @@ int main(int argc, char **argv)
 
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
-	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
+	cl->up = uplink_new(&d, false, REDIRECT_MARK, NULL, &client_uplink_cbs, cl);
 	/* Attached and listening. What is left: SO_MARK on each connection to the server
 	 * (CAP_NET_ADMIN), live CIDR updates and clean-up at exit: BPF map writes (CAP_BPF; links
 	 * close with their fds) or running iptables (CAP_NET_ADMIN, CAP_NET_RAW for

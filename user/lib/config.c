@@ -43,6 +43,7 @@ enum opt_type {
 	OPT_ID,		 /* 1..63 of [A-Za-z0-9._-], not "." or ".." */
 	OPT_ABSPATH,	 /* absolute path */
 	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
+	OPT_HOSTPORTS,	 /* list of HOST:PORT (char *), at most CONFIG_MAX_SERVERS */
 	OPT_PORT,	 /* 1..65535 */
 	OPT_U32,	 /* 0..4294967295 */
 	OPT_MS,		 /* duration > 0, stored in milliseconds */
@@ -74,8 +75,10 @@ struct opt {
 #define F(field) offsetof(struct config, field)
 
 static const struct opt opts[] = {
-	{"server_addr", "server", "HOST:PORT", OPT_HOSTPORT, D_CLIENT | D_PROXY, D_CLIENT | D_PROXY,
-	 F(server_addr), 0, NULL, "ntun-server to connect to"},
+	{"server_addr", "server", "HOST:PORT", OPT_HOSTPORTS, D_CLIENT | D_PROXY,
+	 D_CLIENT | D_PROXY, F(server_addr), F(n_server_addr), NULL,
+	 "ntun-server(s) to connect to: comma-separated or repeatable; a name counts once per "
+	 "address"},
 	{"target_cidr", "cidr", "CIDR", OPT_CIDRS, D_CLIENT, D_CLIENT, F(target_cidr),
 	 F(n_target_cidr), NULL, "intercept connections to CIDR (repeatable)"},
 	{"listen_port", "listen-port", "PORT", OPT_PORT, D_CLIENT, 0, F(listen_port), 0, "15001",
@@ -312,7 +315,8 @@ static bool is_section(const char *path)
 
 static bool is_list(const struct opt *o)
 {
-	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS;
+	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS ||
+	       o->type == OPT_HOSTPORTS;
 }
 
 static bool is_string(const struct opt *o)
@@ -345,6 +349,8 @@ static const char *type_desc(const struct opt *o)
 		return "true or false";
 	case OPT_CIDRS:
 		return "a CIDR or a list of CIDRs";
+	case OPT_HOSTPORTS:
+		return "HOST:PORT or a list of them";
 	case OPT_ROUTES:
 		return "a list of route mappings";
 	case OPT_GRANTS:
@@ -408,6 +414,16 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 		*(struct route_grant **)p = NULL;
 		*count_field(cfg, o) = 0;
 		break;
+	case OPT_HOSTPORTS: {
+		char **v = *(char ***)p;
+
+		for (size_t i = 0; v && i < *count_field(cfg, o); i++)
+			free(v[i]);
+		free(v);
+		*(char ***)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
+	}
 	}
 }
 
@@ -507,7 +523,7 @@ static const char *hostport_problem(const char *s)
 	if (strpbrk(s, " \t\r\n"))
 		return "whitespace in HOST:PORT";
 	if (!colon)
-		return "expected HOST:PORT";
+		return "missing ':PORT' after the host, as in relay.example.net:8443";
 	if (colon == s)
 		return "missing host in HOST:PORT";
 	if (s[0] == '[') {
@@ -515,10 +531,11 @@ static const char *hostport_problem(const char *s)
 		    memchr(s + 1, '[', (size_t)(colon - s - 1)))
 			return "expected [IPv6]:PORT";
 	} else if (memchr(s, ':', (size_t)(colon - s)) || memchr(s, ']', (size_t)(colon - s))) {
-		return "an IPv6 host needs brackets, as in [::1]:8443";
+		return "more than one ':' in HOST:PORT (an IPv6 host needs brackets, as in "
+		       "[::1]:8443)";
 	}
 	if (parse_uint(colon + 1, 65535, &port) || port == 0)
-		return "port must be 1..65535";
+		return "the part after the last ':' must be a port number 1..65535";
 	return NULL;
 }
 
@@ -667,6 +684,25 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 		if (why)
 			return bad(L, w, val, "%s", why);
 		goto string;
+	case OPT_HOSTPORTS: {
+		size_t *n = count_field(L->cfg, o);
+		char **arr;
+
+		why = hostport_problem(val);
+		if (why)
+			return bad(L, w, val, "%s", why);
+		if (*n >= CONFIG_MAX_SERVERS)
+			return bad(L, w, val, "more than %d servers", CONFIG_MAX_SERVERS);
+		s = strdup(val);
+		arr = s ? realloc(*(char ***)p, (*n + 1) * sizeof(*arr)) : NULL;
+		if (!arr) {
+			free(s);
+			return fail_nomem(L);
+		}
+		arr[(*n)++] = s;
+		*(char ***)p = arr;
+		return 0;
+	}
 	case OPT_STR:
 	string:
 		s = strdup(val);
@@ -1079,6 +1115,8 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 		ret = yaml_scalar(y, v, path);
 		if (ret)
 			return ret;
+		if (o->type == OPT_HOSTPORTS) /* "a:1,b:2" as on the command line */
+			return opt_set_text(y->L, o, &w, scalar_text(v), false);
 		if (is_list(o))
 			opt_clear(y->L->cfg, o);
 		return *scalar_text(v) ? opt_set_one(y->L, o, &w, scalar_text(v))

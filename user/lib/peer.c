@@ -53,6 +53,7 @@ struct peer {
 	char reason[160];
 	char fatal[160]; /* a protocol error: the close reason once the GOAWAY went out */
 	char name[200];
+	char server_name[256]; /* dialing side: checked in the server's certificate, "" = ctx's */
 	char addr[32];
 };
 
@@ -454,6 +455,10 @@ static void peer_io(struct loop_io *io, unsigned events, void *arg)
 			peer_close(p, "TLS setup failed");
 			return;
 		}
+		if (p->server_name[0] && tls_conn_set_server_name(p->tls, p->server_name) < 0) {
+			peer_close(p, "TLS setup failed: bad server name");
+			return;
+		}
 		p->state = PS_HANDSHAKE;
 		loop_timer_arm(p->deadline, p->opts.handshake_ms);
 		peer_handshake(p);
@@ -531,8 +536,8 @@ struct peer *peer_accept(struct loop *l, struct tls_ctx *ctx, int fd, const char
 }
 
 struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint16_t port,
-		       uint32_t mark, const struct peer_opts *o, const struct peer_cbs *cbs,
-		       void *arg)
+		       const char *server_name, uint32_t mark, const struct peer_opts *o,
+		       const struct peer_cbs *cbs, void *arg)
 {
 	struct peer *p;
 	int fd = sock_connect(addr, port, mark);
@@ -547,6 +552,8 @@ struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint1
 		return NULL;
 	}
 	ipport_format(addr, port, p->addr, sizeof(p->addr));
+	if (server_name)
+		snprintf(p->server_name, sizeof(p->server_name), "%s", server_name);
 	set_name(p);
 	p->state = PS_CONNECTING;
 	loop_timer_arm(p->deadline, o->connect_ms);
