@@ -100,7 +100,7 @@ int uplink_resolve(const struct config *cfg, struct uplink_target **out, bool *a
 			if (!strcmp(ip, entry))
 				snprintf(x->label, sizeof(x->label), "%s", entry);
 			else
-				snprintf(x->label, sizeof(x->label), "%s (%s)", entry, ip);
+				snprintf(x->label, sizeof(x->label), "%s at %s", entry, ip);
 			for (j = 0; j < n && !uplink_target_eq(&t[j], x); j++)
 				;
 			if (j == n)
@@ -364,9 +364,11 @@ struct peer *uplink_peer(struct uplink *u)
 
 void uplink_refused(struct uplink *u)
 {
+	bool was = u->refused;
+
 	u->refused = true;
-	/* The GOAWAY that follows the refusal may have scheduled a quick redial already. */
-	if (!u->p && loop_timer_pending(u->redial))
+	/* The GOAWAY that follows a first refusal may have scheduled a quick redial already. */
+	if (!was && !u->p && loop_timer_pending(u->redial))
 		schedule_redial(u, false);
 }
 

@@ -25,7 +25,7 @@ struct uplink_target {
 	uint32_t addr; /* host order */
 	uint16_t port;
 	char name[256];	 /* tls.server_name, else the entry's host (brackets removed) */
-	char label[300]; /* "entry" or "entry (a.b.c.d)" for logs */
+	char label[300]; /* "entry", or "entry at a.b.c.d:port" for a name, for logs */
 };
 
 /* Resolves every server_addr entry of cfg (getaddrinfo: blocks; start-up, reconnect and
