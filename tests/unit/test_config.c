@@ -785,7 +785,8 @@ static void test_server_list(void)
 	const char *f;
 
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,b.example:2", "--cidr",
-			  "10.0.0.0/8", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", NULL),
+			  "10.0.0.0/8", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca",
+			  NULL),
 		     0);
 	CHECK_INT_EQ(cfg.n_server_addr, 2);
 	CHECK_STR_EQ(cfg.server_addr[0], "a:1");
@@ -801,7 +802,8 @@ static void test_server_list(void)
 	CHECK_STR_EQ(cfg.server_addr[2], "10.0.0.1:3");
 	config_release(&cfg);
 
-	f = tmpfile_with("list.yaml", "server_addr: [a:1, b:2]\ntarget_cidr: 10.0.0.0/8\n" TLS_YAML);
+	f = tmpfile_with("list.yaml",
+			 "server_addr: [a:1, b:2]\ntarget_cidr: 10.0.0.0/8\n" TLS_YAML);
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, NULL), 0);
 	CHECK_INT_EQ(cfg.n_server_addr, 2);
 	CHECK_STR_EQ(cfg.server_addr[1], "b:2");

@@ -22,8 +22,7 @@
 
 static const char *const comps[] = {"client", "server", "proxy"};
 
-const char *daemon_server_name(const struct config *cfg, const char *entry, char *buf,
-			       size_t size)
+const char *daemon_server_name(const struct config *cfg, const char *entry, char *buf, size_t size)
 {
 	const char *hp = entry, *colon;
 	size_t len;

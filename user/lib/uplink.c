@@ -397,7 +397,8 @@ void uplink_reset(struct uplink *u, const struct config *cfg)
 		if (had && u->p) {
 			/* Its server left the list: new calls go to the first one now. */
 			log_info("%s is no longer configured; moving", cur.label);
-			peer_drain(u->p, u->d->cfg.drain_timeout_ms, "server left the configuration");
+			peer_drain(u->p, u->d->cfg.drain_timeout_ms,
+				   "server left the configuration");
 			retire(u, u->p);
 			loop_timer_arm(u->redial, 0);
 			return;
