@@ -83,6 +83,7 @@ static void ctl_task(struct loop_timer *t, void *arg)
 					  m.routes[i].real, m.routes[i].proxy_id);
 		} else if (m.kind == CTL_DRAIN) {
 			log_info("server draining: %s", m.reason);
+			uplink_expect_drain(cl->up, m.deadline_ms);
 		}
 		grpc_ctl_release(&m);
 	}

@@ -372,6 +372,14 @@ void uplink_refused(struct uplink *u)
 		schedule_redial(u, false);
 }
 
+void uplink_expect_drain(struct uplink *u, uint32_t ms)
+{
+	struct peer *p = u->old ? u->old : u->p;
+
+	if (p)
+		peer_expect_drain(p, ms);
+}
+
 void uplink_reset(struct uplink *u, const struct config *cfg)
 {
 	struct uplink_target cur = {0};

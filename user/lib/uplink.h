@@ -69,6 +69,11 @@ const struct uplink_target *uplink_target(const struct uplink *u);
  * connection that stays up, redials wait from 2-4 s doubling up to 5 minutes. */
 void uplink_refused(struct uplink *u);
 
+/* The server announced (a Drain) that it drains within ms: the connection it came on (the one
+ * draining if there is one, else the running one) lets its open calls run that long (see
+ * peer_expect_drain) rather than our own drain_ms, so tunnels open on it can finish. */
+void uplink_expect_drain(struct uplink *u, uint32_t ms);
+
 /* The configuration changed to cfg (SIGHUP; borrowed for the call): backoffs start over and
  * a pending redial runs now. Without a fixed server the targets are resolved again from cfg;
  * a running connection to a server no longer among them drains while the next one is

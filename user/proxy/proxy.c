@@ -96,6 +96,7 @@ static void ctl_task(struct loop_timer *t, void *arg)
 			uplink_refused(ps->up);
 		} else if (m.kind == CTL_DRAIN) {
 			log_info("server %s drains: %s", ps->t.label, m.reason);
+			uplink_expect_drain(ps->up, m.deadline_ms);
 		}
 		grpc_ctl_release(&m);
 	}
