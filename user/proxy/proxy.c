@@ -455,11 +455,13 @@ static void servers_sync(struct proxy *px, const struct config *cfg)
 	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
 		int i;
 
+		if (ps->gone) /* leaving: an address back in the list gets a new connection */
+			continue;
 		for (i = 0; i < n && !uplink_target_eq(&t[i], &ps->t); i++)
 			;
 		if (i < n) {
 			t[i].port = 0; /* have it */
-		} else if (all && !ps->gone) {
+		} else if (all) {
 			log_info("leaving server %s: no longer configured", ps->t.label);
 			send_drain(ps, "proxy left this server", cfg->drain_timeout_ms);
 			uplink_stop(ps->up, cfg->drain_timeout_ms);
@@ -478,7 +480,8 @@ static void resolve_tick(struct loop_timer *t, void *arg)
 
 	servers_reap(px);
 	servers_sync(px, px->cfg);
-	loop_timer_arm(t, RESOLVE_EVERY_MS);
+	/* Until some name resolves, try again soon. */
+	loop_timer_arm(t, px->servers ? RESOLVE_EVERY_MS : 2000);
 }
 
 static void stop_poll(struct loop_timer *t, void *arg)
@@ -535,9 +538,8 @@ int main(int argc, char **argv)
 	d.on_reload = on_reload;
 	servers_sync(px, &d.cfg);
 	if (!px->servers)
-		log_warn("no server address resolves yet; trying again every %u s",
-			 RESOLVE_EVERY_MS / 1000);
-	loop_timer_arm(px->resolve, RESOLVE_EVERY_MS);
+		log_warn("no server address resolves yet; trying again every 2 s");
+	loop_timer_arm(px->resolve, px->servers ? RESOLVE_EVERY_MS : 2000);
 	/* The proxy only dials out (its metrics listener is bound): it keeps no capability. */
 	daemon_drop_privileges(&d, 0, 0);
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
