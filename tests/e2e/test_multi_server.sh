@@ -189,6 +189,29 @@ case_drain() {
 	return $rc
 }
 
+# The proxy follows its server list: relay.test loses the address of the server the client is
+# not on (SIGHUP looks names up again, as the 30 s timer would), and the proxy leaves that
+# server, whose routes go; the address comes back and the proxy registers there again.
+case_list_change() {
+	local keep gone m p rc=0
+	declare -A site_addr=([a]=10.10.2.2 [b]=10.10.4.2)
+	keep=$(client_server)
+	[ "$keep" = a ] && gone=b || gone=a
+	m=$(mark "srv$gone")
+	p=$(mark proxy)
+	printf '127.0.0.1 localhost\n%s relay.test\n' "${site_addr[$keep]}" >"$E2E_TMP/hosts"
+	kill -HUP "$(pid_of proxy)"
+	wait_new proxy "$p" "leaving server relay.test:8443 at ${site_addr[$gone]}:8443" 5 || rc=1
+	wait_new "srv$gone" "$m" "proxy draining: proxy left this server" 5 || rc=1
+	get 5 || rc=1
+	m=$(mark "srv$gone")
+	printf '127.0.0.1 localhost\n10.10.2.2 relay.test\n10.10.4.2 relay.test\n' \
+		>"$E2E_TMP/hosts"
+	kill -HUP "$(pid_of proxy)"
+	wait_new "srv$gone" "$m" "proxy registered" 10 || rc=1
+	return $rc
+}
+
 # attempts_in_10s NAME: registration refusals of proxy-x in NAME's log within 10 s of the first.
 attempts_in_10s() {
 	$PY - "$E2E_TMP/$1.log" <<'EOP'
@@ -231,5 +254,6 @@ run_case "setup: two servers, a proxy on both through one name, a client" setup 
 run_case "baseline: a tunnel through the client's server" case_baseline
 run_case "kill -9 of the client's server: new connections work within ${RECOVERY_MAX}s" case_kill
 run_case "SIGTERM drain: an open tunnel finishes, new ones use the other server" case_drain
+run_case "the proxy leaves a server gone from its list and attaches to one added" case_list_change
 run_case "a refused proxy logs the reason as an error and backs off" case_refused
 e2e_summary

@@ -75,10 +75,9 @@ struct opt {
 #define F(field) offsetof(struct config, field)
 
 static const struct opt opts[] = {
-	{"server_addr", "server", "HOST:PORT", OPT_HOSTPORTS, D_CLIENT | D_PROXY,
+	{"server_addr", "server", "HOST:PORT,...", OPT_HOSTPORTS, D_CLIENT | D_PROXY,
 	 D_CLIENT | D_PROXY, F(server_addr), F(n_server_addr), NULL,
-	 "ntun-server(s) to connect to: comma-separated or repeatable; a name counts once per "
-	 "address"},
+	 "ntun-server(s) (repeatable); a name is one server per address"},
 	{"target_cidr", "cidr", "CIDR", OPT_CIDRS, D_CLIENT, D_CLIENT, F(target_cidr),
 	 F(n_target_cidr), NULL, "intercept connections to CIDR (repeatable)"},
 	{"listen_port", "listen-port", "PORT", OPT_PORT, D_CLIENT, 0, F(listen_port), 0, "15001",
@@ -121,7 +120,7 @@ static const struct opt opts[] = {
 	{"tls.ca_file", "tls-ca", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.ca_file), 0, NULL,
 	 "PEM CA bundle peers must chain to"},
 	{"tls.server_name", "tls-server-name", "NAME", OPT_STR, D_ALL, 0, F(tls.server_name), 0,
-	 NULL, "name the server certificate must have (default: the host of --server)"},
+	 NULL, "name the server certificate must have (default: the host of each --server)"},
 	{"tls.trust_domain", "trust-domain", "DOMAIN", OPT_STR, D_ALL, 0, F(tls.trust_domain), 0,
 	 NULL, "SPIFFE trust domain of peers (default: our certificate's)"},
 	{"tls.insecure", "tls-insecure", NULL, OPT_BOOL, D_ALL, 0, F(tls.insecure), 0, "false",
