@@ -53,7 +53,6 @@ struct peer {
 	char reason[160];
 	char fatal[160]; /* a protocol error: the close reason once the GOAWAY went out */
 	char name[200];
-	char server_name[256]; /* dialing side: checked in the server's certificate, "" = ctx's */
 	char addr[32];
 };
 
@@ -450,15 +449,6 @@ static void peer_io(struct loop_io *io, unsigned events, void *arg)
 			peer_close(p, why);
 			return;
 		}
-		p->tls = tls_conn_new(p->ctx, p->fd);
-		if (!p->tls) {
-			peer_close(p, "TLS setup failed");
-			return;
-		}
-		if (p->server_name[0] && tls_conn_set_server_name(p->tls, p->server_name) < 0) {
-			peer_close(p, "TLS setup failed: bad server name");
-			return;
-		}
 		p->state = PS_HANDSHAKE;
 		loop_timer_arm(p->deadline, p->opts.handshake_ms);
 		peer_handshake(p);
@@ -552,10 +542,19 @@ struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint1
 		return NULL;
 	}
 	ipport_format(addr, port, p->addr, sizeof(p->addr));
-	if (server_name)
-		snprintf(p->server_name, sizeof(p->server_name), "%s", server_name);
 	set_name(p);
 	p->state = PS_CONNECTING;
+	/* The TLS state now, while the caller's context is alive: it holds its own reference,
+	 * so a reload that replaces the context during the connect frees nothing it uses. */
+	p->tls = tls_conn_new(ctx, fd);
+	if (!p->tls) {
+		peer_close(p, "TLS setup failed");
+		return p;
+	}
+	if (server_name && tls_conn_set_server_name(p->tls, server_name) < 0) {
+		peer_close(p, "TLS setup failed: bad server name");
+		return p;
+	}
 	loop_timer_arm(p->deadline, o->connect_ms);
 	peer_update_io(p);
 	return p;

@@ -47,7 +47,9 @@ void tls_ctx_free(struct tls_ctx *ctx);
 /* Our own identity, parsed from our certificate. Borrowed from ctx. */
 const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx);
 
-/* Wraps fd (borrowed; non-blocking, connected or accepted). NULL with errno on failure. */
+/* Wraps fd (borrowed; non-blocking, connected, accepted or still connecting: nothing is sent
+ * before tls_handshake). Holds a reference on ctx until tls_conn_free. NULL with errno on
+ * failure. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
 /* Client side, before the handshake: the server's certificate must have name (a DNS name or
  * an IP address) in its DNS/IP SAN, instead of the context's server_name (unless the context

@@ -67,8 +67,6 @@ struct proxy_conn {
 
 static struct proxy px_state;
 
-static void servers_sync(struct proxy *px, const struct config *cfg);
-
 static void ctl_task(struct loop_timer *t, void *arg)
 {
 	struct px_server *ps = arg;
@@ -208,13 +206,14 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 	       cidrs_equal(px->cfg->virtual_cidr, px->cfg->n_virtual_cidr, nc->virtual_cidr,
 			   nc->n_virtual_cidr) &&
 	       px->cfg->capacity == nc->capacity;
-	for (struct px_server *ps = px->servers; ps; ps = ps->next)
+	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
 		if (!same && ps->ctl && !ps->gone)
 			send_registration(ps, nc);
-	servers_sync(px, nc);
-	for (struct px_server *ps = px->servers; ps; ps = ps->next)
 		if (!ps->gone)
 			uplink_reset(ps->up, nc);
+	}
+	/* Servers are looked up again once nc and its credentials are in place. */
+	loop_timer_arm(px->resolve, 0);
 	return 0;
 }
 
