@@ -73,21 +73,6 @@ setup() {
 	wait_log client "connected to server" 10
 }
 
-# mark NAME: the current length of NAME's log, for wait_new.
-mark() { grep -c "" "$E2E_TMP/$1.log"; }
-
-# wait_new NAME MARK REGEX SECONDS: waits for a line matching REGEX after line MARK of the log.
-wait_new() {
-	local i
-	for i in $(seq 1 $(($4 * 10))); do
-		tail -n +"$(($2 + 1))" "$E2E_TMP/$1.log" | grep -Eq -- "$3" && return 0
-		sleep 0.1
-	done
-	e2e_log "timeout waiting for /$3/ in $1.log after line $2; tail:"
-	tail -n 20 "$E2E_TMP/$1.log" >&2
-	return 1
-}
-
 # client_server: a or b, the server the client's last connection went to.
 client_server() {
 	local addr
@@ -172,7 +157,7 @@ case_drain() {
 	sleep 1
 	m=$(mark client)
 	kill -TERM "$(pid_of "srv$victim")"
-	wait_new client "$m" "connected to server ${SRV_ADDR[$other]}" 5 || rc=1
+	since client "$m" "connected to server ${SRV_ADDR[$other]}" 5 || rc=1
 	# New connections work at once, on the other server, while the victim drains.
 	get 3 || rc=1
 	check "server $victim still draining during the new connection" \
@@ -201,14 +186,14 @@ case_list_change() {
 	p=$(mark proxy)
 	printf '127.0.0.1 localhost\n%s relay.test\n' "${site_addr[$keep]}" >"$E2E_TMP/hosts"
 	kill -HUP "$(pid_of proxy)"
-	wait_new proxy "$p" "leaving server relay.test:8443 at ${site_addr[$gone]}:8443" 5 || rc=1
-	wait_new "srv$gone" "$m" "proxy draining: proxy left this server" 5 || rc=1
+	since proxy "$p" "leaving server relay.test:8443 at ${site_addr[$gone]}:8443" 5 || rc=1
+	since "srv$gone" "$m" "proxy draining: proxy left this server" 5 || rc=1
 	get 5 || rc=1
 	m=$(mark "srv$gone")
 	printf '127.0.0.1 localhost\n10.10.2.2 relay.test\n10.10.4.2 relay.test\n' \
 		>"$E2E_TMP/hosts"
 	kill -HUP "$(pid_of proxy)"
-	wait_new "srv$gone" "$m" "proxy registered" 10 || rc=1
+	since "srv$gone" "$m" "proxy registered" 10 || rc=1
 	return $rc
 }
 

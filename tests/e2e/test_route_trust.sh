@@ -92,20 +92,6 @@ no_route() {
 		grep -q "$1:80 closed: No route to host" "$E2E_TMP/client.log"
 }
 
-mark() { grep -c "" "$E2E_TMP/$1.log" 2>/dev/null || echo 0; }
-
-# since NAME MARK REGEX [SECONDS]: waits for REGEX in NAME's log after line MARK.
-since() {
-	local i
-	for i in $(seq 1 $((${4:-10} * 10))); do
-		tail -n +"$(($2 + 1))" "$E2E_TMP/$1.log" | grep -Eq -- "$3" && return 0
-		sleep 0.1
-	done
-	e2e_log "no /$3/ in $1.log after line $2; tail:"
-	tail -n 8 "$E2E_TMP/$1.log" >&2
-	return 1
-}
-
 # web_busy NS: waits (10 s at most) until the web server in NS is sending on a connection
 # (a fetch far larger than every buffer on the way keeps it established while paused).
 web_busy() {
