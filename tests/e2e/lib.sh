@@ -192,6 +192,21 @@ wait_log() {
 	return 1
 }
 
+# mark NAME: the number of lines in NAME's log now, for since.
+mark() { grep -c "" "$E2E_TMP/$1.log" 2>/dev/null || echo 0; }
+
+# since NAME MARK REGEX [SECONDS]: waits for REGEX in NAME's log after line MARK.
+since() {
+	local i
+	for i in $(seq 1 $((${4:-10} * 10))); do
+		tail -n +"$(($2 + 1))" "$E2E_TMP/$1.log" | grep -Eq -- "$3" && return 0
+		sleep 0.1
+	done
+	e2e_log "no /$3/ in $1.log after line $2; tail:"
+	tail -n 8 "$E2E_TMP/$1.log" >&2
+	return 1
+}
+
 # rss_kib PID: resident set size in KiB.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 

@@ -92,20 +92,6 @@ no_route() {
 		grep -q "$1:80 closed: No route to host" "$E2E_TMP/client.log"
 }
 
-mark() { grep -c "" "$E2E_TMP/$1.log" 2>/dev/null || echo 0; }
-
-# since NAME MARK REGEX [SECONDS]: waits for REGEX in NAME's log after line MARK.
-since() {
-	local i
-	for i in $(seq 1 $((${4:-10} * 10))); do
-		tail -n +"$(($2 + 1))" "$E2E_TMP/$1.log" | grep -Eq -- "$3" && return 0
-		sleep 0.1
-	done
-	e2e_log "no /$3/ in $1.log after line $2; tail:"
-	tail -n 8 "$E2E_TMP/$1.log" >&2
-	return 1
-}
-
 # web_busy NS: waits (10 s at most) until the web server in NS is sending on a connection
 # (a fetch far larger than every buffer on the way keeps it established while paused).
 web_busy() {
@@ -138,7 +124,7 @@ hijack() { # REASON_REGEX
 	check "and so does the rest of the /24" get 100.64.1.6 site-1 12 || rc=1
 	check "the server refused the claim, at warn" grep -Eq "warn .*registration refused: $1" \
 		"$E2E_TMP/server.log" || rc=1
-	check "proxy-2 was told why" wait_log proxy2 "server asks to drain: registration refused: $1" \
+	check "proxy-2 was told why" wait_log proxy2 "error.*refused this proxy: registration refused: $1" \
 		5 || rc=1
 	stop proxy2 KILL
 	return $rc
@@ -277,7 +263,7 @@ case_revoke_by_reload() {
 	check "proxy-3 revoked too" since server "$m" \
 		"proxy/proxy-3@.*grant withdrawn by reload: virtual prefix 100.64.1.0/24" 1 || rc=1
 	check "100.64.2.5 has no route at once" no_route 100.64.2.5 || rc=1
-	check "proxy-2 was told" wait_log proxy2 "server asks to drain: grant withdrawn by reload" 5 ||
+	check "proxy-2 was told" wait_log proxy2 "error.*refused this proxy: grant withdrawn by reload" 5 ||
 		rc=1
 	d3=$(dials proxy3)
 	for s in 70 71 72 73; do

@@ -63,7 +63,8 @@ static void check_loaded(const struct config *cfg, enum config_daemon d)
 	FUZZ_CHECK(cfg->ping_interval_ms > 0 && cfg->ping_timeout_ms > 0);
 	switch (d) {
 	case CONFIG_CLIENT:
-		FUZZ_CHECK(cfg->server_addr && cfg->n_target_cidr > 0 && cfg->target_cidr);
+		FUZZ_CHECK(cfg->n_server_addr > 0 && cfg->server_addr[0] &&
+			   cfg->n_target_cidr > 0 && cfg->target_cidr);
 		FUZZ_CHECK(cfg->listen_port > 0 && cfg->instance);
 		for (size_t i = 0; i < cfg->n_target_cidr; i++)
 			FUZZ_CHECK(cfg->target_cidr[i].len <= 32);
@@ -79,7 +80,8 @@ static void check_loaded(const struct config *cfg, enum config_daemon d)
 		}
 		break;
 	case CONFIG_PROXY:
-		FUZZ_CHECK(cfg->server_addr && cfg->proxy_id && strlen(cfg->proxy_id) <= 63);
+		FUZZ_CHECK(cfg->n_server_addr > 0 && cfg->server_addr[0] && cfg->proxy_id &&
+			   strlen(cfg->proxy_id) <= 63);
 		FUZZ_CHECK(cfg->n_managed_cidr > 0 && cfg->managed_cidr);
 		FUZZ_CHECK(!cfg->n_virtual_cidr || cfg->n_virtual_cidr == cfg->n_managed_cidr);
 		break;

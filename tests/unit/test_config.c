@@ -132,7 +132,7 @@ static void test_examples(void)
 	CHECK(found >= 4);
 
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", CONFIGS_DIR "/client.yaml", NULL), 0);
-	CHECK_STR_EQ(cfg.server_addr, "relay.example.net:8443");
+	CHECK_STR_EQ(cfg.server_addr[0], "relay.example.net:8443");
 	CHECK_INT_EQ(cfg.n_target_cidr, 2);
 	CHECK_INT_EQ(cfg.listen_port, 15001);
 	CHECK_STR_EQ(cfg.tls.cert_file, "certs/client/cert.pem");
@@ -291,7 +291,7 @@ static void test_values(void)
 			 "tls:\n  cert_file: c.pem\n  key_file: k.pem\n  ca_file: ca.pem\n"
 			 "  insecure: yes\n  server_name: relay\n  trust_domain: ntun.test\n");
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, NULL), 0);
-	CHECK_STR_EQ(cfg.server_addr, "[2001:db8::1]:443");
+	CHECK_STR_EQ(cfg.server_addr[0], "[2001:db8::1]:443");
 	CHECK_INT_EQ(cfg.n_target_cidr, 3);
 	CHECK_STR_EQ(cidr_format(&cfg.target_cidr[0], a, sizeof(a)), "0.0.0.0/0");
 	CHECK_STR_EQ(cidr_format(&cfg.target_cidr[1], a, sizeof(a)), "1.2.3.4/32");
@@ -491,7 +491,7 @@ static void test_precedence(void)
 	CHECK_STR_EQ(cfg.log.output, "/tmp/with space.log");
 	CHECK_STR_EQ(cfg.instance, "spaced");
 	CHECK_INT_EQ(cfg.log.level, LOG_LVL_DEBUG);
-	CHECK_STR_EQ(cfg.server_addr, "file:1");
+	CHECK_STR_EQ(cfg.server_addr[0], "file:1");
 	config_release(&cfg);
 
 	/* A later .env file beats an earlier one. */
@@ -509,7 +509,7 @@ static void test_precedence(void)
 	CHECK_INT_EQ(cfg.listen_port, 3000);
 	CHECK_INT_EQ(cfg.n_target_cidr, 2);
 	CHECK_STR_EQ(cidr_format(&cfg.target_cidr[1], a, sizeof(a)), "192.168.1.0/24");
-	CHECK_STR_EQ(cfg.server_addr, "env:3");
+	CHECK_STR_EQ(cfg.server_addr[0], "env:3");
 	CHECK_STR_EQ(cfg.client_id, "from-env-file");
 	config_release(&cfg);
 
@@ -522,7 +522,7 @@ static void test_precedence(void)
 	CHECK_INT_EQ(cfg.n_target_cidr, 3);
 	CHECK_STR_EQ(cidr_format(&cfg.target_cidr[0], a, sizeof(a)), "1.0.0.0/8");
 	CHECK_STR_EQ(cidr_format(&cfg.target_cidr[2], a, sizeof(a)), "3.0.0.0/8");
-	CHECK_STR_EQ(cfg.server_addr, "flag:4");
+	CHECK_STR_EQ(cfg.server_addr[0], "flag:4");
 	CHECK_STR_EQ(cfg.client_id, "from-env-file");
 	config_release(&cfg);
 
@@ -587,14 +587,18 @@ static void test_file_errors(void)
 		   "port must be 1..65535 (got '65536')");
 	FILE_ERROR(CONFIG_CLIENT, "listen_port: -1\n", "1: key 'listen_port'", "(got '-1')");
 	FILE_ERROR(CONFIG_CLIENT, "server_addr: relay\n", "1: key 'server_addr'",
-		   "expected HOST:PORT (got 'relay')");
+		   "missing ':PORT' after the host, as in relay.example.net:8443 (got 'relay')");
 	FILE_ERROR(CONFIG_CLIENT, "server_addr: relay:0\n", "1: key 'server_addr'",
-		   "port must be 1..65535");
+		   "must be a port number 1..65535 (got 'relay:0')");
 	FILE_ERROR(CONFIG_CLIENT, "server_addr: ::1:80\n", "1: key 'server_addr'", "brackets");
 	FILE_ERROR(CONFIG_CLIENT, "listen_port:\n  - 1\n", "1: key 'listen_port'",
 		   "wrong type: expected a port number, got a list");
 	FILE_ERROR(CONFIG_CLIENT, "server_addr: {host: a}\n", "1: key 'server_addr'",
-		   "wrong type: expected a string, got a mapping");
+		   "wrong type: expected HOST:PORT or a list of them, got a mapping");
+	FILE_ERROR(CONFIG_CLIENT, "server_addr: a:1, b\n", "1: key 'server_addr'",
+		   "missing ':PORT' after the host, as in relay.example.net:8443 (got 'b')");
+	FILE_ERROR(CONFIG_CLIENT, "server_addr:\n  - a:1\n  - b:http\n", "3: key 'server_addr'",
+		   "the part after the last ':' must be a port number 1..65535 (got 'b:http')");
 	FILE_ERROR(CONFIG_CLIENT, "tls: certs\n", "1: key 'tls'",
 		   "wrong type: expected a mapping, got a scalar");
 	FILE_ERROR(CONFIG_CLIENT, "target_cidr: [[10.0.0.0/8]]\n", "1: key 'target_cidr'",
@@ -784,19 +788,18 @@ static void test_hostport(void)
 		enum config_daemon d;
 		const char *flag, *val, *err;
 	} bad[] = {
-		{CONFIG_CLIENT, "--server", "a:1,b:2",
-		 "--server: several addresses are not supported yet: give one HOST:PORT (got "
-		 "'a:1,b:2')"},
-		{CONFIG_PROXY, "--server", "relay:8081, relay2:8081",
-		 "--server: whitespace in HOST:PORT"},
 		{CONFIG_CLIENT, "--server", "https://relay:8081",
 		 "--server: expected HOST:PORT without a scheme such as https://"},
-		{CONFIG_CLIENT, "--server", "relay", "--server: expected HOST:PORT (got 'relay')"},
+		{CONFIG_CLIENT, "--server", "relay",
+		 "--server: missing ':PORT' after the host, as in relay.example.net:8443 (got 'relay')"},
 		{CONFIG_CLIENT, "--server", ":8081", "--server: missing host in HOST:PORT"},
-		{CONFIG_CLIENT, "--server", "::1:8081", "--server: an IPv6 host needs brackets"},
-		{CONFIG_SERVER, "--listen", ":0", "--listen: port must be 1..65535 (got ':0')"},
-		{CONFIG_SERVER, "--listen", ":", "--listen: port must be 1..65535"},
-		{CONFIG_SERVER, "--listen", "8081", "--listen: expected HOST:PORT (got '8081')"},
+		{CONFIG_CLIENT, "--server", "::1:8081",
+		 "--server: more than one ':' in HOST:PORT (an IPv6 host needs brackets"},
+		{CONFIG_SERVER, "--listen", ":0",
+		 "--listen: the part after the last ':' must be a port number 1..65535 (got ':0')"},
+		{CONFIG_SERVER, "--listen", ":",
+		 "--listen: the part after the last ':' must be a port number 1..65535"},
+		{CONFIG_SERVER, "--listen", "8081", "--listen: missing ':PORT' after the host"},
 		{CONFIG_SERVER, "--listen", "[::]:8081",
 		 "--listen: IPv6 addresses are not supported"},
 		{CONFIG_SERVER, "--listen", ":8081,:8082", "--listen: several addresses"},
@@ -871,7 +874,7 @@ static void test_unknown_env(void)
 		CHECK_INT_EQ(strlen(cfg.ignored_env),
 			     strlen("NTUN_SERVER_PORT, NTUN_SERVER_SERVICE_HOST"));
 	}
-	CHECK_STR_EQ(cfg.server_addr, "h:1");
+	CHECK_STR_EQ(cfg.n_server_addr ? cfg.server_addr[0] : "", "h:1");
 	config_release(&cfg);
 	CHECK(cfg.ignored_env == NULL);
 	unsetenv("NTUN_SERVER_PORT");
@@ -897,6 +900,81 @@ static void test_unknown_env(void)
 	CHECK_INT_EQ(load_client(&cfg), 0);
 	CHECK(cfg.ignored_env == NULL);
 	config_release(&cfg);
+}
+
+/* server_addr: one or several servers, comma-separated or repeated, and a message for each
+ * kind of bad entry that names the entry. */
+static void test_server_list(void)
+{
+	struct config cfg;
+	const char *f;
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,b.example:2", "--cidr",
+			  "10.0.0.0/8", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca",
+			  NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_server_addr, 2);
+	CHECK_STR_EQ(cfg.server_addr[0], "a:1");
+	CHECK_STR_EQ(cfg.server_addr[1], "b.example:2");
+	config_release(&cfg);
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--server", "a:1", "--server", "[::1]:2, 10.0.0.1:3",
+			  "--proxy-id", "p", "--managed-cidr", "10.0.0.0/8", "--tls-cert", "c",
+			  "--tls-key", "k", "--tls-ca", "ca", NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_server_addr, 3);
+	CHECK_STR_EQ(cfg.server_addr[1], "[::1]:2");
+	CHECK_STR_EQ(cfg.server_addr[2], "10.0.0.1:3");
+	config_release(&cfg);
+
+	f = tmpfile_with("list.yaml",
+			 "server_addr: [a:1, b:2]\ntarget_cidr: 10.0.0.0/8\n" TLS_YAML);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_server_addr, 2);
+	CHECK_STR_EQ(cfg.server_addr[1], "b:2");
+	config_release(&cfg);
+	f = tmpfile_with("list.yaml", "server_addr: a:1,b:2\ntarget_cidr: 10.0.0.0/8\n" TLS_YAML);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_server_addr, 2);
+	CHECK_STR_EQ(cfg.server_addr[0], "a:1");
+	config_release(&cfg);
+	/* A flag replaces the file's list. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, "--server", "c:3", NULL), 0);
+	CHECK_INT_EQ(cfg.n_server_addr, 1);
+	CHECK_STR_EQ(cfg.server_addr[0], "c:3");
+	config_release(&cfg);
+
+	setenv("NTUN_SERVER_ADDR", "a:1,b:2", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", f, NULL), 0);
+	CHECK_INT_EQ(cfg.n_server_addr, 2);
+	config_release(&cfg);
+	setenv("NTUN_SERVER_ADDR", "a:1;b:2", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "NTUN_SERVER_ADDR: more than one ':' in HOST:PORT (an IPv6 host "
+			     "needs brackets, as in [::1]:8443) (got 'a:1;b:2')");
+	unsetenv("NTUN_SERVER_ADDR");
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,b", NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: missing ':PORT' after the host, as in "
+			     "relay.example.net:8443 (got 'b')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,b:0", NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: the part after the last ':' must be a port number "
+			     "1..65535 (got 'b:0')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1:2", NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: more than one ':' in HOST:PORT (an IPv6 host needs "
+			     "brackets, as in [::1]:8443) (got 'a:1:2')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,:2", NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: missing host in HOST:PORT (got ':2')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1,,b:2", NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "--server: empty item in comma-separated list");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "a:1 b:2", NULL), -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: whitespace in HOST:PORT (got 'a:1 b:2')");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server",
+			  "a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9,a:10,a:11,a:12,a:13,a:14,a:15,a:16,"
+			  "a:17",
+			  NULL),
+		     -EINVAL);
+	CHECK_STR_EQ(errbuf, "--server: more than 16 servers (got 'a:17')");
 }
 
 static void test_required(void)
@@ -1014,7 +1092,9 @@ static void test_help_version(void)
 	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
 		     -EINVAL);
 	CHECK_STR_EQ(out, "");
-	CHECK_STR_CONTAINS(errbuf, "NTUN_LISTEN_ADDR: port must be 1..65535 (got ':0')");
+	CHECK_STR_CONTAINS(errbuf,
+			   "NTUN_LISTEN_ADDR: the part after the last ':' must be a port number "
+			   "1..65535 (got ':0')");
 	unsetenv("NTUN_LISTEN_ADDR");
 	unsetenv("NTUN_TLS_CERT_FILE");
 	CHECK_INT_EQ(load_capture(&cfg, CONFIG_SERVER, "--check-config", out, sizeof(out)),
@@ -1038,7 +1118,7 @@ static void test_reload(void)
 	CHECK_INT_EQ(a.listen_port, 7000);
 	CHECK_INT_EQ(b.listen_port, 7000);
 	CHECK_INT_EQ(b.n_target_cidr, 1);
-	CHECK_STR_EQ(a.server_addr, b.server_addr);
+	CHECK_STR_EQ(a.server_addr[0], b.server_addr[0]);
 	config_release(&a);
 	config_release(&b);
 }
@@ -1159,6 +1239,7 @@ int main(void)
 	test_text_errors();
 	test_hostport();
 	test_unknown_env();
+	test_server_list();
 	test_required();
 	test_help_version();
 	test_reload();

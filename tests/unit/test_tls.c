@@ -689,6 +689,77 @@ static void test_server_name(void)
 		      "alert");
 }
 
+/* One handshake with the client connection's own server name (tls_conn_set_server_name) over
+ * the context's; why NULL: must succeed, else the client's error must contain it. */
+static void conn_name_case(struct tls_ctx *cc, const char *name, const char *why)
+{
+	struct tls_ctx *sc = SERVER_CTX(.dir = "a/server", .ca_dir = "a/ca");
+	struct pair p;
+
+	if (pair_open(&p, cc, sc)) {
+		CHECK(!"pair_open");
+		goto out;
+	}
+	CHECK_INT_EQ(tls_conn_set_server_name(p.c[0], name), 0);
+	CHECK_INT_EQ(tls_conn_set_server_name(p.c[1], name), -EINVAL); /* server side */
+	pair_handshake(&p);
+	if (why) {
+		CHECK_INT_EQ(p.rc[0], -EPROTO);
+		CHECK_STR_CONTAINS(tls_error(p.c[0]), why);
+	} else {
+		CHECK_INT_EQ(p.rc[0], 0);
+		CHECK_INT_EQ(p.rc[1], 0);
+	}
+	if ((why && p.rc[0] != -EPROTO) || (!why && p.rc[0]))
+		fprintf(stderr, "  server name %s: %s\n", name, tls_error(p.c[0]));
+out:
+	pair_close(&p);
+	tls_ctx_free(cc);
+	tls_ctx_free(sc);
+}
+
+/* Each server of a list is checked for its own name: a connection's name replaces the
+ * context's, a DNS name an IP address and the other way round. */
+static void test_conn_server_name(void)
+{
+	struct tls_ctx *cc = CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca");
+	struct tls_conn *c;
+	int fd[2];
+
+	conn_name_case(CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca"), "localhost", NULL);
+	conn_name_case(CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "10.9.9.9"),
+		       "tunnel.example.com", NULL);
+	conn_name_case(
+		CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "wrong.example.com"),
+		"127.0.0.1", NULL);
+	conn_name_case(CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "localhost"),
+		       "wrong.example.com", "mismatch (want server_name 'wrong.example.com'");
+	conn_name_case(CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .server_name = "localhost"),
+		       "10.9.9.9", "IP address mismatch (want server_name '10.9.9.9'");
+	conn_name_case(CLIENT_CTX(.dir = "a/client", .ca_dir = "a/ca", .insecure = true),
+		       "wrong.example.com", NULL);
+
+	if (!cc || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd)) {
+		CHECK(!"set-up");
+		tls_ctx_free(cc);
+		return;
+	}
+	c = tls_conn_new(cc, fd[0]);
+	CHECK(c != NULL);
+	CHECK_INT_EQ(tls_conn_set_server_name(c, ""), -EINVAL);
+	{
+		char longname[300];
+
+		memset(longname, 'a', sizeof(longname) - 1);
+		longname[sizeof(longname) - 1] = '\0';
+		CHECK_INT_EQ(tls_conn_set_server_name(c, longname), -EINVAL);
+	}
+	tls_conn_free(c);
+	close(fd[0]);
+	close(fd[1]);
+	tls_ctx_free(cc);
+}
+
 /* Our side against a raw OpenSSL peer. raw_is_server picks its side, raw_cert whether it has a
  * certificate; alpn is the wire-format list it offers (client) or NULL; why NULL: success. */
 static void raw_case(const char *name, bool raw_is_server, bool raw_cert, const unsigned char *alpn,
@@ -1856,6 +1927,7 @@ int main(void)
 	test_ctx();
 	test_handshakes();
 	test_server_name();
+	test_conn_server_name();
 	test_raw_peers();
 	for (int i = 0; i < 2; i++) {
 		raw_socket_io = i;

@@ -86,6 +86,7 @@ static void ctl_task(struct loop_timer *t, void *arg)
 					  m.routes[i].real, m.routes[i].proxy_id);
 		} else if (m.kind == CTL_DRAIN) {
 			log_info("server draining: %s", m.reason);
+			uplink_expect_drain(cl->up, m.deadline_ms);
 		}
 		grpc_ctl_release(&m);
 	}
@@ -325,6 +326,7 @@ static int on_reload(struct daemon *d, const struct config *nc, char *err, size_
 		return rv;
 	}
 	log_info("intercepting %zu CIDR(s)", nc->n_target_cidr);
+	uplink_reset(cl->up, nc);
 	return 0;
 }
 
@@ -400,7 +402,7 @@ int main(int argc, char **argv)
 
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
-	cl->up = uplink_new(&d, false, REDIRECT_MARK, &client_uplink_cbs, cl);
+	cl->up = uplink_new(&d, false, REDIRECT_MARK, NULL, &client_uplink_cbs, cl);
 	/* Attached and listening. What is left: SO_MARK on each connection to the server
 	 * (CAP_NET_ADMIN), live CIDR updates and clean-up at exit: BPF map writes (CAP_BPF; links
 	 * close with their fds) or running iptables (CAP_NET_ADMIN, CAP_NET_RAW for

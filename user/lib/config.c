@@ -44,6 +44,7 @@ enum opt_type {
 	OPT_ABSPATH,	 /* absolute path */
 	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
 	OPT_LISTEN,	 /* [HOST]:PORT to bind, IPv4; ":PORT" is stored as "0.0.0.0:PORT" */
+	OPT_HOSTPORTS,	 /* list of HOST:PORT (char *), at most CONFIG_MAX_SERVERS */
 	OPT_PORT,	 /* 1..65535 */
 	OPT_U32,	 /* 0..4294967295 */
 	OPT_MS,		 /* duration > 0, stored in milliseconds */
@@ -76,8 +77,9 @@ struct opt {
 #define F(field) offsetof(struct config, field)
 
 static const struct opt opts[] = {
-	{"server_addr", "server", "HOST:PORT", OPT_HOSTPORT, D_CLIENT | D_PROXY, D_CLIENT | D_PROXY,
-	 F(server_addr), 0, NULL, "ntun-server to connect to"},
+	{"server_addr", "server", "HOST:PORT,...", OPT_HOSTPORTS, D_CLIENT | D_PROXY,
+	 D_CLIENT | D_PROXY, F(server_addr), F(n_server_addr), NULL,
+	 "ntun-server(s) (repeatable); a name is one server per address"},
 	{"target_cidr", "cidr", "CIDR", OPT_CIDRS, D_CLIENT, D_CLIENT, F(target_cidr),
 	 F(n_target_cidr), NULL, "intercept connections to CIDR (repeatable)"},
 	{"listen_port", "listen-port", "PORT", OPT_PORT, D_CLIENT, 0, F(listen_port), 0, "15001",
@@ -122,7 +124,7 @@ static const struct opt opts[] = {
 	{"tls.ca_file", "tls-ca", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.ca_file), 0, NULL,
 	 "PEM CA bundle peers must chain to"},
 	{"tls.server_name", "tls-server-name", "NAME", OPT_STR, D_ALL, 0, F(tls.server_name), 0,
-	 NULL, "name the server certificate must have (default: the host of --server)"},
+	 NULL, "name the server certificate must have (default: the host of each --server)"},
 	{"tls.trust_domain", "trust-domain", "DOMAIN", OPT_STR, D_ALL, 0, F(tls.trust_domain), 0,
 	 NULL, "SPIFFE trust domain of peers (default: our certificate's)"},
 	{"tls.insecure", "tls-insecure", NULL, OPT_BOOL, D_ALL, 0, F(tls.insecure), 0, "false",
@@ -325,7 +327,7 @@ static bool is_section(const char *path)
 static bool is_list(const struct opt *o)
 {
 	return o->type == OPT_CIDRS || o->type == OPT_ROUTES || o->type == OPT_GRANTS ||
-	       o->type == OPT_POLICY;
+	       o->type == OPT_POLICY || o->type == OPT_HOSTPORTS;
 }
 
 static bool is_string(const struct opt *o)
@@ -358,6 +360,8 @@ static const char *type_desc(const struct opt *o)
 		return "true or false";
 	case OPT_CIDRS:
 		return "a CIDR or a list of CIDRs";
+	case OPT_HOSTPORTS:
+		return "HOST:PORT or a list of them";
 	case OPT_ROUTES:
 		return "a list of route mappings";
 	case OPT_GRANTS:
@@ -429,6 +433,16 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 		*(struct route_grant **)p = NULL;
 		*count_field(cfg, o) = 0;
 		break;
+	case OPT_HOSTPORTS: {
+		char **v = *(char ***)p;
+
+		for (size_t i = 0; v && i < *count_field(cfg, o); i++)
+			free(v[i]);
+		free(v);
+		*(char ***)p = NULL;
+		*count_field(cfg, o) = 0;
+		break;
+	}
 	}
 }
 
@@ -529,11 +543,11 @@ static const char *hostport_problem(const char *s, bool any_host)
 	if (strpbrk(s, " \t\r\n"))
 		return "whitespace in HOST:PORT";
 	if (strchr(s, ','))
-		return "several addresses are not supported yet: give one HOST:PORT";
+		return "several addresses are not supported here: give one HOST:PORT";
 	if (strstr(s, "://"))
 		return "expected HOST:PORT without a scheme such as https://";
 	if (!colon)
-		return "expected HOST:PORT";
+		return "missing ':PORT' after the host, as in relay.example.net:8443";
 	if (colon == s && !any_host)
 		return "missing host in HOST:PORT";
 	if (s[0] == '[') {
@@ -541,10 +555,11 @@ static const char *hostport_problem(const char *s, bool any_host)
 		    memchr(s + 1, '[', (size_t)(colon - s - 1)))
 			return "expected [IPv6]:PORT";
 	} else if (memchr(s, ':', (size_t)(colon - s)) || memchr(s, ']', (size_t)(colon - s))) {
-		return "an IPv6 host needs brackets, as in [::1]:8443";
+		return "more than one ':' in HOST:PORT (an IPv6 host needs brackets, as in "
+		       "[::1]:8443)";
 	}
 	if (parse_uint(colon + 1, 65535, &port) || port == 0)
-		return "port must be 1..65535";
+		return "the part after the last ':' must be a port number 1..65535";
 	return NULL;
 }
 
@@ -771,6 +786,25 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 		free(*(char **)p);
 		*(char **)p = s;
 		return 0;
+	case OPT_HOSTPORTS: {
+		size_t *n = count_field(L->cfg, o);
+		char **arr;
+
+		why = hostport_problem(val, false);
+		if (why)
+			return bad(L, w, val, "%s", why);
+		if (*n >= CONFIG_MAX_SERVERS)
+			return bad(L, w, val, "more than %d servers", CONFIG_MAX_SERVERS);
+		s = strdup(val);
+		arr = s ? realloc(*(char ***)p, (*n + 1) * sizeof(*arr)) : NULL;
+		if (!arr) {
+			free(s);
+			return fail_nomem(L);
+		}
+		arr[(*n)++] = s;
+		*(char ***)p = arr;
+		return 0;
+	}
 	case OPT_STR:
 	string:
 		s = strdup(val);
@@ -1282,6 +1316,8 @@ static int yaml_value(struct yaml_walk *y, const struct opt *o, const yaml_node_
 		ret = yaml_scalar(y, v, path);
 		if (ret)
 			return ret;
+		if (o->type == OPT_HOSTPORTS) /* "a:1,b:2" as on the command line */
+			return opt_set_text(y->L, o, &w, scalar_text(v), false);
 		if (is_list(o))
 			opt_clear(y->L->cfg, o);
 		return *scalar_text(v) ? opt_set_one(y->L, o, &w, scalar_text(v))

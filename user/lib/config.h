@@ -14,6 +14,8 @@
 
 enum config_daemon { CONFIG_CLIENT, CONFIG_SERVER, CONFIG_PROXY };
 
+#define CONFIG_MAX_SERVERS 16 /* server_addr entries */
+
 enum config_intercept { CONFIG_INTERCEPT_AUTO, CONFIG_INTERCEPT_BPF, CONFIG_INTERCEPT_IPTABLES };
 
 struct config_tls {
@@ -45,7 +47,8 @@ struct config {
 	char *ignored_env; /* unknown NTUN_* environment variables, "A, B", or NULL: for a warning */
 
 	/* client and proxy */
-	char *server_addr; /* "host:port" of ntun-server; required */
+	char **server_addr; /* "host:port" of each ntun-server; at least one */
+	size_t n_server_addr;
 
 	/* client */
 	struct cidr *target_cidr; /* what to intercept (repeatable --cidr); at least one */
@@ -105,7 +108,8 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --log-format F --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T
  *   --idle-timeout T --ping-interval T --ping-timeout T --drain-timeout T
  *   --compression identity|gzip --max-held-bytes N --version (-V) --help (-h)
- * client: --server H:P --cidr C (repeatable) --listen-port P --client-id ID --cgroup PATH
+ * client: --server H:P[,H:P...] (repeatable) --cidr C (repeatable) --listen-port P
+ *   --client-id ID --cgroup PATH
  *   --intercept MODE --instance NAME
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-streams N
  *   --max-early-resets N --early-reset-rate N
@@ -115,7 +119,8 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --allow CLIENT=DEST (repeatable; the policy section: CLIENT, a spiffe:// URI or "*",
  *   may dial DEST = CIDR[:PORT[-PORT]]) --max-client-tunnels N --client-tunnel-rate N
  *   --dial-timeout T
- * proxy:  --server H:P --proxy-id ID --managed-cidr C (repeatable) --virtual-cidr C (repeatable)
+ * proxy:  --server H:P[,H:P...] (repeatable) --proxy-id ID --managed-cidr C (repeatable)
+ *   --virtual-cidr C (repeatable)
  *   --capacity N --max-streams N --allow-local[=false]
  * The variable of a key is NTUN_ + the key path uppercased with '.' as '_' (tls.cert_file ->
  * NTUN_TLS_CERT_FILE; NTUN_CONFIG names the file when --config is absent). List values in

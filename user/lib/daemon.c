@@ -22,11 +22,9 @@
 
 static const char *const comps[] = {"client", "server", "proxy"};
 
-/* The name a client or proxy checks in the server's certificate: tls.server_name, else the host
- * part of server_addr ("[v6]:port" without brackets), a DNS name or an IP address. */
-static const char *server_name(const struct config *cfg, char *buf, size_t size)
+const char *daemon_server_name(const struct config *cfg, const char *entry, char *buf, size_t size)
 {
-	const char *hp = cfg->server_addr, *colon;
+	const char *hp = entry, *colon;
 	size_t len;
 
 	if (cfg->tls.server_name && *cfg->tls.server_name)
@@ -53,7 +51,7 @@ static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cf
 	struct tls_ctx_opts to = {0};
 	const struct tls_identity *me;
 	struct tls_ctx *t;
-	char why[400], name[256];
+	char why[400];
 
 	to.cert_file = cfg->tls.cert_file;
 	to.key_file = cfg->tls.key_file;
@@ -64,7 +62,8 @@ static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cf
 		to.is_server = true;
 		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_CLIENT) | TLS_ROLE_BIT(TLS_ROLE_PROXY);
 	} else {
-		to.server_name = server_name(cfg, name, sizeof(name));
+		/* Each connection checks the name of its own server (uplink.c). */
+		to.server_name = cfg->tls.server_name;
 		to.accept_roles = TLS_ROLE_BIT(TLS_ROLE_SERVER);
 	}
 	t = tls_ctx_new(&to, why, sizeof(why));
@@ -234,14 +233,17 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	if (!d->tls)
 		fatal("%s", err);
 	log_info("%s %s starting as %s", d->name, NTUN_VERSION, tls_ctx_identity(d->tls)->uri);
-	if (kind != CONFIG_SERVER) {
+	for (size_t i = 0; kind != CONFIG_SERVER && i < d->cfg.n_server_addr; i++) {
 		char name[256];
 
-		if (d->cfg.tls.insecure)
+		if (d->cfg.tls.insecure) {
 			log_warn("tls.insecure: the server certificate's name is not checked");
-		else
-			log_info("the server certificate must name %s",
-				 server_name(&d->cfg, name, sizeof(name)));
+			break;
+		}
+		log_info("the server certificate must name %s%s%s",
+			 daemon_server_name(&d->cfg, d->cfg.server_addr[i], name, sizeof(name)),
+			 d->cfg.n_server_addr > 1 ? " for " : "",
+			 d->cfg.n_server_addr > 1 ? d->cfg.server_addr[i] : "");
 	}
 
 	set_peer_opts(d);

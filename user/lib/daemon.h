@@ -53,6 +53,11 @@ struct daemon {
  * options, and signal handling; SIGPIPE is ignored. */
 void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **argv);
 
+/* The name a client or proxy checks in the certificate of the server at entry (a server_addr
+ * "host:port"): tls.server_name, else the host part of entry ("[v6]:port" without brackets), a
+ * DNS name or an IP address. Returns it (in buf, or cfg's), or NULL if entry has no host. */
+const char *daemon_server_name(const struct config *cfg, const char *entry, char *buf, size_t size);
+
 /* Bit of a capability (CAP_* from <linux/capability.h>) in daemon_drop_privileges' mask. */
 #define DAEMON_CAP(cap) (1ull << (cap))
 

@@ -144,7 +144,7 @@ enum ctl_kind {
 	CTL_CLIENT_HELLO, /* ClientEvent.hello: id, version, cidrs */
 	CTL_SERVER_HELLO, /* ServerEvent.hello: id, version */
 	CTL_ROUTES,	  /* ServerEvent.routes: routes */
-	CTL_DRAIN,	  /* ServerEvent.drain or ProxyEvent.drain: deadline_ms, reason */
+	CTL_DRAIN,	  /* ServerEvent.drain or ProxyEvent.drain: deadline_ms, reason, refusal */
 	CTL_REGISTER,	  /* ProxyEvent.register: id, cidrs (managed), virt, capacity, version */
 };
 
@@ -163,6 +163,7 @@ struct ctl_msg {
 	char version[32];
 	char reason[128];
 	uint32_t deadline_ms, capacity;
+	uint32_t refusal; /* CTL_DRAIN: 0, or the enum grpc_status of a refusal (see ntun.proto) */
 	size_t n_cidrs, n_virt, n_routes;
 	char (*cidrs)[CTL_CIDR_LEN];
 	char (*virt)[CTL_CIDR_LEN];

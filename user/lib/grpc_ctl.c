@@ -63,6 +63,7 @@ int grpc_ctl_encode(enum ctl_family f, const struct ctl_msg *m, struct buf *out)
 		virt[i] = m->virt[i];
 	drain.deadline_ms = m->deadline_ms;
 	drain.reason = (char *)m->reason;
+	drain.refusal = m->refusal;
 
 	if (f == CTL_CLIENT_EVENT && m->kind == CTL_CLIENT_HELLO) {
 		Ntun__V1__ClientEvent ev = NTUN__V1__CLIENT_EVENT__INIT;
@@ -149,6 +150,7 @@ static int decode_drain(const Ntun__V1__Drain *d, struct ctl_msg *m)
 {
 	m->kind = CTL_DRAIN;
 	m->deadline_ms = d->deadline_ms;
+	m->refusal = d->refusal;
 	return copy_str(m->reason, sizeof(m->reason), d->reason);
 }
 

@@ -487,11 +487,6 @@ static void peer_io(struct loop_io *io, unsigned events, void *arg)
 			peer_close(p, why);
 			return;
 		}
-		p->tls = tls_conn_new(p->ctx, p->fd);
-		if (!p->tls) {
-			peer_close(p, "TLS setup failed");
-			return;
-		}
 		p->state = PS_HANDSHAKE;
 		loop_timer_arm(p->deadline, p->opts.handshake_ms);
 		peer_handshake(p);
@@ -570,8 +565,8 @@ struct peer *peer_accept(struct loop *l, struct tls_ctx *ctx, int fd, const char
 }
 
 struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint16_t port,
-		       uint32_t mark, const struct peer_opts *o, const struct peer_cbs *cbs,
-		       void *arg)
+		       const char *server_name, uint32_t mark, const struct peer_opts *o,
+		       const struct peer_cbs *cbs, void *arg)
 {
 	struct peer *p;
 	int fd = sock_connect(addr, port, mark);
@@ -588,6 +583,17 @@ struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint1
 	ipport_format(addr, port, p->addr, sizeof(p->addr));
 	set_name(p);
 	p->state = PS_CONNECTING;
+	/* The TLS state now, while the caller's context is alive: it holds its own reference,
+	 * so a reload that replaces the context during the connect frees nothing it uses. */
+	p->tls = tls_conn_new(ctx, fd);
+	if (!p->tls) {
+		peer_close(p, "TLS setup failed");
+		return p;
+	}
+	if (server_name && tls_conn_set_server_name(p->tls, server_name) < 0) {
+		peer_close(p, "TLS setup failed: bad server name");
+		return p;
+	}
 	loop_timer_arm(p->deadline, o->connect_ms);
 	peer_update_io(p);
 	return p;

@@ -56,10 +56,12 @@ struct peer *peer_accept(struct loop *l, struct tls_ctx *ctx, int fd, const char
 			 const struct peer_opts *o, const struct peer_cbs *cbs, void *arg);
 
 /* Dials addr:port (host order) with SO_MARK mark (0 = none) and runs the TLS handshake as the
- * TLS client. Failures arrive through on_close. NULL + errno only if nothing could start. */
+ * TLS client; server_name (copied; NULL = the context's) is the name the server's certificate
+ * must have (tls_conn_set_server_name). Failures arrive through on_close. NULL + errno only
+ * if nothing could start. */
 struct peer *peer_dial(struct loop *l, struct tls_ctx *ctx, uint32_t addr, uint16_t port,
-		       uint32_t mark, const struct peer_opts *o, const struct peer_cbs *cbs,
-		       void *arg);
+		       const char *server_name, uint32_t mark, const struct peer_opts *o,
+		       const struct peer_cbs *cbs, void *arg);
 
 /* Starts HTTP/2: h2_server = accept streams (and expect the client preface). 0 or -errno. */
 int peer_start_h2(struct peer *p, bool h2_server);

@@ -21,18 +21,18 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port)
+int sock_resolve_all(const char *hostport, uint32_t *addrs, size_t max, uint16_t *port)
 {
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
+	struct addrinfo *res = NULL, *ai;
 	char host[256];
 	const char *colon = strrchr(hostport, ':');
 	char *end;
 	unsigned long p;
-	size_t hlen;
+	size_t hlen, n = 0;
 	int ret;
 
-	if (!colon || colon == hostport)
+	if (!colon || colon == hostport || max == 0)
 		return -EINVAL;
 	hlen = (size_t)(colon - hostport);
 	if (hlen >= sizeof(host))
@@ -45,11 +45,26 @@ int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port)
 		return -EINVAL;
 	ret = getaddrinfo(host, NULL, &hints, &res);
 	if (ret != 0 || !res)
-		return -EHOSTUNREACH;
-	*addr = ntohl(((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr);
+		return ret == EAI_AGAIN ? -EAGAIN : -EHOSTUNREACH;
+	for (ai = res; ai && n < max; ai = ai->ai_next) {
+		uint32_t a = ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr);
+		size_t i;
+
+		for (i = 0; i < n && addrs[i] != a; i++)
+			;
+		if (i == n)
+			addrs[n++] = a;
+	}
 	*port = (uint16_t)p;
 	freeaddrinfo(res);
-	return 0;
+	return (int)n;
+}
+
+int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port)
+{
+	int n = sock_resolve_all(hostport, addr, 1, port);
+
+	return n < 0 ? n : 0;
 }
 
 static void fill_sin(struct sockaddr_in *sin, uint32_t addr, uint16_t port)

@@ -13,6 +13,11 @@
  * Returns 0 or -EINVAL (syntax) / -EHOSTUNREACH (no IPv4 address). */
 int sock_resolve(const char *hostport, uint32_t *addr, uint16_t *port);
 
+/* As sock_resolve, for every IPv4 address of the name (in getaddrinfo's order, duplicates
+ * dropped, at most max): returns how many were stored in addrs (>= 1), or -EINVAL (syntax or
+ * max 0), -EAGAIN (temporary DNS failure), -EHOSTUNREACH (no IPv4 address). */
+int sock_resolve_all(const char *hostport, uint32_t *addrs, size_t max, uint16_t *port);
+
 /* Listening socket on addr:port (host order), SO_REUSEADDR. Returns fd or -errno. */
 int sock_listen(uint32_t addr, uint16_t port, int backlog);
 

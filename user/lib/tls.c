@@ -52,6 +52,7 @@ struct tls_ctx {
 	bool is_server;
 	unsigned accept_roles;
 	bool sni;
+	bool insecure;
 	char server_name[256];
 	char trust_domain[sizeof(((struct tls_identity *)0)->trust_domain)];
 	struct tls_identity self;
@@ -82,6 +83,7 @@ struct tls_conn {
 	char reason[TLS_ERR_LEN]; /* why our own checks failed, set in callbacks */
 	char err[TLS_ERR_LEN];
 	struct tls_identity peer;
+	char *server_name; /* tls_conn_set_server_name's, else NULL (the context's) */
 };
 
 static const char *const role_names[] = {"none", "server", "client", "proxy"};
@@ -309,7 +311,7 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 				snprintf(c->reason + strlen(c->reason),
 					 sizeof(c->reason) - strlen(c->reason),
 					 " (want server_name '%s' in its DNS/IP SAN)",
-					 ctx->server_name);
+					 c->server_name ? c->server_name : ctx->server_name);
 		}
 		return 0;
 	}
@@ -465,6 +467,7 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errs
 	atomic_init(&ctx->refs, 1);
 	ctx->is_server = o->is_server;
 	ctx->accept_roles = o->accept_roles;
+	ctx->insecure = o->insecure;
 	sc = ctx->ssl_ctx = SSL_CTX_new(o->is_server ? TLS_server_method() : TLS_client_method());
 	if (!sc) {
 		ctx_fail(err, errsz, "tls: SSL_CTX_new failed: ");
@@ -845,10 +848,45 @@ void tls_conn_free(struct tls_conn *c)
 	SSL_free(c->ssl);
 	ERR_clear_error();
 	ctx_put(c->ctx);
+	free(c->server_name);
 	buf_release(&c->wout);
 	buf_release(&c->tail);
 	free(c->rbuf);
 	free(c);
+}
+
+int tls_conn_set_server_name(struct tls_conn *c, const char *name)
+{
+	X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
+	unsigned char ipbuf[16];
+	bool is_ip;
+	char *copy;
+	int ok;
+
+	if (c->ctx->is_server || !name || !*name || strlen(name) >= sizeof(c->ctx->server_name))
+		return -EINVAL;
+	is_ip = inet_pton(AF_INET, name, ipbuf) == 1 || inet_pton(AF_INET6, name, ipbuf) == 1;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	/* SNI carries host names only (RFC 6066); NULL clears the context's. */
+	ok = SSL_set_tlsext_host_name(c->ssl, is_ip ? NULL : copy) == 1;
+	if (ok && !c->ctx->insecure) {
+		/* One kind of name replaces the other the context may have set. */
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = is_ip ? X509_VERIFY_PARAM_set1_host(param, NULL, 0) == 1 &&
+				     X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1
+			   : X509_VERIFY_PARAM_set1_ip(param, NULL, 0) == 1 &&
+				     X509_VERIFY_PARAM_set1_host(param, name, 0) == 1;
+	}
+	ERR_clear_error();
+	if (!ok) {
+		free(copy);
+		return -EINVAL;
+	}
+	free(c->server_name);
+	c->server_name = copy;
+	return 0;
 }
 
 enum tls_op { OP_HANDSHAKE, OP_READ, OP_WRITE };

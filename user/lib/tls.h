@@ -51,8 +51,15 @@ void tls_ctx_free(struct tls_ctx *ctx);
 /* Our own identity, parsed from our certificate. Borrowed from ctx. */
 const struct tls_identity *tls_ctx_identity(const struct tls_ctx *ctx);
 
-/* Wraps fd (borrowed; non-blocking, connected or accepted). NULL with errno on failure. */
+/* Wraps fd (borrowed; non-blocking, connected, accepted or still connecting: nothing is sent
+ * before tls_handshake). Holds a reference on ctx until tls_conn_free. NULL with errno on
+ * failure. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
+/* Client side, before the handshake: the server's certificate must have name (a DNS name or
+ * an IP address) in its DNS/IP SAN, instead of the context's server_name (unless the context
+ * is insecure); SNI carries it when it is a DNS name. 0, -EINVAL (server side, empty, too long
+ * or not a valid name) or -ENOMEM. */
+int tls_conn_set_server_name(struct tls_conn *c, const char *name);
 /* Frees the connection without I/O (no close_notify). NULL is a no-op. Does not close fd. */
 void tls_conn_free(struct tls_conn *c);
 

@@ -1,22 +1,32 @@
 // SPDX-License-Identifier: MIT
-/* Keeps one peer connection to the server alive: backoff from 250 ms doubling to 10 s, reset
+/* Keeps one peer connection to a server alive: backoff from 250 ms doubling to 10 s, reset
  * once a connection has stayed up for 10 s so a flapping server is not hammered. A connection
- * that stops taking new calls (GOAWAY either way) is replaced at once while it drains. */
+ * that stops taking new calls (GOAWAY either way) is replaced at once while it drains. With
+ * several servers, a failed or draining one is left for the next at once; only a whole round
+ * of failures waits. */
 #include "uplink.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
 #include "peer.h"
+#include "route.h"
 #include "sock.h"
+#include "tls.h"
 
 #define UPLINK_BACKOFF_MIN 250
 #define UPLINK_BACKOFF_MAX 10000
 #define UPLINK_STABLE_MS   10000
+/* A refusal comes back the same until someone changes a configuration: at most a few
+ * attempts a minute at first, then one every few minutes (the server logs each one). */
+#define UPLINK_REFUSED_MIN 4000
+#define UPLINK_REFUSED_MAX 300000
 
 struct uplink {
 	struct daemon *d;
@@ -24,19 +34,152 @@ struct uplink {
 	uint32_t mark;
 	const struct uplink_cbs *cbs;
 	void *arg;
+	bool fixed;		 /* t[0] for good; else d->cfg's servers */
+	struct uplink_target *t; /* in the order they are tried */
+	size_t n, cur;		 /* cur: the server of p, or the next to dial */
+	size_t tried;		 /* servers that failed in a row since one came up */
+	bool resolve;		 /* resolve the servers again before the next dial */
+	uint64_t key;		 /* hash of our identity: orders the servers */
 	struct peer *p;
 	struct peer *old; /* the connection p replaced, draining its streams */
 	bool up;
 	bool stopping;
+	bool refused;
 	uint64_t up_since;
-	struct backoff bo;
+	struct backoff bo, refused_bo;
 	struct loop_timer *redial;
 	unsigned failures;
 };
 
 static void uplink_dial(struct uplink *u);
 
-/* at_once: a connection that stayed up long enough is replaced without a delay. */
+/* ---- servers ---- */
+
+bool uplink_target_eq(const struct uplink_target *a, const struct uplink_target *b)
+{
+	return a->addr == b->addr && a->port == b->port && !strcmp(a->name, b->name);
+}
+
+int uplink_resolve(const struct config *cfg, struct uplink_target **out, bool *all)
+{
+	struct uplink_target *t = NULL;
+	uint32_t addrs[UPLINK_MAX_TARGETS];
+	char ip[24];
+	size_t n = 0;
+
+	*out = NULL;
+	if (all)
+		*all = true;
+	for (size_t e = 0; e < cfg->n_server_addr && n < UPLINK_MAX_TARGETS; e++) {
+		const char *entry = cfg->server_addr[e];
+		uint16_t port;
+		int k = sock_resolve_all(entry, addrs, UPLINK_MAX_TARGETS - n, &port);
+
+		if (k < 0) {
+			log_warn("server address '%s': %s", entry, strerror(-k));
+			if (all)
+				*all = false;
+			continue;
+		}
+		if (!t && !(t = calloc(UPLINK_MAX_TARGETS, sizeof(*t))))
+			return -ENOMEM;
+		for (int i = 0; i < k; i++) {
+			struct uplink_target *x = &t[n];
+			const char *name;
+			size_t j;
+
+			memset(x, 0, sizeof(*x));
+			x->addr = addrs[i];
+			x->port = port;
+			name = daemon_server_name(cfg, entry, x->name, sizeof(x->name));
+			if (!name)
+				continue;
+			if (name != x->name)
+				snprintf(x->name, sizeof(x->name), "%s", name);
+			ipport_format(x->addr, x->port, ip, sizeof(ip));
+			if (!strcmp(ip, entry))
+				snprintf(x->label, sizeof(x->label), "%s", entry);
+			else
+				snprintf(x->label, sizeof(x->label), "%s at %s", entry, ip);
+			for (j = 0; j < n && !uplink_target_eq(&t[j], x); j++)
+				;
+			if (j == n)
+				n++;
+		}
+	}
+	if (!n) {
+		free(t);
+		t = NULL;
+	}
+	*out = t;
+	return (int)n;
+}
+
+/* FNV-1a over bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t target_weight(uint64_t key, const struct uplink_target *t)
+{
+	uint8_t b[6] = {t->addr >> 24, t->addr >> 16, t->addr >> 8, t->addr, t->port >> 8, t->port};
+	uint64_t h = fnv1a(key, b, sizeof(b));
+
+	/* fmix64 (MurmurHash3): FNV alone leaves the last byte's effect in the low bits. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Resolves cfg's servers and orders them by weight, highest first. When none resolves, the
+ * ones known are kept. */
+static void targets_update(struct uplink *u, const struct config *cfg)
+{
+	struct uplink_target *t, tmp;
+	int n = uplink_resolve(cfg, &t, NULL), j;
+
+	u->resolve = false;
+	if (n <= 0) {
+		if (n < 0)
+			log_warn("resolving servers: %s", strerror(-n));
+		return;
+	}
+	/* Insertion sort: a handful of servers. */
+	for (int i = 1; i < n; i++) {
+		tmp = t[i];
+		j = i - 1;
+		while (j >= 0 && target_weight(u->key, &t[j]) < target_weight(u->key, &tmp)) {
+			t[j + 1] = t[j];
+			j--;
+		}
+		t[j + 1] = tmp;
+	}
+	free(u->t);
+	u->t = t;
+	u->n = (size_t)n;
+	u->cur = 0;
+}
+
+const struct uplink_target *uplink_target(const struct uplink *u)
+{
+	return u->n ? &u->t[u->cur] : NULL;
+}
+
+static const char *cur_label(const struct uplink *u)
+{
+	return u->n ? u->t[u->cur].label : "server";
+}
+
+/* ---- redial ---- */
+
+/* The same server again after a delay. at_once: a connection that stayed up long enough is
+ * replaced without one. */
 static void schedule_redial(struct uplink *u, bool at_once)
 {
 	uint32_t delay;
@@ -45,18 +188,38 @@ static void schedule_redial(struct uplink *u, bool at_once)
 		return;
 	if (u->up_since && loop_now_ms() - u->up_since >= UPLINK_STABLE_MS) {
 		backoff_reset(&u->bo);
+		backoff_reset(&u->refused_bo);
+		u->refused = false;
 		if (at_once) {
 			u->up_since = 0;
-			log_info("replacing the connection to %s", u->d->cfg.server_addr);
+			log_info("replacing the connection to %s", cur_label(u));
 			loop_timer_arm(u->redial, 0);
 			return;
 		}
 	}
 	u->up_since = 0;
-	delay = backoff_next(&u->bo);
+	delay = backoff_next(u->refused ? &u->refused_bo : &u->bo);
 	log_write(u->failures++ < 3 || u->failures % 20 == 0 ? LOG_LVL_INFO : LOG_LVL_DEBUG, NULL,
-		  NULL, "reconnecting to %s in %u ms", u->d->cfg.server_addr, delay);
+		  NULL, "reconnecting to %s in %u ms", cur_label(u), delay);
 	loop_timer_arm(u->redial, delay);
+}
+
+/* The current server failed (or drains): true if the next one is to be dialed at once, false
+ * when every server failed in a row (back off, then start over from the first). */
+static bool move_on(struct uplink *u)
+{
+	if (u->fixed || u->n <= 1 || u->stopping)
+		return false;
+	if (++u->tried >= u->n) {
+		u->tried = 0;
+		u->cur = 0;
+		u->resolve = true;
+		return false;
+	}
+	u->cur = (u->cur + 1) % u->n;
+	log_info("trying the next server: %s", cur_label(u));
+	loop_timer_arm(u->redial, 0);
+	return true;
 }
 
 static void on_ready(struct peer *p, void *arg)
@@ -70,7 +233,8 @@ static void on_ready(struct peer *p, void *arg)
 	u->up = true;
 	u->up_since = loop_now_ms();
 	u->failures = 0;
-	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connected to server");
+	u->tried = 0;
+	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connected to server %s", cur_label(u));
 	if (u->cbs->on_up)
 		u->cbs->on_up(u, p, u->arg);
 }
@@ -86,21 +250,29 @@ static void on_request(struct peer *p, struct h2_stream *st, const struct h2_nv 
 		h2_stream_reset(st, H2_REFUSED_STREAM);
 }
 
-static void on_goaway(struct peer *p, void *arg)
+/* p stops taking new calls: it drains as u->old while a new connection takes them. */
+static void retire(struct uplink *u, struct peer *p)
 {
-	struct uplink *u = arg;
-
-	/* GOAWAY either way: open calls finish on this connection (until its drain deadline)
-	 * while a new one takes the new calls; a half-closed connection must not be all we
-	 * have. (A second server would be dialed here once several are configured.) */
-	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connection takes no new calls; draining");
-	if (p != u->p)
-		return;
 	if (u->old)
 		peer_close(u->old, "replaced twice while draining");
 	u->old = p;
 	u->p = NULL;
 	u->up = false;
+}
+
+static void on_goaway(struct peer *p, void *arg)
+{
+	struct uplink *u = arg;
+
+	/* GOAWAY either way: open calls finish on this connection (until its drain deadline)
+	 * while a new one takes the new calls, on the next server if there is one; a
+	 * half-closed connection must not be all we have. */
+	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connection takes no new calls; draining");
+	if (p != u->p)
+		return;
+	retire(u, p);
+	if (!u->refused && move_on(u))
+		return;
 	schedule_redial(u, true);
 }
 
@@ -116,7 +288,8 @@ static void on_close(struct peer *p, const char *reason, void *arg)
 	u->up = false;
 	if (u->cbs->on_down)
 		u->cbs->on_down(u, reason, u->arg);
-	schedule_redial(u, false);
+	if (u->refused || !move_on(u))
+		schedule_redial(u, false);
 }
 
 static const struct peer_cbs uplink_peer_cbs = {
@@ -128,21 +301,22 @@ static const struct peer_cbs uplink_peer_cbs = {
 
 static void uplink_dial(struct uplink *u)
 {
-	uint32_t addr;
-	uint16_t port;
-	int rv;
+	const struct uplink_target *t;
 
-	rv = sock_resolve(u->d->cfg.server_addr, &addr, &port);
-	if (rv < 0) {
-		log_warn("server address '%s': %s", u->d->cfg.server_addr, strerror(-rv));
+	if (!u->fixed && (u->resolve || !u->n))
+		targets_update(u, &u->d->cfg);
+	if (!u->n) {
+		u->resolve = true;
 		schedule_redial(u, false);
 		return;
 	}
-	u->p = peer_dial(u->d->loop, u->d->tls, addr, port, u->mark, &u->d->popts, &uplink_peer_cbs,
-			 u);
+	t = &u->t[u->cur];
+	u->p = peer_dial(u->d->loop, u->d->tls, t->addr, t->port, t->name, u->mark, &u->d->popts,
+			 &uplink_peer_cbs, u);
 	if (!u->p) {
-		log_warn("dial %s: %s", u->d->cfg.server_addr, strerror(errno));
-		schedule_redial(u, false);
+		log_warn("dial %s: %s", t->label, strerror(errno));
+		if (u->refused || !move_on(u))
+			schedule_redial(u, false);
 	}
 }
 
@@ -152,9 +326,11 @@ static void redial_fire(struct loop_timer *t, void *arg)
 }
 
 struct uplink *uplink_new(struct daemon *d, bool h2_server, uint32_t mark,
-			  const struct uplink_cbs *cbs, void *arg)
+			  const struct uplink_target *fixed, const struct uplink_cbs *cbs,
+			  void *arg)
 {
 	struct uplink *u = calloc(1, sizeof(*u));
+	const char *me = tls_ctx_identity(d->tls)->uri;
 
 	if (!u)
 		fatal("out of memory");
@@ -163,7 +339,17 @@ struct uplink *uplink_new(struct daemon *d, bool h2_server, uint32_t mark,
 	u->mark = mark;
 	u->cbs = cbs;
 	u->arg = arg;
+	u->key = fnv1a(0xcbf29ce484222325ull, me, strlen(me));
+	if (fixed) {
+		u->t = malloc(sizeof(*u->t));
+		if (!u->t)
+			fatal("out of memory");
+		u->t[0] = *fixed;
+		u->n = 1;
+		u->fixed = true;
+	}
 	backoff_init(&u->bo, UPLINK_BACKOFF_MIN, UPLINK_BACKOFF_MAX);
+	backoff_init(&u->refused_bo, UPLINK_REFUSED_MIN, UPLINK_REFUSED_MAX);
 	u->redial = loop_timer_new(d->loop, redial_fire, u);
 	if (!u->redial)
 		fatal("out of memory");
@@ -174,6 +360,60 @@ struct uplink *uplink_new(struct daemon *d, bool h2_server, uint32_t mark,
 struct peer *uplink_peer(struct uplink *u)
 {
 	return u->up && u->p && !peer_closing(u->p) ? u->p : NULL;
+}
+
+void uplink_refused(struct uplink *u)
+{
+	bool was = u->refused;
+
+	u->refused = true;
+	/* The GOAWAY that follows a first refusal may have scheduled a quick redial already. */
+	if (!was && !u->p && loop_timer_pending(u->redial))
+		schedule_redial(u, false);
+}
+
+void uplink_expect_drain(struct uplink *u, uint32_t ms)
+{
+	struct peer *p = u->old ? u->old : u->p;
+
+	if (p)
+		peer_expect_drain(p, ms);
+}
+
+void uplink_reset(struct uplink *u, const struct config *cfg)
+{
+	struct uplink_target cur = {0};
+	bool had = u->p && u->n;
+
+	backoff_reset(&u->bo);
+	backoff_reset(&u->refused_bo);
+	u->refused = false;
+	u->failures = 0;
+	if (u->stopping)
+		return;
+	if (!u->fixed) {
+		if (had)
+			cur = u->t[u->cur];
+		targets_update(u, cfg);
+		u->tried = 0;
+		for (size_t i = 0; had && i < u->n; i++) {
+			if (uplink_target_eq(&u->t[i], &cur)) {
+				u->cur = i;
+				had = false;
+			}
+		}
+		if (had && u->p) {
+			/* Its server left the list: new calls go to the first one now. */
+			log_info("%s is no longer configured; moving", cur.label);
+			peer_drain(u->p, u->d->cfg.drain_timeout_ms,
+				   "server left the configuration");
+			retire(u, u->p);
+			loop_timer_arm(u->redial, 0);
+			return;
+		}
+	}
+	if (!u->p && loop_timer_pending(u->redial))
+		loop_timer_arm(u->redial, 0);
 }
 
 void uplink_stop(struct uplink *u, uint32_t ms)
@@ -196,5 +436,6 @@ void uplink_free(struct uplink *u)
 	if (!u)
 		return;
 	loop_timer_free(u->redial);
+	free(u->t);
 	free(u);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* ntun-proxy: lives inside the remote network and only dials out. On the connection it dialed
- * it is the HTTP/2 server: it answers Connector/Control with its registration and serves one
+/* ntun-proxy: lives inside the remote network and only dials out, to every server it is given
+ * (each address of each server_addr entry), and registers with each. On each connection it
+ * dialed it is the HTTP/2 server: it answers Connector/Control with its registration and serves one
  * Connector/Dial per tunneled connection by connecting to the destination, which must lie in
  * its managed CIDRs whatever the server asks, and must not be local (loopback, link-local,
  * multicast, this host's own addresses) unless allow_local says so. */
@@ -29,13 +30,26 @@
 #define PATH_CONTROL "/ntun.v1.Connector/Control"
 
 #define OWN_ADDRS_TTL_MS 1000
+#define RESOLVE_EVERY_MS 30000 /* server names are looked up again this often */
+
+struct proxy;
+
+/* One server and our connection to it. */
+struct px_server {
+	struct proxy *px;
+	struct px_server *next;
+	struct uplink_target t;
+	struct uplink *up;
+	struct grpc_call *ctl;
+	struct loop_timer *ctl_task;
+	bool gone; /* left the configuration or the DNS: draining, freed once stopped */
+};
 
 struct proxy {
 	struct daemon *d;
 	struct config *cfg;
-	struct uplink *up;
-	struct grpc_call *ctl;
-	struct loop_timer *ctl_task;
+	struct px_server *servers;
+	struct loop_timer *resolve;
 	struct loop_timer *stop_poll;
 	uint32_t active;
 	/* This host's IPv4 addresses (and interface broadcasts), read again at a dial when
@@ -55,47 +69,58 @@ static struct proxy px_state;
 
 static void ctl_task(struct loop_timer *t, void *arg)
 {
-	struct proxy *px = arg;
+	struct px_server *ps = arg;
 	const uint8_t *p;
 	size_t n;
 	int rv;
 
-	while (px->ctl && (rv = grpc_call_recv(px->ctl, &p, &n)) == 1) {
+	while (ps->ctl && (rv = grpc_call_recv(ps->ctl, &p, &n)) == 1) {
 		struct ctl_msg m;
 
 		if (grpc_ctl_decode(CTL_SERVER_EVENT, p, n, &m) < 0) {
 			log_warn("malformed control message from server");
 			continue;
 		}
-		if (m.kind == CTL_SERVER_HELLO)
-			log_info("server %s (version %s) accepted the control call", m.id,
-				 m.version);
-		else if (m.kind == CTL_DRAIN)
-			log_info("server asks to drain: %s", m.reason);
+		if (m.kind == CTL_SERVER_HELLO) {
+			log_info("server %s (%s, version %s) accepted the control call", m.id,
+				 ps->t.label, m.version);
+		} else if (m.kind == CTL_DRAIN && m.refusal) {
+			/* Connecting again unchanged gets the same answer: say so loudly, and
+			 * only now and then (uplink_refused) until the configuration changes. */
+			log_error("server %s refused this proxy: %s (next attempts back off up to "
+				  "5 minutes; fix the configuration or the server's grants, then "
+				  "send SIGHUP to retry at once)",
+				  ps->t.label, m.reason);
+			uplink_refused(ps->up);
+		} else if (m.kind == CTL_DRAIN) {
+			log_info("server %s drains: %s", ps->t.label, m.reason);
+			uplink_expect_drain(ps->up, m.deadline_ms);
+		}
 		grpc_ctl_release(&m);
 	}
-	if (px->ctl && rv < 0) {
+	if (ps->ctl && rv < 0) {
 		if (rv == -EPIPE)
-			log_info("server ended the control call");
+			log_info("server %s ended the control call", ps->t.label);
 		else
-			log_warn("control call failed: %s (%s)", strerror(-rv),
-				 grpc_call_peer_message(px->ctl));
-		grpc_call_finish(px->ctl, GRPC_OK, NULL, NULL);
-		grpc_call_free(px->ctl);
-		px->ctl = NULL;
+			log_warn("control call to %s failed: %s (%s)", ps->t.label, strerror(-rv),
+				 grpc_call_peer_message(ps->ctl));
+		grpc_call_finish(ps->ctl, GRPC_OK, NULL, NULL);
+		grpc_call_free(ps->ctl);
+		ps->ctl = NULL;
 	}
 }
 
 static void ctl_wake(void *arg)
 {
-	struct proxy *px = arg;
+	struct px_server *ps = arg;
 
-	loop_timer_now(px->ctl_task);
+	loop_timer_now(ps->ctl_task);
 }
 
 /* Sends our registration (from cfg) on the control call. */
-static void send_registration(struct proxy *px, const struct config *cfg)
+static void send_registration(struct px_server *ps, const struct config *cfg)
 {
+	struct proxy *px = ps->px;
 	struct ctl_msg m = {.kind = CTL_REGISTER};
 	struct buf out = BUF_INIT;
 	char(*cidrs)[CTL_CIDR_LEN] = NULL, (*virt)[CTL_CIDR_LEN] = NULL;
@@ -116,28 +141,45 @@ static void send_registration(struct proxy *px, const struct config *cfg)
 	m.n_virt = cfg->n_virtual_cidr;
 	m.capacity = cfg->capacity;
 	if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0 &&
-	    grpc_call_send(px->ctl, buf_head(&out), buf_len(&out)) == 0)
-		log_info("registered as %s with %zu managed CIDR(s)", m.id, m.n_cidrs);
+	    grpc_call_send(ps->ctl, buf_head(&out), buf_len(&out)) == 0)
+		log_info("registered as %s with %zu managed CIDR(s) at %s", m.id, m.n_cidrs,
+			 ps->t.label);
 out:
 	buf_release(&out);
 	free(cidrs);
 	free(virt);
 }
 
-static void handle_control(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
-			   bool end)
+static void handle_control(struct px_server *ps, struct h2_stream *st, const struct h2_nv *nv,
+			   size_t n, bool end)
 {
-	if (px->ctl) {
-		grpc_call_free(px->ctl);
-		px->ctl = NULL;
+	if (ps->ctl) {
+		grpc_call_free(ps->ctl);
+		ps->ctl = NULL;
 	}
-	px->ctl = grpc_call_accept(st, nv, n, end, GRPC_MESSAGES, false);
-	if (!px->ctl) {
+	ps->ctl = grpc_call_accept(st, nv, n, end, GRPC_MESSAGES, false);
+	if (!ps->ctl) {
 		grpc_reject(st, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
-	grpc_call_set_wake(px->ctl, ctl_wake, px);
-	send_registration(px, px->cfg);
+	grpc_call_set_wake(ps->ctl, ctl_wake, ps);
+	send_registration(ps, ps->px->cfg);
+}
+
+/* Tells the server we leave it (its routes through us go at once; open dials finish) and ends
+ * the control call. */
+static void send_drain(struct px_server *ps, const char *reason, uint32_t ms)
+{
+	struct ctl_msg m = {.kind = CTL_DRAIN, .deadline_ms = ms};
+	struct buf out = BUF_INIT;
+
+	if (!ps->ctl)
+		return;
+	snprintf(m.reason, sizeof(m.reason), "%s", reason);
+	if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0)
+		grpc_call_send(ps->ctl, buf_head(&out), buf_len(&out));
+	buf_release(&out);
+	grpc_call_finish(ps->ctl, GRPC_OK, NULL, NULL);
 }
 
 static bool cidrs_equal(const struct cidr *a, size_t na, const struct cidr *b, size_t nb)
@@ -150,21 +192,28 @@ static bool cidrs_equal(const struct cidr *a, size_t na, const struct cidr *b, s
 	return true;
 }
 
-/* SIGHUP: a changed set of networks or capacity is registered again at once. */
+/* SIGHUP: a changed set of networks or capacity is registered again at once; servers added to
+ * server_addr are attached, removed ones left; a refused proxy tries again now. */
 static int on_reload(struct daemon *d, const struct config *nc, char *err, size_t errsz)
 {
 	struct proxy *px = &px_state;
+	bool same;
 
 	px->own_at = 0; /* read this host's addresses again at the next dial */
 
-	if (cidrs_equal(px->cfg->managed_cidr, px->cfg->n_managed_cidr, nc->managed_cidr,
-			nc->n_managed_cidr) &&
-	    cidrs_equal(px->cfg->virtual_cidr, px->cfg->n_virtual_cidr, nc->virtual_cidr,
-			nc->n_virtual_cidr) &&
-	    px->cfg->capacity == nc->capacity)
-		return 0;
-	if (px->ctl)
-		send_registration(px, nc);
+	same = cidrs_equal(px->cfg->managed_cidr, px->cfg->n_managed_cidr, nc->managed_cidr,
+			   nc->n_managed_cidr) &&
+	       cidrs_equal(px->cfg->virtual_cidr, px->cfg->n_virtual_cidr, nc->virtual_cidr,
+			   nc->n_virtual_cidr) &&
+	       px->cfg->capacity == nc->capacity;
+	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
+		if (!same && ps->ctl && !ps->gone)
+			send_registration(ps, nc);
+		if (!ps->gone)
+			uplink_reset(ps->up, nc);
+	}
+	/* Servers are looked up again once nc and its credentials are in place. */
+	loop_timer_arm(px->resolve, 0);
 	return 0;
 }
 
@@ -322,7 +371,8 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
 		       bool end, void *arg)
 {
-	struct proxy *px = arg;
+	struct px_server *ps = arg;
+	struct proxy *px = ps->px;
 	const char *path, *msg;
 	enum grpc_status status = grpc_request_check(nv, n, px->cfg->gzip, &path, &msg);
 
@@ -332,7 +382,7 @@ static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_n
 	} else if (!strcmp(path, PATH_DIAL)) {
 		handle_dial(px, st, nv, n, end);
 	} else if (!strcmp(path, PATH_CONTROL)) {
-		handle_control(px, st, nv, n, end);
+		handle_control(ps, st, nv, n, end);
 	} else {
 		log_warn("unknown method %s", path);
 		grpc_reject(st, GRPC_UNIMPLEMENTED, "unknown method", NULL);
@@ -341,11 +391,11 @@ static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_n
 
 static void on_down(struct uplink *u, const char *reason, void *arg)
 {
-	struct proxy *px = arg;
+	struct px_server *ps = arg;
 
-	if (px->ctl) {
-		grpc_call_free(px->ctl);
-		px->ctl = NULL;
+	if (ps->ctl) {
+		grpc_call_free(ps->ctl);
+		ps->ctl = NULL;
 	}
 }
 
@@ -354,11 +404,90 @@ static const struct uplink_cbs proxy_uplink_cbs = {
 	.on_down = on_down,
 };
 
+/* ---- the servers ---- */
+
+static void server_add(struct proxy *px, const struct uplink_target *t)
+{
+	struct px_server *ps = calloc(1, sizeof(*ps));
+
+	if (!ps || !(ps->ctl_task = loop_timer_new(px->d->loop, ctl_task, ps)))
+		fatal("out of memory");
+	ps->px = px;
+	ps->t = *t;
+	ps->next = px->servers;
+	px->servers = ps;
+	log_info("attaching to server %s", t->label);
+	ps->up = uplink_new(px->d, true, 0, t, &proxy_uplink_cbs, ps);
+}
+
+/* Frees the servers that left and are done draining; true if none is left at all. */
+static bool servers_reap(struct proxy *px)
+{
+	struct px_server **pp = &px->servers, *ps;
+
+	while ((ps = *pp)) {
+		if (!ps->gone || !uplink_stopped(ps->up)) {
+			pp = &ps->next;
+			continue;
+		}
+		*pp = ps->next;
+		grpc_call_free(ps->ctl);
+		uplink_free(ps->up);
+		loop_timer_free(ps->ctl_task);
+		free(ps);
+	}
+	return !px->servers;
+}
+
+/* Attaches to cfg's servers we have no connection to, and leaves those no longer among them
+ * (unless a name failed to resolve this time: its addresses are kept). */
+static void servers_sync(struct proxy *px, const struct config *cfg)
+{
+	struct uplink_target *t;
+	bool all;
+	int n = uplink_resolve(cfg, &t, &all);
+
+	if (n < 0) {
+		log_warn("resolving servers: %s", strerror(-n));
+		return;
+	}
+	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
+		int i;
+
+		if (ps->gone) /* leaving: an address back in the list gets a new connection */
+			continue;
+		for (i = 0; i < n && !uplink_target_eq(&t[i], &ps->t); i++)
+			;
+		if (i < n) {
+			t[i].port = 0; /* have it */
+		} else if (all) {
+			log_info("leaving server %s: no longer configured", ps->t.label);
+			send_drain(ps, "proxy left this server", cfg->drain_timeout_ms);
+			uplink_stop(ps->up, cfg->drain_timeout_ms);
+			ps->gone = true;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (t[i].port)
+			server_add(px, &t[i]);
+	free(t);
+}
+
+static void resolve_tick(struct loop_timer *t, void *arg)
+{
+	struct proxy *px = arg;
+
+	servers_reap(px);
+	servers_sync(px, px->cfg);
+	/* Until some name resolves, try again soon. */
+	loop_timer_arm(t, px->servers ? RESOLVE_EVERY_MS : 2000);
+}
+
 static void stop_poll(struct loop_timer *t, void *arg)
 {
 	struct proxy *px = arg;
 
-	if (uplink_stopped(px->up)) {
+	if (servers_reap(px)) {
 		loop_stop(px->d->loop);
 		return;
 	}
@@ -369,25 +498,24 @@ static void on_stop(struct daemon *d)
 {
 	struct proxy *px = &px_state;
 
-	if (px->ctl) {
-		struct ctl_msg m = {.kind = CTL_DRAIN, .deadline_ms = d->cfg.drain_timeout_ms};
-		struct buf out = BUF_INIT;
-
-		snprintf(m.reason, sizeof(m.reason), "proxy shutting down");
-		if (grpc_ctl_encode(CTL_PROXY_EVENT, &m, &out) == 0)
-			grpc_call_send(px->ctl, buf_head(&out), buf_len(&out));
-		buf_release(&out);
-		grpc_call_finish(px->ctl, GRPC_OK, NULL, NULL);
+	loop_timer_cancel(px->resolve);
+	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
+		if (!ps->gone)
+			send_drain(ps, "proxy shutting down", d->cfg.drain_timeout_ms);
+		uplink_stop(ps->up, d->cfg.drain_timeout_ms);
+		ps->gone = true;
 	}
-	uplink_stop(px->up, d->cfg.drain_timeout_ms);
 	loop_timer_arm(px->stop_poll, 0);
 }
 
 static uint64_t m_connected(void *arg)
 {
 	struct proxy *px = arg;
+	uint64_t n = 0;
 
-	return uplink_peer(px->up) != NULL;
+	for (struct px_server *ps = px->servers; ps; ps = ps->next)
+		n += !ps->gone && uplink_peer(ps->up) != NULL;
+	return n;
 }
 
 int main(int argc, char **argv)
@@ -401,21 +529,31 @@ int main(int argc, char **argv)
 	if (strcmp(d.cfg.proxy_id, tls_ctx_identity(d.tls)->id))
 		fatal("proxy id '%s' differs from the certificate's id '%s' (%s)", d.cfg.proxy_id,
 		      tls_ctx_identity(d.tls)->id, d.cfg.tls.cert_file);
-	px->ctl_task = loop_timer_new(d.loop, ctl_task, px);
+	px->resolve = loop_timer_new(d.loop, resolve_tick, px);
 	px->stop_poll = loop_timer_new(d.loop, stop_poll, px);
-	if (!px->ctl_task || !px->stop_poll)
+	if (!px->resolve || !px->stop_poll)
 		fatal("out of memory");
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
-	px->up = uplink_new(&d, true, 0, &proxy_uplink_cbs, px);
+	servers_sync(px, &d.cfg);
+	if (!px->servers)
+		log_warn("no server address resolves yet; trying again every 2 s");
+	loop_timer_arm(px->resolve, px->servers ? RESOLVE_EVERY_MS : 2000);
 	/* The proxy only dials out (its metrics listener is bound): it keeps no capability. */
 	daemon_drop_privileges(&d, 0, 0);
 	metrics_add_fn(d.metrics, METRICS_GAUGE, "ntun_server_connected",
-		       "1 while the connection to the server is up", m_connected, px);
+		       "servers this proxy is connected to now", m_connected, px);
 	daemon_run(&d);
-	grpc_call_free(px->ctl);
-	uplink_free(px->up);
-	loop_timer_free(px->ctl_task);
+	while (px->servers) {
+		struct px_server *ps = px->servers;
+
+		px->servers = ps->next;
+		grpc_call_free(ps->ctl);
+		uplink_free(ps->up);
+		loop_timer_free(ps->ctl_task);
+		free(ps);
+	}
+	loop_timer_free(px->resolve);
 	loop_timer_free(px->stop_poll);
 	free(px->own);
 	daemon_release(&d);

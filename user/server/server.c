@@ -310,7 +310,8 @@ static int claim_check(const struct route_table *t, const struct config *cfg, co
  * call ends, and the connection drains; tunnels already open through it finish. */
 static void proxy_refuse(struct srv_peer *sp, const char *what, const char *why)
 {
-	struct ctl_msg m = {.kind = CTL_DRAIN, .deadline_ms = 1000};
+	struct ctl_msg m = {
+		.kind = CTL_DRAIN, .deadline_ms = 1000, .refusal = GRPC_PERMISSION_DENIED};
 	struct buf out = BUF_INIT;
 
 	log_write(LOG_LVL_WARN, NULL, sp->name, "%s: %s", what, why);
