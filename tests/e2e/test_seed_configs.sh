@@ -226,9 +226,10 @@ case_repo_configs() {
 	local f rc=0
 	for f in server.yaml server.json; do
 		FORM=$((FORM + 1))
-		# The examples grant their own proxy ids only; this test's proxy is proxy-1.
+		# The examples grant and allow their own ids only; this test's are proxy-1, client-1.
 		launch "server$FORM" rly "$BIN_SERVER" --config "$NTUN_SRC/configs/$f" \
-			$(tls_args server) --grant proxy-1=192.168.1.0/24 --log-format text
+			$(tls_args server) --grant proxy-1=192.168.1.0/24 \
+			--allow '*=192.168.1.0/24' --log-format text
 		wait_log "server$FORM" "listening on 0\.0\.0\.0:8443" 10 || rc=1
 		start "proxy$FORM" site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
 			--managed-cidr 192.168.1.0/24 $(tls_args proxy)
