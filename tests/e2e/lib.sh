@@ -86,7 +86,7 @@ e2e_init() {
 	done
 	E2E_CGROOT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 	[ -n "$E2E_CGROOT" ] || { echo "FAIL: no cgroup v2 mount"; exit 1; }
-	E2E_TMP=$(mktemp -d /tmp/ntun-e2e.XXXXXX)
+	E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ntun-e2e.XXXXXX")
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
 }
