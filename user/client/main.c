@@ -424,6 +424,36 @@ static uint64_t m_namespaces(void *arg)
 	return cl->ctr ? ctr_count(cl->ctr) : 0;
 }
 
+/* ntun-client --cleanup [--instance NAME]: removes what a stopped client of the instance left
+ * (a fail-closed one's pinned links, maps and chain; a crashed one's leftovers) and exits. Only
+ * --instance is read: no server, certificates or configuration are needed. */
+static int cleanup_main(int argc, char **argv)
+{
+	const char *instance = "default";
+	int rv;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--instance") && i + 1 < argc)
+			instance = argv[++i];
+		else if (!strncmp(argv[i], "--instance=", 11))
+			instance = argv[i] + 11;
+		else if (strcmp(argv[i], "--cleanup")) {
+			fprintf(stderr,
+				"ntun-client: --cleanup takes only --instance NAME, not %s\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	log_setup("client", LOG_LVL_INFO, LOG_FMT_TEXT, NULL);
+	rv = redirect_cleanup(instance);
+	if (rv < 0) {
+		fprintf(stderr, "ntun-client: cleanup of instance \"%s\" failed: %s\n", instance,
+			strerror(-rv));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -431,6 +461,9 @@ int main(int argc, char **argv)
 	struct redirect_opts ro = {0};
 	uint64_t keep;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--cleanup"))
+			return cleanup_main(argc, argv);
 	daemon_init(&d, CONFIG_CLIENT, argc, argv);
 	cl->d = &d;
 	cl->cfg = &d.cfg;
@@ -445,6 +478,7 @@ int main(int argc, char **argv)
 	ro.listen_port = d.cfg.listen_port;
 	ro.cidrs = d.cfg.target_cidr;
 	ro.n_cidrs = d.cfg.n_target_cidr;
+	ro.fail_closed = d.cfg.fail_closed;
 	cl->rd = redirect_new(&ro);
 	if (!cl->rd)
 		fatal("interception setup failed: %s", strerror(errno));
