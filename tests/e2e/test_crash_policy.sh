@@ -16,7 +16,7 @@
 e2e_init
 
 INST="t$E2E_ID"   # BPF cases
-INST_I="t${E2E_ID}i" # iptables cases
+INST_I="t$E2E_ID-i" # iptables cases (lib.sh's cleanup matches t$E2E_ID-*)
 PIN="/sys/fs/bpf/ntun/$INST"
 
 setup() {
