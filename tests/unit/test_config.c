@@ -984,16 +984,22 @@ static void test_required(void)
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, NULL), -EINVAL);
 	CHECK_STR_CONTAINS(errbuf, "missing required settings for ntun-client: ");
 	CHECK_STR_CONTAINS(errbuf, "server_addr (--server or NTUN_SERVER_ADDR)");
-	CHECK_STR_CONTAINS(errbuf, "target_cidr (--cidr or NTUN_TARGET_CIDR)");
 	CHECK_STR_CONTAINS(errbuf, "tls.cert_file (--tls-cert or NTUN_TLS_CERT_FILE)");
 	CHECK_STR_CONTAINS(errbuf, "tls.key_file (--tls-key or NTUN_TLS_KEY_FILE)");
 	CHECK_STR_CONTAINS(errbuf, "tls.ca_file (--tls-ca or NTUN_TLS_CA_FILE)");
 
+	/* No --cidr: the client follows the server's routes. */
 	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "h:1", "--tls-cert", "c", "--tls-key",
 			  "k", "--tls-ca", "a", NULL),
-		     -EINVAL);
-	CHECK_STR_EQ(errbuf, "missing required setting for ntun-client: target_cidr (--cidr or "
-			     "NTUN_TARGET_CIDR)");
+		     0);
+	CHECK_INT_EQ(cfg.n_target_cidr, 0);
+	CHECK(!cfg.fail_closed);
+	config_release(&cfg);
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "h:1", "--tls-cert", "c", "--tls-key",
+			  "k", "--tls-ca", "a", "--fail-closed", NULL),
+		     0);
+	CHECK(cfg.fail_closed);
+	config_release(&cfg);
 
 	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a",
 			  NULL),
@@ -1008,11 +1014,10 @@ static void test_required(void)
 	CHECK_STR_CONTAINS(errbuf, "tls.ca_file");
 	CHECK(!strstr(errbuf, "server_addr") && !strstr(errbuf, "cert_file"));
 
-	/* An empty list from a later source empties the list again. */
+	/* An empty list from a later source empties the list again (route following). */
 	setenv("NTUN_TARGET_CIDR", "", 1);
-	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", CONFIGS_DIR "/client.yaml", NULL),
-		     -EINVAL);
-	CHECK_STR_CONTAINS(errbuf, "target_cidr");
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--config", CONFIGS_DIR "/client.yaml", NULL), 0);
+	CHECK_INT_EQ(cfg.n_target_cidr, 0);
 	unsetenv("NTUN_TARGET_CIDR");
 
 	/* cfg is zeroed after an error, so releasing it again is harmless. */

@@ -42,6 +42,9 @@ struct client {
 	struct loop_timer *stop_poll;
 	uint64_t active;
 	bool stopping;
+	bool follow;	     /* no --cidr: intercept the virtual prefixes the server pushes */
+	struct cidr *pushed; /* the last route set the server pushed (validated), kept across */
+	size_t n_pushed;     /* disconnects: see apply_pushed() */
 };
 
 struct client_conn {
@@ -65,6 +68,67 @@ static void cleanup_redirect(void)
 
 /* ---- Relay/Attach: hello, then route pushes ---- */
 
+#define PUSHED_MAX 1024 /* prefixes taken from one RouteSet; more are dropped */
+
+/* A pushed prefix we refuse to intercept: shorter than /8 (a default route would take every
+ * connect of the subtree), or touching 0.0.0.0/8, loopback (the listener itself), link-local,
+ * multicast or 240.0.0.0/4. */
+static bool pushed_unsafe(const struct cidr *c)
+{
+	static const struct cidr ranges[] = {
+		{0x00000000u, 8}, {0x7f000000u, 8}, {0xa9fe0000u, 16},
+		{0xe0000000u, 4}, {0xf0000000u, 4},
+	};
+
+	if (c->len < 8)
+		return true;
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (cidr_overlap(&ranges[i], c))
+			return true;
+	return false;
+}
+
+/* Policy: a route-following client intercepts the last set the server pushed until the next
+ * push replaces it, also while it is not connected (intercepted connects are then refused at
+ * once, see handle_conn), so a server restart never lets connects to those prefixes leak onto
+ * the local network; before the first push it intercepts nothing. */
+static void apply_pushed(struct client *cl, const struct ctl_msg *m)
+{
+	struct cidr *v = calloc(m->n_routes ? m->n_routes : 1, sizeof(*v));
+	size_t n = 0, bad = 0;
+	int rv;
+
+	if (!v) {
+		log_warn("route set from server ignored: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < m->n_routes; i++) {
+		struct cidr c;
+
+		if (cidr_parse(m->routes[i].virt, &c) < 0 || pushed_unsafe(&c) || n == PUSHED_MAX) {
+			if (!bad++)
+				log_warn(
+					"route %s from server not intercepted (malformed, unsafe or "
+					"more than %d)",
+					m->routes[i].virt, PUSHED_MAX);
+			continue;
+		}
+		v[n++] = c;
+	}
+	rv = redirect_set_cidrs(cl->rd, v, n);
+	if (rv < 0) {
+		log_error("cannot follow the server's routes: %s (keeping the previous %zu)",
+			  strerror(-rv), cl->n_pushed);
+		free(v);
+		return;
+	}
+	free(cl->pushed);
+	cl->pushed = v;
+	cl->n_pushed = n;
+	log_info("following the server's routes: intercepting %zu prefix(es)%s", n,
+		 bad ? " (some refused, see above)" : "");
+}
+
 static void ctl_task(struct loop_timer *t, void *arg)
 {
 	struct client *cl = arg;
@@ -84,6 +148,8 @@ static void ctl_task(struct loop_timer *t, void *arg)
 			for (size_t i = 0; i < m.n_routes; i++)
 				log_debug("route %s -> %s via %s", m.routes[i].virt,
 					  m.routes[i].real, m.routes[i].proxy_id);
+			if (cl->follow)
+				apply_pushed(cl, &m);
 		} else if (m.kind == CTL_DRAIN) {
 			log_info("server draining: %s", m.reason);
 			uplink_expect_drain(cl->up, m.deadline_ms);
@@ -119,7 +185,7 @@ static void on_up(struct uplink *u, struct peer *p, void *arg)
 	if (!cl->attach)
 		return;
 	grpc_call_set_wake(cl->attach, ctl_wake, cl);
-	cidrs = calloc(cl->cfg->n_target_cidr, CTL_CIDR_LEN);
+	cidrs = calloc(cl->cfg->n_target_cidr ? cl->cfg->n_target_cidr : 1, CTL_CIDR_LEN);
 	if (!cidrs)
 		return;
 	snprintf(hello.id, sizeof(hello.id), "%s", tls_ctx_identity(cl->d->tls)->id);
@@ -315,17 +381,25 @@ static void on_stop(struct daemon *d)
 	loop_timer_arm(cl->stop_poll, 0);
 }
 
-/* SIGHUP: the intercepted CIDRs change in place (prefixes in both sets never stop). */
+/* SIGHUP: the intercepted CIDRs change in place (prefixes in both sets never stop). Without
+ * CIDRs the client follows the server's routes: the last pushed set applies at once. */
 static int on_reload(struct daemon *d, const struct config *nc, char *err, size_t errsz)
 {
 	struct client *cl = &cl_state;
-	int rv = redirect_set_cidrs(cl->rd, nc->target_cidr, nc->n_target_cidr);
+	bool follow = !nc->n_target_cidr;
+	int rv = follow ? redirect_set_cidrs(cl->rd, cl->pushed, cl->n_pushed)
+			: redirect_set_cidrs(cl->rd, nc->target_cidr, nc->n_target_cidr);
 
 	if (rv < 0) {
 		snprintf(err, errsz, "cannot update intercepted CIDRs: %s", strerror(-rv));
 		return rv;
 	}
-	log_info("intercepting %zu CIDR(s)", nc->n_target_cidr);
+	cl->follow = follow;
+	if (follow)
+		log_info("following the server's routes: intercepting %zu prefix(es)",
+			 cl->n_pushed);
+	else
+		log_info("intercepting %zu CIDR(s)", nc->n_target_cidr);
 	uplink_reset(cl->up, nc);
 	return 0;
 }
@@ -352,6 +426,36 @@ static uint64_t m_namespaces(void *arg)
 	return cl->ctr ? ctr_count(cl->ctr) : 0;
 }
 
+/* ntun-client --cleanup [--instance NAME]: removes what a stopped client of the instance left
+ * (a fail-closed one's pinned links, maps and chain; a crashed one's leftovers) and exits. Only
+ * --instance is read: no server, certificates or configuration are needed. */
+static int cleanup_main(int argc, char **argv)
+{
+	const char *instance = "default";
+	int rv;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--instance") && i + 1 < argc)
+			instance = argv[++i];
+		else if (!strncmp(argv[i], "--instance=", 11))
+			instance = argv[i] + 11;
+		else if (strcmp(argv[i], "--cleanup")) {
+			fprintf(stderr,
+				"ntun-client: --cleanup takes only --instance NAME, not %s\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	log_setup("client", LOG_LVL_INFO, LOG_FMT_TEXT, NULL);
+	rv = redirect_cleanup(instance);
+	if (rv < 0) {
+		fprintf(stderr, "ntun-client: cleanup of instance \"%s\" failed: %s\n", instance,
+			strerror(-rv));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -359,6 +463,9 @@ int main(int argc, char **argv)
 	struct redirect_opts ro = {0};
 	uint64_t keep;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--cleanup"))
+			return cleanup_main(argc, argv);
 	daemon_init(&d, CONFIG_CLIENT, argc, argv);
 	cl->d = &d;
 	cl->cfg = &d.cfg;
@@ -373,6 +480,7 @@ int main(int argc, char **argv)
 	ro.listen_port = d.cfg.listen_port;
 	ro.cidrs = d.cfg.target_cidr;
 	ro.n_cidrs = d.cfg.n_target_cidr;
+	ro.fail_closed = d.cfg.fail_closed;
 	cl->rd = redirect_new(&ro);
 	if (!cl->rd)
 		fatal("interception setup failed: %s", strerror(errno));
@@ -397,8 +505,13 @@ int main(int argc, char **argv)
 			fatal("serving the cgroup's network namespaces: %s", strerror(errno));
 		ctr_self(cl->ctr, &cl->self_ns);
 	}
-	log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u", d.cfg.n_target_cidr,
-		 redirect_mode_name(cl->rd), d.cfg.listen_port);
+	cl->follow = !d.cfg.n_target_cidr;
+	if (cl->follow)
+		log_info("following the server's routes with %s, listening on 127.0.0.1:%u",
+			 redirect_mode_name(cl->rd), d.cfg.listen_port);
+	else
+		log_info("intercepting %zu CIDR(s) with %s, listening on 127.0.0.1:%u",
+			 d.cfg.n_target_cidr, redirect_mode_name(cl->rd), d.cfg.listen_port);
 
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
@@ -435,6 +548,7 @@ int main(int argc, char **argv)
 	uplink_free(cl->up);
 	loop_timer_free(cl->ctl_task);
 	loop_timer_free(cl->stop_poll);
+	free(cl->pushed);
 	cleanup_redirect();
 	daemon_release(&d);
 	return 0;

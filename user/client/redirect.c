@@ -46,11 +46,15 @@ _Static_assert(sizeof(struct redirect_stats) == sizeof(struct ntun_stats), "stat
 #define PIN_ROOT     BPFFS_DIR "/ntun"
 #define INSTANCE_MAX 23 /* "NTUN-" + instance fits iptables' 28-character chain names */
 #define N_LINKS	     7
+#define N_TLINKS     5 /* links on the intercepted cgroup: pinned when failing closed */
+#define LINK_PREFIX  "link_"
 
 struct redirect {
 	int mode; /* REDIRECT_BPF or REDIRECT_IPTABLES */
 	char instance[INSTANCE_MAX + 1];
 	uint16_t listen_port;
+	bool fail_closed;   /* interception outlives the process (pinned links, chain kept) */
+	bool set_up;	    /* redirect_new() succeeded: a fail-closed exit keeps everything */
 	struct cidr *cidrs; /* owned, normalized, no duplicates */
 	size_t n_cidrs;
 
@@ -64,13 +68,17 @@ struct redirect {
 	/* BPF mode */
 	struct redirect_bpf *skel;
 	struct bpf_link *links[N_LINKS];
+	struct bpf_link *tlinks[N_TLINKS]; /* those of links[] on the intercepted cgroup */
+	const char *tnames[N_TLINKS];	   /* their programs' names */
 	char pin_dir[PATH_MAX];
 	int pin_fd; /* flock()ed for as long as the instance lives; -1 if none */
 
 	/* iptables mode */
 	char chain[INSTANCE_MAX + 6];
+	char chain_next[INSTANCE_MAX + 6]; /* built beside the chain, then renamed to it */
 	bool chain_made;
-	int lock_fd; /* abstract unix socket naming the instance in this netns; -1 if none */
+	bool chain_stale; /* kept a predecessor's rules: the next set_cidrs rebuilds the chain */
+	int lock_fd;	  /* abstract unix socket naming the instance in this netns; -1 if none */
 };
 
 /* ---- small helpers ---- */
@@ -470,6 +478,44 @@ static void pins_remove(const char *dir)
 	}
 }
 
+/* A fail-closed predecessor's prefixes (its pinned ntun_cidrs) as our initial set, so that a
+ * route-following restart intercepts what it did until the server's first push. */
+static void cidrs_inherit(struct redirect *r)
+{
+	struct ntun_cidr_key k, next;
+	struct cidr *v = NULL;
+	char path[PATH_MAX];
+	size_t n = 0;
+	int fd;
+
+	if (path_fmt(path, sizeof(path), "%s/%s", r->pin_dir, NTUN_MAP_CIDRS) || access(path, F_OK))
+		return;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	v = calloc(NTUN_CIDRS_MAX, sizeof(*v));
+	for (void *prev = NULL; v && n < NTUN_CIDRS_MAX && !bpf_map_get_next_key(fd, prev, &next);
+	     prev = &k) {
+		uint32_t be;
+
+		k = next;
+		memcpy(&be, k.addr, sizeof(be));
+		if (k.prefixlen > 32)
+			continue;
+		v[n].addr = ntohl(be);
+		v[n++].len = (uint8_t)k.prefixlen;
+	}
+	close(fd);
+	if (v && n) {
+		free(r->cidrs);
+		r->cidrs = v;
+		r->n_cidrs = n;
+		log_info("redirect: keeping the %zu prefix(es) the previous daemon intercepted", n);
+		return;
+	}
+	free(v);
+}
+
 /* Creates and locks /sys/fs/bpf/ntun/<instance>; a live daemon of the instance holds the lock,
  * so whatever is pinned there without one is stale. */
 static int pin_dir_lock(struct redirect *r)
@@ -497,6 +543,8 @@ static int pin_dir_lock(struct redirect *r)
 			r->pin_dir);
 		goto err;
 	}
+	if (r->fail_closed && !r->n_cidrs)
+		cidrs_inherit(r);
 	pins_remove(r->pin_dir);
 	return 0;
 err:
@@ -545,23 +593,101 @@ static int lpm_del(struct redirect *r, const struct cidr *c)
 	return err == -ENOENT ? 0 : err;
 }
 
-static int bpf_attach(struct redirect *r, struct bpf_program *prog, int cg_fd, const char *cg)
+static int link_store(struct redirect *r, struct bpf_link *l, struct bpf_link **out)
 {
-	struct bpf_link *l;
 	size_t i;
-	int err;
 
 	for (i = 0; i < N_LINKS && r->links[i]; i++)
 		;
-	if (i == N_LINKS)
+	if (i == N_LINKS) {
+		bpf_link__destroy(l);
 		return -E2BIG;
+	}
+	r->links[i] = l;
+	if (out)
+		*out = l;
+	return 0;
+}
+
+static int bpf_attach(struct redirect *r, struct bpf_program *prog, int cg_fd, const char *cg,
+		      struct bpf_link **out)
+{
+	struct bpf_link *l;
+	int err;
+
 	l = bpf_program__attach_cgroup(prog, cg_fd);
 	if (!l) {
 		err = -errno;
 		why_set(r, "attaching %s to %s: %s", bpf_program__name(prog), cg, strerror(errno));
 		return err;
 	}
-	r->links[i] = l;
+	return link_store(r, l, out);
+}
+
+/* Attaches prog to the intercepted cgroup as the n-th target link. A link a fail-closed
+ * predecessor pinned for it on the same cgroup gets prog in its place in one step
+ * (BPF_LINK_UPDATE: no moment without a program); one on another cgroup is detached once the
+ * new one is attached. */
+static int bpf_attach_target(struct redirect *r, size_t n, struct bpf_program *prog, int cg_fd,
+			     const char *cg, uint64_t cgid)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	struct bpf_link *old = NULL;
+	char path[PATH_MAX];
+	int err;
+
+	err = path_fmt(path, sizeof(path), "%s/" LINK_PREFIX "%s", r->pin_dir,
+		       bpf_program__name(prog));
+	if (err)
+		return err;
+	if (!access(path, F_OK))
+		old = bpf_link__open(path);
+	memset(&info, 0, sizeof(info));
+	r->tnames[n] = bpf_program__name(prog);
+	if (old && !bpf_obj_get_info_by_fd(bpf_link__fd(old), &info, &len) &&
+	    info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgid &&
+	    !bpf_link__update_program(old, prog)) {
+		log_info("redirect: took over %s", path);
+		return link_store(r, old, &r->tlinks[n]);
+	}
+	err = bpf_attach(r, prog, cg_fd, cg, &r->tlinks[n]);
+	if (old) {
+		if (!err) {
+			bpf_link__unpin(old);
+			bpf_link__detach(old);
+		}
+		bpf_link__destroy(old);
+	}
+	return err;
+}
+
+/* Fail closed: the target links stay attached after we exit (pinned). Fail open: no pin, so
+ * they go with our file descriptors, however the process ends. */
+static int bpf_pin_links(struct redirect *r)
+{
+	char path[PATH_MAX];
+	int err;
+
+	for (size_t i = 0; i < N_TLINKS && r->tlinks[i]; i++) {
+		struct bpf_link *l = r->tlinks[i];
+
+		if (!r->fail_closed) {
+			if (bpf_link__pin_path(l))
+				bpf_link__unpin(l);
+			continue;
+		}
+		if (bpf_link__pin_path(l))
+			continue;
+		err = path_fmt(path, sizeof(path), "%s/" LINK_PREFIX "%s", r->pin_dir,
+			       r->tnames[i]);
+		if (!err)
+			err = bpf_link__pin(l, path);
+		if (err) {
+			why_set(r, "pinning %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -579,11 +705,18 @@ static bool path_below(const char *dir, const char *root)
 	return !strncmp(a, b, n) && (a[n] == '/' || !a[n]);
 }
 
+/* Closing a pinned link's fd leaves it attached: a fail-closed exit keeps the target links and
+ * the map pins, and only gives up the lock. */
 static void bpf_teardown(struct redirect *r)
 {
 	for (size_t i = 0; i < N_LINKS; i++) {
 		bpf_link__destroy(r->links[i]);
 		r->links[i] = NULL;
+	}
+	memset(r->tlinks, 0, sizeof(r->tlinks));
+	if (r->fail_closed && r->set_up && r->pin_fd >= 0) {
+		close(r->pin_fd);
+		r->pin_fd = -1;
 	}
 	pin_dir_release(r);
 	redirect_bpf__destroy(r->skel);
@@ -595,6 +728,7 @@ static int bpf_setup(struct redirect *r, const char *target)
 	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
 	struct bpf_map *pin_maps[3];
 	char path[PATH_MAX];
+	uint64_t cgid;
 	int cg_fd = -1, self_fd = -1, err;
 
 	if (!r->self_cg[0]) {
@@ -648,20 +782,27 @@ static int bpf_setup(struct redirect *r, const char *target)
 	}
 	/* The daemon side of each connection needs sockops too; it runs there already when the
 	 * daemon cgroup lies inside the intercepted subtree. */
-	err = bpf_attach(r, r->skel->progs.ntun_getsockopt, self_fd, r->self_cg);
+	err = redirect_cgroup_id(target, &cgid);
+	if (err) {
+		why_set(r, "cgroup id of %s: %s", target, strerror(-err));
+		goto err;
+	}
+	err = bpf_attach(r, r->skel->progs.ntun_getsockopt, self_fd, r->self_cg, NULL);
 	if (!err && !path_below(r->self_cg, target))
-		err = bpf_attach(r, r->skel->progs.ntun_sockops, self_fd, r->self_cg);
+		err = bpf_attach(r, r->skel->progs.ntun_sockops, self_fd, r->self_cg, NULL);
 	if (!err)
-		err = bpf_attach(r, r->skel->progs.ntun_sockops, cg_fd, target);
+		err = bpf_attach_target(r, 0, r->skel->progs.ntun_sockops, cg_fd, target, cgid);
 	if (!err)
-		err = bpf_attach(r, r->skel->progs.ntun_getpeer4, cg_fd, target);
+		err = bpf_attach_target(r, 1, r->skel->progs.ntun_getpeer4, cg_fd, target, cgid);
 	if (!err)
-		err = bpf_attach(r, r->skel->progs.ntun_getpeer6, cg_fd, target);
+		err = bpf_attach_target(r, 2, r->skel->progs.ntun_getpeer6, cg_fd, target, cgid);
 	/* last: nothing is redirected before the rest is in place */
 	if (!err)
-		err = bpf_attach(r, r->skel->progs.ntun_connect4, cg_fd, target);
+		err = bpf_attach_target(r, 3, r->skel->progs.ntun_connect4, cg_fd, target, cgid);
 	if (!err)
-		err = bpf_attach(r, r->skel->progs.ntun_connect6, cg_fd, target);
+		err = bpf_attach_target(r, 4, r->skel->progs.ntun_connect6, cg_fd, target, cgid);
+	if (!err)
+		err = bpf_pin_links(r);
 	if (err)
 		goto err;
 
@@ -817,10 +958,11 @@ out:
 	return err;
 }
 
-static int ipt_rule(struct redirect *r, const char *op, const struct cidr *c, bool quiet)
+static int ipt_rule(struct redirect *r, const char *chain, const char *op, const struct cidr *c,
+		    bool quiet)
 {
 	char dst[INET_ADDRSTRLEN + 4], ip[INET_ADDRSTRLEN], port[8];
-	const char *args[] = {op,   r->chain,	"-p",	      "tcp", "-d", dst,
+	const char *args[] = {op,   chain,	"-p",	      "tcp", "-d", dst,
 			      "-j", "REDIRECT", "--to-ports", port,  NULL};
 
 	snprintf(dst, sizeof(dst), "%s/%u", ip_str(c->addr, ip), c->len);
@@ -829,11 +971,11 @@ static int ipt_rule(struct redirect *r, const char *op, const struct cidr *c, bo
 }
 
 /* Removes the jump, the rules and the chain, whatever of them exists. */
-static void ipt_remove_chain(struct redirect *r)
+static void ipt_remove_chain(const char *chain)
 {
-	const char *unjump[] = {"-D", "OUTPUT", "-p", "tcp", "-j", r->chain, NULL};
-	const char *flush[] = {"-F", r->chain, NULL};
-	const char *del[] = {"-X", r->chain, NULL};
+	const char *unjump[] = {"-D", "OUTPUT", "-p", "tcp", "-j", chain, NULL};
+	const char *flush[] = {"-F", chain, NULL};
+	const char *del[] = {"-X", chain, NULL};
 
 	for (int i = 0; i < 16 && !iptables(true, unjump); i++)
 		;
@@ -863,12 +1005,19 @@ static int ipt_lock(struct redirect *r)
 	return err;
 }
 
+static bool ipt_chain_exists(const char *chain)
+{
+	return !iptables(true, (const char *[]){"-n", "-L", chain, NULL});
+}
+
+/* A fail-closed exit leaves the chain in place: connects to the CIDRs are then refused. */
 static void ipt_teardown(struct redirect *r)
 {
 	const char *del[] = {"-X", r->chain, NULL};
 
-	if (r->chain_made) {
-		ipt_remove_chain(r);
+	if (r->chain_made && !(r->fail_closed && r->set_up)) {
+		ipt_remove_chain(r->chain_next);
+		ipt_remove_chain(r->chain);
 		if (!iptables(true, (const char *[]){"-n", "-L", r->chain, NULL}))
 			iptables(false, del); /* still there: log why */
 		r->chain_made = false;
@@ -879,16 +1028,55 @@ static void ipt_teardown(struct redirect *r)
 	}
 }
 
+/* Fills chain (which exists, empty): our own marked connects pass, then one REDIRECT per CIDR. */
+static int ipt_fill(struct redirect *r, const char *chain, const struct cidr *v, size_t n)
+{
+	char mark[16];
+	const char *ret[] = {"-A", chain, "-m", "mark", "--mark", mark, "-j", "RETURN", NULL};
+	int err;
+
+	snprintf(mark, sizeof(mark), "0x%x", REDIRECT_MARK);
+	err = iptables(false, ret);
+	for (size_t i = 0; !err && i < n; i++)
+		err = ipt_rule(r, chain, "-A", &v[i], false);
+	return err;
+}
+
+/* Replaces a chain that is in use without a moment where connects escape: the new rules go
+ * into chain_next, which OUTPUT jumps to before the old chain; then the old chain goes and
+ * chain_next is renamed to it (the jump follows the rename). */
+static int ipt_replace(struct redirect *r, const struct cidr *v, size_t n)
+{
+	const char *mk[] = {"-N", r->chain_next, NULL};
+	const char *jump[] = {"-I", "OUTPUT", "1", "-p", "tcp", "-j", r->chain_next, NULL};
+	const char *rename[] = {"-E", r->chain_next, r->chain, NULL};
+	int err;
+
+	ipt_remove_chain(r->chain_next); /* left by an interrupted replacement */
+	err = iptables(false, mk);
+	if (!err)
+		err = ipt_fill(r, r->chain_next, v, n);
+	if (!err)
+		err = iptables(false, jump);
+	if (err) {
+		ipt_remove_chain(r->chain_next);
+		return err;
+	}
+	ipt_remove_chain(r->chain);
+	err = iptables(false, rename);
+	if (!err)
+		log_info("redirect: took over chain %s", r->chain);
+	return err;
+}
+
 static int ipt_setup(struct redirect *r)
 {
 	const char *probe[] = {"-S", "OUTPUT", NULL};
 	const char *mk[] = {"-N", r->chain, NULL};
-	char mark[16];
-	const char *ret[] = {"-A", r->chain, "-m", "mark", "--mark", mark, "-j", "RETURN", NULL};
 	const char *jump[] = {"-I", "OUTPUT", "1", "-p", "tcp", "-j", r->chain, NULL};
+	const char *has_jump[] = {"-C", "OUTPUT", "-p", "tcp", "-j", r->chain, NULL};
 	int err;
 
-	snprintf(mark, sizeof(mark), "0x%x", REDIRECT_MARK);
 	err = ipt_lock(r);
 	if (err)
 		return err;
@@ -899,16 +1087,30 @@ static int ipt_setup(struct redirect *r)
 		ipt_teardown(r);
 		return err == -ENOENT ? -ENOENT : -ENOTSUP;
 	}
-	ipt_remove_chain(r); /* left by a crashed run */
+	if (ipt_chain_exists(r->chain)) {
+		/* Left by a crash or a fail-closed exit, and maybe in use: replaced in place. A
+		 * route-following fail-closed client keeps the old rules until its first set. */
+		r->chain_made = true;
+		if (r->fail_closed && !r->n_cidrs) {
+			r->chain_stale = true;
+			log_info("redirect: keeping the previous daemon's rules in %s until the "
+				 "server's routes arrive",
+				 r->chain);
+			return iptables(true, has_jump) ? iptables(false, jump) : 0;
+		}
+		err = ipt_replace(r, r->cidrs, r->n_cidrs);
+		if (err)
+			ipt_teardown(r);
+		return err;
+	}
+	ipt_remove_chain(r->chain_next);
 	err = iptables(false, mk);
 	if (err) {
 		ipt_teardown(r);
 		return err;
 	}
 	r->chain_made = true;
-	err = iptables(false, ret);
-	for (size_t i = 0; !err && i < r->n_cidrs; i++)
-		err = ipt_rule(r, "-A", &r->cidrs[i], false);
+	err = ipt_fill(r, r->chain, r->cidrs, r->n_cidrs);
 	if (!err) /* last: the chain is complete before anything jumps to it */
 		err = iptables(false, jump);
 	if (err)
@@ -921,23 +1123,30 @@ static int ipt_set_cidrs(struct redirect *r, const struct cidr *v, size_t n)
 	size_t added = 0;
 	int err = 0;
 
+	if (r->chain_stale) {
+		err = ipt_replace(r, v, n);
+		if (!err)
+			r->chain_stale = false;
+		return err;
+	}
+
 	for (; added < n; added++) {
 		if (cidr_in(r->cidrs, r->n_cidrs, &v[added]))
 			continue;
-		err = ipt_rule(r, "-A", &v[added], false);
+		err = ipt_rule(r, r->chain, "-A", &v[added], false);
 		if (err)
 			break;
 	}
 	if (err) {
 		while (added--) {
 			if (!cidr_in(r->cidrs, r->n_cidrs, &v[added]))
-				ipt_rule(r, "-D", &v[added], true);
+				ipt_rule(r, r->chain, "-D", &v[added], true);
 		}
 		return err;
 	}
 	for (size_t i = 0; i < r->n_cidrs; i++) {
 		if (!cidr_in(v, n, &r->cidrs[i]))
-			ipt_rule(r, "-D", &r->cidrs[i], false);
+			ipt_rule(r, r->chain, "-D", &r->cidrs[i], false);
 	}
 	return 0;
 }
@@ -975,6 +1184,8 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 	r->listen_port = o->listen_port;
 	strcpy(r->instance, instance);
 	snprintf(r->chain, sizeof(r->chain), "NTUN-%s", instance);
+	snprintf(r->chain_next, sizeof(r->chain_next), "NTUX-%s", instance);
+	r->fail_closed = o->fail_closed;
 	err = cidrs_normalize(o->cidrs, o->n_cidrs, &r->cidrs, &r->n_cidrs);
 	if (err) {
 		log_error("redirect: bad CIDR list: %s", strerror(-err));
@@ -1042,11 +1253,95 @@ struct redirect *redirect_new(const struct redirect_opts *o)
 		log_warn(
 			"redirect: iptables mode intercepts this network namespace only: containers "
 			"in other network namespaces are NOT intercepted (use --intercept bpf)");
+	log_info("redirect: while the daemon is down connects to the CIDRs %s",
+		 r->fail_closed ? "are refused (fail closed; ntun-client --cleanup removes it)"
+				: "follow normal routing (fail open)");
+	r->set_up = true;
 	return r;
 err:
 	redirect_free(r);
 	errno = -err;
 	return NULL;
+}
+
+/* Removes every entry of the (locked) pin directory, links first, then the directory. */
+static size_t pins_remove_all(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || path_fmt(path, sizeof(path), "%s/%s", dir, de->d_name))
+			continue;
+		if (!unlink(path))
+			n++;
+		else
+			log_warn("redirect: unlink %s: %s", path, strerror(errno));
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT)
+		log_warn("redirect: rmdir %s: %s", dir, strerror(errno));
+	rmdir(PIN_ROOT); /* fails while other instances live there: fine */
+	return n;
+}
+
+int redirect_cleanup(const char *instance)
+{
+	char mnt_root[PATH_MAX];
+	struct redirect *r;
+	size_t pins = 0;
+	bool chain = false;
+	int err = 0;
+
+	if (!instance_valid(instance))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->pin_fd = -1;
+	r->lock_fd = -1;
+	strcpy(r->instance, instance);
+	snprintf(r->chain, sizeof(r->chain), "NTUN-%s", instance);
+	snprintf(r->chain_next, sizeof(r->chain_next), "NTUX-%s", instance);
+	err = path_fmt(r->pin_dir, sizeof(r->pin_dir), "%s/%s", PIN_ROOT, instance);
+	if (err)
+		goto out;
+	/* Both locks first: nothing is removed from under a live daemon. */
+	r->pin_fd = open(r->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->pin_fd >= 0 && flock(r->pin_fd, LOCK_EX | LOCK_NB)) {
+		log_error("redirect: instance \"%s\" is in use by a running daemon (%s locked)",
+			  instance, r->pin_dir);
+		err = -EBUSY;
+		goto out;
+	}
+	if (iptables_path()) {
+		err = ipt_lock(r);
+		if (err)
+			goto out;
+	}
+	if (r->pin_fd >= 0)
+		pins = pins_remove_all(r->pin_dir);
+	if (iptables_path() && (ipt_chain_exists(r->chain) || ipt_chain_exists(r->chain_next))) {
+		ipt_remove_chain(r->chain_next);
+		ipt_remove_chain(r->chain);
+		chain = true;
+	}
+	if (!cgroup2_mount(r->v2root, sizeof(r->v2root), mnt_root, sizeof(mnt_root)))
+		cgroup_remove_stale(r);
+	log_info("redirect: instance \"%s\" cleaned up: %zu pin(s) removed%s", instance, pins,
+		 chain ? ", iptables chain removed" : "");
+out:
+	if (r->pin_fd >= 0)
+		close(r->pin_fd);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	free(r);
+	return err;
 }
 
 int redirect_set_cidrs(struct redirect *r, const struct cidr *c, size_t n)

@@ -2,13 +2,20 @@
 /* The client's interception: BPF programs on a cgroup v2 (or iptables REDIRECT as fallback)
  * send TCP connects to intercepted CIDRs to our loopback listener. Owns libbpf; does no relaying.
  *
- * Policy while the daemon is down: fail open. The BPF links are not pinned, so they detach when
- * the process exits (cleanly or not) and connects to the CIDRs go wherever the routing table
- * sends them (for virtual prefixes usually ENETUNREACH or a timeout); nothing is redirected to a
- * dead port. redirect_free() (clean exit) also removes the iptables chain, the pins and the
- * daemon cgroup. After a crash (SIGKILL) the BPF programs are gone but stale pins and an empty
- * daemon cgroup remain, and in iptables mode the chain stays in place (connects to the CIDRs
- * then fail with ECONNREFUSED); the next redirect_new() of the same instance removes them all.
+ * Policy while the daemon is down, the operator's choice (redirect_opts.fail_closed):
+ * - fail open (default): the BPF links are not pinned, so they detach when the process exits
+ *   (cleanly or not) and connects to the CIDRs go wherever the routing table sends them (for
+ *   virtual prefixes usually ENETUNREACH or a timeout); redirect_free() also removes the
+ *   iptables chain, the pins and the daemon cgroup. After a SIGKILL in iptables mode the chain
+ *   stays (connects are then refused) until the next start or redirect_cleanup().
+ * - fail closed: the links on the intercepted cgroup are pinned in /sys/fs/bpf/ntun/<instance>/
+ *   next to the maps, and neither SIGKILL nor redirect_free() removes them or the iptables
+ *   chain: connects to the CIDRs still go to 127.0.0.1:<listen_port> of the app's netns, where
+ *   nothing listens any more, and are refused at once (ECONNREFUSED). The next redirect_new()
+ *   of the instance takes the pinned links over with BPF_LINK_UPDATE (in iptables mode it
+ *   builds the new chain beside the old one and renames it), so connects never escape;
+ *   redirect_cleanup() removes it all.
+ * Either way redirect_new() removes a crashed run's empty daemon cgroup.
  *
  * Scope: IPv4 TCP connects to the CIDRs, also as ::ffff:a.b.c.d from dual-stack AF_INET6
  * sockets; IPv6 destinations are never intercepted. BPF mode intercepts processes in the chosen
@@ -22,6 +29,7 @@
 #ifndef NTUN_REDIRECT_H
 #define NTUN_REDIRECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,7 +47,9 @@ enum redirect_mode { REDIRECT_AUTO, REDIRECT_BPF, REDIRECT_IPTABLES };
  * instance: names /sys/fs/bpf/ntun/<instance>/, the chain NTUN-<instance> and the daemon cgroup;
  *   [A-Za-z0-9_-], at most 23 characters; NULL = "default".
  * listen_port: the client's listener on 127.0.0.1, host order, not 0.
- * cidrs: borrowed, copied; host bits are ignored. */
+ * cidrs: borrowed, copied; host bits are ignored. None with fail_closed: start with what a
+ *   fail-closed predecessor of the instance intercepted (until redirect_set_cidrs).
+ * fail_closed: see the policy above. */
 struct redirect_opts {
 	int mode;
 	const char *cgroup;
@@ -47,6 +57,7 @@ struct redirect_opts {
 	uint16_t listen_port;
 	const struct cidr *cidrs;
 	size_t n_cidrs;
+	bool fail_closed;
 };
 
 /* Loads and attaches (BPF) or installs rules (iptables); logs which. REDIRECT_AUTO = BPF if it
@@ -119,8 +130,16 @@ struct redirect_stats {
 int redirect_get_stats(const struct redirect *r, struct redirect_stats *out);
 
 /* Detaches everything it attached, removes pins, rules, the chain and the daemon cgroup
- * (moving the process back to the cgroup it came from first). Call it on every exit path,
- * including SIGINT/SIGTERM, after the listener is closed. NULL is a no-op. */
+ * (moving the process back to the cgroup it came from first); failing closed, it keeps the
+ * pinned links, the map pins and the chain. Call it on every exit path, including
+ * SIGINT/SIGTERM, after the listener is closed. NULL is a no-op. */
 void redirect_free(struct redirect *r);
+
+/* Removes what a stopped daemon of the instance left, in either policy: every pin under
+ * /sys/fs/bpf/ntun/<instance>/ (so pinned links detach), the chains NTUN-<instance> and
+ * NTUX-<instance> of this network namespace, and empty daemon cgroups of dead daemons.
+ * Returns 0, -EINVAL (bad name) or -EBUSY (a live daemon holds the instance; nothing
+ * removed). */
+int redirect_cleanup(const char *instance);
 
 #endif

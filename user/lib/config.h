@@ -51,13 +51,15 @@ struct config {
 	size_t n_server_addr;
 
 	/* client */
-	struct cidr *target_cidr; /* what to intercept (repeatable --cidr); at least one */
+	struct cidr
+		*target_cidr; /* what to intercept (repeatable --cidr); none: the server's routes */
 	size_t n_target_cidr;
 	uint16_t listen_port; /* loopback listener port, default 15001 */
 	char *client_id;      /* informative; the certificate's id is authoritative */
 	char *cgroup;	      /* cgroup v2 dir whose processes are intercepted; NULL = v2 root */
 	enum config_intercept intercept; /* default auto */
 	char *instance;			 /* names /sys/fs/bpf/ntun/<instance>, default "default" */
+	bool fail_closed; /* interception outlives the process (pinned); default false */
 
 	/* server */
 	char *listen_addr; /* "[addr]:port", default "0.0.0.0:8443" */
@@ -110,7 +112,7 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --compression identity|gzip --max-held-bytes N --version (-V) --help (-h)
  * client: --server H:P[,H:P...] (repeatable) --cidr C (repeatable) --listen-port P
  *   --client-id ID --cgroup PATH
- *   --intercept MODE --instance NAME
+ *   --intercept MODE --instance NAME --fail-closed[=false]
  * server: --listen [ADDR]:PORT --route VIRT=PROXY[:REAL] (repeatable) --max-streams N
  *   --max-early-resets N --early-reset-rate N
  *   --grant ID=PREFIX (repeatable; the proxies section: ID, or "*" for every proxy, may

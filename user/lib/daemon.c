@@ -115,6 +115,8 @@ static const char *restart_only_changed(const struct config *o, const struct con
 		return "intercept";
 	if (str_changed(o->instance, n->instance))
 		return "instance";
+	if (o->fail_closed != n->fail_closed)
+		return "fail_closed";
 	if (str_changed(o->metrics_addr, n->metrics_addr))
 		return "metrics_addr";
 	if (str_changed(o->proxy_id, n->proxy_id))
