@@ -123,6 +123,24 @@ topo_sites() {
 	link site 192.168.1.1/24 web 192.168.1.5/24
 }
 
+# topo_two_sites: a client and a relay with two remote sites whose networks overlap:
+#   cli 10.10.1.1 --- 10.10.1.2 rly 10.10.2.2 --- 10.10.2.1 s1 192.168.1.1 --- 192.168.1.5 w1
+#                                   10.10.3.2 --- 10.10.3.1 s2 192.168.1.1 --- 192.168.1.5 w2
+# (NS_cli, NS_rly, NS_s1, NS_s2, NS_w1, NS_w2). The server certificate must name 10.10.3.2.
+topo_two_sites() {
+	ns_add cli
+	ns_add rly
+	ns_add s1
+	ns_add s2
+	ns_add w1
+	ns_add w2
+	link cli 10.10.1.1/24 rly 10.10.1.2/24
+	link rly 10.10.2.2/24 s1 10.10.2.1/24
+	link rly 10.10.3.2/24 s2 10.10.3.1/24
+	link s1 192.168.1.1/24 w1 192.168.1.5/24
+	link s2 192.168.1.1/24 w2 192.168.1.5/24
+}
+
 # in_ns NAME CMD...: runs CMD in namespace NAME with the real /sys (bpffs, cgroupfs visible).
 in_ns() {
 	local ns="$1$E2E_ID"

@@ -22,17 +22,7 @@ e2e_init
 now() { $PY -c 'import time; print(time.monotonic())'; }
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add s1
-	ns_add s2
-	ns_add w1
-	ns_add w2
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 s1 10.10.2.1/24
-	link rly 10.10.3.2/24 s2 10.10.3.1/24
-	link s1 192.168.1.1/24 w1 192.168.1.5/24
-	link s2 192.168.1.1/24 w2 192.168.1.5/24
+	topo_two_sites
 	cg_make
 	certs_make --server-san 10.10.3.2 --proxy-id proxy-a || return 1
 	"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id proxy-b --name proxy-b >/dev/null ||

@@ -22,17 +22,7 @@
 e2e_init
 
 setup() {
-	ns_add cli
-	ns_add rly
-	ns_add s1
-	ns_add s2
-	ns_add w1
-	ns_add w2
-	link cli 10.10.1.1/24 rly 10.10.1.2/24
-	link rly 10.10.2.2/24 s1 10.10.2.1/24
-	link rly 10.10.3.2/24 s2 10.10.3.1/24
-	link s1 192.168.1.1/24 w1 192.168.1.5/24
-	link s2 192.168.1.1/24 w2 192.168.1.5/24
+	topo_two_sites
 	ip -n "$NS_w1" addr add 192.168.1.6/24 dev vw1s1
 	ip -n "$NS_w2" addr add 192.168.1.6/24 dev vw2s2
 	cg_make
