@@ -557,6 +557,20 @@ struct relay_end *grpc_call_end(struct grpc_call *c)
 
 void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg)
 {
+	struct grpc_aux *x = c->aux;
+
+	/* A bytes-mode call whose aux held only the wake lets it go: a pending tunnel needs one
+	 * while it waits for its Dial's answer, an idle relayed tunnel should not keep it. */
+	if (!wake && x && c->mode == GRPC_BYTES && !buf_len(&x->dec) && !x->dec_len &&
+	    !x->dec_owed && !x->dec_held && !x->peer_msg && !buf_len(&x->out)) {
+		buf_release(&x->dec);
+		buf_release(&x->out);
+		free(x);
+		c->aux = NULL;
+		return;
+	}
+	if (!wake && !x)
+		return;
 	if (!aux_get(c))
 		return; /* message-mode calls have theirs from the start */
 	c->aux->wake = wake;

@@ -81,7 +81,8 @@ struct relay_end *grpc_call_end(struct grpc_call *c);
 
 /* Message mode, or a bytes-mode call not (yet) in a relay: wake(arg) runs (from inside h2
  * callbacks) when a message, bytes, the answer, the end or a failure arrives; defer real
- * work to the loop. In a relay, the relay is woken instead. */
+ * work to the loop. In a relay, the relay is woken instead. wake NULL stops the calls; a
+ * bytes-mode call then gives back the part it kept the wake in when that held nothing else. */
 void grpc_call_set_wake(struct grpc_call *c, void (*wake)(void *arg), void *arg);
 
 /* Message mode: takes the next whole message. Returns 1 and sets *p and *n (valid until the next
