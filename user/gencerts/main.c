@@ -54,8 +54,8 @@ struct spec {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [options]\n"
-		"       " PROG " --issue ROLE --id ID [--name SUBDIR] [options]\n"
+		"Usage: " PROG " [options]\n"
+		"  or:  " PROG " --issue ROLE --id ID [--name SUBDIR] [options]\n"
 		"\n"
 		"Writes OUT/{ca,server,client,proxy}/{cert.pem,key.pem}: a CA and EC P-256 leaves\n"
 		"whose URI SAN is spiffe://TRUST-DOMAIN/ROLE/ID. Keys are created mode 0600.\n"
@@ -76,7 +76,8 @@ static void usage(FILE *f)
 		"  --issue ROLE         issue one leaf (server, client or proxy) from OUT/ca\n"
 		"  --id ID              its SPIFFE id (with --issue)\n"
 		"  --name SUBDIR        its directory under OUT (with --issue; default ID)\n"
-		"  --help, --version\n");
+		"  --help               show this help\n"
+		"  --version            show the version\n");
 }
 
 static void ossl_error(const char *what)

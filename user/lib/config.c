@@ -1640,20 +1640,53 @@ static int load_environ(struct loader *L)
 
 /* ---- flags, help ---- */
 
+/* One --help entry: HEAD in a 28-column field (on a line of its own when longer), then TEXT
+ * word-wrapped to 80 columns, continuation lines indented to the text's column. help2man turns
+ * these entries into the man pages' OPTIONS, so the layout is the man pages' too. */
+enum { HELP_COL = 31, HELP_WIDTH = 80 };
+
+static void help_entry(const char *head, const char *text)
+{
+	enum { COL = HELP_COL, WIDTH = HELP_WIDTH };
+	int col;
+
+	col = printf("  %s", head);
+	if (col > COL - 2) {
+		putchar('\n');
+		col = 0;
+	}
+	while (*text) {
+		size_t w = strcspn(text, " ");
+
+		if (col > COL && col + 1 + (int)w > WIDTH) {
+			putchar('\n');
+			col = 0;
+		}
+		if (col < COL)
+			col += printf("%*s", COL - col, "");
+		else
+			col += printf(" ");
+		col += printf("%.*s", (int)w, text);
+		text += w;
+		text += strspn(text, " ");
+	}
+	putchar('\n');
+}
+
 static void usage(unsigned dmask)
 {
 	const char *d = daemon_name(dmask);
-	char env[64], head[64];
+	char env[64], head[64], text[512];
 
 	printf("Usage: ntun-%s [OPTIONS]\n\n"
 	       "Settings come from, later ones winning: the config file, --env-file files,\n"
 	       "NTUN_* environment variables, then flags. Each flag below is also a config key\n"
 	       "and a variable (listed after it). Lists take repeated flags or commas.\n\n",
 	       d);
-	printf("  %-28s YAML or JSON config file (env NTUN_CONFIG)\n", "-c, --config FILE");
-	printf("  %-28s KEY=VALUE file of NTUN_* settings (repeatable)\n", "--env-file FILE");
-	printf("  %-28s check the settings, then exit (files they name are not read)\n",
-	       "--check-config");
+	help_entry("-c, --config FILE", "YAML or JSON config file (env NTUN_CONFIG)");
+	help_entry("--env-file FILE", "KEY=VALUE file of NTUN_* settings (repeatable)");
+	help_entry("--check-config",
+		   "check the settings, then exit (files they name are not read)");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
 
@@ -1662,13 +1695,19 @@ static void usage(unsigned dmask)
 		env_name(o, env, sizeof(env));
 		snprintf(head, sizeof(head), "--%s%s%s", o->flag, o->metavar ? " " : "",
 			 o->metavar ? o->metavar : "");
-		printf("  %-28s %s%s%s%s%s\n  %-28s [%s, %s]\n", head, o->help,
-		       o->required & dmask ? " (required)" : "", o->def ? " (default: " : "",
-		       o->def ? o->def : "", o->def ? ")" : "", "", o->key, env);
+		snprintf(text, sizeof(text), "%s%s%s%s%s", o->help,
+			 o->required & dmask ? " (required)" : "", o->def ? " (default: " : "",
+			 o->def ? o->def : "", o->def ? ")" : "");
+		help_entry(head, text);
+		snprintf(text, sizeof(text), "[%s, %s]", o->key, env);
+		if (HELP_COL + strlen(text) > HELP_WIDTH) /* the variable on a line of its own */
+			printf("%*s[%s,\n%*s%s]\n", HELP_COL, "", o->key, HELP_COL + 1, "", env);
+		else
+			printf("%*s%s\n", HELP_COL, "", text);
 	}
-	printf("  %-28s show this help\n  %-28s show the version\n\n", "-h, --help",
-	       "-V, --version");
-	printf("Durations are milliseconds or take a unit: 500ms, 5s, 2m, 1h.\n");
+	help_entry("-h, --help", "show this help");
+	help_entry("-V, --version", "show the version");
+	printf("\nDurations are milliseconds or take a unit: 500ms, 5s, 2m, 1h.\n");
 }
 
 /* Parses argv into recorded (opt, value) pairs; files and actions are noted, nothing applied. */
