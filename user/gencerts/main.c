@@ -61,6 +61,7 @@ static void usage(FILE *f)
 		"whose URI SAN is spiffe://TRUST-DOMAIN/ROLE/ID. Keys are created mode 0600.\n"
 		"With --issue, writes one more leaf OUT/SUBDIR/{cert,key}.pem signed by OUT/ca.\n"
 		"\n"
+		"Options:\n"
 		"  --out DIR            output directory (default ./certs)\n"
 		"  --trust-domain TD    SPIFFE trust domain (default ntun.local; with --issue,\n"
 		"                       the CA's)\n"

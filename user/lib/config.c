@@ -1681,7 +1681,8 @@ static void usage(unsigned dmask)
 	printf("Usage: ntun-%s [OPTIONS]\n\n"
 	       "Settings come from, later ones winning: the config file, --env-file files,\n"
 	       "NTUN_* environment variables, then flags. Each flag below is also a config key\n"
-	       "and a variable (listed after it). Lists take repeated flags or commas.\n\n",
+	       "and a variable (listed after it). Lists take repeated flags or commas.\n\n"
+	       "Options:\n",
 	       d);
 	help_entry("-c, --config FILE", "YAML or JSON config file (env NTUN_CONFIG)");
 	help_entry("--env-file FILE", "KEY=VALUE file of NTUN_* settings (repeatable)");
@@ -1701,7 +1702,7 @@ static void usage(unsigned dmask)
 		help_entry(head, text);
 		snprintf(text, sizeof(text), "[%s, %s]", o->key, env);
 		if (HELP_COL + strlen(text) > HELP_WIDTH) /* the variable on a line of its own */
-			printf("%*s[%s,\n%*s%s]\n", HELP_COL, "", o->key, HELP_COL + 1, "", env);
+			printf("%*s[%s,\n%*s%s]\n", HELP_COL, "", o->key, HELP_COL, "", env);
 		else
 			printf("%*s%s\n", HELP_COL, "", text);
 	}
