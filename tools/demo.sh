@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The demo: installs what is missing, builds, then runs all three daemons in network namespaces
-# and tunnels one unmodified curl request to a web host in a "remote" namespace it has no route
-# to. Prints the answer. Needs root; everything it makes is removed on exit.
+# The demo: installs what is missing for building and running (tools/install-deps.sh build,
+# through tools/build.sh: nothing that only the tests or the benchmark need), builds, then runs
+# all three daemons in network namespaces and tunnels one unmodified curl request to a web host
+# in a "remote" namespace it has no route to. Prints the answer. Needs root; everything it makes
+# is removed on exit.
 #
 #   ns cli: curl, ntun-client ──▶ ns rly: ntun-server ◀── ns site: ntun-proxy ──▶ ns web: 192.168.1.5:80
 #   curl http://100.64.1.5/  (100.64.1.0/24 is the virtual name of the site's 192.168.1.0/24)

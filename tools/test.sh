@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The whole test suite, as CI runs it: installs what is missing, builds, checks formatting,
+# The whole test suite, as CI runs it: installs what is missing (tools/install-deps.sh build test
+# bench: the suite includes the benchmark's smoke run), builds, checks formatting,
 # then runs every test (unit, end-to-end in network namespaces, interop) twice: in the normal
 # build and in the AddressSanitizer + UndefinedBehaviorSanitizer build. Needs root.
 #   tools/test.sh            everything
@@ -14,6 +15,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 fail=0
 
+echo "== packages"
+tools/install-deps.sh build test bench || exit 1
 echo "== build"
 tools/build.sh build || exit 1
 tools/build.sh build-asan -DNTUN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || exit 1
