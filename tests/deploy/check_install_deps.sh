@@ -30,8 +30,11 @@ done
 "$deps" --list nosuchgroup >/dev/null 2>&1 && bad "an unknown group was accepted"
 [ "$("$deps" --list)" = "$("$deps" --list build)" ] || bad "the default group is not build"
 
-# calls FILE: the argument lists of FILE's install-deps.sh calls, one a line.
-calls() { grep -v '^\s*#' "$1" | grep -oE 'install-deps\.sh"?( +[a-z-]+)*' | sed -E 's/install-deps\.sh"? *//'; }
+# calls FILE: the argument lists of FILE's install-deps.sh commands (lines that run it), one a line.
+calls() {
+	grep -E '^\s*("\$top/|\./)?tools/install-deps\.sh' "$1" |
+		sed -E 's/^\s*("\$top\/|\.\/)?tools\/install-deps\.sh"? *//; s/ *(\|\||&&|;|$).*//'
+}
 [ "$(calls "$src/tools/build.sh")" = build ] || bad "tools/build.sh installs '$(calls "$src/tools/build.sh")'"
 [ -z "$(calls "$src/tools/demo.sh")" ] || bad "tools/demo.sh installs on its own: '$(calls "$src/tools/demo.sh")'"
 grep -q 'tools/build.sh' "$src/tools/demo.sh" || bad "tools/demo.sh does not build through tools/build.sh"
