@@ -39,6 +39,7 @@ test=(
 	python3-kubernetes python3-yaml   # tests/deploy: offline check of deploy/kubernetes
 	systemd                           # tests/deploy: systemd-analyze verify of the units
 	man-db                            # tests/deploy: man -l renders every man page
+	strace                            # tests/deploy: the daemons' syscalls against their units
 )
 
 bench=(
