@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The daemons live within their systemd units' sandboxes: each runs under strace (namespaces
-# cli, rly, site, web of tests/e2e/lib.sh) through start-up, a tunnel (compared with cmp), a
-# /metrics scrape, SIGHUP and a SIGTERM drain; check_sandbox.py then checks every syscall against
-# the unit's SystemCallFilter= and every socket family against its RestrictAddressFamilies=.
-# Running as root here, the traces include the privilege drop the units' daemons do too.
+# The deployment files against the three daemons running (tests/e2e/lib.sh namespaces cli, rly,
+# site, web), each under strace, through start-up, a tunnel (compared with cmp), a /metrics
+# scrape, SIGHUP and a SIGTERM drain:
+#  - grafana: every metric and label deploy/grafana/ntun.json queries is in the scraped
+#    /metrics of a daemon (check_grafana.py);
+#  - sandbox: every syscall is allowed by the daemon's unit's SystemCallFilter= and every socket
+#    family by its RestrictAddressFamilies= (check_sandbox.py); running as root here, the
+#    traces include the privilege drop the units' daemons do too.
 . "$NTUN_SRC/tests/e2e/lib.sh"
 e2e_init
-command -v strace >/dev/null || { echo "SKIP: no strace (tools/install-deps.sh test)"; exit 77; }
+STRACE=$(command -v strace) # without it (tools/install-deps.sh test) only the sandbox case skips
 
 # traced NAME NS BIN ARGS...: a daemon under strace -f, its log NAME.log. strace detaches on
 # SIGTERM and leaves its tracee running: the daemon's own PID joins the cleanup list too.
 traced() {
 	local name=$1 ns=$2 bin=$3 i c pid=""
 	shift 2
-	start "$name" "$ns" strace -f -qq -o "$E2E_TMP/$name.strace" "$@"
+	if [ -z "$STRACE" ]; then
+		start "$name" "$ns" "$@"
+		DAEMON_PID[$name]=$(pid_of "$name")
+		return 0
+	fi
+	start "$name" "$ns" "$STRACE" -f -qq -o "$E2E_TMP/$name.strace" "$@"
 	for i in $(seq 1 100); do
 		for c in $(cat "/proc/$(pid_of "$name")/task/$(pid_of "$name")/children" 2>/dev/null); do
 			[ "$(readlink "/proc/$c/exe")" = "$(readlink -f "$bin")" ] && pid=$c
@@ -40,7 +48,7 @@ halt() {
 	return 1
 }
 
-run() {
+setup() {
 	topo_sites
 	cg_make
 	certs_make || return 1
@@ -56,15 +64,29 @@ run() {
 		--log-format text --metrics 127.0.0.1:9100 --drain-timeout 1s || return 1
 	wait_log proxy "registered as" 30 && wait_log client "connected to server" 30 &&
 		wait_log server "proxy registered" 30 || return 1
-	local i d m
+	local i
+	# One tunnel, byte-exact, so that the counters have moved when they are scraped.
 	for i in 1 2 3 4 5; do
 		app cli curl -sS --max-time 10 -o "$E2E_TMP/got" http://100.64.1.5/blob && break
 		sleep 0.5
 	done
-	check "the tunneled download is exact" cmp -s "$E2E_TMP/www/blob" "$E2E_TMP/got" || return 1
+	check "the tunneled download is exact" cmp -s "$E2E_TMP/www/blob" "$E2E_TMP/got"
+}
+
+grafana() {
+	local d
 	for d in server:rly proxy:site client:cli; do
-		in_ns "${d#*:}" curl -sS --max-time 5 -o /dev/null http://127.0.0.1:9100/metrics || return 1
+		in_ns "${d#*:}" curl -sS --max-time 5 -o "$E2E_TMP/${d%:*}.prom" \
+			http://127.0.0.1:9100/metrics || return 1
+		grep -q '^ntun_build_info' "$E2E_TMP/${d%:*}.prom" || return 1
 	done
+	$PY "$NTUN_SRC/tests/deploy/check_grafana.py" "$NTUN_SRC/deploy/grafana/ntun.json" \
+		"$E2E_TMP"/{server,proxy,client}.prom
+}
+
+sandbox() {
+	local d m rc=0
+	[ -n "$STRACE" ] || return 77
 	for d in server proxy client; do
 		m=$(mark "$d")
 		kill -HUP "${DAEMON_PID[$d]}"
@@ -73,12 +95,14 @@ run() {
 	for d in client proxy server; do
 		halt "$d" || return 1
 	done
-	local rc=0
 	for d in server proxy client; do
 		$PY "$NTUN_SRC/tests/deploy/check_sandbox.py" "$NTUN_SRC/deploy/systemd/ntun-$d.service.in" \
 			"$E2E_TMP/$d.strace" || rc=1
 	done
 	return $rc
 }
-run_case "server, proxy and client stay inside their units' sandboxes" run
+
+run_case "three daemons under strace, one tunnel" setup || exit 1
+run_case "grafana: the dashboard's metrics are served" grafana
+run_case "sandbox: daemons stay inside their units' filters" sandbox
 e2e_summary
