@@ -50,6 +50,28 @@ for s in postinst prerm postrm; do
 		bad "$s enables or starts a service"
 done
 
+# The scripts' actions, with stubs for the commands they may run (logged, nothing done): a
+# configure adds the system user only when it is missing, and nothing enables or starts.
+mkdir -p "$tmp/stubs"
+for c in getent adduser systemctl deb-systemd-helper deb-systemd-invoke invoke-rc.d; do
+	printf '#!/bin/sh\necho "%s $*" >>"%s"\n[ "%s" != getent ] || [ -n "${NTUN_HAVE_USER:-}" ]\n' \
+		"$c" "$tmp/calls" "$c" >"$tmp/stubs/$c"
+	chmod +x "$tmp/stubs/$c"
+done
+PATH="$tmp/stubs:$PATH" "$tmp/control/postinst" configure ||
+	bad "postinst configure failed"
+grep -q '^adduser --system --group .* ntun$' "$tmp/calls" 2>/dev/null ||
+	bad "postinst configure did not add the system user ntun"
+: >"$tmp/calls"
+NTUN_HAVE_USER=1 PATH="$tmp/stubs:$PATH" "$tmp/control/postinst" configure ||
+	bad "postinst configure (user present) failed"
+grep -q '^adduser' "$tmp/calls" && bad "postinst added a user that exists"
+for a in "prerm upgrade" "prerm remove" "postrm remove" "postrm purge"; do
+	PATH="$tmp/stubs:$PATH" "$tmp/control/${a% *}" "${a#* }" || bad "${a% *} ${a#* } failed"
+done
+grep -E '^(systemctl .*(enable|start|restart)|deb-systemd|invoke-rc.d)' "$tmp/calls" |
+	grep -v ' stop ' && bad "a maintainer script enables or starts a service"
+
 # 2: the files.
 dpkg-deb -c "$deb" | awk '$6 !~ /\/$/ { print $1, $6 }' | sort -k2 >"$tmp/files"
 cat >"$tmp/want-files" <<'LIST'
