@@ -36,7 +36,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 depends=$(field Depends)
 echo "Depends: $depends"
 for lib in libc6 libssl3 libnghttp2-14 libbpf1 libevent-core-2.1-7 libprotobuf-c1 libyaml-0-2 \
-	zlib1g adduser; do
+	zlib1g adduser procps mount; do
 	grep -qE "(^|, )$lib( |,|\$)" <<<"$depends" || bad "Depends lacks $lib"
 done
 dpkg-deb -e "$deb" "$tmp/control"
