@@ -14,6 +14,8 @@ pkgs=(
 	iproute2 iptables nftables procps psmisc util-linux kmod curl
 	python3 python3-grpcio python3-grpc-tools python3-h2 python3-protobuf
 	nghttp2-client
+	# test: grpc-go proxy for tests/interop/test_grpcgo_keepalive.sh (keepalive interop)
+	golang-go golang-google-grpc-dev protoc-gen-go-grpc golang-goprotobuf-dev protobuf-compiler
 	# offline check of deploy/kubernetes (the Kubernetes API types, YAML)
 	python3-kubernetes python3-yaml
 	# benchmark baselines

@@ -34,8 +34,8 @@
  * with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), which gRPC clients answer by doubling
  * their keepalive time. Without open streams (and !ping_without_calls) the spacing wanted is
  * H2_PING_IDLE_MS, gRPC's two hours. */
-#define H2_PING_STRIKES	 2
-#define H2_PING_IDLE_MS	 (2ull * 3600 * 1000)
+#define H2_PING_STRIKES	  2
+#define H2_PING_IDLE_MS	  (2ull * 3600 * 1000)
 #define H2_TOO_MANY_PINGS "too_many_pings"
 
 /* A token bucket: burst tokens, refilled at rate per second. */
@@ -497,7 +497,8 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 					  frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
 						  frame->goaway.opaque_data_len ==
 							  strlen(H2_TOO_MANY_PINGS) &&
-						  !memcmp(frame->goaway.opaque_data, H2_TOO_MANY_PINGS,
+						  !memcmp(frame->goaway.opaque_data,
+							  H2_TOO_MANY_PINGS,
 							  strlen(H2_TOO_MANY_PINGS)));
 		break;
 	default:

@@ -17,8 +17,8 @@
 #include "sock.h"
 #include "tls.h"
 
-#define PEER_OUT_LIMIT	(128 * 1024) /* session output gathered per write burst */
-#define PEER_READ_BATCH (256 * 1024) /* decrypted bytes read per readiness event, then yield */
+#define PEER_OUT_LIMIT	 (128 * 1024) /* session output gathered per write burst */
+#define PEER_READ_BATCH	 (256 * 1024) /* decrypted bytes read per readiness event, then yield */
 #define PEER_PING_MAX_MS (24u * 3600 * 1000) /* too_many_pings doubles the keepalive up to this */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };

@@ -32,8 +32,8 @@ struct tls_identity;
 #define PEER_PING_MIN_MS 1000u
 
 struct peer_opts {
-	uint32_t connect_ms;	   /* TCP connect deadline (dialing side) */
-	uint32_t handshake_ms;	   /* TLS handshake deadline */
+	uint32_t connect_ms;   /* TCP connect deadline (dialing side) */
+	uint32_t handshake_ms; /* TLS handshake deadline */
 	/* Keepalive, gRPC's rules (proposal A8): a PING goes out once nothing arrived from the
 	 * peer for ping_interval_ms (0 = never), only while streams are open unless
 	 * ping_without_calls; no ACK and nothing else within ping_timeout_ms: the peer is dead.
@@ -43,9 +43,9 @@ struct peer_opts {
 	uint32_t ping_interval_ms;
 	uint32_t ping_timeout_ms;
 	bool ping_without_calls;
-	uint32_t drain_ms;	   /* after GOAWAY either way: streams left this long, then
+	uint32_t drain_ms;   /* after GOAWAY either way: streams left this long, then
 				    * the connection closes (never lingers half-closed) */
-	uint32_t read_batch;	   /* decrypted bytes taken per readiness event (0 or above
+	uint32_t read_batch; /* decrypted bytes taken per readiness event (0 or above
 				    * 256 KiB: 256 KiB) */
 	struct h2_settings h2;
 };
