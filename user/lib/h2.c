@@ -30,9 +30,9 @@
 #define H2_SETTINGS_BURST 256
 #define H2_SETTINGS_RATE  32
 /* PINGs a server session takes closer together than h2_settings.ping_min_ms with no HEADERS or
- * DATA either way in between ("strikes", as grpc-go counts them); one more ends the session
- * with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), which gRPC clients answer by doubling
- * their keepalive time. Without open streams (and !ping_without_calls) the spacing wanted is
+ * DATA either way in between ("strikes", as grpc-go counts them); one more gets GOAWAY
+ * (ENHANCE_YOUR_CALM, "too_many_pings"), which gRPC clients answer by doubling their
+ * keepalive time. Without open streams (and !ping_without_calls) the spacing wanted is
  * H2_PING_IDLE_MS, gRPC's two hours. */
 #define H2_PING_STRIKES	  2
 #define H2_PING_IDLE_MS	  (2ull * 3600 * 1000)
@@ -61,7 +61,7 @@ struct h2_session {
 	struct h2_bucket settings; /* SETTINGS frames from the peer */
 	size_t held, max_held;	   /* bytes owners hold beyond the windows, and the cap */
 	bool calm;		   /* we ended the session with ENHANCE_YOUR_CALM */
-	bool pinged_out;	   /* ... for PINGs: too_many_pings */
+	bool pinged_out;	   /* we sent GOAWAY too_many_pings */
 	uint32_t ping_min_ms;	   /* server: PING spacing we take without strikes, 0 = any */
 	bool ping_without_calls;   /* server: ping_min_ms also applies without streams */
 	bool ping_fresh;	   /* HEADERS or DATA went either way since the last PING */
@@ -116,8 +116,6 @@ const char *h2_strerror(int code)
 {
 	if (code == H2_ERR_CALM)
 		return "flood of early stream resets or SETTINGS: GOAWAY ENHANCE_YOUR_CALM sent";
-	if (code == H2_ERR_PINGS)
-		return "too many PINGs without data: GOAWAY ENHANCE_YOUR_CALM too_many_pings sent";
 	return nghttp2_strerror(code);
 }
 
@@ -165,14 +163,16 @@ static int calm(struct h2_session *s)
 
 /* A PING from the peer (server sessions): grpc-go's keepalive enforcement. A PING after
  * HEADERS or DATA went either way is free; otherwise one closer than the allowed spacing to
- * the previous PING is a strike, and a strike beyond H2_PING_STRIKES ends the session with
- * GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). nghttp2 still caps the ACKs we owe. */
+ * the previous PING is a strike, and a strike beyond H2_PING_STRIKES gets GOAWAY
+ * (ENHANCE_YOUR_CALM, "too_many_pings"). Unlike grpc-go we do not cut the connection: its
+ * open streams (tunnels) finish while the owner drains it, and the peer reconnects with a
+ * doubled keepalive time. nghttp2 still caps the ACKs we owe meanwhile. */
 static int ping_check(struct h2_session *s)
 {
 	uint64_t now = now_ms(), last = s->ping_rx_ms, min = s->ping_min_ms;
 
 	s->ping_rx_ms = now;
-	if (!s->server || !s->ping_min_ms)
+	if (!s->server || !s->ping_min_ms || s->pinged_out)
 		return 0;
 	if (s->ping_fresh) {
 		s->ping_fresh = false;
@@ -187,7 +187,7 @@ static int ping_check(struct h2_session *s)
 		return 0;
 	s->pinged_out = true;
 	h2_session_goaway(s, NGHTTP2_ENHANCE_YOUR_CALM, H2_TOO_MANY_PINGS);
-	return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return 0;
 }
 
 /* The stream's held bytes leave the session's count. */
@@ -689,8 +689,6 @@ int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n)
 		batch_done(s->batch);
 	if (s->calm)
 		return H2_ERR_CALM;
-	if (s->pinged_out)
-		return H2_ERR_PINGS;
 	return rv < 0 ? (int)rv : 0;
 }
 

@@ -119,9 +119,9 @@ struct h2_settings {
 	/* Server sessions only, PINGs received (gRPC keepalive enforcement, as grpc-go does it):
 	 * a PING with no HEADERS or DATA either way since the previous one must come at least
 	 * ping_min_ms after it (two hours while no stream is open, unless ping_without_calls),
-	 * else it is a strike; the third strike in a row ends the session with
-	 * GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") and h2_session_recv returns H2_ERR_PINGS.
-	 * ping_min_ms 0 = no limit. */
+	 * else it is a strike; the third strike in a row gets GOAWAY(ENHANCE_YOUR_CALM,
+	 * "too_many_pings") once: no new streams, the open ones may finish (on_goaway_sent tells
+	 * the owner to drain). ping_min_ms 0 = no limit. */
 	uint32_t ping_min_ms;
 	bool ping_without_calls;
 };
@@ -129,8 +129,6 @@ struct h2_settings {
 /* h2_session_recv's answer to a peer that ended up with GOAWAY(ENHANCE_YOUR_CALM) for rapid
  * resets or a SETTINGS flood (our limits; nghttp2's own floods come as its codes). */
 #define H2_ERR_CALM (-1000)
-/* h2_session_recv's answer to a peer that PINGed too often (h2_settings.ping_min_ms). */
-#define H2_ERR_PINGS (-1001)
 
 /* Defaults: 2 MiB stream window, 1 GiB connection window, the rest 0 (no limit). */
 void h2_settings_default(struct h2_settings *s);
