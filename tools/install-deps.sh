@@ -40,6 +40,8 @@ test=(
 	systemd                           # tests/deploy: systemd-analyze verify of the units
 	man-db                            # tests/deploy: man -l renders every man page
 	strace                            # tests/deploy: the daemons' syscalls against their units
+	# tests/interop/test_grpcgo_keepalive.sh: a grpc-go proxy (keepalive interop)
+	golang-go golang-google-grpc-dev protoc-gen-go-grpc golang-goprotobuf-dev protobuf-compiler
 )
 
 bench=(

@@ -210,6 +210,18 @@ wait_log() {
 	return 1
 }
 
+# wait_file PATH [SECONDS]: waits until PATH exists (e.g. netapp's --paused-file: a transfer
+# is established and paused), instead of guessing how long that takes on a loaded machine.
+wait_file() {
+	local i
+	for i in $(seq 1 $((${2:-20} * 10))); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	e2e_log "timeout waiting for $1"
+	return 1
+}
+
 # mark NAME: the number of lines in NAME's log now, for since.
 mark() { grep -c "" "$E2E_TMP/$1.log" 2>/dev/null || echo 0; }
 

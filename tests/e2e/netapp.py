@@ -48,8 +48,9 @@ def read_line(sock):
     return buf.decode().strip()
 
 
-def recv_all(sock, h, limit=None, pause_after=None, pause=0):
-    """Reads to EOF (or limit bytes) into hash h. Returns the count."""
+def recv_all(sock, h, limit=None, pause_after=None, pause=0, paused_file=None):
+    """Reads to EOF (or limit bytes) into hash h. Returns the count. paused_file: created when
+    the pause begins, so that a test waits for it instead of guessing with a sleep."""
     count = 0
     paused = pause_after is None
     while limit is None or count < limit:
@@ -61,6 +62,8 @@ def recv_all(sock, h, limit=None, pause_after=None, pause=0):
         count += len(d)
         if not paused and count >= pause_after:
             paused = True
+            if paused_file:
+                open(paused_file, "w").close()
             time.sleep(pause)
     return count
 
@@ -125,7 +128,7 @@ def do_get(args, size, seed, pause_after=None, pause=0):
     s = connect(args)
     s.sendall(f"GET {size} {seed}\n".encode())
     h = hashlib.sha256()
-    n = recv_all(s, h, pause_after=pause_after, pause=pause)
+    n = recv_all(s, h, pause_after=pause_after, pause=pause, paused_file=args.paused_file)
     s.close()
     want = gen_hash(size, site_seed(args.site, seed))
     return {"mode": "get", "size": size, "got": n, "ok": n == size and h.hexdigest() == want,
@@ -263,6 +266,8 @@ def main():
     cl.add_argument("--timeout", type=float, default=60)
     cl.add_argument("--pause-after", type=int, default=None)
     cl.add_argument("--pause", type=float, default=0)
+    cl.add_argument("--paused-file", default=None,
+                    help="GET: created when the pause after --pause-after bytes begins")
     cl.add_argument("--site", default="", help="GET: the site that must have answered")
     args = ap.parse_args()
     if args.cmd == "serve":

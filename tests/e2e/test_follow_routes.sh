@@ -123,12 +123,13 @@ case_first_route() {
 
 case_new_route_live() {
 	local out ms pid
-	# A long transfer through proxy-1: 32 MiB, reading pauses 6 s after the first MiB.
+	# A long transfer through proxy-1: 32 MiB, reading pauses 15 s after the first MiB (long
+	# enough for what follows on a loaded machine: 6 s was not always).
 	app_start long cli $PY "$NETAPP" client get --host 100.64.1.5 --port 80 \
-		--size $((32 * 1024 * 1024)) --seed 4 --pause-after $((1024 * 1024)) --pause 6 \
-		--timeout 30
+		--size $((32 * 1024 * 1024)) --seed 4 --pause-after $((1024 * 1024)) --pause 15 \
+		--timeout 60 --paused-file "$E2E_TMP/long.paused"
 	pid=$(pid_of long)
-	sleep 1
+	wait_file "$E2E_TMP/long.paused" || return 1
 	start_proxy2
 	wait_log proxy2 "registered as proxy-2" 10 || return 1
 	ms=$(wait_reachable 100.64.2.5 5) || { e2e_log "100.64.2.5 never became reachable"; return 1; }

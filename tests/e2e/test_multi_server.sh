@@ -153,8 +153,8 @@ case_drain() {
 	# 4 MB, of which the app reads 200 kB, then stops reading for 8 s: the tunnel is open
 	# across the drain (the server drains for up to 20 s).
 	app_start long cli $PY "$NETAPP" client get --host $VIP --port 80 --size 4000000 \
-		--seed 77 --pause-after 200000 --pause 8 --timeout 60
-	sleep 1
+		--seed 77 --pause-after 200000 --pause 8 --timeout 60 --paused-file "$E2E_TMP/long.paused"
+	wait_file "$E2E_TMP/long.paused" || rc=1
 	m=$(mark client)
 	kill -TERM "$(pid_of "srv$victim")"
 	since client "$m" "connected to server ${SRV_ADDR[$other]}" 5 || rc=1

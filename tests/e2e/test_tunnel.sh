@@ -119,9 +119,10 @@ case_slow_reader() {
 	local big=$((256 * 1024 * 1024)) slow_out bg i pid r max_server=0 max_proxy=0 max_client=0
 	local others moved
 	app cli $PY "$NETAPP" client get --host $VIP --port 80 --size $big --seed 7 \
-		--pause-after 65536 --pause 10 --timeout 120 >"$E2E_TMP/slow.out" 2>&1 &
+		--pause-after 65536 --pause 10 --timeout 120 --paused-file "$E2E_TMP/slow.paused" \
+		>"$E2E_TMP/slow.out" 2>&1 &
 	bg=$!
-	sleep 2
+	wait_file "$E2E_TMP/slow.paused" || { wait $bg; return 1; }
 	# While that stream is stalled: other connections move data, new ones open.
 	others=$(client get --count 10 --size $((4 * 1024 * 1024)) --seed 200 --timeout 20)
 	moved=$?

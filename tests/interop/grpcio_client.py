@@ -10,7 +10,7 @@ It needs ntun_pb2.py / ntun_pb2_grpc.py from grpc_tools.protoc in --stubs.
 
   grpcio_client.py httpd --bind ADDR --port N --dir DIR
   grpcio_client.py get    --target H:P --certs D --dst IP:PORT --path /f [--gzip] [--count N]
-  grpcio_client.py post   --target H:P --certs D --dst IP:PORT --file F [--gzip]
+  grpcio_client.py post   --target H:P --certs D --dst IP:PORT --file F [--gzip] [--pause S]
   grpcio_client.py status --target H:P --certs D [--dst IP:PORT | --no-dst] [--method /x.Y/Z]
   grpcio_client.py badca  --target H:P --certs D --other D2 --dst IP:PORT --path /f
 """
@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 # Odd piece sizes for the request stream: message boundaries must carry no meaning.
 SIZES = (1, 7, 3, 13, 5, 1021, 2, 65537, 11, 4099)
@@ -109,9 +110,17 @@ def channel(a, certs=None):
     return grpc.secure_channel(a.target, creds, options=opts)
 
 
-def pieces(data):
+def pieces(data, pause=0.0):
+    """data as Chunks of odd sizes; with pause, the second half follows after that many
+    seconds of silence (the tunnel stays open and idle meanwhile)."""
     i = k = 0
+    half = len(data) // 2 if pause else -1
     while i < len(data):
+        if half >= 0 and i >= half:
+            sys.stderr.write("pausing %.1f s\n" % pause)
+            sys.stderr.flush()
+            time.sleep(pause)
+            half = -1
         n = SIZES[k % len(SIZES)]
         k += 1
         yield ntun_pb2.Chunk(data=data[i:i + n])
@@ -129,7 +138,7 @@ def http_parse(resp):
     return status, body, bool(sep)
 
 
-def one_call(stub, dst, request, gzip, timeout, hold=None):
+def one_call(stub, dst, request, gzip, timeout, hold=None, pause=0.0):
     """Sends request in odd pieces, returns (response bytes, chunks, error dict or None).
     hold: an Event to wait on after the first response chunk (to overlap other calls)."""
     md = (("ntun-dst", dst),) if dst else ()
@@ -137,7 +146,7 @@ def one_call(stub, dst, request, gzip, timeout, hold=None):
     got = bytearray()
     n = 0
     try:
-        for c in stub.Connect(pieces(request), metadata=md, compression=comp, timeout=timeout):
+        for c in stub.Connect(pieces(request, pause), metadata=md, compression=comp, timeout=timeout):
             got += c.data
             n += 1
             if hold is not None and n == 1:
@@ -180,7 +189,8 @@ def cmd_post(a):
     req = ("POST /sha256 HTTP/1.0\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
            % (host, len(body))).encode() + body
     ch = channel(a)
-    resp, n, err = one_call(ntun_pb2_grpc.RelayStub(ch), a.dst, req, a.gzip, a.timeout)
+    resp, n, err = one_call(ntun_pb2_grpc.RelayStub(ch), a.dst, req, a.gzip, a.timeout,
+                            pause=a.pause)
     ch.close()
     status, reply, _ = http_parse(resp)
     parts = reply.decode("latin-1").split()
@@ -250,6 +260,8 @@ def main():
             s.add_argument("--count", type=int, default=1)
         if name == "post":
             s.add_argument("--file", required=True)
+            s.add_argument("--pause", type=float, default=0.0,
+                           help="seconds of silence after half of the request")
         if name == "status":
             s.add_argument("--no-dst", action="store_true")
             s.add_argument("--method", default="/ntun.v1.Relay/Connect")

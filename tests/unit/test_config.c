@@ -225,8 +225,10 @@ static void test_defaults(void)
 	CHECK_INT_EQ(cfg.connect_timeout_ms, 5000);
 	CHECK_INT_EQ(cfg.handshake_timeout_ms, 10000);
 	CHECK_INT_EQ(cfg.idle_timeout_ms, 0);
-	CHECK_INT_EQ(cfg.ping_interval_ms, 10000);
-	CHECK_INT_EQ(cfg.ping_timeout_ms, 5000);
+	CHECK_INT_EQ(cfg.ping_interval_ms, 300000);
+	CHECK_INT_EQ(cfg.ping_timeout_ms, 20000);
+	CHECK(!cfg.ping_without_calls);
+	CHECK_INT_EQ(cfg.ping_min_ms, 1000);
 	CHECK_INT_EQ(cfg.drain_timeout_ms, 5000);
 	CHECK(!cfg.gzip);
 	CHECK(!cfg.tls.insecure);

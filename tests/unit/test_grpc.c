@@ -2050,7 +2050,7 @@ static void on_ping_ack(void *arg)
 	pings++;
 }
 
-static void on_goaway(void *arg, uint32_t last, uint32_t code)
+static void on_goaway(void *arg, uint32_t last, uint32_t code, bool too_many_pings)
 {
 	goaways++;
 	goaway_last = last;

@@ -197,6 +197,7 @@ struct seen {
 	long long setting[8];
 	int rst_code[64];
 	int goaway;
+	char goaway_debug[32];
 	size_t pings;
 };
 
@@ -240,6 +241,9 @@ static void parse_out(struct srv *s, struct seen *v)
 		} else if (type == F_GOAWAY && len >= 8) {
 			v->goaway = (int)((uint32_t)q[4] << 24 | (uint32_t)q[5] << 16 |
 					  (uint32_t)q[6] << 8 | q[7]);
+			memcpy(v->goaway_debug, q + 8,
+			       len - 8 < sizeof(v->goaway_debug) ? len - 8
+								 : sizeof(v->goaway_debug) - 1);
 		} else if (type == F_PING && (flags & FL_ACK)) {
 			v->pings++;
 		}
@@ -477,6 +481,86 @@ static void test_ping_flood(void)
 	buf_release(&b);
 }
 
+/* gRPC keepalive enforcement (grpc-go's): PINGs closer than ping_min_ms with no HEADERS or
+ * DATA in between are strikes; the third gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings",
+ * once, and the open streams go on. Without streams the spacing wanted is two hours unless
+ * allowed. */
+static void test_ping_strikes(void)
+{
+	static const uint8_t data[8] = {1, 2, 3, 4, 5, 6, 7, 8}, msg[5] = {0};
+	struct h2_settings set;
+	struct srv s;
+	struct seen v;
+	struct buf b = BUF_INIT;
+
+	h2_settings_default(&set);
+	set.ping_min_ms = 60000;
+	srv_init(&s, &set);
+	preface(&b);
+	headers(&b, 1); /* a call stays open */
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	for (int i = 0; i < 3; i++) /* the first is free, then two strikes */
+		frame(&b, F_PING, 0, 0, data, 8);
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	/* HEADERS or DATA either way in between: the next PING is free and the count restarts */
+	headers(&b, 3);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_DATA, 0, 1, msg, 5);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.goaway, -1);
+	CHECK_INT_EQ(v.pings, 8);
+	frame(&b, F_PING, 0, 0, data, 8); /* the third strike in a row */
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.goaway, H2_ENHANCE_CALM);
+	CHECK_STR_EQ(v.goaway_debug, "too_many_pings");
+	CHECK_INT_EQ(s.goaway_sent, H2_ENHANCE_CALM + 1);
+	/* the open calls go on (DATA still taken); more PINGs get no second GOAWAY */
+	frame(&b, F_DATA, 0, 1, msg, 5);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	frame(&b, F_PING, 0, 0, data, 8);
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.goaway, -1);
+	CHECK_INT_EQ(v.pings, 4);
+	CHECK_INT_EQ(s.closes, 0);
+	CHECK(h2_session_want_read(s.h));
+	h2_session_free(s.h);
+
+	/* no call open: two hours wanted, whatever ping_min_ms ... */
+	set.ping_min_ms = 1;
+	srv_init(&s, &set);
+	preface(&b);
+	for (int i = 0; i < 4; i++) {
+		frame(&b, F_PING, 0, 0, data, 8);
+		usleep(3000);
+		CHECK_INT_EQ(feed(&s, &b), 0);
+		parse_out(&s, &v);
+		CHECK_INT_EQ(v.goaway, i < 3 ? -1 : (int)H2_ENHANCE_CALM);
+	}
+	h2_session_free(s.h);
+	/* ... unless PINGs without calls are allowed */
+	set.ping_without_calls = true;
+	srv_init(&s, &set);
+	preface(&b);
+	for (int i = 0; i < 10; i++) {
+		frame(&b, F_PING, 0, 0, data, 8);
+		usleep(3000);
+		CHECK_INT_EQ(feed(&s, &b), 0);
+		parse_out(&s, &v);
+		CHECK_INT_EQ(v.goaway, -1);
+	}
+	h2_session_free(s.h);
+	buf_release(&b);
+}
+
 /* Held bytes: counted per session against max_held, per stream, released with the stream. */
 static void test_held(void)
 {
@@ -544,6 +628,7 @@ int main(void)
 	test_continuation_flood();
 	test_settings_flood();
 	test_ping_flood();
+	test_ping_strikes();
 	test_held();
 	test_goaway_sent();
 	return check_done("test_h2");

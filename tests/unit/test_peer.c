@@ -193,14 +193,17 @@ static void rx_request(struct peer *p, struct h2_stream *st, const struct h2_nv 
 	}
 }
 
-static int goaways;	/* on_goaway calls */
-static bool flooded;	/* peer_flooded() in on_close */
-static uint32_t drain;	/* peer_opts.drain_ms for the next fixture, 0 = default */
-static uint32_t resets; /* h2 reset_burst for the next fixture */
+static int goaways;		/* on_goaway calls */
+static bool flooded;		/* peer_flooded() in on_close */
+static uint32_t drain;		/* peer_opts.drain_ms for the next fixture, 0 = default */
+static uint32_t resets;		/* h2 reset_burst for the next fixture */
+static uint32_t ping_ms;	/* peer_opts.ping_interval_ms for the next fixture */
+static uint32_t goaway_ping_ms; /* peer_ping_interval() when on_goaway ran */
 
 static void rx_goaway(struct peer *p, void *arg)
 {
 	goaways++;
+	goaway_ping_ms = peer_ping_interval(p);
 }
 
 static void rx_close(struct peer *p, const char *reason, void *arg)
@@ -400,7 +403,7 @@ static void fixture_open(struct fixture *f, struct rx *r, struct tx *t, uint32_t
 		die("setup");
 	r->loop = t->loop = f->l;
 	peer_opts_default(&o);
-	o.ping_interval_ms = 0;
+	o.ping_interval_ms = ping_ms;
 	o.read_batch = read_batch;
 	if (drain)
 		o.drain_ms = drain;
@@ -569,6 +572,42 @@ static void test_goaway_drains(void)
 	drain = 0;
 }
 
+/* gRPC's GOAWAY ENHANCE_YOUR_CALM "too_many_pings" doubles the keepalive time (A8) before the
+ * owner hears the GOAWAY, so it can keep it for the next connection; other GOAWAYs leave it. */
+static void test_too_many_pings(void)
+{
+	static const char dbg[] = "too_many_pings";
+	struct rx r = {.want = SIZE_MAX};
+	struct tx t = {0};
+	struct fixture f;
+	uint8_t g[17 + sizeof(dbg) - 1];
+
+	for (int calm = 0; calm < 2; calm++) {
+		memset(&r, 0, sizeof(r));
+		memset(&t, 0, sizeof(t));
+		r.want = SIZE_MAX;
+		drain = 100;
+		ping_ms = 60000;
+		goaways = 0;
+		goaway_ping_ms = 0;
+		if (goaway_setup(&f, &r, &t)) {
+			frame_hdr(g, sizeof(g) - 9, 7, 0, 0); /* GOAWAY, last stream 0 */
+			memset(g + 9, 0, 8);
+			g[16] = calm ? H2_ENHANCE_CALM : H2_NO_ERROR;
+			memcpy(g + 17, dbg, sizeof(dbg) - 1);
+			CHECK_INT_EQ(tx_write(&t, g, sizeof(g)), 0);
+			loop_io_set(t.io, 0);
+			loop_timer_arm(f.tm, 3000);
+			loop_run(f.l);
+			CHECK_INT_EQ(goaways, 1);
+			CHECK_INT_EQ(goaway_ping_ms, calm ? 120000 : 60000);
+		}
+		fixture_close(&f, &r, &t);
+	}
+	drain = 0;
+	ping_ms = 0;
+}
+
 /* Rapid reset through a real peer: GOAWAY(ENHANCE_YOUR_CALM), the connection closes with the
  * reason, and the owner can tell it was a flood (the server remembers the client's id). */
 static void test_rapid_reset(void)
@@ -693,6 +732,7 @@ int main(void)
 	test_send();
 	test_goaway_drains();
 	test_rapid_reset();
+	test_too_many_pings();
 	test_probe();
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_done("test_peer");

@@ -91,8 +91,10 @@ struct config {
 	uint32_t connect_timeout_ms;   /* default 5000 */
 	uint32_t handshake_timeout_ms; /* default 10000 */
 	uint32_t idle_timeout_ms;      /* per tunneled connection, 0 = none (default 0) */
-	uint32_t ping_interval_ms;     /* default 10000 */
-	uint32_t ping_timeout_ms;      /* default 5000 */
+	uint32_t ping_interval_ms;     /* keepalive.time_ms, default 5 min, 0 = no PINGs */
+	uint32_t ping_timeout_ms;      /* keepalive.timeout_ms, default 20000 */
+	bool ping_without_calls;       /* keepalive.permit_without_calls, default false */
+	uint32_t ping_min_ms;	       /* keepalive.min_time_ms (PINGs received), default 1000 */
 	uint32_t drain_timeout_ms;     /* default 5000 */
 	bool gzip;		       /* send and accept grpc-encoding gzip; default false */
 	uint32_t max_held_bytes;       /* whole messages held per connection, default 16 MiB */
@@ -108,7 +110,9 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  * common: --config F (-c) --env-file F (repeatable) --check-config --tls-cert F --tls-key F
  *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L
  *   --log-format F --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T
- *   --idle-timeout T --ping-interval T --ping-timeout T --drain-timeout T
+ *   --idle-timeout T --keepalive-time T --keepalive-timeout T --keepalive-min-time T
+ *   --keepalive-permit-without-calls[=false] --ping-interval T (= --keepalive-time)
+ *   --ping-timeout T (= --keepalive-timeout) --drain-timeout T
  *   --compression identity|gzip --max-held-bytes N --version (-V) --help (-h)
  * client: --server H:P[,H:P...] (repeatable) --cidr C (repeatable) --listen-port P
  *   --client-id ID --cgroup PATH

@@ -90,6 +90,9 @@ static void set_peer_opts(struct daemon *d)
 	d->popts.handshake_ms = d->cfg.handshake_timeout_ms;
 	d->popts.ping_interval_ms = d->cfg.ping_interval_ms;
 	d->popts.ping_timeout_ms = d->cfg.ping_timeout_ms;
+	d->popts.ping_without_calls = d->cfg.ping_without_calls;
+	d->popts.h2.ping_min_ms = d->cfg.ping_min_ms;
+	d->popts.h2.ping_without_calls = d->cfg.ping_without_calls;
 	d->popts.drain_ms = d->cfg.drain_timeout_ms;
 	d->popts.h2.max_streams = d->cfg.max_streams;
 	d->popts.h2.reset_burst = d->cfg.early_resets;

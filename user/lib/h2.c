@@ -29,6 +29,14 @@
  * as a token bucket. Peers that tune their windows as they go send a few per second. */
 #define H2_SETTINGS_BURST 256
 #define H2_SETTINGS_RATE  32
+/* PINGs a server session takes closer together than h2_settings.ping_min_ms with no HEADERS or
+ * DATA either way in between ("strikes", as grpc-go counts them); one more gets GOAWAY
+ * (ENHANCE_YOUR_CALM, "too_many_pings"), which gRPC clients answer by doubling their
+ * keepalive time. Without open streams (and !ping_without_calls) the spacing wanted is
+ * H2_PING_IDLE_MS, gRPC's two hours. */
+#define H2_PING_STRIKES	  2
+#define H2_PING_IDLE_MS	  (2ull * 3600 * 1000)
+#define H2_TOO_MANY_PINGS "too_many_pings"
 
 /* A token bucket: burst tokens, refilled at rate per second. */
 struct h2_bucket {
@@ -53,6 +61,12 @@ struct h2_session {
 	struct h2_bucket settings; /* SETTINGS frames from the peer */
 	size_t held, max_held;	   /* bytes owners hold beyond the windows, and the cap */
 	bool calm;		   /* we ended the session with ENHANCE_YOUR_CALM */
+	bool pinged_out;	   /* we sent GOAWAY too_many_pings */
+	uint32_t ping_min_ms;	   /* server: PING spacing we take without strikes, 0 = any */
+	bool ping_without_calls;   /* server: ping_min_ms also applies without streams */
+	bool ping_fresh;	   /* HEADERS or DATA went either way since the last PING */
+	uint32_t ping_strikes;
+	uint64_t ping_rx_ms; /* when the last PING arrived, 0 = none yet */
 };
 
 /* A header block being collected: names and values in hbuf, offsets until it is complete. */
@@ -94,6 +108,8 @@ void h2_settings_default(struct h2_settings *s)
 	s->reset_burst = 0;
 	s->reset_rate = 0;
 	s->max_held = 0;
+	s->ping_min_ms = 0;
+	s->ping_without_calls = false;
 }
 
 const char *h2_strerror(int code)
@@ -143,6 +159,35 @@ static int calm(struct h2_session *s)
 	s->calm = true;
 	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 	return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* A PING from the peer (server sessions): grpc-go's keepalive enforcement. A PING after
+ * HEADERS or DATA went either way is free; otherwise one closer than the allowed spacing to
+ * the previous PING is a strike, and a strike beyond H2_PING_STRIKES gets GOAWAY
+ * (ENHANCE_YOUR_CALM, "too_many_pings"). Unlike grpc-go we do not cut the connection: its
+ * open streams (tunnels) finish while the owner drains it, and the peer reconnects with a
+ * doubled keepalive time. nghttp2 still caps the ACKs we owe meanwhile. */
+static int ping_check(struct h2_session *s)
+{
+	uint64_t now = now_ms(), last = s->ping_rx_ms, min = s->ping_min_ms;
+
+	s->ping_rx_ms = now;
+	if (!s->server || !s->ping_min_ms || s->pinged_out)
+		return 0;
+	if (s->ping_fresh) {
+		s->ping_fresh = false;
+		s->ping_strikes = 0;
+		return 0;
+	}
+	if (!s->nstreams && !s->ping_without_calls)
+		min = H2_PING_IDLE_MS;
+	if (last && now - last < min)
+		s->ping_strikes++;
+	if (s->ping_strikes <= H2_PING_STRIKES)
+		return 0;
+	s->pinged_out = true;
+	h2_session_goaway(s, NGHTTP2_ENHANCE_YOUR_CALM, H2_TOO_MANY_PINGS);
+	return 0;
 }
 
 /* The stream's held bytes leave the session's count. */
@@ -396,6 +441,8 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 	if (frame->hd.stream_id)
 		st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
 
+	if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+		s->ping_fresh = true;
 	switch (frame->hd.type) {
 	case NGHTTP2_HEADERS:
 		if (!st)
@@ -438,13 +485,21 @@ static int frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 			return calm(s);
 		break;
 	case NGHTTP2_PING:
-		if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->cbs->on_ping_ack)
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+			return ping_check(s);
+		if (s->cbs->on_ping_ack)
 			s->cbs->on_ping_ack(s->arg);
 		break;
 	case NGHTTP2_GOAWAY:
 		if (s->cbs->on_goaway)
 			s->cbs->on_goaway(s->arg, (uint32_t)frame->goaway.last_stream_id,
-					  frame->goaway.error_code);
+					  frame->goaway.error_code,
+					  frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
+						  frame->goaway.opaque_data_len ==
+							  strlen(H2_TOO_MANY_PINGS) &&
+						  !memcmp(frame->goaway.opaque_data,
+							  H2_TOO_MANY_PINGS,
+							  strlen(H2_TOO_MANY_PINGS)));
 		break;
 	default:
 		break;
@@ -510,6 +565,8 @@ static int frame_send_cb(nghttp2_session *ng, const nghttp2_frame *frame, void *
 {
 	struct h2_session *s = user;
 
+	if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+		s->ping_fresh = true;
 	if (frame->hd.type == NGHTTP2_GOAWAY && s->cbs->on_goaway_sent)
 		s->cbs->on_goaway_sent(s->arg, frame->goaway.error_code);
 	return 0;
@@ -549,6 +606,8 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	s->max_held = set->max_held;
 	bucket_init(&s->resets, set->reset_burst, set->reset_rate);
 	bucket_init(&s->settings, H2_SETTINGS_BURST, H2_SETTINGS_RATE);
+	s->ping_min_ms = set->ping_min_ms;
+	s->ping_without_calls = set->ping_without_calls;
 	if (nghttp2_session_callbacks_new(&cb) || nghttp2_option_new(&opt))
 		goto err;
 	nghttp2_session_callbacks_set_send_callback(cb, send_cb);

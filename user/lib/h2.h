@@ -88,8 +88,11 @@ struct h2_session_cbs {
 			   bool end);
 	/* PING ACK received. */
 	void (*on_ping_ack)(void *arg);
-	/* GOAWAY received: no stream above last_stream_id will be processed. */
-	void (*on_goaway)(void *arg, uint32_t last_stream_id, uint32_t error_code);
+	/* GOAWAY received: no stream above last_stream_id will be processed. too_many_pings: it
+	 * is gRPC's ENHANCE_YOUR_CALM "too_many_pings" (we PINGed more often than the peer
+	 * allows; gRPC clients double their keepalive time). */
+	void (*on_goaway)(void *arg, uint32_t last_stream_id, uint32_t error_code,
+			  bool too_many_pings);
 	/* Something was queued (frames, data, window updates) outside h2_session_send: the
 	 * session's owner should arrange a send soon. Called often; must be cheap. */
 	void (*on_kick)(void *arg);
@@ -113,6 +116,14 @@ struct h2_settings {
 	/* Bytes the owners of all streams may hold beyond the windows (h2_stream_hold), 0 = no
 	 * limit. */
 	size_t max_held;
+	/* Server sessions only, PINGs received (gRPC keepalive enforcement, as grpc-go does it):
+	 * a PING with no HEADERS or DATA either way since the previous one must come at least
+	 * ping_min_ms after it (two hours while no stream is open, unless ping_without_calls),
+	 * else it is a strike; the third strike in a row gets GOAWAY(ENHANCE_YOUR_CALM,
+	 * "too_many_pings") once: no new streams, the open ones may finish (on_goaway_sent tells
+	 * the owner to drain). ping_min_ms 0 = no limit. */
+	uint32_t ping_min_ms;
+	bool ping_without_calls;
 };
 
 /* h2_session_recv's answer to a peer that ended up with GOAWAY(ENHANCE_YOUR_CALM) for rapid

@@ -17,8 +17,9 @@
 #include "sock.h"
 #include "tls.h"
 
-#define PEER_OUT_LIMIT	(128 * 1024) /* session output gathered per write burst */
-#define PEER_READ_BATCH (256 * 1024) /* decrypted bytes read per readiness event, then yield */
+#define PEER_OUT_LIMIT	 (128 * 1024) /* session output gathered per write burst */
+#define PEER_READ_BATCH	 (256 * 1024) /* decrypted bytes read per readiness event, then yield */
+#define PEER_PING_MAX_MS (24u * 3600 * 1000) /* too_many_pings doubles the keepalive up to this */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };
 
@@ -63,8 +64,8 @@ void peer_opts_default(struct peer_opts *o)
 {
 	o->connect_ms = 5000;
 	o->handshake_ms = 10000;
-	o->ping_interval_ms = 10000;
-	o->ping_timeout_ms = 5000;
+	o->ping_interval_ms = PEER_KEEPALIVE_MS;
+	o->ping_timeout_ms = PEER_KEEPALIVE_TIMEOUT_MS;
 	o->drain_ms = 5000;
 	h2_settings_default(&o->h2);
 }
@@ -77,6 +78,9 @@ static void on_ping_ack(void *arg)
 	struct peer *p = arg;
 
 	p->ping_outstanding = false;
+	/* The next PING is due a keepalive time after this answer, not at the timeout. */
+	if (p->opts.ping_interval_ms && p->state == PS_RUNNING)
+		loop_timer_arm(p->ping_timer, p->opts.ping_interval_ms);
 	if (p->ping_probe) {
 		p->ping_probe = false;
 		p->probe_acked = p->probe_sent;
@@ -118,13 +122,23 @@ static void drain_start(struct peer *p)
 	}
 }
 
-static void on_goaway(void *arg, uint32_t last, uint32_t code)
+static void on_goaway(void *arg, uint32_t last, uint32_t code, bool too_many_pings)
 {
 	struct peer *p = arg;
 
 	p->goaway_seen = true;
 	log_write(code ? LOG_LVL_WARN : LOG_LVL_INFO, NULL, p->name,
-		  "peer sent GOAWAY (code %u, last stream %u)", code, last);
+		  "peer sent GOAWAY (code %u, last stream %u)%s", code, last,
+		  too_many_pings ? " too_many_pings" : "");
+	if (too_many_pings && p->opts.ping_interval_ms) {
+		/* gRPC (A8): the peer allows fewer PINGs than we sent; double the keepalive time
+		 * for this and the next connections to it. */
+		p->opts.ping_interval_ms = p->opts.ping_interval_ms > PEER_PING_MAX_MS / 2
+						   ? PEER_PING_MAX_MS
+						   : p->opts.ping_interval_ms * 2;
+		log_write(LOG_LVL_WARN, NULL, p->name, "keepalive time doubled to %u ms",
+			  p->opts.ping_interval_ms);
+	}
 	drain_start(p);
 }
 
@@ -246,7 +260,8 @@ static void deadline_fire(struct loop_timer *t, void *arg)
 static void ping_fire(struct loop_timer *t, void *arg)
 {
 	struct peer *p = arg;
-	uint64_t now = loop_now_ms(), since = now - p->ping_sent, quiet;
+	uint64_t now = loop_now_ms(), quiet;
+	uint64_t since = now - (p->last_rx > p->ping_sent ? p->last_rx : p->ping_sent);
 
 	if (p->ping_outstanding) {
 		/* The ACK queues behind whatever the peer is sending us: a peer whose bytes keep
@@ -259,8 +274,15 @@ static void ping_fire(struct loop_timer *t, void *arg)
 		loop_timer_arm(p->ping_timer, p->opts.ping_timeout_ms - quiet);
 		return;
 	}
+	/* gRPC keepalive: only after ping_interval_ms with nothing from the peer (what arrives
+	 * shows it alive; grpc-go servers count PINGs, not bytes), and not on a connection
+	 * without calls unless allowed (a grpc-go server wants two hours between those). */
 	if (since < p->opts.ping_interval_ms) {
 		loop_timer_arm(p->ping_timer, p->opts.ping_interval_ms - since);
+		return;
+	}
+	if (!p->opts.ping_without_calls && h2_session_streams(p->h2) == 0) {
+		loop_timer_arm(p->ping_timer, p->opts.ping_interval_ms);
 		return;
 	}
 	if (h2_session_ping(p->h2) == 0) {
@@ -528,6 +550,8 @@ static struct peer *peer_alloc(struct loop *l, struct tls_ctx *ctx, int fd,
 	p->close_task = loop_timer_new(l, close_task, p);
 	p->deadline = loop_timer_new(l, deadline_fire, p);
 	p->ping_timer = loop_timer_new(l, ping_fire, p);
+	/* Best effort: the PINGs still work without it. */
+	(void)sock_set_keepalive(fd, o->ping_timeout_ms);
 	if (!p->io || !p->flush_task || !p->close_task || !p->deadline || !p->ping_timer) {
 		loop_io_free(p->io);
 		loop_timer_free(p->flush_task);
@@ -658,6 +682,16 @@ void peer_expect_drain(struct peer *p, uint32_t ms)
 	p->peer_drain_ms = ms + 1000;
 	if (p->draining && p->goaway_seen && !p->closing)
 		loop_timer_arm(p->deadline, p->peer_drain_ms);
+}
+
+uint32_t peer_ping_interval(const struct peer *p)
+{
+	return p->opts.ping_interval_ms;
+}
+
+void peer_set_ping_interval(struct peer *p, uint32_t ms)
+{
+	p->opts.ping_interval_ms = ms;
 }
 
 void peer_set_data(struct peer *p, void *data)

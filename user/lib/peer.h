@@ -19,14 +19,33 @@ struct peer;
 struct tls_ctx;
 struct tls_identity;
 
+/* Keepalive defaults. gRPC clients do not PING unless configured (A8), and a grpc-go server
+ * by default takes one PING per 5 minutes while calls are open (three closer ones end the
+ * connection): 5 minutes is the most often a PING reaches any default gRPC peer. A vanished
+ * peer host or link is found sooner, by TCP keepalive and TCP_USER_TIMEOUT after the timeout,
+ * gRPC's 20 s; only a peer process that hangs with its kernel alive waits for a PING. */
+#define PEER_KEEPALIVE_MS	  (5u * 60 * 1000)
+#define PEER_KEEPALIVE_TIMEOUT_MS 20000u
+/* PINGs received: the spacing taken without strikes (h2_settings.ping_min_ms) by default.
+ * Far below grpc-go's 5 minutes so that operators may lower the keepalive time of their own
+ * clients and proxies for fast failover; a flood is still stopped after three PINGs. */
+#define PEER_PING_MIN_MS 1000u
+
 struct peer_opts {
-	uint32_t connect_ms;	   /* TCP connect deadline (dialing side) */
-	uint32_t handshake_ms;	   /* TLS handshake deadline */
-	uint32_t ping_interval_ms; /* 0 = no PINGs */
-	uint32_t ping_timeout_ms;  /* no PING ACK within this: the peer is dead */
-	uint32_t drain_ms;	   /* after GOAWAY either way: streams left this long, then
+	uint32_t connect_ms;   /* TCP connect deadline (dialing side) */
+	uint32_t handshake_ms; /* TLS handshake deadline */
+	/* Keepalive, gRPC's rules (proposal A8): a PING goes out once nothing arrived from the
+	 * peer for ping_interval_ms (0 = never), only while streams are open unless
+	 * ping_without_calls; no ACK and nothing else within ping_timeout_ms: the peer is dead.
+	 * The socket gets TCP keepalive and TCP_USER_TIMEOUT of ping_timeout_ms (sock.h), which
+	 * find a vanished host or link in that time even where PINGs are rare. A peer's GOAWAY
+	 * ENHANCE_YOUR_CALM "too_many_pings" doubles ping_interval_ms (peer_ping_interval). */
+	uint32_t ping_interval_ms;
+	uint32_t ping_timeout_ms;
+	bool ping_without_calls;
+	uint32_t drain_ms;   /* after GOAWAY either way: streams left this long, then
 				    * the connection closes (never lingers half-closed) */
-	uint32_t read_batch;	   /* decrypted bytes taken per readiness event (0 or above
+	uint32_t read_batch; /* decrypted bytes taken per readiness event (0 or above
 				    * 256 KiB: 256 KiB) */
 	struct h2_settings h2;
 };
@@ -94,6 +113,14 @@ void peer_expect_drain(struct peer *p, uint32_t ms);
  * The probe also serves as the liveness PING. */
 uint64_t peer_probe(struct peer *p);
 uint64_t peer_probe_acked(const struct peer *p);
+
+/* The keepalive time now: ping_interval_ms, doubled for each too_many_pings GOAWAY the peer
+ * sent. An owner that reconnects to the same peer passes it on (gRPC keeps the doubled time
+ * for the channel). Valid up to and during on_close. */
+uint32_t peer_ping_interval(const struct peer *p);
+
+/* Sets the keepalive time before peer_start_h2 (e.g. once on_ready named the peer). */
+void peer_set_ping_interval(struct peer *p, uint32_t ms);
 
 /* Sends GOAWAY, lets open streams finish, closes when none are left or after ms. */
 void peer_drain(struct peer *p, uint32_t ms, const char *reason);

@@ -213,6 +213,26 @@ static const struct {
 	{ESHUTDOWN, "ESHUTDOWN"},
 };
 
+int sock_set_keepalive(int fd, uint32_t timeout_ms)
+{
+	int on = timeout_ms > 0, idle = (int)(timeout_ms / 2000), intvl = (int)(timeout_ms / 8000);
+	int cnt = 8;
+	unsigned user = timeout_ms;
+
+	idle = idle < 1 ? 1 : idle;
+	intvl = intvl < 1 ? 1 : intvl;
+	/* With TCP_USER_TIMEOUT set the kernel ends a keepalive-probed connection once nothing
+	 * came back for that long, whatever the probe count. */
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)) < 0)
+		return -errno;
+	if (on && (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+		   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+		   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0))
+		return -errno;
+	return 0;
+}
+
 const char *sock_errname(int err)
 {
 	static __thread char buf[16];

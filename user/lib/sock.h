@@ -43,6 +43,13 @@ void sock_close_reset(int fd);
 /* Sets socket buffer sizes (0 leaves one alone). 0 or -errno. */
 int sock_set_buffers(int fd, int sndbuf, int rcvbuf);
 
+/* Dead-peer detection by the kernel for a long-lived connection, where application PINGs are
+ * rare or not allowed: a peer silent for about timeout_ms (TCP keepalive probes from
+ * timeout/2 of silence on, every timeout/8, at least 1 s) or data unacknowledged that long
+ * (TCP_USER_TIMEOUT) ends the connection with ETIMEDOUT. timeout_ms 0 turns both off.
+ * 0 or -errno. */
+int sock_set_keepalive(int fd, uint32_t timeout_ms);
+
 /* "ECONNREFUSED"-style name of a positive errno value, or "E<number>". Never NULL. */
 const char *sock_errname(int err);
 

@@ -49,7 +49,15 @@ struct uplink {
 	struct backoff bo, refused_bo;
 	struct loop_timer *redial;
 	unsigned failures;
+	uint32_t ping_ms; /* keepalive time a server's too_many_pings doubled to, 0 = config's */
 };
+
+/* A server said too_many_pings: its doubled keepalive time stays for the next connections. */
+static void keep_ping_interval(struct uplink *u, struct peer *p)
+{
+	if (peer_ping_interval(p) > u->d->popts.ping_interval_ms)
+		u->ping_ms = peer_ping_interval(p);
+}
 
 static void uplink_dial(struct uplink *u);
 
@@ -268,6 +276,7 @@ static void on_goaway(struct peer *p, void *arg)
 	 * while a new one takes the new calls, on the next server if there is one; a
 	 * half-closed connection must not be all we have. */
 	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connection takes no new calls; draining");
+	keep_ping_interval(u, p);
 	if (p != u->p)
 		return;
 	retire(u, p);
@@ -280,6 +289,7 @@ static void on_close(struct peer *p, const char *reason, void *arg)
 {
 	struct uplink *u = arg;
 
+	keep_ping_interval(u, p);
 	if (p == u->old) {
 		u->old = NULL;
 		return;
@@ -313,6 +323,8 @@ static void uplink_dial(struct uplink *u)
 	t = &u->t[u->cur];
 	u->p = peer_dial(u->d->loop, u->d->tls, t->addr, t->port, t->name, u->mark, &u->d->popts,
 			 &uplink_peer_cbs, u);
+	if (u->p && u->ping_ms)
+		peer_set_ping_interval(u->p, u->ping_ms);
 	if (!u->p) {
 		log_warn("dial %s: %s", t->label, strerror(errno));
 		if (u->refused || !move_on(u))

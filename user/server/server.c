@@ -43,6 +43,16 @@ struct srv_calm {
 	uint64_t until;
 };
 
+/* Keepalive times proxies' too_many_pings GOAWAYs doubled, per proxy id: the next connection
+ * of that proxy starts with it (gRPC keeps the doubled time for the channel). */
+#define SRV_KA_SLOTS 256 /* proxy ids remembered; the least recently used is forgotten */
+
+struct srv_ka {
+	char id[128];
+	uint32_t ms;
+	uint64_t used;
+};
+
 #define REFUSED_LOG_MS	 10000 /* at most one line about refused connections this often */
 #define DIAL_TRIES	 4     /* proxies a tunnel's Dial is offered to before it fails */
 #define DENIED_LABELS	 16    /* client ids of the policy with a denied counter of their own */
@@ -83,6 +93,7 @@ struct server {
 	unsigned rr;	  /* rotates config routes over proxies with the same id */
 	uint64_t reg_seq; /* registrations accepted so far; orders proxies by seniority */
 	struct srv_calm calm[SRV_CALM_SLOTS];
+	struct srv_ka ka[SRV_KA_SLOTS];
 	/* Connections still in their TLS handshake: capped in total and per source address, the
 	 * excess closed at accept (it costs no certificate to open them). */
 	struct srclimit *hs;
@@ -219,6 +230,29 @@ static bool calm_active(struct server *s, const char *id)
 	struct srv_calm *c = calm_find(s, id);
 
 	return c && c->until > loop_now_ms();
+}
+
+/* The keepalive time remembered for proxy id (0 = none), or with ms != 0 remembers it. */
+static uint32_t ka_time(struct server *s, const char *id, uint32_t ms)
+{
+	struct srv_ka *k = NULL, *lru = &s->ka[0];
+
+	for (size_t i = 0; i < SRV_KA_SLOTS && !k; i++) {
+		if (!strcmp(s->ka[i].id, id) && s->ka[i].used)
+			k = &s->ka[i];
+		else if (s->ka[i].used < lru->used)
+			lru = &s->ka[i];
+	}
+	if (!k && !ms)
+		return 0;
+	if (!k) {
+		k = lru;
+		snprintf(k->id, sizeof(k->id), "%s", id);
+	}
+	if (ms)
+		k->ms = ms;
+	k->used = loop_now_ms() | 1;
+	return k->ms;
 }
 
 /* The handshake is over (verified, failed or abandoned): its slot goes back. */
@@ -1020,6 +1054,12 @@ static void on_ready(struct peer *p, void *arg)
 			return;
 		}
 	}
+	if (sp->role == TLS_ROLE_PROXY && ka_time(sp->srv, sp->id, 0)) {
+		peer_set_ping_interval(p, ka_time(sp->srv, sp->id, 0));
+		log_write(LOG_LVL_INFO, NULL, sp->name,
+			  "keepalive time %u ms (doubled after its too_many_pings)",
+			  peer_ping_interval(p));
+	}
 	/* The role in the verified certificate decides which HTTP/2 side we play. */
 	if (peer_start_h2(p, sp->role == TLS_ROLE_CLIENT) < 0) {
 		peer_close(p, "HTTP/2 setup failed");
@@ -1037,6 +1077,8 @@ static void on_close(struct peer *p, const char *reason, void *arg)
 
 	if (sp->role == TLS_ROLE_CLIENT && peer_flooded(p))
 		calm_note(s, sp->id);
+	if (sp->role == TLS_ROLE_PROXY && peer_ping_interval(p) > s->d->popts.ping_interval_ms)
+		ka_time(s, sp->id, peer_ping_interval(p));
 
 	if (sp->prev)
 		sp->prev->next = sp->next;
