@@ -8,7 +8,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-all=(fuzz_config fuzz_grpc_frames fuzz_chunk fuzz_ctl fuzz_h2 fuzz_cidr fuzz_metrics)
+all=(fuzz_config fuzz_grpc_frames fuzz_chunk fuzz_ctl fuzz_h2 fuzz_cidr fuzz_metrics fuzz_json)
 harnesses=("$@")
 [ ${#harnesses[@]} -eq 0 ] && harnesses=("${all[@]}")
 build=$top/build-fuzz

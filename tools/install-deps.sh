@@ -20,6 +20,7 @@ build=(
 	clang bpftool libbpf-dev libelf-dev # bpf/: the BPF programs and their skeleton
 	libssl-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
 	libyaml-dev zlib1g-dev libevent-dev
+	libjansson-dev # ntunctl reads the admin API's JSON
 	help2man   # the man pages, made from each program's --help
 	iproute2   # demo: namespaces and veth pairs (ip)
 	util-linux # demo: nsenter
