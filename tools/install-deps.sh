@@ -8,6 +8,7 @@ pkgs=(
 	# build
 	build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev
 	libbpf-dev bpftool libelf-dev
+	libxdp-dev xdp-tools hping3 # the relay's XDP guard and its test's SYN flood
 	libssl-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
 	libyaml-dev zlib1g-dev libevent-dev
 	# run and test
