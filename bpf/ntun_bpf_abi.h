@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The only types shared by the BPF programs (bpf/redirect.bpf.c) and userspace
- * (user/client/redirect.c): map keys and values, pin names, constants. No logic lives here. */
+/* The only types shared by the BPF programs (bpf/redirect.bpf.c, bpf/xdp_guard.bpf.c) and
+ * userspace (user/client/redirect.c, user/server/xdp.c): map keys and values, pin names,
+ * constants. No logic lives here. */
 #ifndef NTUN_BPF_ABI_H
 #define NTUN_BPF_ABI_H
 
@@ -73,5 +74,55 @@ _Static_assert(sizeof(struct ntun_cidr_val) == 4, "ntun_cidr_val layout");
 _Static_assert(sizeof(struct ntun_orig) == 24, "ntun_orig layout");
 _Static_assert(sizeof(struct ntun_conn_key) == 24, "ntun_conn_key layout");
 _Static_assert(sizeof(struct ntun_stats) == 48, "ntun_stats layout");
+
+/* ---- XDP guard at the relay (bpf/xdp_guard.bpf.c, user/server/xdp.c) ----
+ * Pinned under /sys/fs/bpf/ntun/server[-<instance>]/ with these names. ntun_xdp_allow is an
+ * LPM trie keyed and valued as ntun_cidrs (struct ntun_cidr_key, struct ntun_cidr_val). */
+#define NTUN_XDP_PROG  "xdp_guard"
+#define NTUN_XDP_CFG   "ntun_xdp_cfg"
+#define NTUN_XDP_ALLOW "ntun_xdp_allow"
+#define NTUN_XDP_SRC   "ntun_xdp_src"
+#define NTUN_XDP_STATS "ntun_xdp_stats"
+
+#define NTUN_XDP_ALLOW_MAX 4096	 /* allow_from prefixes */
+#define NTUN_XDP_SRC_MAX   65536 /* sources with a SYN bucket (LRU: the least recent goes) */
+
+#define NTUN_XDP_F_ALLOW 0x1 /* allow_from is set: SYNs from elsewhere are dropped */
+
+/* ntun_xdp_cfg (array, one element), written by userspace before attach. */
+struct ntun_xdp_cfg {
+	__u8 addr[4];	    /* listen address a.b.c.d; 0.0.0.0 = any */
+	__u16 port;	    /* listen port, host order */
+	__u16 flags;	    /* NTUN_XDP_F_* */
+	__u64 syn_gap_ns;   /* 1 s / syn_rate; 0 = no rate limit */
+	__u64 syn_burst_ns; /* syn_burst * syn_gap_ns: how far ahead a source may run */
+};
+
+/* ntun_xdp_src (LRU hash) key: a source address, as bytes so that bpftool shows a.b.c.d. */
+struct ntun_xdp_src_key {
+	__u8 addr[4];
+};
+
+/* ntun_xdp_src value: the source's SYN bucket as a GCRA (theoretical arrival time) and what
+ * was done with its SYNs. */
+struct ntun_xdp_src {
+	__u64 tat_ns;  /* bpf_ktime_get_ns() when the bucket is full again */
+	__u64 passed;  /* SYNs passed */
+	__u64 dropped; /* SYNs dropped over the rate */
+};
+
+/* ntun_xdp_stats (per-CPU array, one element): packets to the listen port, per verdict. */
+struct ntun_xdp_stats {
+	__u64 pass_syn;	  /* SYNs admitted */
+	__u64 pass_other; /* other TCP segments to the port (connections under way) */
+	__u64 drop_allow; /* SYNs from outside allow_from */
+	__u64 drop_rate;  /* SYNs over their source's rate */
+	__u64 drop_frag;  /* first fragments of fragmented TCP to the port */
+};
+
+_Static_assert(sizeof(struct ntun_xdp_cfg) == 24, "ntun_xdp_cfg layout");
+_Static_assert(sizeof(struct ntun_xdp_src_key) == 4, "ntun_xdp_src_key layout");
+_Static_assert(sizeof(struct ntun_xdp_src) == 24, "ntun_xdp_src layout");
+_Static_assert(sizeof(struct ntun_xdp_stats) == 40, "ntun_xdp_stats layout");
 
 #endif

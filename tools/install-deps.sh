@@ -18,6 +18,7 @@ set -euo pipefail
 build=(
 	build-essential cmake pkg-config # compiler, CMakeLists.txt (dpkg-shlibdeps for cpack)
 	clang bpftool libbpf-dev libelf-dev # bpf/: the BPF programs and their skeleton
+	libxdp-dev # the relay's XDP guard (ntun-server --xdp)
 	libssl-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
 	libyaml-dev zlib1g-dev libevent-dev
 	libjansson-dev # ntunctl reads the admin API's JSON
@@ -41,6 +42,7 @@ test=(
 	systemd                           # tests/deploy: systemd-analyze verify of the units
 	man-db                            # tests/deploy: man -l renders every man page
 	strace                            # tests/deploy: the daemons' syscalls against their units
+	hping3                            # test_xdp_guard: the SYN flood
 	# tests/interop/test_grpcgo_keepalive.sh: a grpc-go proxy (keepalive interop)
 	golang-go golang-google-grpc-dev protoc-gen-go-grpc golang-goprotobuf-dev protobuf-compiler
 )

@@ -716,6 +716,84 @@ static void test_handshake_caps(void)
 	config_release(&cfg);
 }
 
+/* The listener's guard: allow_from and xdp.* from a file, flags and the environment, their
+ * defaults, and what is refused. */
+static void test_guard(void)
+{
+	struct config cfg;
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("s.yaml", TLS_YAML), NULL),
+		     0);
+	CHECK_INT_EQ(cfg.n_allow_from, 0);
+	CHECK(cfg.xdp_interface == NULL);
+	CHECK_INT_EQ(cfg.xdp_mode, CONFIG_XDP_AUTO);
+	CHECK_INT_EQ(cfg.xdp_syn_rate, 50);
+	CHECK_INT_EQ(cfg.xdp_syn_burst, 100);
+	CHECK_STR_EQ(cfg.instance, "default");
+	config_release(&cfg);
+
+	CHECK_INT_EQ(
+		load(&cfg, CONFIG_SERVER, "--config",
+		     tmpfile_with("s.yaml", TLS_YAML "allow_from: [10.0.0.0/8, 192.0.2.7]\n"
+						     "instance: edge-1\n"
+						     "xdp:\n  interface: eth0\n  mode: generic\n"
+						     "  syn_rate: 7\n  syn_burst: 9\n"),
+		     NULL),
+		0);
+	CHECK_INT_EQ(cfg.n_allow_from, 2);
+	CHECK_INT_EQ(cfg.allow_from[0].addr, 0x0a000000);
+	CHECK_INT_EQ(cfg.allow_from[0].len, 8);
+	CHECK_INT_EQ(cfg.allow_from[1].addr, 0xc0000207);
+	CHECK_INT_EQ(cfg.allow_from[1].len, 32);
+	CHECK_STR_EQ(cfg.xdp_interface, "eth0");
+	CHECK_STR_EQ(cfg.instance, "edge-1");
+	CHECK_INT_EQ(cfg.xdp_mode, CONFIG_XDP_GENERIC);
+	CHECK_INT_EQ(cfg.xdp_syn_rate, 7);
+	CHECK_INT_EQ(cfg.xdp_syn_burst, 9);
+	config_release(&cfg);
+
+	/* Flags replace the file's list as a whole; the environment is a comma list. */
+	setenv("NTUN_XDP_MODE", "native", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config",
+			  tmpfile_with("s.yaml", TLS_YAML "allow_from: [10.0.0.0/8]\n"),
+			  "--allow-from", "172.16.0.0/12", "--allow-from", "10.1.0.0/16", "--xdp",
+			  "veth-relay0", "--xdp-syn-rate", "0", "--xdp-syn-burst", "0", NULL),
+		     0);
+	unsetenv("NTUN_XDP_MODE");
+	CHECK_INT_EQ(cfg.n_allow_from, 2);
+	CHECK_INT_EQ(cfg.allow_from[0].addr, 0xac100000);
+	CHECK_STR_EQ(cfg.xdp_interface, "veth-relay0");
+	CHECK_INT_EQ(cfg.xdp_mode, CONFIG_XDP_NATIVE);
+	CHECK_INT_EQ(cfg.xdp_syn_rate, 0); /* no rate limit: a burst of 0 is fine then */
+	config_release(&cfg);
+
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "allow_from: [10.0.0.1/8]\n", "5: key 'allow_from'",
+		   "did you mean '10.0.0.0/8'?");
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "xdp:\n  mode: fast\n", "6: key 'xdp.mode'",
+		   "expected auto, native or generic");
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "xdp:\n  interface: a-very-long-name0\n",
+		   "6: key 'xdp.interface'", "expected an interface name");
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "xdp:\n  interface: eth0:1\n", "6: key 'xdp.interface'",
+		   "expected an interface name");
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "xdp:\n  syn_burst: 0\n", "6: key 'xdp.syn_burst'",
+		   "must be at least 1 while xdp.syn_rate is set");
+	FILE_ERROR(CONFIG_SERVER, TLS_YAML "xdp:\n  syn_rate: 1000001\n", "6: key 'xdp.syn_rate'",
+		   "at most 1000000");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("s.yaml", TLS_YAML),
+			  "--xdp", "", NULL),
+		     0);
+	CHECK(cfg.xdp_interface == NULL); /* empty: back to the default, off */
+	config_release(&cfg);
+	/* The guard is the server's: the other daemons refuse its settings. */
+	CHECK_INT_EQ(load(&cfg, CONFIG_CLIENT, "--server", "r:1", "--tls-cert", "c", "--tls-key",
+			  "k", "--tls-ca", "a", "--xdp", "eth0", NULL),
+		     -EINVAL);
+	CHECK_INT_EQ(load(&cfg, CONFIG_PROXY, "--server", "r:1", "--tls-cert", "c", "--tls-key",
+			  "k", "--tls-ca", "a", "--proxy-id", "p", "--managed-cidr", "10.0.0.0/8",
+			  "--allow-from", "10.0.0.0/8", NULL),
+		     -EINVAL);
+}
+
 static void test_text_errors(void)
 {
 	struct config cfg;
@@ -1273,6 +1351,7 @@ int main(void)
 	test_file_errors();
 	test_proxy_pairs();
 	test_handshake_caps();
+	test_guard();
 	test_text_errors();
 	test_hostport();
 	test_admin();

@@ -59,6 +59,28 @@ static void test_cidr(void)
 	CHECK(!cidr_contains(&(struct cidr){IP(1, 2, 3, 4), 32}, IP(1, 2, 3, 5)));
 }
 
+/* The server's allow_from check at accept: no list admits every source; a list admits what
+ * lies inside one of its prefixes, edges included, and nothing else. */
+static void test_allow_list(void)
+{
+	const struct cidr list[] = {
+		{IP(10, 10, 1, 0), 24}, {IP(192, 0, 2, 7), 32}, {IP(172, 16, 0, 0), 12}};
+
+	CHECK(cidr_list_allows(NULL, 0, IP(203, 0, 113, 9)));
+	CHECK(cidr_list_allows(list, 3, IP(10, 10, 1, 0)));
+	CHECK(cidr_list_allows(list, 3, IP(10, 10, 1, 255)));
+	CHECK(!cidr_list_allows(list, 3, IP(10, 10, 2, 0)));
+	CHECK(!cidr_list_allows(list, 3, IP(10, 10, 0, 255)));
+	CHECK(cidr_list_allows(list, 3, IP(192, 0, 2, 7)));
+	CHECK(!cidr_list_allows(list, 3, IP(192, 0, 2, 6)));
+	CHECK(!cidr_list_allows(list, 3, IP(192, 0, 2, 8)));
+	CHECK(cidr_list_allows(list, 3, IP(172, 31, 255, 255)));
+	CHECK(!cidr_list_allows(list, 3, IP(172, 32, 0, 0)));
+	CHECK(!cidr_list_allows(list, 3, IP(10, 10, 7, 7)));
+	CHECK(!cidr_list_allows(list, 1, IP(192, 0, 2, 7))); /* only the first n count */
+	CHECK(cidr_list_allows(&(struct cidr){0, 0}, 1, IP(203, 0, 113, 9)));
+}
+
 static void test_ipport(void)
 {
 	uint32_t a;
@@ -508,6 +530,7 @@ static void test_policy(void)
 int main(void)
 {
 	test_cidr();
+	test_allow_list();
 	test_ipport();
 	test_lpm();
 	test_round_robin();

@@ -59,6 +59,8 @@ enum opt_type {
 	OPT_ROUTES,	 /* list of struct config_route */
 	OPT_GRANTS,	 /* list of struct route_grant */
 	OPT_POLICY,	 /* list of struct policy_rule */
+	OPT_IFNAME,	 /* network interface name, 1..15 characters, no '/', ':' or space */
+	OPT_XDP_MODE,	 /* auto|native|generic */
 };
 
 /* One setting. key is its YAML path; the NTUN_* name is derived from it. */
@@ -91,8 +93,8 @@ static const struct opt opts[] = {
 	 "cgroup v2 directory whose processes are intercepted (default: v2 root)"},
 	{"intercept", "intercept", "MODE", OPT_INTERCEPT, D_CLIENT, 0, F(intercept), 0, "auto",
 	 "auto, bpf or iptables"},
-	{"instance", "instance", "NAME", OPT_ID, D_CLIENT, 0, F(instance), 0, "default",
-	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME"},
+	{"instance", "instance", "NAME", OPT_ID, D_CLIENT | D_SERVER, 0, F(instance), 0, "default",
+	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME (server: server-NAME)"},
 	{"fail_closed", "fail-closed", NULL, OPT_BOOL, D_CLIENT, 0, F(fail_closed), 0, "false",
 	 "keep intercepting while the client is down: connects are refused (=false to unset)"},
 	{"listen_addr", "listen", "[ADDR]:PORT", OPT_LISTEN, D_SERVER, 0, F(listen_addr), 0,
@@ -195,6 +197,18 @@ static const struct opt opts[] = {
 	 "2s", "a proxy that has not answered a Dial this long is passed over for another"},
 	{"limits.early_reset_rate", "early-reset-rate", "N", OPT_U32, D_SERVER, 0,
 	 F(early_reset_rate), 0, "100", "...and per second after the burst"},
+	/* The listener's guard: allow_from is enforced at accept, and before the TCP handshake
+	 * by the XDP program when xdp.interface is set. */
+	{"allow_from", "allow-from", "CIDR", OPT_CIDRS, D_SERVER, 0, F(allow_from), F(n_allow_from),
+	 NULL, "only sources in CIDR may connect (repeatable; none: every source)"},
+	{"xdp.interface", "xdp", "IFACE", OPT_IFNAME, D_SERVER, 0, F(xdp_interface), 0, NULL,
+	 "guard the listen port with XDP on IFACE: allow_from and a per-source SYN rate"},
+	{"xdp.mode", "xdp-mode", "MODE", OPT_XDP_MODE, D_SERVER, 0, F(xdp_mode), 0, "auto",
+	 "auto (native, else generic), native or generic"},
+	{"xdp.syn_rate", "xdp-syn-rate", "N", OPT_U32, D_SERVER, 0, F(xdp_syn_rate), 0, "50",
+	 "SYNs per second one source may send past the burst, 0 = no limit"},
+	{"xdp.syn_burst", "xdp-syn-burst", "N", OPT_U32, D_SERVER, 0, F(xdp_syn_burst), 0, "100",
+	 "SYNs one source may send at once"},
 };
 
 #define N_OPTS ARRAY_SIZE(opts)
@@ -351,7 +365,7 @@ static bool is_list(const struct opt *o)
 static bool is_string(const struct opt *o)
 {
 	return o->type == OPT_STR || o->type == OPT_ID || o->type == OPT_ABSPATH ||
-	       o->type == OPT_HOSTPORT || o->type == OPT_LISTEN;
+	       o->type == OPT_HOSTPORT || o->type == OPT_LISTEN || o->type == OPT_IFNAME;
 }
 
 static void *field(struct config *cfg, size_t off)
@@ -403,6 +417,7 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 	case OPT_ADMIN:
 	case OPT_HOSTPORT:
 	case OPT_LISTEN:
+	case OPT_IFNAME:
 		free(*(char **)p);
 		*(char **)p = NULL;
 		break;
@@ -426,6 +441,9 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 		break;
 	case OPT_INTERCEPT:
 		*(enum config_intercept *)p = CONFIG_INTERCEPT_AUTO;
+		break;
+	case OPT_XDP_MODE:
+		*(enum config_xdp_mode *)p = CONFIG_XDP_AUTO;
 		break;
 	case OPT_CIDRS:
 		free(*(struct cidr **)p);
@@ -791,6 +809,14 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 			return bad(L, w, val, "a unix socket path is at most %d bytes",
 				   CONFIG_ADMIN_PATH_MAX - 1);
 		goto string;
+	case OPT_IFNAME:
+		/* IFNAMSIZ - 1; the kernel refuses '/', ':' and whitespace in names. */
+		if (strlen(val) > 15 || strpbrk(val, "/: \t\r\n") || !strcmp(val, ".") ||
+		    !strcmp(val, ".."))
+			return bad(L, w, val,
+				   "expected an interface name (1..15 characters, no "
+				   "'/', ':' or spaces)");
+		goto string;
 	case OPT_HOSTPORT:
 		why = hostport_problem(val, false);
 		if (why)
@@ -879,6 +905,16 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 			*(enum config_intercept *)p = CONFIG_INTERCEPT_IPTABLES;
 		else
 			return bad(L, w, val, "expected auto, bpf or iptables");
+		return 0;
+	case OPT_XDP_MODE:
+		if (!strcmp(val, "auto"))
+			*(enum config_xdp_mode *)p = CONFIG_XDP_AUTO;
+		else if (!strcmp(val, "native"))
+			*(enum config_xdp_mode *)p = CONFIG_XDP_NATIVE;
+		else if (!strcmp(val, "generic"))
+			*(enum config_xdp_mode *)p = CONFIG_XDP_GENERIC;
+		else
+			return bad(L, w, val, "expected auto, native or generic");
 		return 0;
 	case OPT_COMPRESSION:
 		if (strcmp(val, "identity") && strcmp(val, "gzip"))
@@ -1874,6 +1910,18 @@ static int check_merged(struct loader *L)
 								     : "max_handshakes");
 
 		return fail(L, "%s: must be at least 1 (got '0')", L->origin[o - opts]);
+	}
+	if (L->dmask == D_SERVER && cfg->xdp_syn_rate > 1000000) {
+		const struct opt *o = opt_by_key("xdp.syn_rate");
+
+		return fail(L, "%s: at most 1000000 SYNs per second (got '%u')",
+			    L->origin[o - opts], cfg->xdp_syn_rate);
+	}
+	if (L->dmask == D_SERVER && cfg->xdp_syn_rate && !cfg->xdp_syn_burst) {
+		const struct opt *o = opt_by_key("xdp.syn_burst");
+
+		return fail(L, "%s: must be at least 1 while xdp.syn_rate is set (got '0')",
+			    L->origin[o - opts]);
 	}
 	for (size_t i = 0; i < N_OPTS; i++) {
 		if (!(opts[i].required & L->dmask) || opt_is_set(cfg, &opts[i]))

@@ -19,6 +19,9 @@ enum config_daemon { CONFIG_CLIENT, CONFIG_SERVER, CONFIG_PROXY };
 
 enum config_intercept { CONFIG_INTERCEPT_AUTO, CONFIG_INTERCEPT_BPF, CONFIG_INTERCEPT_IPTABLES };
 
+/* xdp.mode: auto tries native (driver) XDP, then generic (skb). */
+enum config_xdp_mode { CONFIG_XDP_AUTO, CONFIG_XDP_NATIVE, CONFIG_XDP_GENERIC };
+
 struct config_tls {
 	char *cert_file;
 	char *key_file;
@@ -59,7 +62,7 @@ struct config {
 	char *client_id;      /* informative; the certificate's id is authoritative */
 	char *cgroup;	      /* cgroup v2 dir whose processes are intercepted; NULL = v2 root */
 	enum config_intercept intercept; /* default auto */
-	char *instance;			 /* names /sys/fs/bpf/ntun/<instance>, default "default" */
+	char *instance;	  /* client: /sys/fs/bpf/ntun/<instance>, server: .../server[-<instance>] */
 	bool fail_closed; /* interception outlives the process (pinned); default false */
 
 	/* server */
@@ -75,6 +78,14 @@ struct config {
 	uint32_t client_tunnels;     /* concurrent tunnels per client id, 0 = no limit */
 	uint32_t client_tunnel_rate; /* new tunnels per second per client id, 0 = no limit */
 	uint32_t dial_timeout_ms;    /* a Dial unanswered this long: try another proxy (2 s) */
+	/* server: the listener's guard (restart-only). allow_from applies at accept, and in
+	 * XDP when xdp_interface is set. */
+	struct cidr *allow_from; /* sources that may connect; none: every source */
+	size_t n_allow_from;
+	char *xdp_interface;	       /* XDP guard on this interface; NULL = no XDP */
+	enum config_xdp_mode xdp_mode; /* default auto */
+	uint32_t xdp_syn_rate;	       /* SYNs per second per source, 0 = no limit (default 50) */
+	uint32_t xdp_syn_burst;	       /* ...beyond the rate, in a burst (default 100) */
 
 	/* proxy */
 	char *proxy_id;
@@ -127,7 +138,10 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
  *   --max-handshakes N --max-handshakes-per-source N (both at least 1)
  *   --allow CLIENT=DEST (repeatable; the policy section: CLIENT, a spiffe:// URI or "*",
  *   may dial DEST = CIDR[:PORT[-PORT]]) --max-client-tunnels N --client-tunnel-rate N
- *   --dial-timeout T
+ *   --dial-timeout T --instance NAME
+ *   --allow-from CIDR (repeatable; only these sources may connect, checked at accept and by
+ *   XDP) --xdp IFACE --xdp-mode auto|native|generic --xdp-syn-rate N --xdp-syn-burst N
+ *   (xdp.syn_burst at least 1 when xdp.syn_rate is set; syn_rate at most 1000000)
  * proxy:  --server H:P[,H:P...] (repeatable) --proxy-id ID --managed-cidr C (repeatable)
  *   --virtual-cidr C (repeatable)
  *   --capacity N --max-streams N --allow-local[=false]

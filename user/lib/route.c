@@ -100,6 +100,14 @@ bool cidr_contains(const struct cidr *c, uint32_t addr)
 	return ((addr ^ c->addr) & prefix_mask(c->len)) == 0;
 }
 
+bool cidr_list_allows(const struct cidr *list, size_t n, uint32_t addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cidr_contains(&list[i], addr))
+			return true;
+	return n == 0;
+}
+
 bool cidr_within(const struct cidr *inner, const struct cidr *outer)
 {
 	return inner->len >= outer->len && cidr_contains(outer, inner->addr);

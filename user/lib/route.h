@@ -24,6 +24,10 @@ char *cidr_format(const struct cidr *c, char *buf, size_t size);
 /* True if addr (host order) lies inside c. */
 bool cidr_contains(const struct cidr *c, uint32_t addr);
 
+/* The server's allow_from check: true if n is 0 (no list: every source) or addr (host order)
+ * lies inside one of the n prefixes of list. */
+bool cidr_list_allows(const struct cidr *list, size_t n, uint32_t addr);
+
 /* True if inner lies wholly inside outer (equal counts). */
 bool cidr_within(const struct cidr *inner, const struct cidr *outer);
 

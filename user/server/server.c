@@ -83,6 +83,19 @@ struct srv_denied {
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 #define SRV_DRAINED_MAX 64  /* proxy ids drained at once */
 
+/* Connections from outside allow_from: each source is logged at most once per
+ * ALLOW_LOG_MS (the ALLOW_LOG_SLOTS most recent remembered), and at most ALLOW_LOG_BURST
+ * lines per ALLOW_LOG_MS in all however many sources there are. */
+#define ALLOW_LOG_SLOTS 64
+#define ALLOW_LOG_MS	60000
+#define ALLOW_LOG_BURST 20
+
+struct srv_allow_log {
+	uint32_t addr;
+	uint64_t ms; /* when it was last logged; 0 = free slot */
+	uint64_t unlogged;
+};
+
 struct srv_peer;
 
 struct server {
@@ -106,6 +119,9 @@ struct server {
 	uint64_t refused_logged_ms;
 	struct loop_timer *accept_pause; /* accept failed for want of descriptors */
 	uint64_t accept_fail_logged_ms;
+	uint64_t allow_refused; /* connections from outside allow_from */
+	struct srv_allow_log allow_log[ALLOW_LOG_SLOTS];
+	uint64_t allow_log_ms, allow_log_lines; /* the current window and its lines */
 	struct srv_client *clients;
 	struct srv_denied denied[DENIED_LABELS];
 	size_t n_denied;
@@ -1163,6 +1179,42 @@ static void log_refused(struct server *s, enum srclimit_verdict v, const char *a
 	s->refused_logged_ms = now;
 }
 
+/* A connection from outside allow_from was closed: one line per source per ALLOW_LOG_MS. */
+static void log_disallowed(struct server *s, uint32_t a, const char *addr)
+{
+	struct srv_allow_log *slot = &s->allow_log[0];
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i < ALLOW_LOG_SLOTS; i++) {
+		if (s->allow_log[i].ms && s->allow_log[i].addr == a) {
+			slot = &s->allow_log[i];
+			break;
+		}
+		if (s->allow_log[i].ms < slot->ms)
+			slot = &s->allow_log[i];
+	}
+	if (slot->addr != a || !slot->ms)
+		*slot = (struct srv_allow_log){.addr = a};
+	if (slot->ms && now - slot->ms < ALLOW_LOG_MS) {
+		slot->unlogged++;
+		return;
+	}
+	if (!s->allow_log_ms || now - s->allow_log_ms >= ALLOW_LOG_MS) {
+		s->allow_log_ms = now;
+		s->allow_log_lines = 0;
+	}
+	if (s->allow_log_lines >= ALLOW_LOG_BURST) {
+		slot->unlogged++;
+		return;
+	}
+	s->allow_log_lines++;
+	log_warn("refused a connection from %s: not in allow_from (%llu more from it unlogged "
+		 "since its last line; %llu refused so far)",
+		 addr, (unsigned long long)slot->unlogged, (unsigned long long)s->allow_refused);
+	slot->ms = now;
+	slot->unlogged = 0;
+}
+
 static void accept_resume(struct loop_timer *t, void *arg)
 {
 	struct server *s = arg;
@@ -1208,6 +1260,12 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 			return;
 		}
 		ipport_format(a, port, addr, sizeof(addr));
+		if (!cidr_list_allows(s->cfg->allow_from, s->cfg->n_allow_from, a)) {
+			sock_close_reset(fd);
+			s->allow_refused++;
+			log_disallowed(s, a, addr);
+			continue;
+		}
 		v = srclimit_take(s->hs, a);
 		if (v != SRCLIMIT_OK) {
 			/* A reset: no TIME_WAIT left behind for each refused connection. */
@@ -1417,12 +1475,32 @@ static int reload_table(struct server *s, const struct config *nc, struct route_
 	return 0;
 }
 
+/* The listener's guard is set up once (the XDP program reads its maps): true if nc changes
+ * it. */
+static bool guard_changed(const struct config *o, const struct config *n)
+{
+	if (o->n_allow_from != n->n_allow_from || o->xdp_mode != n->xdp_mode ||
+	    o->xdp_syn_rate != n->xdp_syn_rate || o->xdp_syn_burst != n->xdp_syn_burst ||
+	    (!o->xdp_interface != !n->xdp_interface) ||
+	    (o->xdp_interface && strcmp(o->xdp_interface, n->xdp_interface)))
+		return true;
+	for (size_t i = 0; i < o->n_allow_from; i++)
+		if (o->allow_from[i].addr != n->allow_from[i].addr ||
+		    o->allow_from[i].len != n->allow_from[i].len)
+			return true;
+	return false;
+}
+
 int server_reload(struct server *s, const struct config *nc, char *err, size_t errsz)
 {
 	struct route_table *t;
 	struct revoked *rv;
 	size_t n = 1, n_rv = 0;
 
+	if (guard_changed(s->cfg, nc)) {
+		snprintf(err, errsz, "allow_from or xdp.* changed: they need a restart");
+		return -EINVAL;
+	}
 	if (set_hs_caps(s, nc) < 0) {
 		snprintf(err, errsz, "out of memory for max_handshakes %u", nc->max_handshakes);
 		return -ENOMEM;
@@ -1723,6 +1801,9 @@ struct server *server_new(struct daemon *d)
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_handshakes_refused_total{reason=\"source\"}",
 		    "connections closed at accept: too many handshakes in progress",
 		    &s->hs_refused[1]);
+	metrics_add(d->metrics, METRICS_COUNTER,
+		    "ntun_handshakes_refused_total{reason=\"allow_from\"}",
+		    "connections closed at accept: source not in allow_from", &s->allow_refused);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_denied_total{client=\"other\"}",
 		    "tunnels the policy did not allow", &s->denied_other);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"concurrent\"}",
