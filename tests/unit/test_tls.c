@@ -1788,13 +1788,15 @@ static void flood_run(struct raw_pair *rp, enum flood_kind kind, size_t max, str
 {
 	unsigned char buf[4096], batch[16384], *rec;
 	size_t size, len = 0, off = 0, taken;
-	int before, after;
+	int before, after, stuck = 0;
 	double t;
 	ssize_t w;
+	bool wrote;
 
 	memset(f, 0, sizeof(*f));
 	f->r = -EAGAIN;
 	for (int round = 0; round < 10000000 && f->r == -EAGAIN; round++) {
+		wrote = false;
 		for (;;) {
 			if (off == len) {
 				for (off = len = 0; f->sent < max && len + 64 <= sizeof(batch);
@@ -1812,6 +1814,7 @@ static void flood_run(struct raw_pair *rp, enum flood_kind kind, size_t max, str
 			if (w <= 0)
 				die("flood write");
 			off += (size_t)w;
+			wrote = true;
 		}
 		if (ioctl(rp->fd[0], FIONREAD, &before))
 			die("FIONREAD");
@@ -1830,6 +1833,11 @@ static void flood_run(struct raw_pair *rp, enum flood_kind kind, size_t max, str
 			f->r = kind == FLOOD_KEY_UPDATE_DATA ? -EAGAIN : -EIO;
 		if (f->r == -EAGAIN && !taken && !tls_pending(rp->c))
 			break; /* all taken, or the socket is full and ours takes nothing */
+		/* Ours holds a pending answer it cannot write and the flooder cannot write either:
+		 * nothing moves any more (without this the loop spun its 10 million rounds). */
+		stuck = f->r == -EAGAIN && !taken && !wrote ? stuck + 1 : 0;
+		if (stuck >= 100)
+			break;
 	}
 }
 
