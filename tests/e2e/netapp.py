@@ -157,9 +157,15 @@ def do_echo(args, size, seed):
 
     t = threading.Thread(target=reader)
     t.start()
+    t0 = time.monotonic()
+    done = 0
     for b in gen(size, seed):
-        s.sendall(b)
         sent.update(b)
+        for i in range(0, len(b), 65536):
+            if args.rate:  # paced: done bytes take done/rate seconds
+                time.sleep(max(0.0, t0 + done / args.rate - time.monotonic()))
+            s.sendall(b[i:i + 65536])
+            done += len(b[i:i + 65536])
     s.shutdown(socket.SHUT_WR)
     t.join()
     s.close()
@@ -263,6 +269,7 @@ def main():
     cl.add_argument("--timeout", type=float, default=60)
     cl.add_argument("--pause-after", type=int, default=None)
     cl.add_argument("--pause", type=float, default=0)
+    cl.add_argument("--rate", type=int, default=0, help="echo: send at most this many bytes/s")
     cl.add_argument("--site", default="", help="GET: the site that must have answered")
     args = ap.parse_args()
     if args.cmd == "serve":

@@ -49,6 +49,8 @@ struct client {
 
 struct client_conn {
 	struct client *cl;
+	uint64_t start_ms; /* accepted */
+	uint64_t *row;	   /* its server's counters */
 	char conn_id[CONNTRACK_ID_LEN + 1];
 	char dst[24];
 };
@@ -219,12 +221,19 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct client_conn *c = arg;
 
-	daemon_tunnel_ended(c->cl->d, err, up, down);
+	daemon_tunnel_ended(c->cl->d, err, c->start_ms, c->row);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "connection to %s closed: %s (%llu bytes sent, %llu received)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
 	c->cl->active--;
 	free(c);
+}
+
+static void conn_up(void *arg)
+{
+	struct client_conn *c = arg;
+
+	daemon_tunnel_connected(c->cl->d, c->start_ms);
 }
 
 /* Where a redirected connection came from: its cgroup (path relative to the cgroup v2 mount,
@@ -252,6 +261,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	struct client_conn *c;
 	struct grpc_call *call;
 	struct relay_end *sock;
+	struct relay *r;
 	struct peer *p;
 	uint32_t daddr;
 	uint16_t dport;
@@ -276,6 +286,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		return;
 	}
 	c->cl = cl;
+	c->start_ms = loop_now_ms();
 	ipport_format(daddr, dport, c->dst, sizeof(c->dst));
 	ipport_format(saddr, sport, src, sizeof(src));
 	conntrack_id(saddr, sport, daddr, dport, c->conn_id);
@@ -312,12 +323,19 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		free(c);
 		return;
 	}
-	cl->active++;
-	daemon_tunnel_started(cl->d);
 	log_write(LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "%s -> %s from cgroup %s netns %s (cookie %llu) pid %u", src, c->dst, cg, netns,
 		  (unsigned long long)ns->cookie, pid);
-	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
+	c->row = daemon_server_row(cl->d, uplink_target(cl->up)->label);
+	r = relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done,
+		      c);
+	if (!r) {
+		free(c);
+		return;
+	}
+	cl->active++;
+	daemon_tunnel_started(cl->d, r, c->row);
+	relay_on_up(r, grpc_call_end(call), conn_up);
 }
 
 static void accept_some(struct client *cl, int lfd, const struct ctr_ns *ns)

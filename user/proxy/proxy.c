@@ -61,6 +61,8 @@ struct proxy {
 
 struct proxy_conn {
 	struct proxy *px;
+	uint64_t start_ms; /* the Dial arrived, connect() started */
+	uint64_t *row;	   /* its server's counters */
 	char conn_id[40];
 	char dst[24];
 };
@@ -293,7 +295,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct proxy_conn *c = arg;
 
-	daemon_tunnel_ended(c->px->d, err, up, down);
+	daemon_tunnel_ended(c->px->d, err, c->start_ms, c->row);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "dial %s closed: %s (%llu bytes to destination, %llu back)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
@@ -301,14 +303,24 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	free(c);
 }
 
-static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
-			bool end)
+static void conn_up(void *arg)
 {
+	struct proxy_conn *c = arg;
+
+	daemon_tunnel_connected(c->px->d, c->start_ms);
+}
+
+static void handle_dial(struct px_server *ps, struct h2_stream *st, const struct h2_nv *nv,
+			size_t n, bool end)
+{
+	struct proxy *px = ps->px;
+	uint64_t start_ms = loop_now_ms();
 	const char *dst = grpc_md_get(nv, n, "ntun-dst");
 	const char *cid = grpc_md_get(nv, n, "ntun-conn-id");
 	struct proxy_conn *c;
 	struct grpc_call *call;
 	struct relay_end *sock;
+	struct relay *r;
 	uint32_t addr;
 	uint16_t port;
 	int fd;
@@ -361,11 +373,19 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 		return;
 	}
 	c->px = px;
+	c->start_ms = start_ms;
+	c->row = daemon_server_row(px->d, ps->t.label);
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
 	snprintf(c->dst, sizeof(c->dst), "%s", dst);
+	r = relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done,
+		      c);
+	if (!r) {
+		free(c);
+		return;
+	}
 	px->active++;
-	daemon_tunnel_started(px->d);
-	relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done, c);
+	daemon_tunnel_started(px->d, r, c->row);
+	relay_on_up(r, sock, conn_up);
 }
 
 static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
@@ -380,7 +400,7 @@ static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_n
 		log_warn("bad request from server: %s", msg);
 		grpc_reject(st, status, msg, NULL);
 	} else if (!strcmp(path, PATH_DIAL)) {
-		handle_dial(px, st, nv, n, end);
+		handle_dial(ps, st, nv, n, end);
 	} else if (!strcmp(path, PATH_CONTROL)) {
 		handle_control(ps, st, nv, n, end);
 	} else {

@@ -64,9 +64,13 @@ struct srv_client {
  * configuration, never by what peers present. */
 struct srv_denied {
 	char uri[POLICY_CLIENT_LEN];
-	char name[POLICY_CLIENT_LEN + 48];
-	uint64_t n;
+	uint64_t *n; /* its row of the denied vec */
 };
+
+/* ntun_route_*{route="10.1.0.0/16",proxy="..."}: per route and proxy, the DAEMON_ROW_*
+ * counters and the Dials that failed. Bounded by the routes and proxy ids the grants allow
+ * (and by METRICS_VEC_ROWS), never by connections. */
+enum { ROUTE_ROW_DIAL_FAILED = DAEMON_ROW_N, ROUTE_ROW_N };
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 
 struct srv_peer;
@@ -94,7 +98,9 @@ struct server {
 	struct srv_client *clients;
 	struct srv_denied denied[DENIED_LABELS];
 	size_t n_denied;
-	uint64_t denied_other;
+	struct metrics_vec *denied_vec;
+	uint64_t *denied_other;
+	struct metrics_vec *route_vec;
 	uint64_t limited[2]; /* refused: concurrent tunnels, new tunnels per second */
 	uint64_t dial_retries;
 	uint32_t denied_log_budget;
@@ -139,6 +145,8 @@ struct srv_conn {
 	struct srv_conn *pnext, *pprev; /* in proxy->pending */
 	uint64_t probe;			/* proxy probe that answers the Dial */
 	uint64_t dial_ms;		/* when the current Dial was opened */
+	uint64_t start_ms;		/* when the client's call came */
+	uint64_t *row;			/* route_vec row of the route and proxy */
 	uint32_t daddr, raddr;
 	uint16_t dport;
 	uint8_t tries;
@@ -544,7 +552,7 @@ static struct srv_peer *route_proxy(struct pick *k, const struct route *r)
  * table rotates its pick). Healthy proxies first; suspect ones only if no other is left.
  * Sets *raddr to daddr in that proxy's real prefix. */
 static struct srv_peer *pick_proxy(struct server *s, uint32_t daddr, uint32_t *raddr,
-				   const struct srv_peer *exclude)
+				   struct cidr *virt, const struct srv_peer *exclude)
 {
 	struct pick k = {.s = s, .exclude = exclude};
 	const struct route *r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
@@ -555,6 +563,8 @@ static struct srv_peer *pick_proxy(struct server *s, uint32_t daddr, uint32_t *r
 		r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
 	}
 	best = r ? route_proxy(&k, r) : NULL;
+	if (r)
+		*virt = r->virt;
 	for (size_t i = 0; best && i < route_count(s->routes); i++) {
 		const struct route *o = route_at(s->routes, i);
 
@@ -585,7 +595,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	struct srv_conn *c = arg;
 	char dst[24], real[24];
 
-	daemon_tunnel_ended(c->srv->d, err, up, down);
+	daemon_tunnel_ended(c->srv->d, err, c->start_ms, c->row);
 	if (log_enabled(err ? LOG_LVL_INFO : LOG_LVL_DEBUG))
 		log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client->name,
 			  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)",
@@ -623,13 +633,15 @@ static void dial_drop(struct srv_conn *c, bool keep)
 	}
 }
 
-/* Opens the Dial for c on proxy px (c->raddr set). 0, or -errno with nothing changed. */
-static int dial_open(struct srv_conn *c, struct srv_peer *px)
+/* Opens the Dial for c on proxy px for route virt (c->raddr set). 0, or -errno with nothing
+ * changed. */
+static int dial_open(struct srv_conn *c, struct srv_peer *px, const struct cidr *virt)
 {
 	struct server *s = c->srv;
 	struct h2_nv md[4];
 	size_t nmd = 0;
-	char real[24];
+	char real[24], route[24];
+	const char *labels[2] = {route, px->id};
 
 	ipport_format(c->raddr, c->dport, real, sizeof(real));
 	md[nmd++] = (struct h2_nv)H2_NV("ntun-dst", real);
@@ -642,6 +654,8 @@ static int dial_open(struct srv_conn *c, struct srv_peer *px)
 		return errno ? -errno : -ENOMEM;
 	grpc_call_set_wake(c->out, conn_wake, c);
 	c->proxy = px;
+	cidr_format(virt, route, sizeof(route));
+	c->row = metrics_vec_row(s->route_vec, labels);
 	px->active++;
 	c->pnext = px->pending;
 	c->pprev = NULL;
@@ -674,12 +688,13 @@ static void conn_fail(struct srv_conn *c, enum grpc_status status, const char *w
 static bool dial_retry(struct srv_conn *c, const char *why)
 {
 	struct srv_peer *old = c->proxy, *px;
+	struct cidr virt;
 	uint32_t raddr;
 	char dst[24];
 
 	if (c->tries >= DIAL_TRIES)
 		return false;
-	px = pick_proxy(c->srv, c->daddr, &raddr, old);
+	px = pick_proxy(c->srv, c->daddr, &raddr, &virt, old);
 	if (!px)
 		return false;
 	log_write(LOG_LVL_INFO, c->conn_id, c->client->name, "dial %s via %s %s; trying %s",
@@ -687,12 +702,13 @@ static bool dial_retry(struct srv_conn *c, const char *why)
 	c->srv->dial_retries++;
 	dial_drop(c, false);
 	c->raddr = raddr;
-	return dial_open(c, px) == 0;
+	return dial_open(c, px, &virt) == 0;
 }
 
 static void conn_start(struct srv_conn *c)
 {
 	struct server *s = c->srv;
+	struct relay *r;
 	char dst[24];
 
 	dial_drop(c, true);
@@ -700,11 +716,19 @@ static void conn_start(struct srv_conn *c)
 	c->eval = NULL;
 	grpc_call_set_wake(c->in, NULL, NULL);
 	grpc_call_set_wake(c->out, NULL, NULL);
-	daemon_tunnel_started(s->d);
+	if (grpc_call_end(c->out)->rx_err)
+		c->row[ROUTE_ROW_DIAL_FAILED]++; /* answered with a failure: the relay carries it */
+	else
+		daemon_tunnel_connected(s->d, c->start_ms);
 	log_write(LOG_LVL_DEBUG, c->conn_id, c->client->name, "tunnel %s via %s",
 		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), c->proxy->name);
-	relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out), s->cfg->idle_timeout_ms,
-		  conn_done, c);
+	r = relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out),
+		      s->cfg->idle_timeout_ms, conn_done, c);
+	if (!r) {
+		conn_release(c);
+		return;
+	}
+	daemon_tunnel_started(s->d, r, c->row);
 }
 
 /* A pending tunnel's state changed, or its dial timeout passed: start, retry, wait or fail. */
@@ -712,7 +736,7 @@ static void conn_eval(struct loop_timer *t, void *arg)
 {
 	struct srv_conn *c = arg;
 	struct srv_peer *px = c->proxy;
-	uint64_t waited = loop_now_ms() - c->dial_ms;
+	uint64_t waited = loop_now_ms() - c->dial_ms, *row;
 
 	if (grpc_call_end(c->in)->rx_err) { /* the app gave up */
 		conn_fail(c, GRPC_CANCELLED, "client cancelled before the proxy answered", NULL);
@@ -723,6 +747,7 @@ static void conn_eval(struct loop_timer *t, void *arg)
 		return;
 	}
 	if (grpc_call_end(c->out)->rx_err) {
+		c->row[ROUTE_ROW_DIAL_FAILED]++;
 		if (!dial_retry(c, "failed before an answer"))
 			conn_fail(c, GRPC_UNAVAILABLE, "no proxy of the route answered",
 				  "EHOSTUNREACH");
@@ -740,7 +765,9 @@ static void conn_eval(struct loop_timer *t, void *arg)
 			  (unsigned long long)waited);
 	}
 	/* No other proxy: wait on; the answer, or the PING timeout closing it, wakes us. */
-	dial_retry(c, "unanswered");
+	row = c->row;
+	if (dial_retry(c, "unanswered"))
+		row[ROUTE_ROW_DIAL_FAILED]++;
 }
 
 /* A proxy answered a probe: every Dial sent before it is answered, and it is healthy. */
@@ -764,11 +791,11 @@ static void on_probe_ack(struct peer *p, void *arg)
 static void note_denied(struct server *s, const struct srv_peer *cp, const char *conn_id,
 			const char *dst)
 {
-	uint64_t now = loop_now_ms(), *n = &s->denied_other;
+	uint64_t now = loop_now_ms(), *n = s->denied_other;
 
 	for (size_t i = 0; i < s->n_denied; i++)
 		if (!strcmp(s->denied[i].uri, cp->uri))
-			n = &s->denied[i].n;
+			n = s->denied[i].n;
 	(*n)++;
 	if (now - s->denied_log_ms >= DENIED_LOG_MS) {
 		s->denied_log_ms = now;
@@ -806,10 +833,7 @@ static void denied_labels(struct server *s, const struct config *cfg)
 			return;
 		}
 		snprintf(s->denied[j].uri, sizeof(s->denied[j].uri), "%s", uri);
-		snprintf(s->denied[j].name, sizeof(s->denied[j].name),
-			 "ntun_tunnels_denied_total{client=\"%s\"}", uri);
-		metrics_add(s->d->metrics, METRICS_COUNTER, s->denied[j].name,
-			    "tunnels the policy did not allow", &s->denied[j].n);
+		s->denied[j].n = metrics_vec_row(s->denied_vec, &uri);
 		s->n_denied++;
 	}
 }
@@ -859,6 +883,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	const char *limit;
 	struct srv_peer *proxy;
 	struct srv_conn *c;
+	struct cidr virt;
 	uint32_t daddr, raddr, saddr = 0;
 	uint16_t dport, sport = 0;
 	char why[128];
@@ -896,6 +921,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		ipport_format(saddr, sport, c->src, sizeof(c->src));
 	c->srv = s;
 	c->client = cp;
+	c->start_ms = loop_now_ms();
 	c->daddr = daddr;
 	c->dport = dport;
 
@@ -915,7 +941,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		daemon_refused(s->d);
 		goto out_free;
 	}
-	proxy = pick_proxy(s, daddr, &raddr, NULL);
+	proxy = pick_proxy(s, daddr, &raddr, &virt, NULL);
 	if (!proxy) {
 		snprintf(why, sizeof(why), "no route to %s", dst);
 		log_write(LOG_LVL_INFO, c->conn_id, cp->name, "%s", why);
@@ -924,7 +950,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		goto out_free;
 	}
 	c->raddr = raddr;
-	rv = dial_open(c, proxy);
+	rv = dial_open(c, proxy, &virt);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "proxy %s cannot take a call: %s", proxy->id,
 			 strerror(-rv));
@@ -1372,6 +1398,26 @@ int server_reload(struct server *s, const struct config *nc, char *err, size_t e
 	return 0;
 }
 
+static const char *const denied_labels_names[] = {"client"};
+static const struct metrics_series denied_series[] = {
+	{METRICS_COUNTER, "ntun_tunnels_denied_total",
+	 "tunnels the policy did not allow, by the client id the policy names (other: the rest)"},
+};
+static const char *const route_labels[] = {"route", "proxy"};
+static const struct metrics_series route_series[ROUTE_ROW_N] = {
+	[DAEMON_ROW_OPENED] = {METRICS_COUNTER, "ntun_route_tunnels_total",
+			       "tunnels started, by route and proxy"},
+	[DAEMON_ROW_OPEN] = {METRICS_GAUGE, "ntun_route_tunnels_open",
+			     "tunnels open now, by route and proxy"},
+	[DAEMON_ROW_UP] = {METRICS_COUNTER, "ntun_route_tunnel_bytes_up_total",
+			   "bytes carried toward destinations, by route and proxy"},
+	[DAEMON_ROW_DOWN] = {METRICS_COUNTER, "ntun_route_tunnel_bytes_down_total",
+			     "bytes carried back toward clients, by route and proxy"},
+	[ROUTE_ROW_DIAL_FAILED] = {METRICS_COUNTER, "ntun_route_dial_failures_total",
+				   "Dials that failed, went unanswered, or were answered with a "
+				   "failure (e.g. the destination refused), by route and proxy"},
+};
+
 struct server *server_new(struct daemon *d)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -1417,8 +1463,9 @@ struct server *server_new(struct daemon *d)
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_handshakes_refused_total{reason=\"source\"}",
 		    "connections closed at accept: too many handshakes in progress",
 		    &s->hs_refused[1]);
-	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_denied_total{client=\"other\"}",
-		    "tunnels the policy did not allow", &s->denied_other);
+	s->denied_vec = metrics_vec_new(d->metrics, denied_labels_names, 1, denied_series, 1);
+	s->denied_other = metrics_vec_row(s->denied_vec, (const char *const[]){"other"});
+	s->route_vec = metrics_vec_new(d->metrics, route_labels, 2, route_series, ROUTE_ROW_N);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"concurrent\"}",
 		    "tunnels refused by the per-client limits", &s->limited[0]);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"rate\"}",
