@@ -10,6 +10,8 @@
 #include "config.h"
 #include "peer.h"
 
+struct admin;
+struct json;
 struct loop;
 struct loop_signal;
 struct metrics;
@@ -43,6 +45,8 @@ struct daemon {
 	struct tls_ctx *tls;
 	struct peer_opts popts;
 	struct metrics *metrics; /* NULL unless metrics_addr is set */
+	struct admin *admin;	 /* NULL when off (or its default socket is taken); the daemon
+				  * adds its callbacks and endpoints (admin_set_ops, admin_route) */
 	struct daemon_stats stats;
 	struct metrics_hist *connect_ms, *duration_ms; /* NULL without metrics */
 	struct metrics_vec *per_server;		       /* client, proxy: {server} rows */
@@ -104,6 +108,12 @@ void daemon_refused(struct daemon *d);
 /* Client and proxy: the DAEMON_ROW_* counters of the server labelled label (from the
  * configuration). Never NULL (see metrics_vec_row). */
 uint64_t *daemon_server_row(struct daemon *d, const char *label);
+
+/* Where admin sockets are by default. */
+#define DAEMON_ADMIN_DIR "/run/ntun"
+
+/* The members of the admin API's status every daemon has (tunnel counts), into j. */
+void daemon_admin_status(struct daemon *d, struct json *j);
 
 /* Runs the loop until loop_stop(). */
 void daemon_run(struct daemon *d);

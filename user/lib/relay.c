@@ -228,6 +228,12 @@ void relay_on_up(struct relay *r, struct relay_end *e, relay_up_cb *cb)
 	r->up_cb = cb;
 }
 
+void relay_bytes(const struct relay *r, uint64_t *ab, uint64_t *ba)
+{
+	*ab = r->a->rx_bytes;
+	*ba = r->b->rx_bytes;
+}
+
 void relay_abort(struct relay *r, int err)
 {
 	if (!r->a->rx_err)
