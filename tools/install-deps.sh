@@ -14,6 +14,9 @@ pkgs=(
 	iproute2 iptables nftables procps psmisc util-linux kmod curl
 	python3 python3-grpcio python3-grpc-tools python3-h2 python3-protobuf
 	nghttp2-client
+	# tests only: Prometheus' exposition parser (test_metrics, test_live_metrics) and a headless
+	# browser for the status page (test_status_page)
+	python3-prometheus-client chromium
 	# offline check of deploy/kubernetes (the Kubernetes API types, YAML)
 	python3-kubernetes python3-yaml
 	# benchmark baselines

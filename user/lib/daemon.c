@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "relay.h"
+#include "status.h"
 #include "tls.h"
 
 static const char *const comps[] = {"client", "server", "proxy"};
@@ -347,6 +348,7 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnel_bytes_down_total",
 		    "bytes carried back toward applications", &d->stats.bytes_down);
 	metrics_init(d);
+	d->status = status_new(d);
 }
 
 /* Histogram buckets, in ms: connects take a millisecond on a LAN and seconds when a proxy is
@@ -544,6 +546,7 @@ void daemon_release(struct daemon *d)
 {
 	admin_free(d->admin);
 	loop_timer_free(d->trim);
+	status_free(d->status);
 	metrics_free(d->metrics);
 	for (unsigned i = 0; i < 3; i++)
 		loop_signal_free(d->sig[i]);

@@ -18,6 +18,7 @@ struct metrics;
 struct metrics_hist;
 struct metrics_vec;
 struct relay;
+struct status;
 struct tls_ctx;
 
 /* Counters every daemon keeps about the tunneled connections it relays. "up" is toward the
@@ -27,8 +28,8 @@ struct daemon_stats {
 	uint64_t tunnels_active; /* relays running */
 	uint64_t tunnels_failed; /* relays that ended with an error (reset, refused, timeout) */
 	uint64_t refused_total;	 /* connections refused before a relay started */
-	uint64_t bytes_up,
-		bytes_down; /* moved so far, open tunnels included (see relay_count_into) */
+	/* Bytes moved so far, those of open tunnels included (see relay_count_into). */
+	uint64_t bytes_up, bytes_down;
 };
 
 /* The counters of one row of a daemon's labelled tunnel metrics (per server on the client and
@@ -50,7 +51,8 @@ struct daemon {
 	struct daemon_stats stats;
 	struct metrics_hist *connect_ms, *duration_ms; /* NULL without metrics */
 	struct metrics_vec *per_server;		       /* client, proxy: {server} rows */
-	uint64_t caps_keep, caps_reserve;	       /* see daemon_drop_privileges */
+	struct status *status; /* the status page on the metrics listener; NULL without */
+	uint64_t caps_keep, caps_reserve; /* see daemon_drop_privileges */
 	struct loop_signal *sig[3];
 	struct loop_timer *trim;	   /* gives freed heap back to the system now and then */
 	int stops;			   /* SIGINT/SIGTERM received */

@@ -160,8 +160,8 @@ struct metrics *metrics_new(struct loop *l, const char *addr, char *err, size_t 
 		free(m);
 		return NULL;
 	}
+	/* "/" is the status page's (status.c). */
 	http_route(m->http, "/metrics", on_scrape, m);
-	http_route(m->http, "/", on_scrape, m);
 	st = http_stats(m->http);
 	{
 		static const char help[] =

@@ -26,6 +26,7 @@
 #include "route.h"
 #include "sock.h"
 #include "srclimit.h"
+#include "status.h"
 #include "tls.h"
 
 #define PATH_CONNECT "/ntun.v1.Relay/Connect"
@@ -1507,19 +1508,14 @@ static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
 	json_str(j, "proxy_addr", c->proxy ? c->proxy->addr : NULL);
 }
 
-static void adm_peers(struct http_req *r, const char *path, void *arg)
+/* The members of GET /v1/peers (and of the status page's JSON) into j, an open object. */
+static void peers_json(struct server *s, struct json *j)
 {
-	struct server *s = arg;
 	uint64_t now = loop_now_ms(), up, down;
 	size_t n = 0, total = 0;
 	struct admin_tunnel *t;
-	struct json j;
-	struct buf b;
 
-	if (!admin_want_get(r))
-		return;
-	admin_json_begin(&j, &b);
-	json_array(&j, "peers");
+	json_array(j, "peers");
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
 		if (!sp->p || !sp->since_ms)
 			continue; /* still in its handshake */
@@ -1528,16 +1524,16 @@ static void adm_peers(struct http_req *r, const char *path, void *arg)
 		n++;
 		up = sp->bytes_up;
 		down = sp->bytes_down;
-		json_object(&j, NULL);
-		json_str(&j, "role", role_str(sp->role));
-		json_str(&j, "id", sp->id);
-		json_str(&j, "uri", sp->uri);
-		json_str(&j, "addr", sp->addr);
-		json_u64(&j, "since_ms", now - sp->since_ms);
-		json_u64(&j, "tunnels", sp->active);
+		json_object(j, NULL);
+		json_str(j, "role", role_str(sp->role));
+		json_str(j, "id", sp->id);
+		json_str(j, "uri", sp->uri);
+		json_str(j, "addr", sp->addr);
+		json_u64(j, "since_ms", now - sp->since_ms);
+		json_u64(j, "tunnels", sp->active);
 		if (sp->role == TLS_ROLE_PROXY) {
-			json_str(&j, "health", proxy_health(sp));
-			json_u64(&j, "capacity", sp->capacity);
+			json_str(j, "health", proxy_health(sp));
+			json_u64(j, "capacity", sp->capacity);
 		}
 		/* Live bytes of its open tunnels, on top of those that ended. */
 		for (t = admin_tunnels(s->d->admin); t; t = t->next) {
@@ -1550,13 +1546,24 @@ static void adm_peers(struct http_req *r, const char *path, void *arg)
 			up += tu;
 			down += td;
 		}
-		json_u64(&j, "bytes_up", up);
-		json_u64(&j, "bytes_down", down);
-		json_end(&j);
+		json_u64(j, "bytes_up", up);
+		json_u64(j, "bytes_down", down);
+		json_end(j);
 	}
-	json_end(&j);
-	json_u64(&j, "count", total);
-	json_bool(&j, "truncated", n < total);
+	json_end(j);
+	json_u64(j, "count", total);
+	json_bool(j, "truncated", n < total);
+}
+
+static void adm_peers(struct http_req *r, const char *path, void *arg)
+{
+	struct json j;
+	struct buf b;
+
+	if (!admin_want_get(r))
+		return;
+	admin_json_begin(&j, &b);
+	peers_json(arg, &j);
 	admin_reply(r, 200, &j, &b);
 }
 
@@ -1570,42 +1577,48 @@ static void adm_route_proxy(struct json *j, const struct srv_peer *sp)
 	json_end(j);
 }
 
+/* The members of GET /v1/routes (and of the status page's JSON) into j, an open object. */
+static void routes_json(struct server *s, struct json *j)
+{
+	char v[24], re[24];
+
+	json_array(j, "routes");
+	for (size_t i = 0; i < route_count(s->routes); i++) {
+		const struct route *rt = route_at(s->routes, i);
+
+		json_object(j, NULL);
+		json_str(j, "virtual", cidr_format(&rt->virt, v, sizeof(v)));
+		json_str(j, "real", cidr_format(&rt->real, re, sizeof(re)));
+		json_str(j, "proxy_id", rt->proxy_id);
+		json_str(j, "source", rt->owner ? "registered" : "config");
+		json_array(j, "proxies");
+		if (rt->owner) {
+			adm_route_proxy(j, rt->owner);
+		} else {
+			for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+				if (sp->p && sp->role == TLS_ROLE_PROXY &&
+				    !strcmp(sp->id, rt->proxy_id))
+					adm_route_proxy(j, sp);
+		}
+		json_end(j);
+		json_end(j);
+	}
+	json_end(j);
+	json_array(j, "drained");
+	for (size_t i = 0; i < s->n_drained; i++)
+		json_str(j, NULL, s->drained[i]);
+	json_end(j);
+}
+
 static void adm_routes(struct http_req *r, const char *path, void *arg)
 {
-	struct server *s = arg;
-	char v[24], re[24];
 	struct json j;
 	struct buf b;
 
 	if (!admin_want_get(r))
 		return;
 	admin_json_begin(&j, &b);
-	json_array(&j, "routes");
-	for (size_t i = 0; i < route_count(s->routes); i++) {
-		const struct route *rt = route_at(s->routes, i);
-
-		json_object(&j, NULL);
-		json_str(&j, "virtual", cidr_format(&rt->virt, v, sizeof(v)));
-		json_str(&j, "real", cidr_format(&rt->real, re, sizeof(re)));
-		json_str(&j, "proxy_id", rt->proxy_id);
-		json_str(&j, "source", rt->owner ? "registered" : "config");
-		json_array(&j, "proxies");
-		if (rt->owner) {
-			adm_route_proxy(&j, rt->owner);
-		} else {
-			for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
-				if (sp->p && sp->role == TLS_ROLE_PROXY &&
-				    !strcmp(sp->id, rt->proxy_id))
-					adm_route_proxy(&j, sp);
-		}
-		json_end(&j);
-		json_end(&j);
-	}
-	json_end(&j);
-	json_array(&j, "drained");
-	for (size_t i = 0; i < s->n_drained; i++)
-		json_str(&j, NULL, s->drained[i]);
-	json_end(&j);
+	routes_json(arg, &j);
 	admin_reply(r, 200, &j, &b);
 }
 
@@ -1665,12 +1678,20 @@ static const struct admin_ops srv_admin_ops = {
 	.tunnel = adm_tunnel,
 };
 
+/* The server's members of the status page's JSON (status.c adds status and tunnels). */
+static void status_json(void *arg, struct json *j)
+{
+	peers_json(arg, j);
+	routes_json(arg, j);
+}
+
 static void admin_setup(struct server *s)
 {
 	admin_set_ops(s->d->admin, &srv_admin_ops, s);
 	admin_route(s->d->admin, "/v1/peers", adm_peers, s);
 	admin_route(s->d->admin, "/v1/routes", adm_routes, s);
 	admin_route(s->d->admin, "/v1/proxies/", adm_proxy_action, s);
+	status_set_json(s->d->status, status_json, s);
 }
 
 struct server *server_new(struct daemon *d)
