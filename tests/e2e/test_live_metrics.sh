@@ -161,7 +161,9 @@ case_totals_exact() {
 
 case_dial_failure() {
 	local out
-	# Port 81 is closed at the site: the proxy's connect is refused, the Dial fails.
+	# Port 81 is closed at the site: the proxy's connect is refused, the Dial fails. (The
+	# server's connect time may count it: a probe the proxy answered first counts as its
+	# answer; the proxy's does not, its connect() failed.)
 	out=$(app cli $PY "$NETAPP" client refused --host $VIP --port 81 --timeout 5)
 	e2e_log "  refused: $out"
 	[ "$(json_get "$out" ok)" = 1 ] || return 1
@@ -169,8 +171,6 @@ case_dial_failure() {
 	scrape server && scrape proxy || return 1
 	eq "server dial failures" "$(metric server "ntun_route_dial_failures_total{$ROUTE}")" 1 &&
 		eq "server failed" "$(metric server ntun_tunnels_failed_total)" 1 &&
-		eq "server connect count" "$(metric server ntun_tunnel_connect_seconds_count)" \
-			$((GETS + 1)) &&
 		eq "proxy connect count" "$(metric proxy ntun_tunnel_connect_seconds_count)" \
 			$((GETS + 1))
 }

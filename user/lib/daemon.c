@@ -495,20 +495,16 @@ int daemon_raise_reserved(struct daemon *d)
 
 void daemon_tunnel_started(struct daemon *d, struct relay *r, uint64_t *row)
 {
-	uint64_t *up[RELAY_SINKS] = {&d->stats.bytes_up},
-		 *down[RELAY_SINKS] = {&d->stats.bytes_down};
-
 	if (!r)
 		return;
 	d->stats.tunnels_total++;
 	d->stats.tunnels_active++;
+	relay_count_into(r, &d->stats.bytes_up, &d->stats.bytes_down);
 	if (row) {
 		row[DAEMON_ROW_OPENED]++;
 		row[DAEMON_ROW_OPEN]++;
-		up[1] = &row[DAEMON_ROW_UP];
-		down[1] = &row[DAEMON_ROW_DOWN];
+		relay_count_into(r, &row[DAEMON_ROW_UP], &row[DAEMON_ROW_DOWN]);
 	}
-	relay_count_into(r, up, down);
 }
 
 void daemon_tunnel_connected(struct daemon *d, uint64_t start_ms)

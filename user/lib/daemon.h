@@ -93,7 +93,8 @@ int daemon_raise_reserved(struct daemon *d);
 
 /* A tunnel's relay r started: counts it, in row too (a metrics_vec_row() with the
  * DAEMON_ROW_* counters first; NULL: none), and has r add its bytes to the daemon's and row's
- * totals as they move. r NULL (relay_new failed) counts nothing. */
+ * totals as they move (two of r's RELAY_SINKS pairs; the daemon may add more). r NULL
+ * (relay_new failed) counts nothing. */
 void daemon_tunnel_started(struct daemon *d, struct relay *r, uint64_t *row);
 
 /* The tunnel that began at start_ms (loop time) is connected: its connect time goes into the

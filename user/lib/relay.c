@@ -33,6 +33,7 @@ struct relay {
 	bool b_pulls, a_pulls; /* b takes a's bytes itself (a->b), a takes b's (b->a) */
 	bool finished;
 	uint64_t *sink[2][RELAY_SINKS]; /* a->b, b->a: see relay_count_into */
+	uint8_t nsinks;
 	struct relay_end *up_end;
 	relay_up_cb *up_cb;
 	relay_done_cb *done;
@@ -90,8 +91,8 @@ static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, b
 		src->ops->consume(src, w);
 		src->rx_bytes += w;
 		dst->tx_bytes += w;
-		*sink[0] += w;
-		*sink[1] += w;
+		for (int i = 0; i < RELAY_SINKS; i++)
+			*sink[i] += w;
 		moved = true;
 		/* A short write is not "full": only a write of 0 means the end will wake us. */
 	}
@@ -208,18 +209,19 @@ void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n)
 	if (r) {
 		uint64_t *const *sink = r->sink[src == r->b];
 
-		*sink[0] += n;
-		*sink[1] += n;
+		for (int i = 0; i < RELAY_SINKS; i++)
+			*sink[i] += n;
 	}
 }
 
-void relay_count_into(struct relay *r, uint64_t *const up[RELAY_SINKS],
-		      uint64_t *const down[RELAY_SINKS])
+int relay_count_into(struct relay *r, uint64_t *up, uint64_t *down)
 {
-	for (int i = 0; i < RELAY_SINKS; i++) {
-		r->sink[0][i] = up[i] ? up[i] : &sink_discard;
-		r->sink[1][i] = down[i] ? down[i] : &sink_discard;
-	}
+	if (r->nsinks == RELAY_SINKS)
+		return -ENOSPC;
+	r->sink[0][r->nsinks] = up ? up : &sink_discard;
+	r->sink[1][r->nsinks] = down ? down : &sink_discard;
+	r->nsinks++;
+	return 0;
 }
 
 void relay_on_up(struct relay *r, struct relay_end *e, relay_up_cb *cb)

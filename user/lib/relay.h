@@ -71,13 +71,13 @@ typedef void relay_done_cb(void *arg, const char *reason, int err, uint64_t a_to
 struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,
 			relay_done_cb *done, void *arg);
 
-/* Counters the relay adds the bytes it moves to as they move: a->b to each of up[], b->a to
- * each of down[] (NULL entries: none), so that totals grow during a long transfer rather than
- * at its end. One add per transfer, not per byte. Borrowed: each must outlive the relay. Call
- * right after relay_new, before the loop runs again. */
-#define RELAY_SINKS 2
-void relay_count_into(struct relay *r, uint64_t *const up[RELAY_SINKS],
-		      uint64_t *const down[RELAY_SINKS]);
+/* Adds a pair of counters the relay adds the bytes it moves to as they move: a->b to *up,
+ * b->a to *down (either may be NULL), so that totals grow during a long transfer rather than
+ * at its end. Up to RELAY_SINKS pairs; each costs one add per transfer, not per byte.
+ * Borrowed: they must outlive the relay. Call right after relay_new, before the loop runs
+ * again. 0, or -ENOSPC when r has RELAY_SINKS pairs already. */
+#define RELAY_SINKS 4
+int relay_count_into(struct relay *r, uint64_t *up, uint64_t *down);
 
 /* cb(the arg of relay_new) runs once, from the pump, when e (one of r's ends) is up: a socket
  * end made connecting once its connect succeeded, a client gRPC call once the server answered.

@@ -138,7 +138,7 @@ struct srv_peer {
 	struct srv_conn *pending;      /* proxies: tunnels whose Dial is not answered yet */
 	char addr[24];		       /* ip:port it connected from */
 	uint64_t since_ms;	       /* when its handshake completed */
-	uint64_t bytes_up, bytes_down; /* of its tunnels that ended (admin API) */
+	uint64_t bytes_up, bytes_down; /* of its tunnels, live (relay_count_into) */
 };
 
 /* One tunneled connection, for its log line and the peers' counts. Kept small: a server
@@ -613,18 +613,24 @@ static void conn_release(struct srv_conn *c)
 	free(c);
 }
 
+/* A tunnel that ended with err before any byte came back failed at its Dial when err is what
+ * the proxy's connect gives (refused, unreachable, timed out, not allowed): the proxy answers
+ * such a Dial with that error, which may come after the relay started (when a probe answered
+ * first). */
+static bool dial_failed(int err, uint64_t down)
+{
+	return !down && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+			 err == ETIMEDOUT || err == EACCES);
+}
+
 static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
 {
 	struct srv_conn *c = arg;
 	char dst[24], real[24];
 
 	admin_tunnel_del(c->srv->d->admin, &c->at);
-	c->client->bytes_up += up;
-	c->client->bytes_down += down;
-	if (c->proxy) {
-		c->proxy->bytes_up += up;
-		c->proxy->bytes_down += down;
-	}
+	if (dial_failed(err, down))
+		c->row[ROUTE_ROW_DIAL_FAILED]++;
 	daemon_tunnel_ended(c->srv->d, err, c->start_ms, c->row);
 	if (log_enabled(err ? LOG_LVL_INFO : LOG_LVL_DEBUG))
 		log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client->name,
@@ -746,9 +752,7 @@ static void conn_start(struct srv_conn *c)
 	c->eval = NULL;
 	grpc_call_set_wake(c->in, NULL, NULL);
 	grpc_call_set_wake(c->out, NULL, NULL);
-	if (grpc_call_end(c->out)->rx_err)
-		c->row[ROUTE_ROW_DIAL_FAILED]++; /* answered with a failure: the relay carries it */
-	else
+	if (!grpc_call_end(c->out)->rx_err) /* else answered with a failure: see dial_failed */
 		daemon_tunnel_connected(s->d, c->start_ms);
 	log_write(LOG_LVL_DEBUG, c->conn_id, c->client->name, "tunnel %s via %s",
 		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), c->proxy->name);
@@ -759,6 +763,9 @@ static void conn_start(struct srv_conn *c)
 		return;
 	}
 	daemon_tunnel_started(s->d, r, c->row);
+	/* Both peers live while c holds them (their active counts), so as long as r. */
+	relay_count_into(r, &c->client->bytes_up, &c->client->bytes_down);
+	relay_count_into(r, &c->proxy->bytes_up, &c->proxy->bytes_down);
 	admin_tunnel_add(s->d->admin, &c->at, r);
 }
 
@@ -1446,9 +1453,11 @@ static const struct metrics_series route_series[ROUTE_ROW_N] = {
 			   "bytes carried toward destinations, by route and proxy"},
 	[DAEMON_ROW_DOWN] = {METRICS_COUNTER, "ntun_route_tunnel_bytes_down_total",
 			     "bytes carried back toward clients, by route and proxy"},
-	[ROUTE_ROW_DIAL_FAILED] = {METRICS_COUNTER, "ntun_route_dial_failures_total",
-				   "Dials that failed, went unanswered, or were answered with a "
-				   "failure (e.g. the destination refused), by route and proxy"},
+	[ROUTE_ROW_DIAL_FAILED] =
+		{METRICS_COUNTER, "ntun_route_dial_failures_total",
+		 "Dials that failed or went unanswered, and tunnels that ended with "
+		 "a connect error (refused, unreachable, timed out, not allowed) "
+		 "before any byte came back, by route and proxy"},
 };
 
 /* ---- admin API: peers, routes, tunnels, drain ---- */
@@ -1511,9 +1520,8 @@ static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
 /* The members of GET /v1/peers (and of the status page's JSON) into j, an open object. */
 static void peers_json(struct server *s, struct json *j)
 {
-	uint64_t now = loop_now_ms(), up, down;
+	uint64_t now = loop_now_ms();
 	size_t n = 0, total = 0;
-	struct admin_tunnel *t;
 
 	json_array(j, "peers");
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
@@ -1522,8 +1530,6 @@ static void peers_json(struct server *s, struct json *j)
 		if (total++ >= ADMIN_PEERS_MAX)
 			continue;
 		n++;
-		up = sp->bytes_up;
-		down = sp->bytes_down;
 		json_object(j, NULL);
 		json_str(j, "role", role_str(sp->role));
 		json_str(j, "id", sp->id);
@@ -1535,19 +1541,9 @@ static void peers_json(struct server *s, struct json *j)
 			json_str(j, "health", proxy_health(sp));
 			json_u64(j, "capacity", sp->capacity);
 		}
-		/* Live bytes of its open tunnels, on top of those that ended. */
-		for (t = admin_tunnels(s->d->admin); t; t = t->next) {
-			const struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
-			uint64_t tu, td;
-
-			if (c->client != sp && c->proxy != sp)
-				continue;
-			admin_tunnel_bytes(t, &tu, &td);
-			up += tu;
-			down += td;
-		}
-		json_u64(j, "bytes_up", up);
-		json_u64(j, "bytes_down", down);
+		/* Live: its relays add to them as bytes move (conn_start), no walk over tunnels. */
+		json_u64(j, "bytes_up", sp->bytes_up);
+		json_u64(j, "bytes_down", sp->bytes_down);
 		json_end(j);
 	}
 	json_end(j);
