@@ -172,8 +172,9 @@ print(json.dumps(t[0]) if len(t) == 1 else "")' "$j" "$2"
 # live_equal PORT SENT RECV: every daemon on the path shows bytes_up SENT and bytes_down RECV
 # for the tunnel (polled: the last bytes may still be on their way for a moment).
 live_equal() {
-	local port="$1" sent="$2" recv="$3" i d t ok px
+	local port="$1" sent="$2" recv="$3" i d t ok px end=$((SECONDS + 20))
 	for i in $(seq 1 50); do
+		[ $SECONDS -le $end ] || break
 		ok=1
 		px=$(jq_py "$(tunnel_of server "$port")" 'o["proxy"]' 2>/dev/null)
 		for d in client server "$px"; do
@@ -193,7 +194,7 @@ live_equal() {
 case_live() {
 	local rc=0 st="$E2E_TMP/live.status" s1 s2 port j t1 t2 out
 	app_start live cli $PY "$NTUN_SRC/tests/e2e/stepapp.py" --host $VIP --port 80 \
-		--step 300000 --steps 2 --status "$st" --go "$E2E_TMP/live.go"
+		--step 300000 --steps 2 --status "$st" --go "$E2E_TMP/live.go" --wait 180
 	s1=$(step_wait "$st" 1) || return 1
 	port=$(awk '$1 == "PORT" { print $2 }' "$st")
 	e2e_log "  app port $port, after step 1: sent/recv $s1"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 
 static void put(struct json *j, const void *p, size_t n)
 {
@@ -76,40 +77,6 @@ void json_end(struct json *j)
 	j->depth--;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if p starts none. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and beyond U+10FFFF are not valid UTF-8. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static void put_str(struct json *j, const char *s, size_t len)
 {
 	const uint8_t *p = (const uint8_t *)s;
@@ -134,7 +101,7 @@ static void put_str(struct json *j, const char *s, size_t len)
 			snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
 			e = esc;
 		}
-		n = e ? 0 : utf8_len(p + i, len - i);
+		n = e ? 0 : p[i] < 0x80 ? 1 : log_utf8_seq(p + i, len - i);
 		if (!e && n == 0)
 			e = "\\ufffd";
 		if (e) {
