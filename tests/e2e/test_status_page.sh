@@ -103,6 +103,12 @@ case_page_self_contained() {
 	check "status.json answers (got $code)" [ "$code" = 200 ]
 }
 
+# stop_bg: ends the case's transfers (a failed check returns before they finish).
+stop_bg() {
+	kill $bg $bg2 2>/dev/null
+	wait $bg $bg2 2>/dev/null
+}
+
 case_browser_sees_tunnel_grow() {
 	local bg bg2 first second u1 d1 u2 d2 c1 c2 urls shot="$E2E_TMP/status-page.png"
 	app cli $PY "$NETAPP" client echo --host $VIP --port 80 --size $ECHO_SIZE --seed 21 \
@@ -113,10 +119,14 @@ case_browser_sees_tunnel_grow() {
 		--rate $PUT_RATE --timeout 120 >"$E2E_TMP/put.out" 2>&1 &
 	bg2=$!
 	sleep 2
-	browse rly "$E2E_TMP/dom1.html" --dump-dom || { e2e_log "$(tail -5 "$E2E_TMP/dom1.html.log")"; return 1; }
+	browse rly "$E2E_TMP/dom1.html" --dump-dom || {
+		e2e_log "$(tail -5 "$E2E_TMP/dom1.html.log")"
+		stop_bg
+		return 1
+	}
 	first=$(tunnel_bytes "$E2E_TMP/dom1.html")
 	sleep 3
-	browse rly "$E2E_TMP/dom2.html" --dump-dom || return 1
+	browse rly "$E2E_TMP/dom2.html" --dump-dom || { stop_bg; return 1; }
 	second=$(tunnel_bytes "$E2E_TMP/dom2.html")
 	read -r u1 d1 c1 <<<"$first"
 	read -r u2 d2 c2 <<<"$second"
@@ -125,20 +135,35 @@ case_browser_sees_tunnel_grow() {
 		check "the same tunnel both times" [ "$c1" = "$c2" ] &&
 		check "its bytes grew between the loads" [ "$u2" -gt "$u1" ] && [ "$d2" -gt "$d1" ] &&
 		check "the page says it is live" grep -q 'live ·' "$E2E_TMP/dom2.html" || {
-		kill $bg $bg2 2>/dev/null
-		wait $bg $bg2
+		stop_bg
 		return 1
 	}
 	urls=$(grep -oiE '(https?|wss?)://[^"'"'"' )<>]*' "$E2E_TMP/dom2.html" | sort -u)
-	check "the rendered page names no URL (found: $urls)" [ -z "$urls" ] || return 1
+	check "the rendered page names no URL (found: $urls)" [ -z "$urls" ] || { stop_bg; return 1; }
 	# Screenshots while both tunnels run: a laptop and a phone.
 	browse rly "$E2E_TMP/shot.out" --screenshot="$shot" --window-size=1280,1000 \
-		--hide-scrollbars || return 1
+		--hide-scrollbars || { stop_bg; return 1; }
 	browse rly "$E2E_TMP/shot-phone.out" --screenshot="$E2E_TMP/status-page-phone.png" \
-		--window-size=390,1400 --hide-scrollbars || return 1
+		--window-size=390,1400 --hide-scrollbars || { stop_bg; return 1; }
 	e2e_log "  screenshots: $shot ($(wc -c <"$shot") bytes), phone $(wc -c <"$E2E_TMP/status-page-phone.png") bytes"
 	[ -n "${STATUS_SCREENSHOT:-}" ] && cp "$shot" "$STATUS_SCREENSHOT" &&
 		cp "$E2E_TMP/status-page-phone.png" "${STATUS_SCREENSHOT%.png}-phone.png"
+	# The client's and the proxy's pages: their script runs and lists the server they are
+	# connected to, and the tunnel if the echo was open throughout the load.
+	for ns in cli site; do
+		local running=0
+		kill -0 $bg 2>/dev/null && running=1
+		browse $ns "$E2E_TMP/dom-$ns.html" --dump-dom || { stop_bg; return 1; }
+		kill -0 $bg 2>/dev/null || running=0
+		read -r u1 d1 c1 <<<"$(tunnel_bytes "$E2E_TMP/dom-$ns.html")"
+		e2e_log "  $ns page: first tunnel $c1 up $u1 down $d1 (echo open throughout: $running)"
+		check "the $ns page is live" grep -q 'live ·' "$E2E_TMP/dom-$ns.html" &&
+			check "the $ns page lists its server as connected" \
+				grep -q '>connected<' "$E2E_TMP/dom-$ns.html" || { stop_bg; return 1; }
+		if [ $running = 1 ]; then
+			check "the $ns page lists the open tunnel" [ -n "$c1" ] || { stop_bg; return 1; }
+		fi
+	done
 	wait $bg
 	local rc=$?
 	wait $bg2
@@ -153,8 +178,8 @@ case_browser_only_loopback() {
 	# Every connection Chromium made in the namespace: its log of network errors, and the
 	# server's accept side: nothing but 127.0.0.1 (the namespace has no other way out but the
 	# test's veths, and names resolve to nothing).
-	bad=$(grep -ohE '(https?|wss?)://[^ "]*' "$E2E_TMP"/dom1.html.log "$E2E_TMP"/dom2.html.log \
-		"$E2E_TMP"/shot.out.log 2>/dev/null | grep -v '^http://127\.0\.0\.1:9100' | sort -u)
+	bad=$(grep -ohE '(https?|wss?)://[^ "]*' "$E2E_TMP"/dom*.html.log "$E2E_TMP"/shot*.out.log \
+		2>/dev/null | grep -v '^http://127\.0\.0\.1:9100' | sort -u)
 	check "chromium's logs name no address but the daemon's (found: $bad)" [ -z "$bad" ]
 }
 
