@@ -26,6 +26,7 @@ struct status {
 	struct daemon *d;
 	struct loop_timer *tick;
 	uint64_t start_ms;
+	uint64_t next_ms;	     /* when the next tick is due: start + k seconds, no drift */
 	uint64_t last_up, last_down; /* totals at the last tick */
 	uint32_t head, count;	     /* ring: next slot to write, slots filled */
 	uint64_t up[STATUS_HISTORY], down[STATUS_HISTORY]; /* bytes moved in each second */
@@ -37,6 +38,7 @@ static void on_tick(struct loop_timer *t, void *arg)
 {
 	struct status *st = arg;
 	const struct daemon_stats *s = &st->d->stats;
+	uint64_t now;
 
 	st->up[st->head] = s->bytes_up - st->last_up;
 	st->down[st->head] = s->bytes_down - st->last_down;
@@ -45,7 +47,11 @@ static void on_tick(struct loop_timer *t, void *arg)
 	st->head = (st->head + 1) % STATUS_HISTORY;
 	if (st->count < STATUS_HISTORY)
 		st->count++;
-	loop_timer_arm(t, STATUS_TICK_MS);
+	now = loop_now_ms();
+	st->next_ms += STATUS_TICK_MS;
+	if (st->next_ms < now) /* the loop was held up: catch up, don't repeat the slots */
+		st->next_ms = now;
+	loop_timer_arm(t, (uint32_t)(st->next_ms - now));
 }
 
 static void history(const struct status *st, struct json *j, const char *key, const uint64_t *ring)
@@ -134,6 +140,7 @@ struct status *status_new(struct daemon *d)
 		log_warn("status page off: no room for its routes");
 		return NULL;
 	}
+	st->next_ms = st->start_ms + STATUS_TICK_MS;
 	loop_timer_arm(st->tick, STATUS_TICK_MS);
 	return st;
 }
