@@ -43,6 +43,8 @@ test=(
 	man-db                            # tests/deploy: man -l renders every man page
 	strace                            # tests/deploy: the daemons' syscalls against their units
 	hping3                            # test_xdp_guard: the SYN flood
+	python3-prometheus-client         # test_metrics, test_live_metrics: Prometheus' own parser
+	chromium                          # test_status_page: the page in a headless browser
 	# tests/interop/test_grpcgo_keepalive.sh: a grpc-go proxy (keepalive interop)
 	golang-go golang-google-grpc-dev protoc-gen-go-grpc golang-goprotobuf-dev protobuf-compiler
 )

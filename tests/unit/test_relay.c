@@ -634,6 +634,115 @@ static void test_idle_timeout(void)
 	ep_release(&dst, false);
 }
 
+/* ---- live accounting and the up callback ------------------------------------------------ */
+
+struct live {
+	struct ep *dst;
+	size_t want;
+};
+
+static bool dst_got(void *arg)
+{
+	struct live *l = arg;
+
+	return buf_len(&l->dst->rx) >= l->want;
+}
+
+static unsigned ups;
+
+static void count_up(void *arg)
+{
+	ups++;
+}
+
+/* relay_count_into: the sinks hold what moved while the relay still runs (not only at its
+ * end), in every sink of its direction, and equal the done callback's totals at the end. */
+static void test_count_live(void)
+{
+	size_t n = 1u << 20;
+	uint8_t *up = random_bytes(n), *down = random_bytes(n / 2);
+	uint64_t s_up[2] = {0}, s_down[2] = {7, 0};
+	struct live l;
+	struct rig g;
+
+	if (!rig_setup(&g, 0))
+		return;
+	CHECK_INT_EQ(relay_count_into(g.r, &s_up[0], &s_down[0]), 0);
+	CHECK_INT_EQ(relay_count_into(g.r, &s_up[1], NULL), 0);
+	CHECK_INT_EQ(relay_count_into(g.r, NULL, NULL), 0);
+	CHECK_INT_EQ(relay_count_into(g.r, NULL, &s_down[1]), 0);
+	CHECK_INT_EQ(relay_count_into(g.r, &s_up[1], NULL), -ENOSPC); /* RELAY_SINKS pairs */
+	ep_send(&g.app, up, n, false); /* no EOF: the relay stays up */
+	l = (struct live){&g.dst, n};
+	CHECK(run_until(dst_got, &l, 10000));
+	CHECK(!g.d.done);
+	CHECK_INT_EQ(s_up[0], n);
+	CHECK_INT_EQ(s_up[1], n);
+	CHECK_INT_EQ(s_down[0], 7); /* nothing came back yet; the sink starts where it was */
+	ep_send(&g.dst, down, n / 2, true);
+	ep_send(&g.app, up, 0, true);
+	CHECK(run_until(all_done, &g, 10000));
+	CHECK_INT_EQ(s_up[0], g.d.ab);
+	CHECK_INT_EQ(s_up[1], n);
+	CHECK_INT_EQ(s_down[0], 7 + g.d.ba);
+	CHECK_INT_EQ(g.d.ba, n / 2);
+	CHECK_INT_EQ(s_down[1], n / 2); /* a pair's other half may be NULL */
+	rig_release(&g);
+	free(up);
+	free(down);
+}
+
+/* relay_on_up: once for a connect that succeeds, never for one refused. */
+static void test_on_up(void)
+{
+	struct conn_rig c = {.lfd = sock_listen(LOCALHOST, 0, 8)};
+	struct done d = {0};
+	struct relay_end *b;
+	struct relay *r;
+	uint32_t a;
+	uint16_t port;
+	int x[2], fd, bfd;
+	struct ep app;
+
+	if (c.lfd < 0 || sock_local(c.lfd, &a, &port) < 0 || tcp_pair(x) < 0) {
+		CHECK(!"setup");
+		return;
+	}
+	ups = 0;
+	c.dst.fd = -1;
+	fd = sock_connect(LOCALHOST, port, 0);
+	ep_init(&c.app, x[0]);
+	b = relay_sock_end(L, fd, true, 5000);
+	CHECK(!b->up);
+	r = relay_new(L, relay_sock_end(L, x[1], false, 0), b, 0, on_done, &c.d);
+	relay_on_up(r, b, count_up);
+	CHECK(run_until(accepted, &c, 5000));
+	ep_send(&c.app, (const uint8_t *)"hi", 2, true);
+	ep_send(&c.dst, (const uint8_t *)"bye", 3, true);
+	CHECK(run_until(conn_all_done, &c, 5000));
+	CHECK_INT_EQ(ups, 1);
+	ep_release(&c.app, false);
+	ep_release(&c.dst, false);
+	close(c.lfd);
+
+	ups = 0;
+	bfd = refused_port(&port);
+	if (bfd < 0 || tcp_pair(x) < 0) {
+		CHECK(!"setup");
+		return;
+	}
+	fd = sock_connect(LOCALHOST, port, 0);
+	ep_init(&app, x[0]);
+	b = relay_sock_end(L, fd, true, 5000);
+	r = relay_new(L, relay_sock_end(L, x[1], false, 0), b, 0, on_done, &d);
+	relay_on_up(r, b, count_up);
+	CHECK(run_until(relay_done, &d, 5000));
+	CHECK_INT_EQ(d.err, ECONNREFUSED);
+	CHECK_INT_EQ(ups, 0);
+	ep_release(&app, false);
+	close(bfd);
+}
+
 /* ---- the tunnel: sockets and gRPC calls in one relay engine ------------------------------ */
 
 /*  app ==tcp== [relay 1] client call ~~h2 in memory~~ server call [relay 2] ==tcp== dst
@@ -950,6 +1059,8 @@ int main(void)
 	test_connect_timeout();
 	test_shutdown_while_connecting();
 	test_idle_timeout();
+	test_count_live();
+	test_on_up();
 	test_tunnel_bulk(0, false);
 	test_tunnel_bulk(4096, false);
 	test_tunnel_bulk(0, true);

@@ -51,6 +51,8 @@ struct client {
 
 struct client_conn {
 	struct client *cl;
+	uint64_t start_ms; /* accepted */
+	uint64_t *row;	   /* its server's counters */
 	char conn_id[CONNTRACK_ID_LEN + 1];
 	char dst[24];
 	char src[24];
@@ -226,13 +228,20 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	struct client_conn *c = arg;
 
 	admin_tunnel_del(c->cl->d->admin, &c->at);
-	daemon_tunnel_ended(c->cl->d, err, up, down);
+	daemon_tunnel_ended(c->cl->d, err, c->start_ms, c->row);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "connection to %s closed: %s (%llu bytes sent, %llu received)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
 	c->cl->active--;
 	free(c->cgroup);
 	free(c);
+}
+
+static void conn_up(void *arg)
+{
+	struct client_conn *c = arg;
+
+	daemon_tunnel_connected(c->cl->d, c->start_ms);
 }
 
 /* Where a redirected connection came from: its cgroup (path relative to the cgroup v2 mount,
@@ -285,6 +294,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		return;
 	}
 	c->cl = cl;
+	c->start_ms = loop_now_ms();
 	ipport_format(daddr, dport, c->dst, sizeof(c->dst));
 	ipport_format(saddr, sport, src, sizeof(src));
 	memcpy(c->src, src, sizeof(c->src));
@@ -326,17 +336,21 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 		free(c);
 		return;
 	}
-	cl->active++;
-	daemon_tunnel_started(cl->d);
 	log_write(LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "%s -> %s from cgroup %s netns %s (cookie %llu) pid %u", src, c->dst, cg, netns,
 		  (unsigned long long)ns->cookie, pid);
+	c->row = daemon_server_row(cl->d, uplink_target(cl->up)->label);
 	r = relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done,
 		      c);
-	if (r)
-		admin_tunnel_add(cl->d->admin, &c->at, r);
-	else
-		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
+	if (!r) { /* the relay freed both ends */
+		free(c->cgroup);
+		free(c);
+		return;
+	}
+	cl->active++;
+	daemon_tunnel_started(cl->d, r, c->row);
+	relay_on_up(r, grpc_call_end(call), conn_up);
+	admin_tunnel_add(cl->d->admin, &c->at, r);
 }
 
 static void accept_some(struct client *cl, int lfd, const struct ctr_ns *ns)

@@ -102,23 +102,27 @@ static void rate(struct admin_tunnel *t, uint64_t now, uint64_t up, uint64_t dow
 	*rd = dt ? (down - t->sample[0].down) * 1000 / dt : 0;
 }
 
+void admin_json_status(struct admin *a, struct json *j)
+{
+	json_str(j, "daemon", a->daemon);
+	json_str(j, "version", NTUN_VERSION);
+	json_str(j, "identity", a->identity);
+	json_u64(j, "pid", (uint64_t)getpid());
+	json_u64(j, "uptime_s", (loop_now_ms() - a->start_ms) / 1000);
+	json_u64(j, "tunnels_open", a->ntunnels);
+	if (a->ops && a->ops->status)
+		a->ops->status(a->arg, j);
+}
+
 static void on_status(struct http_req *r, const char *path, void *arg)
 {
-	struct admin *a = arg;
 	struct json j;
 	struct buf b;
 
 	if (!admin_want_get(r))
 		return;
 	admin_json_begin(&j, &b);
-	json_str(&j, "daemon", a->daemon);
-	json_str(&j, "version", NTUN_VERSION);
-	json_str(&j, "identity", a->identity);
-	json_u64(&j, "pid", (uint64_t)getpid());
-	json_u64(&j, "uptime_s", (loop_now_ms() - a->start_ms) / 1000);
-	json_u64(&j, "tunnels_open", a->ntunnels);
-	if (a->ops && a->ops->status)
-		a->ops->status(a->arg, &j);
+	admin_json_status(arg, &j);
 	admin_reply(r, 200, &j, &b);
 }
 
@@ -137,12 +141,41 @@ static bool parse_size(const char *s, size_t *v)
 	return true;
 }
 
+void admin_json_tunnels(struct admin *a, struct json *j, size_t offset, size_t limit)
+{
+	uint64_t now = loop_now_ms(), up, down, ru, rd;
+	size_t i = 0, n = 0;
+	struct admin_tunnel *t;
+
+	json_u64(j, "count", a->ntunnels);
+	json_u64(j, "offset", offset);
+	json_array(j, "tunnels");
+	for (t = a->ops && a->ops->tunnel_id ? a->head : NULL; t && n < limit; t = t->next) {
+		if (i++ < offset)
+			continue;
+		n++;
+		admin_tunnel_bytes(t, &up, &down);
+		rate(t, now, up, down, &ru, &rd);
+		json_object(j, NULL);
+		json_str(j, "conn_id", a->ops->tunnel_id(a->arg, t));
+		if (a->ops->tunnel)
+			a->ops->tunnel(a->arg, t, j);
+		json_u64(j, "age_ms", now - t->start_ms);
+		json_u64(j, "bytes_up", up);
+		json_u64(j, "bytes_down", down);
+		json_u64(j, "rate_up", ru);
+		json_u64(j, "rate_down", rd);
+		json_end(j);
+	}
+	json_end(j);
+	json_u64(j, "returned", n);
+	json_bool(j, "truncated", offset + n < a->ntunnels);
+}
+
 static void on_tunnels(struct http_req *r, const char *path, void *arg)
 {
 	struct admin *a = arg;
-	size_t limit = ADMIN_PAGE_DEFAULT, offset = 0, i = 0, n = 0;
-	uint64_t now = loop_now_ms(), up, down, ru, rd;
-	struct admin_tunnel *t;
+	size_t limit = ADMIN_PAGE_DEFAULT, offset = 0;
 	char q[32];
 	struct json j;
 	struct buf b;
@@ -161,29 +194,7 @@ static void on_tunnels(struct http_req *r, const char *path, void *arg)
 	if (limit > ADMIN_PAGE_MAX || limit == 0)
 		limit = ADMIN_PAGE_MAX;
 	admin_json_begin(&j, &b);
-	json_u64(&j, "count", a->ntunnels);
-	json_u64(&j, "offset", offset);
-	json_array(&j, "tunnels");
-	for (t = a->head; t && n < limit; t = t->next) {
-		if (i++ < offset)
-			continue;
-		n++;
-		admin_tunnel_bytes(t, &up, &down);
-		rate(t, now, up, down, &ru, &rd);
-		json_object(&j, NULL);
-		json_str(&j, "conn_id", a->ops->tunnel_id(a->arg, t));
-		if (a->ops->tunnel)
-			a->ops->tunnel(a->arg, t, &j);
-		json_u64(&j, "age_ms", now - t->start_ms);
-		json_u64(&j, "bytes_up", up);
-		json_u64(&j, "bytes_down", down);
-		json_u64(&j, "rate_up", ru);
-		json_u64(&j, "rate_down", rd);
-		json_end(&j);
-	}
-	json_end(&j);
-	json_u64(&j, "returned", n);
-	json_bool(&j, "truncated", offset + n < a->ntunnels);
+	admin_json_tunnels(a, &j, offset, limit);
 	admin_reply(r, 200, &j, &b);
 }
 

@@ -70,6 +70,12 @@ struct admin_tunnel *admin_tunnels(const struct admin *a);
 /* Tunnels linked now. */
 size_t admin_tunnel_count(const struct admin *a);
 
+/* The members of GET /v1/status and of GET /v1/tunnels (count, offset, tunnels with live bytes
+ * and rates, returned, truncated: at most limit tunnels from offset), written into j, an open
+ * object: the status page (status.c) serves the same. */
+void admin_json_status(struct admin *a, struct json *j);
+void admin_json_tunnels(struct admin *a, struct json *j, size_t offset, size_t limit);
+
 /* A daemon's own endpoint (see http_route): cb answers with admin_reply or admin_error. */
 typedef void admin_handler_cb(struct http_req *r, const char *path, void *arg);
 int admin_route(struct admin *a, const char *path, admin_handler_cb *cb, void *arg);

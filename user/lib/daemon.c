@@ -20,6 +20,8 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "relay.h"
+#include "status.h"
 #include "tls.h"
 
 static const char *const comps[] = {"client", "server", "proxy"};
@@ -84,6 +86,8 @@ static struct tls_ctx *make_tls(enum config_daemon kind, const struct config *cf
 	}
 	return t;
 }
+
+static void metrics_init(struct daemon *d);
 
 static void set_peer_opts(struct daemon *d)
 {
@@ -346,6 +350,52 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		    "bytes carried toward destinations", &d->stats.bytes_up);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnel_bytes_down_total",
 		    "bytes carried back toward applications", &d->stats.bytes_down);
+	metrics_init(d);
+	d->status = status_new(d);
+}
+
+/* Histogram buckets, in ms: connects take a millisecond on a LAN and seconds when a proxy is
+ * slow to answer; tunnels last from a request to days. */
+static const uint32_t connect_bounds[] = {1,   2,   5,	  10,	25,   50,    100,
+					  250, 500, 1000, 2500, 5000, 10000, 30000};
+static const uint32_t duration_bounds[] = {10,	   100,	    1000,    10000,    60000,
+					   300000, 1800000, 3600000, 14400000, 86400000};
+
+static const char *const server_labels[] = {"server"};
+static const struct metrics_series server_series[DAEMON_ROW_N] = {
+	[DAEMON_ROW_OPENED] = {METRICS_COUNTER, "ntun_server_tunnels_total",
+			       "tunnels started over each server"},
+	[DAEMON_ROW_OPEN] = {METRICS_GAUGE, "ntun_server_tunnels_open",
+			     "tunnels open over each server now"},
+	[DAEMON_ROW_UP] = {METRICS_COUNTER, "ntun_server_tunnel_bytes_up_total",
+			   "bytes carried toward destinations over each server"},
+	[DAEMON_ROW_DOWN] = {METRICS_COUNTER, "ntun_server_tunnel_bytes_down_total",
+			     "bytes carried back toward applications over each server"},
+};
+
+/* The histograms every daemon has, and the client's and proxy's per-server rows. */
+static void metrics_init(struct daemon *d)
+{
+	static const char *const connect_help[] = {
+		[CONFIG_CLIENT] =
+			"seconds from accepting an app's connection to the server's answer "
+			"(sent with the first byte back, or the failure)",
+		[CONFIG_SERVER] =
+			"seconds from a client's Connect to its proxy's answer to the Dial "
+			"(retries on other proxies included)",
+		[CONFIG_PROXY] = "seconds a connect() to a destination took",
+	};
+
+	d->connect_ms = metrics_hist_new(d->metrics, "ntun_tunnel_connect_seconds",
+					 connect_help[d->kind], connect_bounds,
+					 sizeof(connect_bounds) / sizeof(connect_bounds[0]));
+	d->duration_ms = metrics_hist_new(d->metrics, "ntun_tunnel_duration_seconds",
+					  "seconds tunnels lasted, from their start to their close",
+					  duration_bounds,
+					  sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+	if (d->kind != CONFIG_SERVER)
+		d->per_server =
+			metrics_vec_new(d->metrics, server_labels, 1, server_series, DAEMON_ROW_N);
 }
 
 /* Highest capability number this kernel knows. */
@@ -446,19 +496,38 @@ int daemon_raise_reserved(struct daemon *d)
 			geteuid() == 0 ? 0 : d->caps_keep);
 }
 
-void daemon_tunnel_started(struct daemon *d)
+void daemon_tunnel_started(struct daemon *d, struct relay *r, uint64_t *row)
 {
+	if (!r)
+		return;
 	d->stats.tunnels_total++;
 	d->stats.tunnels_active++;
+	relay_count_into(r, &d->stats.bytes_up, &d->stats.bytes_down);
+	if (row) {
+		row[DAEMON_ROW_OPENED]++;
+		row[DAEMON_ROW_OPEN]++;
+		relay_count_into(r, &row[DAEMON_ROW_UP], &row[DAEMON_ROW_DOWN]);
+	}
 }
 
-void daemon_tunnel_ended(struct daemon *d, int err, uint64_t up, uint64_t down)
+void daemon_tunnel_connected(struct daemon *d, uint64_t start_ms)
+{
+	metrics_hist_observe(d->connect_ms, loop_now_ms() - start_ms);
+}
+
+void daemon_tunnel_ended(struct daemon *d, int err, uint64_t start_ms, uint64_t *row)
 {
 	d->stats.tunnels_active--;
 	if (err)
 		d->stats.tunnels_failed++;
-	d->stats.bytes_up += up;
-	d->stats.bytes_down += down;
+	if (row)
+		row[DAEMON_ROW_OPEN]--;
+	metrics_hist_observe(d->duration_ms, loop_now_ms() - start_ms);
+}
+
+uint64_t *daemon_server_row(struct daemon *d, const char *label)
+{
+	return metrics_vec_row(d->per_server, &label);
 }
 
 void daemon_refused(struct daemon *d)
@@ -476,6 +545,7 @@ void daemon_release(struct daemon *d)
 {
 	admin_free(d->admin);
 	loop_timer_free(d->trim);
+	status_free(d->status);
 	metrics_free(d->metrics);
 	for (unsigned i = 0; i < 3; i++)
 		loop_signal_free(d->sig[i]);

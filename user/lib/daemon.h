@@ -15,6 +15,10 @@ struct json;
 struct loop;
 struct loop_signal;
 struct metrics;
+struct metrics_hist;
+struct metrics_vec;
+struct relay;
+struct status;
 struct tls_ctx;
 
 /* Counters every daemon keeps about the tunneled connections it relays. "up" is toward the
@@ -24,8 +28,13 @@ struct daemon_stats {
 	uint64_t tunnels_active; /* relays running */
 	uint64_t tunnels_failed; /* relays that ended with an error (reset, refused, timeout) */
 	uint64_t refused_total;	 /* connections refused before a relay started */
+	/* Bytes moved so far, those of open tunnels included (see relay_count_into). */
 	uint64_t bytes_up, bytes_down;
 };
+
+/* The counters of one row of a daemon's labelled tunnel metrics (per server on the client and
+ * the proxy, per route and proxy on the server): indexes into a metrics_vec_row(). */
+enum { DAEMON_ROW_OPENED, DAEMON_ROW_OPEN, DAEMON_ROW_UP, DAEMON_ROW_DOWN, DAEMON_ROW_N };
 
 struct daemon {
 	const char *name; /* "ntun-server", ... */
@@ -40,6 +49,9 @@ struct daemon {
 	struct admin *admin;	 /* NULL when off (or its default socket is taken); the daemon
 				  * adds its callbacks and endpoints (admin_set_ops, admin_route) */
 	struct daemon_stats stats;
+	struct metrics_hist *connect_ms, *duration_ms; /* NULL without metrics */
+	struct metrics_vec *per_server;		       /* client, proxy: {server} rows */
+	struct status *status; /* the status page on the metrics listener; NULL without */
 	uint64_t caps_keep, caps_reserve; /* see daemon_drop_privileges */
 	struct loop_signal *sig[3];
 	struct loop_timer *trim;	   /* gives freed heap back to the system now and then */
@@ -79,10 +91,26 @@ void daemon_drop_privileges(struct daemon *d, uint64_t keep, uint64_t reserve);
 /* Makes the reserved capabilities effective again. Returns 0 or -errno. */
 int daemon_raise_reserved(struct daemon *d);
 
-/* Account a relay's start and end, and a refusal. */
-void daemon_tunnel_started(struct daemon *d);
-void daemon_tunnel_ended(struct daemon *d, int err, uint64_t up, uint64_t down);
+/* A tunnel's relay r started: counts it, in row too (a metrics_vec_row() with the
+ * DAEMON_ROW_* counters first; NULL: none), and has r add its bytes to the daemon's and row's
+ * totals as they move (two of r's RELAY_SINKS pairs; the daemon may add more). r NULL
+ * (relay_new failed) counts nothing. */
+void daemon_tunnel_started(struct daemon *d, struct relay *r, uint64_t *row);
+
+/* The tunnel that began at start_ms (loop time) is connected: its connect time goes into the
+ * histogram. */
+void daemon_tunnel_connected(struct daemon *d, uint64_t start_ms);
+
+/* The tunnel that began at start_ms ended (err: 0 or the positive errno that ended it); row as
+ * given to daemon_tunnel_started. */
+void daemon_tunnel_ended(struct daemon *d, int err, uint64_t start_ms, uint64_t *row);
+
+/* A connection refused before a relay started. */
 void daemon_refused(struct daemon *d);
+
+/* Client and proxy: the DAEMON_ROW_* counters of the server labelled label (from the
+ * configuration). Never NULL (see metrics_vec_row). */
+uint64_t *daemon_server_row(struct daemon *d, const char *label);
 
 /* Where admin sockets are by default. */
 #define DAEMON_ADMIN_DIR "/run/ntun"

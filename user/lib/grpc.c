@@ -1395,6 +1395,8 @@ static void cb_headers(void *owner, enum h2_headers_kind kind, const struct h2_n
 		if (!c->server && c->peer_status < 0)
 			call_fail(c, EPROTO); /* ended without a status */
 	}
+	if (kind == H2_HEADERS_RESPONSE && !c->end.rx_err)
+		c->end.up = true; /* the relay's up callback: connect time */
 	call_notify(c);
 }
 

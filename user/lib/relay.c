@@ -32,9 +32,15 @@ struct relay {
 	bool a_shut, b_shut;   /* a->b, b->a directions ended */
 	bool b_pulls, a_pulls; /* b takes a's bytes itself (a->b), a takes b's (b->a) */
 	bool finished;
+	uint64_t *sink[2][RELAY_SINKS]; /* a->b, b->a: see relay_count_into */
+	uint8_t nsinks;
+	struct relay_end *up_end;
+	relay_up_cb *up_cb;
 	relay_done_cb *done;
 	void *arg;
 };
+
+static uint64_t sink_discard; /* where unused sinks point, so adding needs no test */
 
 static void relay_finish(struct relay *r, const char *reason, int err)
 {
@@ -53,7 +59,8 @@ static void relay_finish(struct relay *r, const char *reason, int err)
 }
 
 /* Moves src -> dst while both can. Returns true if any byte moved. */
-static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, bool pulled)
+static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, bool pulled,
+		     uint64_t *const *sink)
 {
 	const uint8_t *p;
 	size_t n, w;
@@ -84,6 +91,8 @@ static bool pump_dir(struct relay_end *src, struct relay_end *dst, bool *shut, b
 		src->ops->consume(src, w);
 		src->rx_bytes += w;
 		dst->tx_bytes += w;
+		for (int i = 0; i < RELAY_SINKS; i++)
+			*sink[i] += w;
 		moved = true;
 		/* A short write is not "full": only a write of 0 means the end will wake us. */
 	}
@@ -95,8 +104,14 @@ static void pump(struct loop_task *t, void *arg)
 	struct relay *r = arg;
 	bool moved;
 
-	moved = pump_dir(r->a, r->b, &r->a_shut, r->b_pulls);
-	moved |= pump_dir(r->b, r->a, &r->b_shut, r->a_pulls);
+	if (r->up_cb && r->up_end->up) {
+		relay_up_cb *cb = r->up_cb;
+
+		r->up_cb = NULL;
+		cb(r->arg);
+	}
+	moved = pump_dir(r->a, r->b, &r->a_shut, r->b_pulls, r->sink[0]);
+	moved |= pump_dir(r->b, r->a, &r->b_shut, r->a_pulls, r->sink[1]);
 	if (moved)
 		r->last_moved = loop_now_ms();
 	if (r->a->rx_err || r->b->rx_err) {
@@ -149,6 +164,9 @@ struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b
 	r->arg = arg;
 	r->idle_ms = idle_ms;
 	r->last_moved = loop_now_ms();
+	for (int d = 0; d < 2; d++)
+		for (int i = 0; i < RELAY_SINKS; i++)
+			r->sink[d][i] = &sink_discard;
 	loop_task_init(&r->task, pump, r);
 	if (idle_ms) {
 		r->idle = loop_timer_new(l, idle_check, r);
@@ -184,8 +202,32 @@ void relay_end_wake(struct relay_end *e)
 
 void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n)
 {
+	struct relay *r = src->relay;
+
 	src->rx_bytes += n;
 	dst->tx_bytes += n;
+	if (r) {
+		uint64_t *const *sink = r->sink[src == r->b];
+
+		for (int i = 0; i < RELAY_SINKS; i++)
+			*sink[i] += n;
+	}
+}
+
+int relay_count_into(struct relay *r, uint64_t *up, uint64_t *down)
+{
+	if (r->nsinks == RELAY_SINKS)
+		return -ENOSPC;
+	r->sink[0][r->nsinks] = up ? up : &sink_discard;
+	r->sink[1][r->nsinks] = down ? down : &sink_discard;
+	r->nsinks++;
+	return 0;
+}
+
+void relay_on_up(struct relay *r, struct relay_end *e, relay_up_cb *cb)
+{
+	r->up_end = e;
+	r->up_cb = cb;
 }
 
 void relay_bytes(const struct relay *r, uint64_t *ab, uint64_t *ba)
@@ -228,6 +270,7 @@ static void sock_io(struct loop_io *io, unsigned events, void *arg)
 		s->connecting = false;
 		loop_timer_free(s->connect_timer);
 		s->connect_timer = NULL;
+		s->end.up = !err;
 		if (err)
 			s->end.rx_err = -err;
 		else if (s->wr_shut)
@@ -371,6 +414,7 @@ struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32
 	s->fd = fd;
 	s->rd_size = SOCK_READ_FIRST;
 	s->connecting = connecting;
+	s->end.up = !connecting;
 	buf_init(&s->in);
 	s->io = loop_io_new_edge(l, fd, sock_io, s);
 	if (!s->io)

@@ -55,6 +55,7 @@ struct relay_end {
 	struct relay *relay; /* set by relay_new; NULL before and after */
 	bool rx_eof;	     /* nothing follows what peek returns */
 	bool pull_done;	     /* a pulling end carried its source's EOF */
+	bool up;	     /* connected: see relay_on_up */
 	int rx_err;	     /* the end failed (positive errno); terminal */
 	uint64_t rx_bytes, tx_bytes;
 };
@@ -69,6 +70,20 @@ typedef void relay_done_cb(void *arg, const char *reason, int err, uint64_t a_to
  * ends are then aborted with ENOMEM and freed). */
 struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,
 			relay_done_cb *done, void *arg);
+
+/* Adds a pair of counters the relay adds the bytes it moves to as they move: a->b to *up,
+ * b->a to *down (either may be NULL), so that totals grow during a long transfer rather than
+ * at its end. Up to RELAY_SINKS pairs; each costs one add per transfer, not per byte.
+ * Borrowed: they must outlive the relay. Call right after relay_new, before the loop runs
+ * again. 0, or -ENOSPC when r has RELAY_SINKS pairs already. */
+#define RELAY_SINKS 4
+int relay_count_into(struct relay *r, uint64_t *up, uint64_t *down);
+
+/* cb(the arg of relay_new) runs once, from the pump, when e (one of r's ends) is up: a socket
+ * end made connecting once its connect succeeded, a client gRPC call once the server answered.
+ * Not if the relay ends first. */
+typedef void relay_up_cb(void *arg);
+void relay_on_up(struct relay *r, struct relay_end *e, relay_up_cb *cb);
 
 /* An end changed state (readable, writable, eof, error): pump on the next loop iteration.
  * Pulling ends also account the bytes they take: relay_end_pulled(). */

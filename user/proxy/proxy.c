@@ -63,6 +63,8 @@ struct proxy {
 
 struct proxy_conn {
 	struct proxy *px;
+	uint64_t start_ms; /* the Dial arrived, connect() started */
+	uint64_t *row;	   /* its server's counters */
 	char conn_id[40];
 	char dst[24];
 	char src[24];		/* the app's address as the client saw it, "" if not sent */
@@ -299,7 +301,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	struct proxy_conn *c = arg;
 
 	admin_tunnel_del(c->px->d->admin, &c->at);
-	daemon_tunnel_ended(c->px->d, err, up, down);
+	daemon_tunnel_ended(c->px->d, err, c->start_ms, c->row);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "dial %s closed: %s (%llu bytes to destination, %llu back)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
@@ -307,9 +309,18 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	free(c);
 }
 
-static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_nv *nv, size_t n,
-			bool end)
+static void conn_up(void *arg)
 {
+	struct proxy_conn *c = arg;
+
+	daemon_tunnel_connected(c->px->d, c->start_ms);
+}
+
+static void handle_dial(struct px_server *ps, struct h2_stream *st, const struct h2_nv *nv,
+			size_t n, bool end)
+{
+	struct proxy *px = ps->px;
+	uint64_t start_ms = loop_now_ms();
 	const char *dst = grpc_md_get(nv, n, "ntun-dst");
 	const char *cid = grpc_md_get(nv, n, "ntun-conn-id");
 	struct proxy_conn *c;
@@ -369,20 +380,24 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 		return;
 	}
 	c->px = px;
+	c->start_ms = start_ms;
+	c->row = daemon_server_row(px->d, ps->t.label);
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
 	snprintf(c->dst, sizeof(c->dst), "%s", dst);
 	if ((v = grpc_md_get(nv, n, "ntun-src")))
 		snprintf(c->src, sizeof(c->src), "%s", v);
 	if ((v = grpc_md_get(nv, n, "ntun-client")))
 		snprintf(c->client, sizeof(c->client), "%s", v);
-	px->active++;
-	daemon_tunnel_started(px->d);
 	r = relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done,
 		      c);
-	if (r)
-		admin_tunnel_add(px->d->admin, &c->at, r);
-	else
-		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
+	if (!r) { /* the relay freed both ends */
+		free(c);
+		return;
+	}
+	px->active++;
+	daemon_tunnel_started(px->d, r, c->row);
+	relay_on_up(r, sock, conn_up);
+	admin_tunnel_add(px->d->admin, &c->at, r);
 }
 
 static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
@@ -397,7 +412,7 @@ static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_n
 		log_warn("bad request from server: %s", msg);
 		grpc_reject(st, status, msg, NULL);
 	} else if (!strcmp(path, PATH_DIAL)) {
-		handle_dial(px, st, nv, n, end);
+		handle_dial(ps, st, nv, n, end);
 	} else if (!strcmp(path, PATH_CONTROL)) {
 		handle_control(ps, st, nv, n, end);
 	} else {

@@ -26,6 +26,7 @@
 #include "route.h"
 #include "sock.h"
 #include "srclimit.h"
+#include "status.h"
 #include "tls.h"
 
 #define PATH_CONNECT "/ntun.v1.Relay/Connect"
@@ -77,9 +78,13 @@ struct srv_client {
  * configuration, never by what peers present. */
 struct srv_denied {
 	char uri[POLICY_CLIENT_LEN];
-	char name[POLICY_CLIENT_LEN + 48];
-	uint64_t n;
+	uint64_t *n; /* its row of the denied vec */
 };
+
+/* ntun_route_*{route="10.1.0.0/16",proxy="..."}: per route and proxy, the DAEMON_ROW_*
+ * counters and the Dials that failed. Bounded by the routes and proxy ids the grants allow
+ * (and by METRICS_VEC_ROWS), never by connections. */
+enum { ROUTE_ROW_DIAL_FAILED = DAEMON_ROW_N, ROUTE_ROW_N };
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
 #define SRV_DRAINED_MAX 64  /* proxy ids drained at once */
 
@@ -125,7 +130,9 @@ struct server {
 	struct srv_client *clients;
 	struct srv_denied denied[DENIED_LABELS];
 	size_t n_denied;
-	uint64_t denied_other;
+	struct metrics_vec *denied_vec;
+	uint64_t *denied_other;
+	struct metrics_vec *route_vec;
 	uint64_t limited[2]; /* refused: concurrent tunnels, new tunnels per second */
 	uint64_t dial_retries;
 	uint32_t denied_log_budget;
@@ -158,8 +165,7 @@ struct srv_peer {
 	struct srv_conn *pending;      /* proxies: tunnels whose Dial is not answered yet */
 	char addr[24];		       /* ip:port it connected from */
 	uint64_t since_ms;	       /* when its handshake completed */
-	uint64_t bytes_up, bytes_down; /* of its tunnels that ended (admin API) */
-	uint64_t live_up, live_down;   /* scratch: with its open tunnels' (admin API) */
+	uint64_t bytes_up, bytes_down; /* of its tunnels, live (relay_count_into) */
 };
 
 /* One tunneled connection, for its log line and the peers' counts. Kept small: a server
@@ -178,6 +184,8 @@ struct srv_conn {
 	struct srv_conn *pnext, *pprev; /* in proxy->pending */
 	uint64_t probe;			/* proxy probe that answers the Dial */
 	uint64_t dial_ms;		/* when the current Dial was opened */
+	uint64_t start_ms;		/* when the client's call came */
+	uint64_t *row;			/* route_vec row of the route and proxy */
 	uint32_t daddr, raddr;
 	uint16_t dport;
 	uint8_t tries;
@@ -617,7 +625,7 @@ static struct srv_peer *route_proxy(struct pick *k, const struct route *r)
  * table rotates its pick). Healthy proxies first; suspect ones only if no other is left.
  * Sets *raddr to daddr in that proxy's real prefix. */
 static struct srv_peer *pick_proxy(struct server *s, uint32_t daddr, uint32_t *raddr,
-				   const struct srv_peer *exclude)
+				   struct cidr *virt, const struct srv_peer *exclude)
 {
 	struct pick k = {.s = s, .exclude = exclude};
 	const struct route *r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
@@ -628,6 +636,8 @@ static struct srv_peer *pick_proxy(struct server *s, uint32_t daddr, uint32_t *r
 		r = route_lookup(s->routes, daddr, raddr, route_usable, &k);
 	}
 	best = r ? route_proxy(&k, r) : NULL;
+	if (r)
+		*virt = r->virt;
 	for (size_t i = 0; best && i < route_count(s->routes); i++) {
 		const struct route *o = route_at(s->routes, i);
 
@@ -653,19 +663,25 @@ static void conn_release(struct srv_conn *c)
 	free(c);
 }
 
+/* A tunnel that ended with err before any byte came back failed at its Dial when err is what
+ * the proxy's connect gives (refused, unreachable, timed out, not allowed): the proxy answers
+ * such a Dial with that error, which may come after the relay started (when a probe answered
+ * first). */
+static bool dial_failed(int err, uint64_t down)
+{
+	return !down && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+			 err == ETIMEDOUT || err == EACCES);
+}
+
 static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint64_t down)
 {
 	struct srv_conn *c = arg;
 	char dst[24], real[24];
 
 	admin_tunnel_del(c->srv->d->admin, &c->at);
-	c->client->bytes_up += up;
-	c->client->bytes_down += down;
-	if (c->proxy) {
-		c->proxy->bytes_up += up;
-		c->proxy->bytes_down += down;
-	}
-	daemon_tunnel_ended(c->srv->d, err, up, down);
+	if (dial_failed(err, down))
+		c->row[ROUTE_ROW_DIAL_FAILED]++;
+	daemon_tunnel_ended(c->srv->d, err, c->start_ms, c->row);
 	if (log_enabled(err ? LOG_LVL_INFO : LOG_LVL_DEBUG))
 		log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client->name,
 			  "tunnel %s -> %s closed: %s (%llu bytes up, %llu down)",
@@ -703,13 +719,15 @@ static void dial_drop(struct srv_conn *c, bool keep)
 	}
 }
 
-/* Opens the Dial for c on proxy px (c->raddr set). 0, or -errno with nothing changed. */
-static int dial_open(struct srv_conn *c, struct srv_peer *px)
+/* Opens the Dial for c on proxy px for route virt (c->raddr set). 0, or -errno with nothing
+ * changed. */
+static int dial_open(struct srv_conn *c, struct srv_peer *px, const struct cidr *virt)
 {
 	struct server *s = c->srv;
 	struct h2_nv md[4];
 	size_t nmd = 0;
-	char real[24];
+	char real[24], route[24];
+	const char *labels[2] = {route, px->id};
 
 	ipport_format(c->raddr, c->dport, real, sizeof(real));
 	md[nmd++] = (struct h2_nv)H2_NV("ntun-dst", real);
@@ -722,6 +740,8 @@ static int dial_open(struct srv_conn *c, struct srv_peer *px)
 		return errno ? -errno : -ENOMEM;
 	grpc_call_set_wake(c->out, conn_wake, c);
 	c->proxy = px;
+	cidr_format(virt, route, sizeof(route));
+	c->row = metrics_vec_row(s->route_vec, labels);
 	px->active++;
 	c->pnext = px->pending;
 	c->pprev = NULL;
@@ -754,12 +774,13 @@ static void conn_fail(struct srv_conn *c, enum grpc_status status, const char *w
 static bool dial_retry(struct srv_conn *c, const char *why)
 {
 	struct srv_peer *old = c->proxy, *px;
+	struct cidr virt;
 	uint32_t raddr;
 	char dst[24];
 
 	if (c->tries >= DIAL_TRIES)
 		return false;
-	px = pick_proxy(c->srv, c->daddr, &raddr, old);
+	px = pick_proxy(c->srv, c->daddr, &raddr, &virt, old);
 	if (!px)
 		return false;
 	log_write(LOG_LVL_INFO, c->conn_id, c->client->name, "dial %s via %s %s; trying %s",
@@ -767,7 +788,7 @@ static bool dial_retry(struct srv_conn *c, const char *why)
 	c->srv->dial_retries++;
 	dial_drop(c, false);
 	c->raddr = raddr;
-	return dial_open(c, px) == 0;
+	return dial_open(c, px, &virt) == 0;
 }
 
 static void conn_start(struct srv_conn *c)
@@ -781,15 +802,21 @@ static void conn_start(struct srv_conn *c)
 	c->eval = NULL;
 	grpc_call_set_wake(c->in, NULL, NULL);
 	grpc_call_set_wake(c->out, NULL, NULL);
-	daemon_tunnel_started(s->d);
+	if (!grpc_call_end(c->out)->rx_err) /* else answered with a failure: see dial_failed */
+		daemon_tunnel_connected(s->d, c->start_ms);
 	log_write(LOG_LVL_DEBUG, c->conn_id, c->client->name, "tunnel %s via %s",
 		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), c->proxy->name);
 	r = relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out),
 		      s->cfg->idle_timeout_ms, conn_done, c);
-	if (r)
-		admin_tunnel_add(s->d->admin, &c->at, r);
-	else
-		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
+	if (!r) { /* the relay freed both ends */
+		conn_release(c);
+		return;
+	}
+	daemon_tunnel_started(s->d, r, c->row);
+	/* Both peers live while c holds them (their active counts), so as long as r. */
+	relay_count_into(r, &c->client->bytes_up, &c->client->bytes_down);
+	relay_count_into(r, &c->proxy->bytes_up, &c->proxy->bytes_down);
+	admin_tunnel_add(s->d->admin, &c->at, r);
 }
 
 /* A pending tunnel's state changed, or its dial timeout passed: start, retry, wait or fail. */
@@ -797,7 +824,7 @@ static void conn_eval(struct loop_timer *t, void *arg)
 {
 	struct srv_conn *c = arg;
 	struct srv_peer *px = c->proxy;
-	uint64_t waited = loop_now_ms() - c->dial_ms;
+	uint64_t waited = loop_now_ms() - c->dial_ms, *row;
 
 	if (grpc_call_end(c->in)->rx_err) { /* the app gave up */
 		conn_fail(c, GRPC_CANCELLED, "client cancelled before the proxy answered", NULL);
@@ -808,6 +835,7 @@ static void conn_eval(struct loop_timer *t, void *arg)
 		return;
 	}
 	if (grpc_call_end(c->out)->rx_err) {
+		c->row[ROUTE_ROW_DIAL_FAILED]++;
 		if (!dial_retry(c, "failed before an answer"))
 			conn_fail(c, GRPC_UNAVAILABLE, "no proxy of the route answered",
 				  "EHOSTUNREACH");
@@ -825,7 +853,9 @@ static void conn_eval(struct loop_timer *t, void *arg)
 			  (unsigned long long)waited);
 	}
 	/* No other proxy: wait on; the answer, or the PING timeout closing it, wakes us. */
-	dial_retry(c, "unanswered");
+	row = c->row;
+	if (dial_retry(c, "unanswered"))
+		row[ROUTE_ROW_DIAL_FAILED]++;
 }
 
 /* A proxy answered a probe: every Dial sent before it is answered, and it is healthy. */
@@ -849,11 +879,11 @@ static void on_probe_ack(struct peer *p, void *arg)
 static void note_denied(struct server *s, const struct srv_peer *cp, const char *conn_id,
 			const char *dst)
 {
-	uint64_t now = loop_now_ms(), *n = &s->denied_other;
+	uint64_t now = loop_now_ms(), *n = s->denied_other;
 
 	for (size_t i = 0; i < s->n_denied; i++)
 		if (!strcmp(s->denied[i].uri, cp->uri))
-			n = &s->denied[i].n;
+			n = s->denied[i].n;
 	(*n)++;
 	if (now - s->denied_log_ms >= DENIED_LOG_MS) {
 		s->denied_log_ms = now;
@@ -891,10 +921,7 @@ static void denied_labels(struct server *s, const struct config *cfg)
 			return;
 		}
 		snprintf(s->denied[j].uri, sizeof(s->denied[j].uri), "%s", uri);
-		snprintf(s->denied[j].name, sizeof(s->denied[j].name),
-			 "ntun_tunnels_denied_total{client=\"%s\"}", uri);
-		metrics_add(s->d->metrics, METRICS_COUNTER, s->denied[j].name,
-			    "tunnels the policy did not allow", &s->denied[j].n);
+		s->denied[j].n = metrics_vec_row(s->denied_vec, &uri);
 		s->n_denied++;
 	}
 }
@@ -944,6 +971,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 	const char *limit;
 	struct srv_peer *proxy;
 	struct srv_conn *c;
+	struct cidr virt;
 	uint32_t daddr, raddr, saddr = 0;
 	uint16_t dport, sport = 0;
 	char why[128];
@@ -981,6 +1009,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		ipport_format(saddr, sport, c->src, sizeof(c->src));
 	c->srv = s;
 	c->client = cp;
+	c->start_ms = loop_now_ms();
 	c->daddr = daddr;
 	c->dport = dport;
 
@@ -1000,7 +1029,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		daemon_refused(s->d);
 		goto out_free;
 	}
-	proxy = pick_proxy(s, daddr, &raddr, NULL);
+	proxy = pick_proxy(s, daddr, &raddr, &virt, NULL);
 	if (!proxy) {
 		snprintf(why, sizeof(why), "no route to %s", dst);
 		log_write(LOG_LVL_INFO, c->conn_id, cp->name, "%s", why);
@@ -1009,7 +1038,7 @@ static void handle_connect(struct srv_peer *cp, struct h2_stream *st, const stru
 		goto out_free;
 	}
 	c->raddr = raddr;
-	rv = dial_open(c, proxy);
+	rv = dial_open(c, proxy, &virt);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "proxy %s cannot take a call: %s", proxy->id,
 			 strerror(-rv));
@@ -1529,6 +1558,28 @@ int server_reload(struct server *s, const struct config *nc, char *err, size_t e
 	return 0;
 }
 
+static const char *const denied_labels_names[] = {"client"};
+static const struct metrics_series denied_series[] = {
+	{METRICS_COUNTER, "ntun_tunnels_denied_total",
+	 "tunnels the policy did not allow, by the client id the policy names (other: the rest)"},
+};
+static const char *const route_labels[] = {"route", "proxy"};
+static const struct metrics_series route_series[ROUTE_ROW_N] = {
+	[DAEMON_ROW_OPENED] = {METRICS_COUNTER, "ntun_route_tunnels_total",
+			       "tunnels started, by route and proxy"},
+	[DAEMON_ROW_OPEN] = {METRICS_GAUGE, "ntun_route_tunnels_open",
+			     "tunnels open now, by route and proxy"},
+	[DAEMON_ROW_UP] = {METRICS_COUNTER, "ntun_route_tunnel_bytes_up_total",
+			   "bytes carried toward destinations, by route and proxy"},
+	[DAEMON_ROW_DOWN] = {METRICS_COUNTER, "ntun_route_tunnel_bytes_down_total",
+			     "bytes carried back toward clients, by route and proxy"},
+	[ROUTE_ROW_DIAL_FAILED] =
+		{METRICS_COUNTER, "ntun_route_dial_failures_total",
+		 "Dials that failed or went unanswered, and tunnels that ended with "
+		 "a connect error (refused, unreachable, timed out, not allowed) "
+		 "before any byte came back, by route and proxy"},
+};
+
 /* ---- admin API: peers, routes, tunnels, drain ---- */
 
 #define ADMIN_PEERS_MAX 2000 /* peers listed in one answer */
@@ -1586,60 +1637,49 @@ static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
 	json_str(j, "proxy_addr", c->proxy ? c->proxy->addr : NULL);
 }
 
-static void adm_peers(struct http_req *r, const char *path, void *arg)
+/* The members of GET /v1/peers (and of the status page's JSON) into j, an open object. */
+static void peers_json(struct server *s, struct json *j)
 {
-	struct server *s = arg;
 	uint64_t now = loop_now_ms();
 	size_t n = 0, total = 0;
-	struct admin_tunnel *t;
-	struct json j;
-	struct buf b;
 
-	if (!admin_want_get(r))
-		return;
-	/* Live bytes of open tunnels on top of those that ended: one pass over the tunnels. */
-	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
-		sp->live_up = sp->bytes_up;
-		sp->live_down = sp->bytes_down;
-	}
-	for (t = admin_tunnels(s->d->admin); t; t = t->next) {
-		struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
-		uint64_t tu, td;
-
-		admin_tunnel_bytes(t, &tu, &td);
-		c->client->live_up += tu;
-		c->client->live_down += td;
-		if (c->proxy) {
-			c->proxy->live_up += tu;
-			c->proxy->live_down += td;
-		}
-	}
-	admin_json_begin(&j, &b);
-	json_array(&j, "peers");
+	json_array(j, "peers");
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
 		if (!sp->p || !sp->since_ms)
 			continue; /* still in its handshake */
 		if (total++ >= ADMIN_PEERS_MAX)
 			continue;
 		n++;
-		json_object(&j, NULL);
-		json_str(&j, "role", role_str(sp->role));
-		json_str(&j, "id", sp->id);
-		json_str(&j, "uri", sp->uri);
-		json_str(&j, "addr", sp->addr);
-		json_u64(&j, "since_ms", now - sp->since_ms);
-		json_u64(&j, "tunnels", sp->active);
+		json_object(j, NULL);
+		json_str(j, "role", role_str(sp->role));
+		json_str(j, "id", sp->id);
+		json_str(j, "uri", sp->uri);
+		json_str(j, "addr", sp->addr);
+		json_u64(j, "since_ms", now - sp->since_ms);
+		json_u64(j, "tunnels", sp->active);
 		if (sp->role == TLS_ROLE_PROXY) {
-			json_str(&j, "health", proxy_health(sp));
-			json_u64(&j, "capacity", sp->capacity);
+			json_str(j, "health", proxy_health(sp));
+			json_u64(j, "capacity", sp->capacity);
 		}
-		json_u64(&j, "bytes_up", sp->live_up);
-		json_u64(&j, "bytes_down", sp->live_down);
-		json_end(&j);
+		/* Live: its relays add to them as bytes move (conn_start), no walk over tunnels. */
+		json_u64(j, "bytes_up", sp->bytes_up);
+		json_u64(j, "bytes_down", sp->bytes_down);
+		json_end(j);
 	}
-	json_end(&j);
-	json_u64(&j, "count", total);
-	json_bool(&j, "truncated", n < total);
+	json_end(j);
+	json_u64(j, "count", total);
+	json_bool(j, "truncated", n < total);
+}
+
+static void adm_peers(struct http_req *r, const char *path, void *arg)
+{
+	struct json j;
+	struct buf b;
+
+	if (!admin_want_get(r))
+		return;
+	admin_json_begin(&j, &b);
+	peers_json(arg, &j);
 	admin_reply(r, 200, &j, &b);
 }
 
@@ -1653,42 +1693,48 @@ static void adm_route_proxy(struct json *j, const struct srv_peer *sp)
 	json_end(j);
 }
 
+/* The members of GET /v1/routes (and of the status page's JSON) into j, an open object. */
+static void routes_json(struct server *s, struct json *j)
+{
+	char v[24], re[24];
+
+	json_array(j, "routes");
+	for (size_t i = 0; i < route_count(s->routes); i++) {
+		const struct route *rt = route_at(s->routes, i);
+
+		json_object(j, NULL);
+		json_str(j, "virtual", cidr_format(&rt->virt, v, sizeof(v)));
+		json_str(j, "real", cidr_format(&rt->real, re, sizeof(re)));
+		json_str(j, "proxy_id", rt->proxy_id);
+		json_str(j, "source", rt->owner ? "registered" : "config");
+		json_array(j, "proxies");
+		if (rt->owner) {
+			adm_route_proxy(j, rt->owner);
+		} else {
+			for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+				if (sp->p && sp->role == TLS_ROLE_PROXY &&
+				    !strcmp(sp->id, rt->proxy_id))
+					adm_route_proxy(j, sp);
+		}
+		json_end(j);
+		json_end(j);
+	}
+	json_end(j);
+	json_array(j, "drained");
+	for (size_t i = 0; i < s->n_drained; i++)
+		json_str(j, NULL, s->drained[i]);
+	json_end(j);
+}
+
 static void adm_routes(struct http_req *r, const char *path, void *arg)
 {
-	struct server *s = arg;
-	char v[24], re[24];
 	struct json j;
 	struct buf b;
 
 	if (!admin_want_get(r))
 		return;
 	admin_json_begin(&j, &b);
-	json_array(&j, "routes");
-	for (size_t i = 0; i < route_count(s->routes); i++) {
-		const struct route *rt = route_at(s->routes, i);
-
-		json_object(&j, NULL);
-		json_str(&j, "virtual", cidr_format(&rt->virt, v, sizeof(v)));
-		json_str(&j, "real", cidr_format(&rt->real, re, sizeof(re)));
-		json_str(&j, "proxy_id", rt->proxy_id);
-		json_str(&j, "source", rt->owner ? "registered" : "config");
-		json_array(&j, "proxies");
-		if (rt->owner) {
-			adm_route_proxy(&j, rt->owner);
-		} else {
-			for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
-				if (sp->p && sp->role == TLS_ROLE_PROXY &&
-				    !strcmp(sp->id, rt->proxy_id))
-					adm_route_proxy(&j, sp);
-		}
-		json_end(&j);
-		json_end(&j);
-	}
-	json_end(&j);
-	json_array(&j, "drained");
-	for (size_t i = 0; i < s->n_drained; i++)
-		json_str(&j, NULL, s->drained[i]);
-	json_end(&j);
+	routes_json(arg, &j);
 	admin_reply(r, 200, &j, &b);
 }
 
@@ -1748,12 +1794,20 @@ static const struct admin_ops srv_admin_ops = {
 	.tunnel = adm_tunnel,
 };
 
+/* The server's members of the status page's JSON (status.c adds status and tunnels). */
+static void status_json(void *arg, struct json *j)
+{
+	peers_json(arg, j);
+	routes_json(arg, j);
+}
+
 static void admin_setup(struct server *s)
 {
 	admin_set_ops(s->d->admin, &srv_admin_ops, s);
 	admin_route(s->d->admin, "/v1/peers", adm_peers, s);
 	admin_route(s->d->admin, "/v1/routes", adm_routes, s);
 	admin_route(s->d->admin, "/v1/proxies/", adm_proxy_action, s);
+	status_set_json(s->d->status, status_json, s);
 }
 
 struct server *server_new(struct daemon *d)
@@ -1804,8 +1858,9 @@ struct server *server_new(struct daemon *d)
 	metrics_add(d->metrics, METRICS_COUNTER,
 		    "ntun_handshakes_refused_total{reason=\"allow_from\"}",
 		    "connections closed at accept: source not in allow_from", &s->allow_refused);
-	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_denied_total{client=\"other\"}",
-		    "tunnels the policy did not allow", &s->denied_other);
+	s->denied_vec = metrics_vec_new(d->metrics, denied_labels_names, 1, denied_series, 1);
+	s->denied_other = metrics_vec_row(s->denied_vec, (const char *const[]){"other"});
+	s->route_vec = metrics_vec_new(d->metrics, route_labels, 2, route_series, ROUTE_ROW_N);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"concurrent\"}",
 		    "tunnels refused by the per-client limits", &s->limited[0]);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_tunnels_limited_total{limit=\"rate\"}",
