@@ -36,7 +36,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 depends=$(field Depends)
 echo "Depends: $depends"
 for lib in libc6 libssl3 libnghttp2-14 libbpf1 libevent-core-2.1-7 libprotobuf-c1 libyaml-0-2 \
-	zlib1g adduser procps mount; do
+	zlib1g libjansson4 libxdp1 libevent-extra-2.1-7 adduser procps mount; do
 	grep -qE "(^|, )$lib( |,|\$)" <<<"$depends" || bad "Depends lacks $lib"
 done
 dpkg-deb -e "$deb" "$tmp/control"
@@ -86,10 +86,12 @@ cat >"$tmp/want-files" <<'LIST'
 -rwxr-xr-x ./usr/bin/ntun-gencerts
 -rwxr-xr-x ./usr/bin/ntun-proxy
 -rwxr-xr-x ./usr/bin/ntun-server
+-rwxr-xr-x ./usr/bin/ntunctl
 -rw-r--r-- ./usr/share/doc/ntun/README.md
 -rw-r--r-- ./usr/share/doc/ntun/examples/ntun.json
 -rw-r--r-- ./usr/share/doc/ntun/examples/server.json
 -rw-r--r-- ./usr/share/man/man1/ntun-gencerts.1.gz
+-rw-r--r-- ./usr/share/man/man1/ntunctl.1.gz
 -rw-r--r-- ./usr/share/man/man8/ntun-client.8.gz
 -rw-r--r-- ./usr/share/man/man8/ntun-proxy.8.gz
 -rw-r--r-- ./usr/share/man/man8/ntun-server.8.gz
@@ -101,7 +103,7 @@ dpkg-deb -c "$deb" | awk '{ print $2 }' | grep -vx root/root && bad "a file not 
 root=$tmp/root
 mkdir -p "$root"
 dpkg-deb -x "$deb" "$root" || bad "dpkg-deb -x"
-for p in ntun-server ntun-proxy ntun-client ntun-gencerts; do
+for p in ntun-server ntun-proxy ntun-client ntun-gencerts ntunctl; do
 	out=$("$root/usr/bin/$p" --version 2>&1)
 	[ "$out" = "$p $version" ] && echo "$p --version: $out" || bad "$p --version: '$out'"
 done
@@ -109,7 +111,7 @@ for d in server proxy client; do
 	(cd "$root/etc/ntun" && "$root/usr/bin/ntun-$d" --config "$d.yaml" --check-config >/dev/null) ||
 		bad "ntun-$d --check-config on the packaged $d.yaml"
 done
-for m in man8/ntun-server.8 man8/ntun-proxy.8 man8/ntun-client.8 man1/ntun-gencerts.1; do
+for m in man8/ntun-server.8 man8/ntun-proxy.8 man8/ntun-client.8 man1/ntun-gencerts.1 man1/ntunctl.1; do
 	MANWIDTH=80 man -l "$root/usr/share/man/$m.gz" 2>/dev/null | grep -q "^NAME" || bad "$m does not render"
 done
 adm=$tmp/dpkgroot
