@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Keeps one peer connection to a server alive: backoff from 250 ms doubling to 10 s, reset
- * once a connection has stayed up for 10 s so a flapping server is not hammered. A connection
+ * once a connection has stayed up for 2 s so a flapping server is not hammered. A connection
  * that stops taking new calls (GOAWAY either way) is replaced at once while it drains. With
  * several servers, a failed or draining one is left for the next at once; only a whole round
  * of failures waits. */
@@ -22,7 +22,10 @@
 
 #define UPLINK_BACKOFF_MIN 250
 #define UPLINK_BACKOFF_MAX 10000
-#define UPLINK_STABLE_MS   10000
+/* Longer than a server that accepts and drops at once keeps a connection, shorter than the
+ * gaps between real failures: with 10 s, a proxy whose connection had carried tunnels for 5 s
+ * waited 3.6 s to redial after the next failure (a backoff left over from the one before). */
+#define UPLINK_STABLE_MS 2000
 /* A refusal comes back the same until someone changes a configuration: at most a few
  * attempts a minute at first, then one every few minutes (the server logs each one). */
 #define UPLINK_REFUSED_MIN 4000
