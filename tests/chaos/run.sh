@@ -112,14 +112,27 @@ EOC
 	probe >/dev/null
 }
 
-# probe: new connections until a hash-checked GET to each destination succeeded; prints the
-# wall-clock time of the last success ("None" if none within 30 s).
-probe() {
+# probe_arm: starts a prober (an app in cli) that waits for probe_fire; probe_fire: lets it go
+# and prints the wall-clock time its hash-checked GET to each destination had succeeded
+# ("None" if not within 30 s). Armed before a fault ends, so its start-up is not counted.
+PROBES=0
+probe_arm() {
+	PROBES=$((PROBES + 1))
+	rm -f "$E2E_TMP/go.$PROBES"
+	app_start "probe.$PROBES" cli $PY "$TRAFFIC" probe --hosts "$DSTS" --port 80 \
+		--give-up 30 --go "$E2E_TMP/go.$PROBES"
+	wait_log "probe.$PROBES" ready 30 >/dev/null
+}
+probe_fire() {
 	local out
-	out=$(app cli $PY "$TRAFFIC" probe --hosts "$DSTS" --port 80 --give-up 30)
+	touch "$E2E_TMP/go.$PROBES"
+	wait_log "probe.$PROBES" '"ok"' 40 >/dev/null
+	wait "$(pid_of "probe.$PROBES")" 2>/dev/null
+	out=$(grep '"ok"' "$E2E_TMP/probe.$PROBES.log")
 	json_get "$out" ok
 	[ "$(json_get "$out" bad)" = None ] || e2e_log "probe: $out"
 }
+probe() { probe_arm && probe_fire; }
 
 # ---- leak figures ----
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
@@ -164,11 +177,12 @@ kill9() { # NAME
 	t0=$(now)
 	kill -KILL "$pid"
 	wait_gone "$pid"
+	probe_arm
 	pause 0.5 1.5
 	sleep "$PAUSE"
 	start_daemon "$1" >/dev/null
 	t1=$(now)
-	fault_log "kill9-$1" "$t0" "$t1" "$(probe)"
+	fault_log "kill9-$1" "$t0" "$t1" "$(probe_fire)"
 }
 
 drain_server() {
@@ -178,9 +192,10 @@ drain_server() {
 	kill -TERM "$pid"
 	wait_gone "$pid"
 	rc=$?
+	probe_arm
 	start_daemon server >/dev/null
 	t1=$(now)
-	fault_log drain-server "$t0" "$t1" "$(probe)" "exit $rc"
+	fault_log drain-server "$t0" "$t1" "$(probe_fire)" "exit $rc"
 }
 
 stop_cont() { # NAME
@@ -188,22 +203,24 @@ stop_cont() { # NAME
 	pid=$(pid_of "$1")
 	t0=$(now)
 	kill -STOP "$pid"
+	probe_arm
 	pause $((PING_IV + PING_TO + 1)) $((PING_IV + PING_TO + 3))
 	sleep "$PAUSE"
 	kill -CONT "$pid"
 	t1=$(now)
-	fault_log "stop-$1" "$t0" "$t1" "$(probe)"
+	fault_log "stop-$1" "$t0" "$t1" "$(probe_fire)"
 }
 
 flap() { # NS IFACE
 	local t0 t1
 	t0=$(now)
 	ip -n "$1$E2E_ID" link set "$2" down
+	probe_arm
 	pause 0.5 3
 	sleep "$PAUSE"
 	ip -n "$1$E2E_ID" link set "$2" up
 	t1=$(now)
-	fault_log "flap-$2" "$t0" "$t1" "$(probe)"
+	fault_log "flap-$2" "$t0" "$t1" "$(probe_fire)"
 }
 
 REORDER_DEVS="vrlycli vrlys1 vrlys2"
@@ -212,7 +229,7 @@ loss_reorder() {
 	t0=$(now)
 	for d in $REORDER_DEVS; do
 		ip netns exec "$ns" tc qdisc add dev "$d" root handle 1: htb default 1
-		ip netns exec "$ns" tc class add dev "$d" parent 1: classid 1:1 htb rate 10gbit
+		ip netns exec "$ns" tc class add dev "$d" parent 1: classid 1:1 htb rate 10gbit quantum 60000
 		ip netns exec "$ns" tc class add dev "$d" parent 1: classid 1:2 htb rate 4mbit ceil 4mbit
 		ip netns exec "$ns" tc qdisc add dev "$d" parent 1:2 handle 20: pfifo limit 50
 	done
@@ -222,6 +239,7 @@ loss_reorder() {
 		--probability 0.01 -j CLASSIFY --set-class 1:2
 	pause $((5 * SCALE)) $((10 * SCALE))
 	sleep "$PAUSE"
+	probe_arm
 	for d in $REORDER_DEVS; do
 		ip netns exec "$ns" tc -s class show dev "$d" classid 1:2 |
 			awk -v d="$d" '/Sent/ { print d, "slow class:", $2, "bytes", $4, "packets" }' \
@@ -233,7 +251,7 @@ loss_reorder() {
 		ip netns exec "$ns" tc qdisc del dev "$d" root
 	done
 	t1=$(now)
-	fault_log loss-reorder "$t0" "$t1" "$(probe)"
+	fault_log loss-reorder "$t0" "$t1" "$(probe_fire)"
 }
 
 # pause MIN MAX: PAUSE, a random duration in seconds (bash's RANDOM, seeded in chaos).

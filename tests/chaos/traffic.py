@@ -289,6 +289,10 @@ def probe(args):
     hosts = args.hosts.split(",")
     todo = set(hosts)
     tries = 0
+    print("ready", flush=True)
+    # Started before the fault ends, so that its own start-up is not counted.
+    while args.go and not os.path.exists(args.go):
+        time.sleep(0.01)
     end = time.monotonic() + args.give_up
     last = None
     while todo and time.monotonic() < end:
@@ -330,6 +334,7 @@ def main():
     pr.add_argument("--hosts", required=True)
     pr.add_argument("--port", type=int, required=True)
     pr.add_argument("--give-up", type=float, default=30)
+    pr.add_argument("--go", help="start once this file exists")
     args = ap.parse_args()
     sys.exit({"serve": serve, "load": load, "probe": probe}[args.cmd](args) or 0)
 
