@@ -26,6 +26,12 @@
  * gaps between real failures: with 10 s, a proxy whose connection had carried tunnels for 5 s
  * waited 3.6 s to redial after the next failure (a backoff left over from the one before). */
 #define UPLINK_STABLE_MS 2000
+/* For the first 30 s of an outage redials come at most 1 s apart, so a server restarted (or a
+ * link back) is found again within about a second; only a longer outage backs off to 10 s. A
+ * server that is down refuses a SYN for next to nothing; with the 10 s cap alone, a server
+ * down for 2.5 s was redialled only 3.9 s after it listened again. */
+#define UPLINK_FAST_MS	30000
+#define UPLINK_FAST_MAX 1000
 /* A refusal comes back the same until someone changes a configuration: at most a few
  * attempts a minute at first, then one every few minutes (the server logs each one). */
 #define UPLINK_REFUSED_MIN 4000
@@ -49,6 +55,7 @@ struct uplink {
 	bool stopping;
 	bool refused;
 	uint64_t up_since;
+	uint64_t down_since; /* the outage's first failed redial, 0 while up */
 	struct backoff bo, refused_bo;
 	struct loop_timer *redial;
 	unsigned failures;
@@ -202,6 +209,11 @@ static void schedule_redial(struct uplink *u, bool at_once)
 	}
 	u->up_since = 0;
 	delay = backoff_next(u->refused ? &u->refused_bo : &u->bo);
+	if (!u->down_since)
+		u->down_since = loop_now_ms();
+	if (!u->refused && delay > UPLINK_FAST_MAX &&
+	    loop_now_ms() - u->down_since < UPLINK_FAST_MS)
+		delay = UPLINK_FAST_MAX / 2 + (uint32_t)(random() % (UPLINK_FAST_MAX / 2 + 1));
 	log_write(u->failures++ < 3 || u->failures % 20 == 0 ? LOG_LVL_INFO : LOG_LVL_DEBUG, NULL,
 		  NULL, "reconnecting to %s in %u ms", cur_label(u), delay);
 	loop_timer_arm(u->redial, delay);
@@ -235,6 +247,7 @@ static void on_ready(struct peer *p, void *arg)
 	}
 	u->up = true;
 	u->up_since = loop_now_ms();
+	u->down_since = 0;
 	u->failures = 0;
 	u->tried = 0;
 	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connected to server %s", cur_label(u));
