@@ -24,23 +24,8 @@
 #          prints the wall-clock time that one ended (for recovery times).
 import argparse, errno, hashlib, json, os, random, socket, sys, threading, time
 
-BLOCK = 1 << 18
-
-
-def gen(n, seed):
-    rnd = random.Random(seed)
-    left = n
-    while left > 0:
-        k = min(BLOCK, left)
-        yield rnd.randbytes(k)
-        left -= k
-
-
-def gen_hash(n, seed):
-    h = hashlib.sha256()
-    for b in gen(n, seed):
-        h.update(b)
-    return h.hexdigest()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from netapp import gen, gen_hash  # noqa: E402  (payloads from a seed, in 1 MiB blocks)
 
 
 def down_seed(seed):
