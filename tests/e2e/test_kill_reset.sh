@@ -31,8 +31,8 @@ setup() {
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text
 	start_proxy
 	start_client
-	wait_log dest listening 10 && wait_log proxy "registered as proxy-1" 10 &&
-		wait_log client "connected to server" 10
+	wait_log dest listening 10 && wait_log proxy "registered as proxy-1" 20 &&
+		wait_log client "connected to server" 20
 }
 
 # The app of case_client: GET 4 MiB, read 64 KiB, wait for GO, read the rest; prints how the
@@ -76,9 +76,10 @@ print("sent", flush=True)
 time.sleep(15)'
 
 case_proxy() {
-	local i
+	local i m
+	m=$(mark client)
 	start_client
-	wait_log client "connected to server" 10 || return 1
+	since client "$m" "connected to server" 20 || return 1
 	app_start partput cli $PY -c "$PART_PUT"
 	wait_log partput sent 10 || return 1
 	sleep 1
