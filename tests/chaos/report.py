@@ -78,14 +78,23 @@ def main():
         for k, ts in sorted(rec.items()):
             print(f"  {k}: n {len(ts)}, median {statistics.median(ts):.2f} s, "
                   f"max {max(ts):.2f} s")
-    for f in faults:
-        if f.get("note"):
-            print(f"  {f['kind']}: {f['note']}")
-    for path, title in ((a.reorder, "reordering"), (a.leaks, "leak checks")):
-        if path and os.path.exists(path):
-            print(f"{title}:")
-            for l in open(path):
+    notes = collections.Counter((f["kind"], f["note"]) for f in faults if f.get("note"))
+    for (k, n), c in sorted(notes.items()):
+        print(f"  {k}: {n} ({c}x)")
+    if a.reorder and os.path.exists(a.reorder):
+        slow = collections.Counter()
+        print("reordering (packets held in the slow class, then the kernel's counters):")
+        for l in open(a.reorder):
+            w = l.split()
+            if "slow" in w:
+                slow[w[0]] += int(w[5])
+            else:
                 print("  " + l.rstrip())
+        print("  slow class: " + ", ".join(f"{d} {n} packets" for d, n in sorted(slow.items())))
+    if a.leaks and os.path.exists(a.leaks):
+        print("leak checks (fds start end, rss KiB start end limit):")
+        for l in open(a.leaks):
+            print("  " + l.rstrip())
     print("verdict: " + ("PASS" if not fail else "FAIL: " + "; ".join(fail)))
     return 1 if fail else 0
 
