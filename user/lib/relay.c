@@ -362,8 +362,12 @@ static void sock_shutdown(struct relay_end *e)
 {
 	struct sock_end *s = (struct sock_end *)e;
 
-	if (s->fd >= 0 && !s->wr_shut && !s->connecting)
-		shutdown(s->fd, SHUT_WR);
+	if (s->fd >= 0 && !s->wr_shut) {
+		/* Everything we send is whole from here: a FIN on close is the truth now. */
+		sock_reset_on_close(s->fd, false);
+		if (!s->connecting)
+			shutdown(s->fd, SHUT_WR);
+	}
 	s->wr_shut = true;
 }
 
@@ -416,6 +420,10 @@ struct relay_end *relay_sock_end(struct loop *l, int fd, bool connecting, uint32
 	s->connecting = connecting;
 	s->end.up = !connecting;
 	buf_init(&s->in);
+	/* Until our side of the stream has ended (sock_shutdown), a close that is not ours (the
+	 * daemon killed, crashing) must read as a reset to the socket's peer, not as a FIN that
+	 * an app takes for a complete response or upload. */
+	sock_reset_on_close(fd, true);
 	s->io = loop_io_new_edge(l, fd, sock_io, s);
 	if (!s->io)
 		goto err;

@@ -168,11 +168,16 @@ int sock_peer(int fd, uint32_t *addr, uint16_t *port)
 	return name_of(fd, true, addr, port);
 }
 
-void sock_close_reset(int fd)
+void sock_reset_on_close(int fd, bool on)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct linger lg = {.l_onoff = on, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void sock_close_reset(int fd)
+{
+	sock_reset_on_close(fd, true);
 	close(fd);
 }
 

@@ -40,6 +40,10 @@ int sock_peer(int fd, uint32_t *addr, uint16_t *port);
 /* Closes fd so that the peer sees a reset (SO_LINGER 0). */
 void sock_close_reset(int fd);
 
+/* on: a later close of fd, by us or by the kernel when the process dies, resets the
+ * connection (SO_LINGER 0) instead of sending a FIN; off: the normal close again. */
+void sock_reset_on_close(int fd, bool on);
+
 /* Sets socket buffer sizes (0 leaves one alone). 0 or -errno. */
 int sock_set_buffers(int fd, int sndbuf, int rcvbuf);
 

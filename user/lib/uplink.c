@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Keeps one peer connection to a server alive: backoff from 250 ms doubling to 10 s, reset
- * once a connection has stayed up for 10 s so a flapping server is not hammered. A connection
+ * once a connection has stayed up for 2 s so a flapping server is not hammered. A connection
  * that stops taking new calls (GOAWAY either way) is replaced at once while it drains. With
  * several servers, a failed or draining one is left for the next at once; only a whole round
  * of failures waits. */
@@ -22,7 +22,16 @@
 
 #define UPLINK_BACKOFF_MIN 250
 #define UPLINK_BACKOFF_MAX 10000
-#define UPLINK_STABLE_MS   10000
+/* Longer than a server that accepts and drops at once keeps a connection, shorter than the
+ * gaps between real failures: with 10 s, a proxy whose connection had carried tunnels for 5 s
+ * waited 3.6 s to redial after the next failure (a backoff left over from the one before). */
+#define UPLINK_STABLE_MS 2000
+/* For the first 30 s of an outage redials come at most 1 s apart, so a server restarted (or a
+ * link back) is found again within about a second; only a longer outage backs off to 10 s. A
+ * server that is down refuses a SYN for next to nothing; with the 10 s cap alone, a server
+ * down for 2.5 s was redialled only 3.9 s after it listened again. */
+#define UPLINK_FAST_MS	30000
+#define UPLINK_FAST_MAX 1000
 /* A refusal comes back the same until someone changes a configuration: at most a few
  * attempts a minute at first, then one every few minutes (the server logs each one). */
 #define UPLINK_REFUSED_MIN 4000
@@ -46,6 +55,7 @@ struct uplink {
 	bool stopping;
 	bool refused;
 	uint64_t up_since;
+	uint64_t down_since; /* the outage's first failed redial, 0 while up */
 	struct backoff bo, refused_bo;
 	struct loop_timer *redial;
 	unsigned failures;
@@ -207,6 +217,11 @@ static void schedule_redial(struct uplink *u, bool at_once)
 	}
 	u->up_since = 0;
 	delay = backoff_next(u->refused ? &u->refused_bo : &u->bo);
+	if (!u->down_since)
+		u->down_since = loop_now_ms();
+	if (!u->refused && delay > UPLINK_FAST_MAX &&
+	    loop_now_ms() - u->down_since < UPLINK_FAST_MS)
+		delay = UPLINK_FAST_MAX / 2 + (uint32_t)(random() % (UPLINK_FAST_MAX / 2 + 1));
 	log_write(u->failures++ < 3 || u->failures % 20 == 0 ? LOG_LVL_INFO : LOG_LVL_DEBUG, NULL,
 		  NULL, "reconnecting to %s in %u ms", cur_label(u), delay);
 	loop_timer_arm(u->redial, delay);
@@ -240,6 +255,7 @@ static void on_ready(struct peer *p, void *arg)
 	}
 	u->up = true;
 	u->up_since = loop_now_ms();
+	u->down_since = 0;
 	u->failures = 0;
 	u->tried = 0;
 	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connected to server %s", cur_label(u));
