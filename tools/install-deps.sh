@@ -18,6 +18,8 @@ pkgs=(
 	python3-kubernetes python3-yaml
 	# benchmark baselines
 	iperf3 stunnel4 openssh-server openssh-client wrk nginx-light openssl
+	# bench (issue 16 baselines): the HAProxy TLS chain and sshuttle
+	haproxy sshuttle
 )
 
 missing=()
@@ -32,8 +34,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Services from packages must not start on their own on a shared machine (sshd, nginx).
-for s in ssh nginx; do
+# Services from packages must not start on their own on a shared machine (sshd, nginx, haproxy).
+for s in ssh nginx haproxy; do
 	systemctl disable --now "$s" >/dev/null 2>&1 || true
 done
 echo "install-deps: done"
