@@ -408,6 +408,14 @@ def main():
                  f"{fmt(t.get('min'))}–{fmt(t.get('max'))} | {ratio(t.get('x_stunnel'))} | "
                  f"{det} | {ex[0]}/{ex[1]} |")
     L.append("")
+    if m.get("hold_asked", m["hold"]) > m["hold"] or \
+            m.get("hold_base_asked", 0) > m.get("hold_base", 0):
+        L.append(f"**Fewer connections than asked** ({m.get('hold_asked'):,} through ntun, "
+                 f"{m.get('hold_base_asked'):,} through the others): RLIMIT_NOFILE is "
+                 f"{m['nofile']:,} here and could not be raised (no CAP_SYS_RESOURCE), and "
+                 "ntun-client, ntun-proxy and the load generator take a descriptor per "
+                 "connection, HAProxy two.")
+        L.append("")
     L.append(f"ntun holds {m['hold']:,} connections, the other paths {m.get('hold_base', m['hold']):,}: "
              "OpenSSH and stunnel take minutes per 10,000, and ssh -L, stunnel and HAProxy "
              "dial one fixed address and port from each hop, which 65,000 ephemeral ports "
@@ -523,7 +531,8 @@ def main():
         L.append(f"Asked for {m.get('churn', 0):,} connections at concurrency 50, at most "
                  f"{m.get('churn_secs', '?')} s per path (the count reached is given). "
                  f"\"Before\" follows a warm-up of {m.get('churn_warm', 1000):,} connections; \"settled\" is when every "
-                 "daemon's descriptors were back within 5% (at most 60 s), RSS read then.")
+                 f"daemon's descriptors were back within 5% (at most {m.get('churn_settle', 60)} s), "
+                 "RSS read then.")
         L.append("")
 
     ti = [r for r in recs if r["fig"] == "tool_iperf3" and ok(r)]
