@@ -428,7 +428,8 @@ def main():
              "is not included (it is not in any process's PSS). Memory is read after the "
              "connections have carried their first echo and sat idle "
              "for a moment, from freshly started daemons (\"PSS before\" is their size then).")
-    if m.get("stunnel_hold", m["hold"]) < m.get("hold_base", m["hold"]):
+    if m.get("stunnel_hold", m["hold"]) < m.get("hold_base", m["hold"]) and \
+            any(p in mem for p in ("stunnel", "stunnel-def")):
         L.append("")
         hb = m.get("hold_base", m["hold"])
         L.append(f"The stunnel chain held {m['stunnel_hold']:,} connections, not {hb:,}: "
