@@ -18,7 +18,8 @@
  * (address, port) pair out of ephemeral ports. bulk --seconds: each stream asks for --bytes but
  * reads only for S seconds, then closes. ping: one connection, request/response after
  * request/response on it (the latency of an open connection). flows: N connections receiving
- * at once for S seconds after all are open; per-flow bytes give Jain's fairness index.
+ * at once for S seconds after every one has received its first byte (a relay may accept at
+ * once and dial later); per-flow bytes give Jain's fairness index.
  *
  * Server protocol: one header line, then the mode's bytes. OFF is the stream's offset in the
  * pattern; the byte at stream position k is pattern[(OFF + k) mod PAT_LEN].
@@ -818,8 +819,8 @@ out:
 
 struct flow {
 	int fd;
-	bool connected;
-	uint64_t got, win; /* bytes in all; in the measured window */
+	bool connected, moving; /* moving: its first byte arrived (the path is up end to end) */
+	uint64_t got, win;	/* bytes in all; in the measured window */
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -835,7 +836,7 @@ static int cmd_flows(const char *host, int port, unsigned long n, double seconds
 	struct flow *f = calloc(n, sizeof(*f));
 	unsigned char *buf = malloc(CHUNK);
 	struct epoll_event ev[512];
-	unsigned long next = 0, connected = 0, pending = 0, errors = 0;
+	unsigned long next = 0, connected = 0, moving = 0, pending = 0, errors = 0;
 	double t0 = now_s(), tw = 0, t_end = 0;
 	char err[160] = "";
 	const uint64_t want = 1ull << 50; /* more than any run reads */
@@ -864,8 +865,9 @@ static int cmd_flows(const char *host, int port, unsigned long n, double seconds
 			next++;
 			pending++;
 		}
-		if (!tw && connected == n) {
-			/* All open: the measured window starts now. */
+		if (!tw && moving == n) {
+			/* All moving data (a relay may accept at once and dial later): the measured
+			 * window starts now. */
 			tw = t;
 			t_end = tw + seconds;
 			for (unsigned long i = 0; i < n; i++)
@@ -874,8 +876,9 @@ static int cmd_flows(const char *host, int port, unsigned long n, double seconds
 		if (tw && t >= t_end)
 			break;
 		if (!tw && t - t0 > timeout) {
-			snprintf(err, sizeof(err), "only %lu of %lu flows open in %.0f s",
-				 connected, n, timeout);
+			snprintf(err, sizeof(err),
+				 "only %lu of %lu flows open, %lu moving in %.0f s", connected, n,
+				 moving, timeout);
 			errors++;
 			goto done;
 		}
@@ -917,6 +920,10 @@ static int cmd_flows(const char *host, int port, unsigned long n, double seconds
 				snprintf(err, sizeof(err), "flow %lu: wrong byte", id);
 				errors++;
 				goto done;
+			}
+			if (!c->moving) {
+				c->moving = true;
+				moving++;
 			}
 			c->got += (uint64_t)r;
 			if (tw)

@@ -495,7 +495,8 @@ def main():
     if any(figs.get("flows_gbps", {}).get(p) for p in paths):
         table(f"7. {m.get('flows', 1000):,} concurrent flows, aggregate throughput",
               "flows_gbps", "Gbit/s", "flows", "Higher is better. Every flow receives the "
-              "pattern, checked in place, for the measured seconds after all are open.")
+              "pattern, checked in place, for the measured seconds after every flow has received "
+              "its first byte.")
         L.append("| path | Jain's index (median, min–max) | relay CPU s/GiB | exact |")
         L.append("|---|---:|---:|---:|")
         for p in paths:
