@@ -932,12 +932,13 @@ static int cmd_flows(const char *host, int port, unsigned long n, double seconds
 	}
 done:;
 	double span = tw ? now_s() - tw : 0, s1 = 0, s2 = 0;
-	uint64_t *w = calloc(n, sizeof(*w)), total = 0;
+	uint64_t *w = calloc(n, sizeof(*w)), total = 0, all = 0;
 	unsigned long starved = 0;
 	for (unsigned long i = 0; i < n; i++) {
 		w[i] = f[i].win;
 		starved += tw && !w[i];
 		total += w[i];
+		all += f[i].got;
 		s1 += (double)w[i];
 		s2 += (double)w[i] * (double)w[i];
 		if (f[i].fd > 0)
@@ -946,12 +947,13 @@ done:;
 	qsort(w, n, sizeof(*w), cmp_u64);
 	double jain = s2 > 0 ? s1 * s1 / ((double)n * s2) : 0;
 	printf("{\"ok\":%d,\"cpu_self_s\":%.4f,\"flows\":%lu,\"open\":%lu,\"connect_s\":%.3f,\"seconds\":%.3f,"
-	       "\"bytes\":%" PRIu64 ",\"gbps\":%.4f,\"jain\":%.4f,\"min_bytes\":%" PRIu64
-	       ",\"p10_bytes\":%" PRIu64 ",\"median_bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64
+	       "\"bytes\":%" PRIu64 ",\"bytes_all\":%" PRIu64 ",\"gbps\":%.4f,\"jain\":%.4f,"
+	       "\"min_bytes\":%" PRIu64 ",\"p10_bytes\":%" PRIu64 ",\"median_bytes\":%" PRIu64
+	       ",\"max_bytes\":%" PRIu64
 	       ",\"starved\":%lu,\"errors\":%lu,\"first_error\":\"%s\"}\n",
 	       !errors && tw && total > 0, self_cpu(), n, connected, tw ? tw - t0 : now_s() - t0,
-	       span, total, span > 0 ? (double)total * 8 / span / 1e9 : 0, jain, w[0], w[n / 10],
-	       w[n / 2], w[n - 1], starved, errors, err);
+	       span, total, all, span > 0 ? (double)total * 8 / span / 1e9 : 0, jain, w[0],
+	       w[n / 10], w[n / 2], w[n - 1], starved, errors, err);
 	return errors || !total;
 }
 
