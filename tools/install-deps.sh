@@ -55,6 +55,8 @@ bench=(
 	openssl                          # stunnel's and sshd's keys
 	procps                           # ps: the relays' processes
 	iperf3 wrk nginx-light           # raw-tool reference rows (optional in tools/bench)
+	haproxy sshuttle                 # baselines: a two-hop HAProxy TLS chain, sshuttle over ssh
+	iptables                         # sshuttle's REDIRECT rules (in the bench's app namespace)
 )
 
 list=0
@@ -96,10 +98,10 @@ echo "install-deps (${groups[*]}): installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Services from packages must not start on their own on a shared machine (sshd, nginx).
-for s in ssh nginx; do
+# Services from packages must not start on their own on a shared machine (sshd, nginx, haproxy).
+for s in ssh nginx haproxy; do
 	case " ${missing[*]} " in
-	*" openssh-server "* | *" nginx-light "*) systemctl disable --now "$s" >/dev/null 2>&1 || true ;;
+	*" openssh-server "* | *" nginx-light "* | *" haproxy "*) systemctl disable --now "$s" >/dev/null 2>&1 || true ;;
 	esac
 done
 echo "install-deps: done"

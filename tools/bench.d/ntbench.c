@@ -5,10 +5,21 @@
  * each position, not by a digest at the end. Not a general load tool: it does what iperf3 and
  * wrk don't (content checks, connect included in latency, 10,000 idle connections held open).
  *
- *   ntbench serve --bind ADDR --port P [--threads T]
- *   ntbench bulk  --host H --port P --bytes N [--streams K] [--timeout S]
+ *   ntbench serve --bind ADDR --port P [--ports K] [--threads T]
+ *   ntbench bulk  --host H --port P --bytes N [--streams K] [--seconds S] [--timeout S]
  *   ntbench rr    --host H --port P [--conc C] [--seconds S | --count N] [--req B] [--resp B]
- *   ntbench hold  --host H --port P --conns N [--window W] [--timeout S]
+ *   ntbench ping  --host H --port P --seconds S [--req B] [--resp B] [--timeout S]
+ *   ntbench flows --host H --port P --conns N --seconds S [--window W] [--timeout S]
+ *   ntbench hold  --host H --port P --conns N [--ports K] [--src A,B,..] [--window W]
+ *                 [--timeout S]
+ *
+ * --ports K: the server listens on P..P+K-1, and hold spreads its connections over them (with
+ * --src, over several source addresses too), so that 100,000 connections do not run one hop's
+ * (address, port) pair out of ephemeral ports. bulk --seconds: each stream asks for --bytes but
+ * reads only for S seconds, then closes. ping: one connection, request/response after
+ * request/response on it (the latency of an open connection). flows: N connections receiving
+ * at once for S seconds after every one has received its first byte (a relay may accept at
+ * once and dial later); per-flow bytes give Jain's fairness index.
  *
  * Server protocol: one header line, then the mode's bytes. OFF is the stream's offset in the
  * pattern; the byte at stream position k is pattern[(OFF + k) mod PAT_LEN].
@@ -17,6 +28,8 @@
  *                      pattern bytes from OFF + req, then closes (the server closes first, so
  *                      TIME_WAIT stays on the accepting side of every hop)
  *   ECHO               server echoes until EOF
+ *   PP req resp OFF    like RR, again and again on one connection: after each response the
+ *                      next req bytes follow on, offsets continuing; ends at the client's EOF
  * A wrong request byte makes the server reset the connection, so the client sees every error.
  *
  * Clients print one JSON object on stdout. hold prints {"phase":"held",...} once all its
@@ -39,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -103,6 +117,16 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* CPU seconds this process has used (user + system, all threads): exact, unlike the ticks of
+ * /proc/stat, so even a figure of a second says what its load generator cost. */
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static struct sockaddr_in parse_addr(const char *host, int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -128,13 +152,16 @@ struct sconn {
 	char hdr[96];
 	unsigned hlen;
 	uint64_t off, left; /* S_GET/S_RESP: bytes still to send; S_REQ: to receive */
-	uint64_t resp;
+	uint64_t req, resp;
+	bool loop; /* PP: back to S_REQ after each response */
+	bool out;  /* EPOLLOUT is on */
 	unsigned elen;
 	unsigned char ebuf[512];
 };
 
 struct server {
 	struct sockaddr_in addr;
+	int ports;
 	unsigned long bad; /* requests with wrong bytes, all threads (racy count, logged only) */
 };
 
@@ -154,11 +181,17 @@ static void s_want(int ep, struct sconn *c, uint32_t ev)
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
-/* Sends what is left of the pattern; returns 1 when all sent, 0 on EAGAIN, -1 on error. */
+/* Sends what is left of the pattern, at most CHUNK bytes per call (one connection must not
+ * keep a thread while its socket buffer, autotuned to megabytes, takes more: with 1,000 flows
+ * the others would wait seconds for their turn); returns 1 when all sent, 0 on EAGAIN or when
+ * the share is used up, -1 on error. */
 static int s_send_pattern(struct sconn *c)
 {
+	size_t budget = CHUNK;
 	while (c->left > 0) {
-		size_t n = c->left < CHUNK ? c->left : CHUNK;
+		if (!budget)
+			return 0;
+		size_t n = c->left < budget ? c->left : budget;
 		ssize_t w = send(c->fd, pat_at(c->off), n, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -167,6 +200,7 @@ static int s_send_pattern(struct sconn *c)
 		}
 		c->off += (uint64_t)w;
 		c->left -= (uint64_t)w;
+		budget -= (size_t)w;
 	}
 	return 1;
 }
@@ -212,6 +246,12 @@ static int s_header(struct server *sv, struct sconn *c)
 		c->left = a ? a : b;
 		c->resp = b;
 		c->off = o;
+	} else if (sscanf(c->hdr, "PP %llu %llu %llu", &a, &b, &o) == 3 && a > 0) {
+		c->state = S_REQ;
+		c->left = c->req = a;
+		c->resp = b;
+		c->off = o;
+		c->loop = true;
 	} else if (strcmp(c->hdr, "ECHO") == 0) {
 		c->state = S_ECHO;
 	} else {
@@ -258,9 +298,18 @@ static bool s_step(struct server *sv, int ep, struct sconn *c, unsigned char *sc
 				goto drop;
 			if (rc == 0) {
 				s_want(ep, c, EPOLLOUT);
+				c->out = true;
 				return true;
 			}
-			goto drop; /* all sent: we close first */
+			if (!c->loop)
+				goto drop; /* all sent: we close first */
+			if (c->out) {
+				s_want(ep, c, EPOLLIN);
+				c->out = false;
+			}
+			c->state = S_REQ;
+			c->left = c->req;
+			break;
 		}
 		case S_ECHO: {
 			if (c->elen > 0) {
@@ -302,20 +351,28 @@ static void *s_thread(void *arg)
 	unsigned char *scratch = malloc(CHUNK);
 	struct epoll_event ev[256];
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sv->addr, sizeof(sv->addr)) || listen(lfd, 4096))
-		die("listen: %s", strerror(errno));
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event le = {.events = EPOLLIN, .data.ptr = NULL};
-	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &le);
+	/* Listening sockets are marked by data.ptr values 1..ports (never a connection's). */
+	int lfds[64];
+	for (int p = 0; p < sv->ports; p++) {
+		struct sockaddr_in a = sv->addr;
+		a.sin_port = htons((uint16_t)(ntohs(a.sin_port) + p));
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 4096))
+			die("listen: %s", strerror(errno));
+		lfds[p] = lfd;
+		struct epoll_event le = {.events = EPOLLIN, .data.ptr = (void *)(uintptr_t)(p + 1)};
+		epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &le);
+	}
 	for (;;) {
 		int n = epoll_wait(ep, ev, 256, -1);
 		for (int i = 0; i < n; i++) {
 			struct sconn *c = ev[i].data.ptr;
-			if (!c) {
+			if ((uintptr_t)c <= (uintptr_t)sv->ports) {
 				int fd;
+				lfd = lfds[(uintptr_t)c - 1];
 				while ((fd = accept4(lfd, NULL, NULL,
 						     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					c = calloc(1, sizeof(*c));
@@ -332,14 +389,16 @@ static void *s_thread(void *arg)
 	return NULL;
 }
 
-static int cmd_serve(const char *bind_ip, int port, int threads)
+static int cmd_serve(const char *bind_ip, int port, int ports, int threads)
 {
 	static struct server sv;
 	pthread_t t;
 	sv.addr = parse_addr(bind_ip, port);
+	sv.ports = ports;
 	for (int i = 1; i < threads; i++)
 		pthread_create(&t, NULL, s_thread, &sv);
-	fprintf(stderr, "ntbench: listening on %s:%d with %d thread(s)\n", bind_ip, port, threads);
+	fprintf(stderr, "ntbench: listening on %s:%d (%d port(s)) with %d thread(s)\n", bind_ip,
+		port, ports, threads);
 	s_thread(&sv);
 	return 0;
 }
@@ -349,7 +408,7 @@ static int cmd_serve(const char *bind_ip, int port, int threads)
 struct stream {
 	struct sockaddr_in addr;
 	uint64_t bytes, off, got;
-	double timeout, t1;
+	double timeout, t1, until; /* until: stop reading then (0: read all bytes) */
 	pthread_barrier_t *go;
 	char err[160];
 };
@@ -375,6 +434,8 @@ static void *bulk_thread(void *arg)
 		goto out;
 	}
 	for (;;) {
+		if (s->until > 0 && now_s() >= s->until)
+			goto out;
 		ssize_t r = recv(fd, buf, CHUNK, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -400,7 +461,7 @@ static void *bulk_thread(void *arg)
 		}
 		s->got += (uint64_t)r;
 	}
-	if (s->got != s->bytes)
+	if (s->got != s->bytes && s->until <= 0)
 		snprintf(s->err, sizeof(s->err), "EOF after %" PRIu64 " of %" PRIu64 " bytes",
 			 s->got, s->bytes);
 out:
@@ -410,7 +471,8 @@ out:
 	return NULL;
 }
 
-static int cmd_bulk(const char *host, int port, uint64_t bytes, int streams, double timeout)
+static int cmd_bulk(const char *host, int port, uint64_t bytes, int streams, double seconds,
+		    double timeout)
 {
 	struct stream *s = calloc((size_t)streams, sizeof(*s));
 	pthread_t *t = calloc((size_t)streams, sizeof(*t));
@@ -429,6 +491,8 @@ static int cmd_bulk(const char *host, int port, uint64_t bytes, int streams, dou
 		pthread_create(&t[i], NULL, bulk_thread, &s[i]);
 	}
 	t0 = now_s();
+	for (int i = 0; i < streams; i++)
+		s[i].until = seconds > 0 ? t0 + seconds : 0;
 	pthread_barrier_wait(&go);
 	for (int i = 0; i < streams; i++) {
 		pthread_join(t[i], NULL);
@@ -438,9 +502,12 @@ static int cmd_bulk(const char *host, int port, uint64_t bytes, int streams, dou
 		if (s[i].err[0])
 			errors++;
 	}
-	printf("{\"ok\":%d,\"bytes\":%" PRIu64 ",\"want\":%" PRIu64
+	if (seconds > 0)
+		bytes = total; /* timed: whatever arrived in the time, all of it checked */
+	printf("{\"ok\":%d,\"cpu_self_s\":%.4f,\"bytes\":%" PRIu64 ",\"want\":%" PRIu64
 	       ",\"seconds\":%.6f,\"gbps\":%.4f,\"streams\":%d,\"errors\":[",
-	       errors == 0, total, bytes, t1 - t0, total * 8 / (t1 - t0) / 1e9, streams);
+	       errors == 0 && total > 0, self_cpu(), total, bytes, t1 - t0,
+	       total * 8 / (t1 - t0) / 1e9, streams);
 	for (int i = 0, k = 0; i < streams; i++)
 		if (s[i].err[0])
 			printf("%s\"stream %d: %s\"", k++ ? "," : "", i, s[i].err);
@@ -647,23 +714,247 @@ static int cmd_rr(const char *host, int port, int conc, double seconds, unsigned
 			rr_step(&r, ev[i].data.ptr, buf);
 	}
 	tlast = now_s();
-	double span = seconds > 0 ? seconds : tlast - t0;
+	/* A count reached before the time is up: the rate is over the time it took. */
+	double span = seconds > 0 && (!count || tlast - t0 >= seconds) ? seconds : tlast - t0;
 	qsort(r.lat, r.nlat, sizeof(double), cmp_double);
 	double sum = 0;
 	for (size_t i = 0; i < r.nlat; i++)
 		sum += r.lat[i];
 	unsigned long errors = r.e_connect + r.e_reset + r.e_bad + r.e_timeout + r.e_eof;
-	printf("{\"ok\":%d,\"conns\":%lu,\"in_window\":%lu,\"seconds\":%.4f,\"rate\":%.1f,"
+	printf("{\"ok\":%d,\"cpu_self_s\":%.4f,\"conns\":%lu,\"in_window\":%lu,"
+	       "\"seconds\":%.4f,\"rate\":%.1f,"
 	       "\"conc\":%d,\"req\":%u,\"resp\":%u,\"p50_us\":%.1f,\"p90_us\":%.1f,"
 	       "\"p99_us\":%.1f,\"mean_us\":%.1f,\"max_us\":%.1f,\"errors\":%lu,"
 	       "\"e_connect\":%lu,\"e_reset\":%lu,\"e_bad\":%lu,\"e_timeout\":%lu,\"e_eof\":%lu,"
 	       "\"first_error\":\"%s\"}\n",
-	       errors == 0 && r.done > 0, r.done, r.in_window, span, r.in_window / span, conc, req,
-	       resp, pct(r.lat, r.nlat, 0.5) * 1e6, pct(r.lat, r.nlat, 0.9) * 1e6,
+	       errors == 0 && r.done > 0, self_cpu(), r.done, r.in_window, span, r.in_window / span,
+	       conc, req, resp, pct(r.lat, r.nlat, 0.5) * 1e6, pct(r.lat, r.nlat, 0.9) * 1e6,
 	       pct(r.lat, r.nlat, 0.99) * 1e6, r.nlat ? sum / (double)r.nlat * 1e6 : 0,
 	       r.nlat ? r.lat[r.nlat - 1] * 1e6 : 0, errors, r.e_connect, r.e_reset, r.e_bad,
 	       r.e_timeout, r.e_eof, r.first_err);
 	return errors || !r.done ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ ping */
+
+/* Reads exactly n bytes and checks them against the pattern at off; 0, or -1 with err set. */
+static int read_exact(int fd, unsigned char *buf, size_t n, uint64_t off, char *err, size_t el)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, el, "%s after %zu of %zu response bytes",
+				 r == 0		   ? "EOF"
+				 : errno == EAGAIN ? "no answer within the timeout"
+						   : strerror(errno),
+				 got, n);
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	if (pat_check(buf, n, off) >= 0) {
+		snprintf(err, el, "wrong response bytes");
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_ping(const char *host, int port, double seconds, uint32_t req, uint32_t resp,
+		    double timeout)
+{
+	struct sockaddr_in a = parse_addr(host, port);
+	struct timeval tv = {.tv_sec = (time_t)timeout};
+	unsigned char *buf = malloc(64 + req + resp);
+	size_t nlat = 0, caplat = 4096;
+	double *lat = malloc(caplat * sizeof(double)), t0, t_end, sum = 0;
+	uint64_t off = 0;
+	char err[160] = "";
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		snprintf(err, sizeof(err), "connect: %s", strerror(errno));
+		goto out;
+	}
+	t0 = now_s();
+	t_end = t0 + seconds;
+	for (bool first = true; now_s() < t_end; first = false) {
+		size_t hl = 0;
+		if (first)
+			hl = (size_t)snprintf((char *)buf, 64, "PP %u %u 0\n", req, resp);
+		memcpy(buf + hl, pat_at(off), req);
+		double t = now_s();
+		if (send(fd, buf, hl + req, MSG_NOSIGNAL) != (ssize_t)(hl + req)) {
+			snprintf(err, sizeof(err), "send: %s", strerror(errno));
+			goto out;
+		}
+		if (read_exact(fd, buf, resp, off + req, err, sizeof(err)))
+			goto out;
+		off += req + resp;
+		if (nlat == caplat)
+			lat = realloc(lat, (caplat *= 2) * sizeof(double));
+		lat[nlat++] = now_s() - t;
+	}
+out:
+	close(fd);
+	qsort(lat, nlat, sizeof(double), cmp_double);
+	for (size_t i = 0; i < nlat; i++)
+		sum += lat[i];
+	printf("{\"ok\":%d,\"cpu_self_s\":%.4f,\"count\":%zu,\"req\":%u,\"resp\":%u,\"p50_us\":%.1f,\"p90_us\":%.1f,"
+	       "\"p99_us\":%.1f,\"mean_us\":%.1f,\"max_us\":%.1f,\"errors\":%d,"
+	       "\"first_error\":\"%s\"}\n",
+	       !err[0] && nlat > 0, self_cpu(), nlat, req, resp, pct(lat, nlat, 0.5) * 1e6,
+	       pct(lat, nlat, 0.9) * 1e6, pct(lat, nlat, 0.99) * 1e6,
+	       nlat ? sum / (double)nlat * 1e6 : 0, nlat ? lat[nlat - 1] * 1e6 : 0, err[0] != 0,
+	       err);
+	return err[0] || !nlat;
+}
+
+/* ------------------------------------------------------------------ flows */
+
+struct flow {
+	int fd;
+	bool connected, moving; /* moving: its first byte arrived (the path is up end to end) */
+	uint64_t got, win;	/* bytes in all; in the measured window */
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_flows(const char *host, int port, unsigned long n, double seconds,
+		     unsigned long window, double timeout)
+{
+	struct sockaddr_in a = parse_addr(host, port);
+	struct flow *f = calloc(n, sizeof(*f));
+	unsigned char *buf = malloc(CHUNK);
+	struct epoll_event ev[512];
+	unsigned long next = 0, connected = 0, moving = 0, pending = 0, errors = 0;
+	double t0 = now_s(), tw = 0, t_end = 0;
+	char err[160] = "";
+	const uint64_t want = 1ull << 50; /* more than any run reads */
+	int rcvbuf = 128 * 1024;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	for (;;) {
+		double t = now_s();
+		while (!tw && next < n && pending < window) {
+			struct flow *c = &f[next];
+			c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (c->fd < 0)
+				die("socket: %s (raise ulimit -n)", strerror(errno));
+			/* Autotuned buffers of 1,000 flows would put the machine's TCP memory
+			 * under pressure (tcp_mem), which starves flows at random: fixed. */
+			setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+			if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) &&
+			    errno != EINPROGRESS) {
+				snprintf(err, sizeof(err), "flow %lu: connect: %s", next,
+					 strerror(errno));
+				errors++;
+				goto done;
+			}
+			struct epoll_event e = {.events = EPOLLOUT, .data.u64 = next};
+			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e);
+			next++;
+			pending++;
+		}
+		if (!tw && moving == n) {
+			/* All moving data (a relay may accept at once and dial later): the measured
+			 * window starts now. */
+			tw = t;
+			t_end = tw + seconds;
+			for (unsigned long i = 0; i < n; i++)
+				f[i].win = 0;
+		}
+		if (tw && t >= t_end)
+			break;
+		if (!tw && t - t0 > timeout) {
+			snprintf(err, sizeof(err),
+				 "only %lu of %lu flows open, %lu moving in %.0f s", connected, n,
+				 moving, timeout);
+			errors++;
+			goto done;
+		}
+		int k = epoll_wait(ep, ev, 512, 50);
+		for (int i = 0; i < k; i++) {
+			unsigned long id = ev[i].data.u64;
+			struct flow *c = &f[id];
+			if (!c->connected) {
+				int e = 0;
+				socklen_t el = sizeof(e);
+				char hdr[64];
+				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+				int hl = snprintf(hdr, sizeof(hdr), "GET %" PRIu64 " %lu\n", want,
+						  (id * 7919u) % PAT_LEN);
+				if (e || send(c->fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl) {
+					snprintf(err, sizeof(err), "flow %lu: connect: %s", id,
+						 strerror(e ? e : errno));
+					errors++;
+					goto done;
+				}
+				c->connected = true;
+				connected++;
+				pending--;
+				struct epoll_event e2 = {.events = EPOLLIN, .data.u64 = id};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e2);
+				continue;
+			}
+			/* One read per event, at most 64 KiB: no flow is served ahead of its turn. */
+			ssize_t r = recv(c->fd, buf, 65536, 0);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0) {
+				snprintf(err, sizeof(err), "flow %lu: %s after %" PRIu64 " bytes",
+					 id, r == 0 ? "EOF" : strerror(errno), c->got);
+				errors++;
+				goto done;
+			}
+			if (pat_check(buf, (size_t)r, (id * 7919u) % PAT_LEN + c->got) >= 0) {
+				snprintf(err, sizeof(err), "flow %lu: wrong byte", id);
+				errors++;
+				goto done;
+			}
+			if (!c->moving) {
+				c->moving = true;
+				moving++;
+			}
+			c->got += (uint64_t)r;
+			if (tw)
+				c->win += (uint64_t)r;
+		}
+	}
+done:;
+	double span = tw ? now_s() - tw : 0, s1 = 0, s2 = 0;
+	uint64_t *w = calloc(n, sizeof(*w)), total = 0, all = 0;
+	unsigned long starved = 0;
+	for (unsigned long i = 0; i < n; i++) {
+		w[i] = f[i].win;
+		starved += tw && !w[i];
+		total += w[i];
+		all += f[i].got;
+		s1 += (double)w[i];
+		s2 += (double)w[i] * (double)w[i];
+		if (f[i].fd > 0)
+			close_rst(f[i].fd);
+	}
+	qsort(w, n, sizeof(*w), cmp_u64);
+	double jain = s2 > 0 ? s1 * s1 / ((double)n * s2) : 0;
+	printf("{\"ok\":%d,\"cpu_self_s\":%.4f,\"flows\":%lu,\"open\":%lu,\"connect_s\":%.3f,\"seconds\":%.3f,"
+	       "\"bytes\":%" PRIu64 ",\"bytes_all\":%" PRIu64 ",\"gbps\":%.4f,\"jain\":%.4f,"
+	       "\"min_bytes\":%" PRIu64 ",\"p10_bytes\":%" PRIu64 ",\"median_bytes\":%" PRIu64
+	       ",\"max_bytes\":%" PRIu64
+	       ",\"starved\":%lu,\"errors\":%lu,\"first_error\":\"%s\"}\n",
+	       !errors && tw && total > 0, self_cpu(), n, connected, tw ? tw - t0 : now_s() - t0,
+	       span, total, all, span > 0 ? (double)total * 8 / span / 1e9 : 0, jain, w[0],
+	       w[n / 10], w[n / 2], w[n - 1], starved, errors, err);
+	return errors || !total;
 }
 
 /* ------------------------------------------------------------------ hold */
@@ -677,6 +968,8 @@ struct hconn {
 
 struct hold {
 	struct sockaddr_in addr;
+	int ports, nsrc;
+	struct in_addr src[16];
 	int ep;
 	struct hconn *c;
 	unsigned long n, inflight, held, verified;
@@ -712,7 +1005,21 @@ static void h_start(struct hold *h, unsigned long i)
 		die("socket: %s (raise ulimit -n)", strerror(errno));
 	c->state = H_CONNECTING;
 	h->inflight++;
-	if (connect(c->fd, (struct sockaddr *)&h->addr, sizeof(h->addr)) && errno != EINPROGRESS) {
+	struct sockaddr_in a = h->addr;
+	a.sin_port = htons((uint16_t)(ntohs(a.sin_port) + (int)(i % (unsigned long)h->ports)));
+	if (h->nsrc) {
+		/* The port is picked at connect, per 4-tuple, not at bind (which would cap it). */
+		int one = 1;
+		struct sockaddr_in s = {
+			.sin_family = AF_INET,
+			.sin_addr = h->src[(i / (unsigned long)h->ports) % (unsigned long)h->nsrc]};
+		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(c->fd, (struct sockaddr *)&s, sizeof(s))) {
+			h_fail(h, i, &h->f_connect, "bind", errno);
+			return;
+		}
+	}
+	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS) {
 		h_fail(h, i, &h->f_connect, "connect", errno);
 		return;
 	}
@@ -799,10 +1106,15 @@ static void h_print(struct hold *h, const char *phase, double secs)
 	fflush(stdout);
 }
 
-static int cmd_hold(const char *host, int port, unsigned long n, unsigned long window,
-		    double timeout)
+static int cmd_hold(const char *host, int port, int ports, const char *srcs, unsigned long n,
+		    unsigned long window, double timeout)
 {
-	struct hold h = {.addr = parse_addr(host, port), .n = n};
+	struct hold h = {.addr = parse_addr(host, port), .n = n, .ports = ports};
+	char *list = srcs ? strdup(srcs) : NULL, *save = NULL;
+	for (char *t = list ? strtok_r(list, ",", &save) : NULL; t && h.nsrc < 16;
+	     t = strtok_r(NULL, ",", &save))
+		h.src[h.nsrc++] = parse_addr(t, 1).sin_addr;
+	free(list);
 	struct epoll_event ev[512];
 	unsigned long next = 0;
 	sigset_t ss;
@@ -887,18 +1199,24 @@ static int cmd_hold(const char *host, int port, unsigned long n, unsigned long w
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: ntbench serve --bind ADDR --port P [--threads T]\n"
-		"       ntbench bulk --host H --port P --bytes N [--streams K] [--timeout S]\n"
+		"usage: ntbench serve --bind ADDR --port P [--ports K] [--threads T]\n"
+		"       ntbench bulk --host H --port P --bytes N [--streams K] [--seconds S]"
+		" [--timeout S]\n"
 		"       ntbench rr --host H --port P [--conc C] [--seconds S | --count N]"
 		" [--req B] [--resp B] [--timeout S]\n"
-		"       ntbench hold --host H --port P --conns N [--window W] [--timeout S]\n");
+		"       ntbench ping --host H --port P --seconds S [--req B] [--resp B]"
+		" [--timeout S]\n"
+		"       ntbench flows --host H --port P --conns N --seconds S [--window W]"
+		" [--timeout S]\n"
+		"       ntbench hold --host H --port P --conns N [--ports K] [--src A,B,..]"
+		" [--window W] [--timeout S]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *bind_ip = "0.0.0.0";
-	int port = 0, threads = 2, streams = 1, conc = 1;
+	const char *host = "127.0.0.1", *bind_ip = "0.0.0.0", *srcs = NULL;
+	int port = 0, ports = 1, threads = 2, streams = 1, conc = 1;
 	unsigned long long bytes = 0, count = 0, conns = 0, window = 100;
 	double seconds = 0, timeout = 30;
 	unsigned req = 1024, resp = 1024;
@@ -916,6 +1234,10 @@ int main(int argc, char **argv)
 			bind_ip = v;
 		else if (!strcmp(k, "--port"))
 			port = atoi(v);
+		else if (!strcmp(k, "--ports"))
+			ports = atoi(v);
+		else if (!strcmp(k, "--src"))
+			srcs = v;
 		else if (!strcmp(k, "--threads"))
 			threads = atoi(v);
 		else if (!strcmp(k, "--bytes"))
@@ -941,22 +1263,31 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (port <= 0 || port > 65535 || threads < 1 || streams < 1 || conc < 1 || window < 1 ||
-	    req > CHUNK || resp > (1u << 30))
+	if (port <= 0 || port > 65535 || ports < 1 || ports > 64 || port + ports > 65536 ||
+	    threads < 1 || streams < 1 || conc < 1 || window < 1 || req > CHUNK ||
+	    resp > (1u << 30))
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	pat_init();
 	if (!strcmp(argv[1], "serve"))
-		return cmd_serve(bind_ip, port, threads);
+		return cmd_serve(bind_ip, port, ports, threads);
 	if (!strcmp(argv[1], "bulk"))
-		return bytes ? cmd_bulk(host, port, bytes, streams, timeout) : (usage(), 2);
+		return bytes ? cmd_bulk(host, port, bytes, streams, seconds, timeout)
+			     : (usage(), 2);
+	if (!strcmp(argv[1], "ping"))
+		return seconds > 0 ? cmd_ping(host, port, seconds, req, resp, timeout)
+				   : (usage(), 2);
+	if (!strcmp(argv[1], "flows"))
+		return conns && seconds > 0 ? cmd_flows(host, port, conns, seconds, window, timeout)
+					    : (usage(), 2);
 	if (!strcmp(argv[1], "rr"))
 		return seconds > 0 || count
 			       ? cmd_rr(host, port, conc, seconds, count, req, resp, timeout)
 			       : (usage(), 2);
 	if (!strcmp(argv[1], "hold"))
-		return conns ? cmd_hold(host, port, conns, window, timeout) : (usage(), 2);
+		return conns ? cmd_hold(host, port, ports, srcs, conns, window, timeout)
+			     : (usage(), 2);
 	usage();
 	return 2;
 }
