@@ -66,11 +66,14 @@ struct http {
 
 static bool conn_gone(const struct http_conn *c)
 {
-	bufferevent_data_cb rd = NULL;
+	bufferevent_data_cb rd = NULL, wr = NULL;
+	bufferevent_event_cb ev = NULL;
 
-	/* bufferevent_free() clears the callbacks; our reference keeps the memory. */
-	bufferevent_getcb(c->bev, &rd, NULL, NULL, NULL);
-	return rd == NULL;
+	/* bufferevent_free() clears all three callbacks; our reference keeps the memory. evhttp
+	 * itself clears only the read callback while it writes an answer, so that alone does not
+	 * mean the connection is gone (it would leave the count and the deadlines). */
+	bufferevent_getcb(c->bev, &rd, &wr, &ev, NULL);
+	return !rd && !wr && !ev;
 }
 
 static void conn_kill(struct http *h, struct http_conn *c)
@@ -97,6 +100,13 @@ static void sweep(struct http *h)
 			continue;
 		}
 		if (!c->answered && !c->killed && now - c->accepted_ms >= h->o.deadline_ms) {
+			h->stats.refused_timeout++;
+			conn_kill(h, c);
+		} else if (c->answered && !c->killed &&
+			   now - c->accepted_ms >=
+				   h->o.deadline_ms + 2 * (uint64_t)h->o.timeout_ms) {
+			/* An answer read a few bytes at a time keeps evhttp's write timeout from
+			 * ever firing: the whole exchange has a deadline too. */
 			h->stats.refused_timeout++;
 			conn_kill(h, c);
 		} else if (c->killed && !c->answered) {
@@ -259,7 +269,7 @@ static int listen_unix(const char *path, char *err, size_t errsz)
 		}
 		rv = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
 		close(probe);
-		if (rv == 0 || rv == -EAGAIN) {
+		if (rv != -ECONNREFUSED && rv != -ENOENT) { /* live, busy, or not ours (EACCES) */
 			snprintf(err, errsz, "'%s' is in use by a running process", path);
 			rv = -EADDRINUSE;
 			goto err;

@@ -28,7 +28,7 @@ struct http_opts {
 /* Requests refused by the server itself, for metrics (borrowed from the http object). */
 struct http_stats {
 	uint64_t refused_host;	  /* Host missing, repeated or not accepted */
-	uint64_t refused_timeout; /* request not complete by the deadline */
+	uint64_t refused_timeout; /* request (or the reading of its answer) past its deadline */
 	uint64_t refused_busy;	  /* connection closed to make room, or turned away */
 };
 
