@@ -208,6 +208,10 @@ static void schedule_redial(struct uplink *u, bool at_once)
 		backoff_reset(&u->bo);
 		backoff_reset(&u->refused_bo);
 		u->refused = false;
+		/* Only a connection that stayed up ends the outage: one the server closes right
+		 * after the handshake (a cool-down, a revoked id) keeps backing off to 10 s. */
+		u->down_since = 0;
+		u->failures = 0;
 		if (at_once) {
 			u->up_since = 0;
 			log_info("replacing the connection to %s", cur_label(u));
@@ -255,8 +259,6 @@ static void on_ready(struct peer *p, void *arg)
 	}
 	u->up = true;
 	u->up_since = loop_now_ms();
-	u->down_since = 0;
-	u->failures = 0;
 	u->tried = 0;
 	log_write(LOG_LVL_INFO, NULL, peer_name(p), "connected to server %s", cur_label(u));
 	if (u->cbs->on_up)
