@@ -135,17 +135,25 @@ int xdp_guard(struct xdp_md *ctx)
 	if (frag & NTUN_IP_OFFSET)
 		return XDP_PASS;
 	tcp = (__u8 *)ip + ihl;
-	if ((void *)(tcp + 20) > data_end)
-		return XDP_PASS;
+	/* A SYN is never fragmented by a real stack; a fragmented one dodges the checks below
+	 * (its later fragments carry no ports), so the whole segment goes. A first fragment too
+	 * short to show even the ports (IP options can push them past the packet) goes too:
+	 * passing it would let the reassembled SYN skip every check. */
+	if ((void *)(tcp + 4) > data_end) {
+		if (!(frag & NTUN_IP_MF))
+			return XDP_PASS;
+		st->drop_frag++;
+		return XDP_DROP;
+	}
 	dport = bpf_ntohs(*(__be16 *)(tcp + 2));
 	if (dport != cfg->port)
 		return XDP_PASS;
-	/* A SYN is never fragmented by a real stack; a fragmented one dodges the checks below
-	 * (its later fragments carry no ports), so the whole segment goes. */
 	if (frag & NTUN_IP_MF) {
 		st->drop_frag++;
 		return XDP_DROP;
 	}
+	if ((void *)(tcp + 20) > data_end)
+		return XDP_PASS; /* a truncated header: the kernel drops it */
 	flags = tcp[NTUN_TCP_FLAGS];
 	if ((flags & (NTUN_TCP_SYN | NTUN_TCP_ACK)) != NTUN_TCP_SYN) {
 		st->pass_other++;
