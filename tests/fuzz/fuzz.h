@@ -58,4 +58,29 @@ static inline size_t fuzz_take(struct fuzz_in *in, size_t n, const uint8_t **p)
 	return n;
 }
 
+/* xorshift32: the harnesses' input-seeded choices (what fails when, piece sizes). */
+static inline uint32_t fuzz_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/* The size of the next piece an input is fed in, by mode (0..3): all that is left, 1 byte,
+ * 1..64, or log-uniform up to 32 KiB (some pieces span several frames or records). */
+static inline size_t fuzz_piece(unsigned mode, size_t left, uint32_t *rnd)
+{
+	switch (mode & 3) {
+	case 0:
+		return left;
+	case 1:
+		return 1;
+	case 2:
+		return 1 + fuzz_rand(rnd) % 64;
+	default:
+		return 1 + fuzz_rand(rnd) % (16u << fuzz_rand(rnd) % 12);
+	}
+}
+
 #endif

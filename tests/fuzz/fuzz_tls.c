@@ -6,7 +6,7 @@
  * the handshake never asks to be called again for something the socket already has: a
  * -EAGAIN whose wait poll() satisfies at once is a busy loop in the daemon.
  *
- * Input: [flags] bytes...   bits 0-1: pieces: whole, 1 byte, 1..64, 1..1024
+ * Input: [flags] bytes...   bits 0-1: pieces: whole, 1 byte, 1..64, 1..32768
  *   bit 2: the peer shuts down its sending side after the last piece */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,14 +126,6 @@ static bool ready_now(struct tls_conn *c, int fd)
 	return p.events && poll(&p, 1, 0) == 1 && (p.revents & (p.events | POLLHUP | POLLERR));
 }
 
-static uint32_t next_rand(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = {data, size};
@@ -155,22 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	while (in.n && rv == -EAGAIN) {
 		const uint8_t *p;
-		size_t piece;
+		size_t piece = fuzz_piece(flags & 3, in.n, &rnd);
 
-		switch (flags & 3) {
-		case 0:
-			piece = in.n;
-			break;
-		case 1:
-			piece = 1;
-			break;
-		case 2:
-			piece = 1 + next_rand(&rnd) % 64;
-			break;
-		default:
-			piece = 1 + next_rand(&rnd) % 1024;
-			break;
-		}
 		piece = fuzz_take(&in, piece, &p);
 		FUZZ_CHECK(send(cfd, p, piece, MSG_NOSIGNAL) == (ssize_t)piece);
 		rv = tls_handshake(c);
