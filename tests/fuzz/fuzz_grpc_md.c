@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "conntrack.h"
 #include "fuzz.h"
+#include "fuzz_peer.h"
 #include "grpc.h"
 #include "h2.h"
 #include "relay.h"
@@ -36,14 +37,6 @@ struct block {
 	size_t n;
 };
 
-/* A stream of the helper session: sends body, ignores what it gets. */
-struct helper_stream {
-	const uint8_t *body;
-	size_t len, off;
-	bool closed;
-	struct h2_stream *st;
-};
-
 struct tested_call {
 	struct grpc_call *call;
 	enum grpc_mode mode;
@@ -57,7 +50,7 @@ struct state {
 	struct h2_session *tested, *helper;
 	struct tested_call calls[MAXC];
 	size_t ncalls;
-	struct helper_stream hs[MAXB];
+	struct fuzz_peer_stream hs[MAXB];
 	size_t nhs, next_answer;
 	struct buf body;
 	const struct policy_rule *policy;
@@ -66,59 +59,6 @@ struct state {
 
 static struct policy_rule rules[2];
 
-/* ---- the helper (the peer) ---- */
-
-static void hs_headers(void *o, enum h2_headers_kind k, const struct h2_nv *nv, size_t n, bool end)
-{
-}
-
-static int hs_data(void *o, const uint8_t *p, size_t n)
-{
-	h2_stream_consume(((struct helper_stream *)o)->st, n);
-	return 0;
-}
-
-static void hs_end(void *o)
-{
-}
-
-static size_t hs_avail(void *o, bool *eof)
-{
-	struct helper_stream *h = o;
-
-	*eof = true;
-	return h->len - h->off;
-}
-
-static int hs_peek(void *o, struct iovec *iov, size_t n)
-{
-	struct helper_stream *h = o;
-
-	iov[0].iov_base = (void *)(h->body + h->off);
-	iov[0].iov_len = n;
-	return 1;
-}
-
-static void hs_drop(void *o, size_t n)
-{
-	((struct helper_stream *)o)->off += n;
-}
-
-static void hs_close(void *o, uint32_t code)
-{
-	((struct helper_stream *)o)->closed = true;
-}
-
-static const struct h2_stream_cbs hs_cbs = {
-	.on_headers = hs_headers,
-	.on_data = hs_data,
-	.on_end = hs_end,
-	.out_avail = hs_avail,
-	.out_peek = hs_peek,
-	.out_drop = hs_drop,
-	.on_close = hs_close,
-};
-
 /* Helper as the server: answers the i-th request with block 2i as response headers and block
  * 2i+1 as trailers, or block 2i alone as Trailers-Only when there is no 2i+1. */
 static void helper_request(void *arg, struct h2_stream *st, const struct h2_nv *nv, size_t n,
@@ -126,7 +66,7 @@ static void helper_request(void *arg, struct h2_stream *st, const struct h2_nv *
 {
 	struct state *s = arg;
 	size_t i = s->next_answer++;
-	struct helper_stream *h;
+	struct fuzz_peer_stream *h;
 
 	if (2 * i >= s->nb || s->nhs == MAXB) {
 		h2_stream_reset(st, H2_REFUSED_STREAM);
@@ -136,7 +76,8 @@ static void helper_request(void *arg, struct h2_stream *st, const struct h2_nv *
 	h->st = st;
 	h->body = buf_head(&s->body);
 	h->len = s->flags & 4 ? buf_len(&s->body) : 0;
-	h2_stream_attach(st, &hs_cbs, h);
+	h->eof = true;
+	h2_stream_attach(st, &fuzz_peer_cbs, h);
 	if (2 * i + 1 < s->nb) {
 		h2_stream_set_trailers(st, s->b[2 * i + 1].nv, s->b[2 * i + 1].n);
 		h2_stream_respond(st, s->b[2 * i].nv, s->b[2 * i].n, true);
@@ -258,31 +199,13 @@ static void serve(struct state *s)
 	}
 }
 
-/* Moves one session's output into the other; returns how many bytes moved. */
-static size_t xfer(struct h2_session *from, struct h2_session *to)
-{
-	struct buf b = BUF_INIT;
-	size_t total = 0;
-
-	for (int i = 0; i < 64; i++) {
-		if (h2_session_send(from, &b, 1 << 20) < 0 || !buf_len(&b))
-			break;
-		total += buf_len(&b);
-		if (h2_session_recv(to, buf_head(&b), buf_len(&b)) < 0)
-			i = 64;
-		buf_release(&b);
-	}
-	buf_release(&b);
-	return total;
-}
-
 static void settle(struct state *s)
 {
 	for (int i = 0; i < 64; i++) {
-		size_t n = xfer(s->helper, s->tested) + xfer(s->tested, s->helper);
+		size_t n = fuzz_xfer(s->helper, s->tested) + fuzz_xfer(s->tested, s->helper);
 
 		serve(s);
-		n += xfer(s->tested, s->helper);
+		n += fuzz_xfer(s->tested, s->helper);
 		if (!n)
 			break;
 	}
@@ -397,19 +320,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		open_calls(&s);
 	} else {
 		for (size_t i = 0; i < s.nb; i++) {
-			struct helper_stream *h = &s.hs[s.nhs++];
+			struct fuzz_peer_stream *h = &s.hs[s.nhs++];
 
 			h->body = buf_head(&s.body);
 			h->len = s.flags & 4 ? buf_len(&s.body) : 0;
-			h->st = h2_stream_request(s.helper, s.b[i].nv, s.b[i].n, &hs_cbs, h);
+			h->eof = true;
+			h->st = h2_stream_request(s.helper, s.b[i].nv, s.b[i].n, &fuzz_peer_cbs, h);
 			if (!h->st)
 				s.nhs--;
 		}
 	}
 	if (s.flags & 32) { /* one exchange, then the calls go while answers are on the way */
-		xfer(s.helper, s.tested);
-		xfer(s.tested, s.helper);
-		xfer(s.helper, s.tested);
+		fuzz_xfer(s.helper, s.tested);
+		fuzz_xfer(s.tested, s.helper);
+		fuzz_xfer(s.helper, s.tested);
 		serve(&s);
 	} else {
 		settle(&s);
