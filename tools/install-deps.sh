@@ -9,7 +9,7 @@ pkgs=(
 	build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev
 	libbpf-dev bpftool libelf-dev
 	libssl-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
-	libyaml-dev zlib1g-dev libevent-dev
+	libyaml-dev zlib1g-dev libevent-dev libjansson-dev
 	# run and test
 	iproute2 iptables nftables procps psmisc util-linux kmod curl
 	python3 python3-grpcio python3-grpc-tools python3-h2 python3-protobuf

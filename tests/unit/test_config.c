@@ -219,6 +219,7 @@ static void test_defaults(void)
 	CHECK_STR_EQ(cfg.cgroup, NULL);
 	CHECK_STR_EQ(cfg.client_id, NULL);
 	CHECK_STR_EQ(cfg.metrics_addr, NULL);
+	CHECK_STR_EQ(cfg.admin, NULL);
 	CHECK_INT_EQ(cfg.log.level, LOG_LVL_INFO);
 	CHECK_INT_EQ(cfg.log.format, LOG_FMT_JSON);
 	CHECK_STR_EQ(cfg.log.output, "stderr");
@@ -804,6 +805,13 @@ static void test_hostport(void)
 		 "--listen: IPv6 addresses are not supported"},
 		{CONFIG_SERVER, "--listen", ":8081,:8082", "--listen: several addresses"},
 		{CONFIG_SERVER, "--metrics", ":9100", "--metrics: missing host in HOST:PORT"},
+		{CONFIG_SERVER, "--admin", "run/x.sock",
+		 "--admin: must be 'off' or an absolute path (got 'run/x.sock')"},
+		{CONFIG_PROXY, "--admin", "OFF", "--admin: must be 'off' or an absolute path"},
+		{CONFIG_CLIENT, "--admin",
+		 "/run/ntun/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		 "aaaaaaaaaaaaaaaaaaaaa.sock",
+		 "--admin: a unix socket path is at most 107 bytes"},
 	};
 	struct config cfg;
 	const char *f;
@@ -858,6 +866,28 @@ static int load_client(struct config *cfg)
 
 /* Unknown NTUN_* variables of the environment (Kubernetes service links) are listed for one
  * warning and ignored; an unknown name in a .env file, a key or a flag stays an error. */
+/* admin: a socket path or off, from a flag, the file and the environment; restart-only. */
+static void test_admin(void)
+{
+	const char *f = tmpfile_with("adm.yaml", "admin: /run/ntun/a.sock\n" TLS_YAML);
+	struct config cfg;
+
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_STR_EQ(cfg.admin, "/run/ntun/a.sock");
+	config_release(&cfg);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, "--admin", "off", NULL), 0);
+	CHECK_STR_EQ(cfg.admin, "off");
+	config_release(&cfg);
+	setenv("NTUN_ADMIN", "/tmp/x/admin.sock", 1);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), 0);
+	CHECK_STR_EQ(cfg.admin, "/tmp/x/admin.sock");
+	config_release(&cfg);
+	unsetenv("NTUN_ADMIN");
+	f = tmpfile_with("adm2.yaml", "admin: relative.sock\n" TLS_YAML);
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", f, NULL), -EINVAL);
+	CHECK_STR_CONTAINS(errbuf, "1: key 'admin': must be 'off' or an absolute path");
+}
+
 static void test_unknown_env(void)
 {
 	struct config cfg;
@@ -1243,6 +1273,7 @@ int main(void)
 	test_handshake_caps();
 	test_text_errors();
 	test_hostport();
+	test_admin();
 	test_unknown_env();
 	test_server_list();
 	test_required();

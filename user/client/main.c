@@ -9,11 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "conntrack.h"
 #include "ctr.h"
 #include "daemon.h"
 #include "grpc.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -51,6 +53,10 @@ struct client_conn {
 	struct client *cl;
 	char conn_id[CONNTRACK_ID_LEN + 1];
 	char dst[24];
+	char src[24];
+	uint64_t netns;		/* inode of the app's network namespace, 0 if unknown */
+	char *cgroup;		/* the app's cgroup, NULL if unknown */
+	struct admin_tunnel at; /* linked while relaying */
 };
 
 static struct client cl_state;
@@ -219,11 +225,13 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct client_conn *c = arg;
 
+	admin_tunnel_del(c->cl->d->admin, &c->at);
 	daemon_tunnel_ended(c->cl->d, err, up, down);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "connection to %s closed: %s (%llu bytes sent, %llu received)", c->dst, reason,
 		  (unsigned long long)up, (unsigned long long)down);
 	c->cl->active--;
+	free(c->cgroup);
 	free(c);
 }
 
@@ -252,6 +260,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	struct client_conn *c;
 	struct grpc_call *call;
 	struct relay_end *sock;
+	struct relay *r;
 	struct peer *p;
 	uint32_t daddr;
 	uint16_t dport;
@@ -278,6 +287,8 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	c->cl = cl;
 	ipport_format(daddr, dport, c->dst, sizeof(c->dst));
 	ipport_format(saddr, sport, src, sizeof(src));
+	memcpy(c->src, src, sizeof(c->src));
+	c->netns = ns->ino;
 	conntrack_id(saddr, sport, daddr, dport, c->conn_id);
 	p = uplink_peer(cl->up);
 	if (!p) {
@@ -295,6 +306,8 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	snprintf(netns, sizeof(netns), "%llu", (unsigned long long)ns->ino);
 	md[3] = (struct h2_nv)H2_NV("ntun-src-cgroup", cg);
 	md[4] = (struct h2_nv)H2_NV("ntun-src-netns", netns);
+	if (strcmp(cg, "-"))
+		c->cgroup = strdup(cg); /* for the admin API only: NULL is fine */
 	/* iptables mode knows neither */
 	call = grpc_call_open(peer_session(p), PATH_CONNECT, md, ns->ino ? 5 : 3, GRPC_BYTES,
 			      cl->cfg->gzip);
@@ -309,6 +322,7 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	sock = relay_sock_end(cl->d->loop, fd, false, 0);
 	if (!sock) {
 		grpc_call_free(call);
+		free(c->cgroup);
 		free(c);
 		return;
 	}
@@ -317,7 +331,12 @@ static void handle_conn(struct client *cl, int fd, uint32_t saddr, uint16_t spor
 	log_write(LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "%s -> %s from cgroup %s netns %s (cookie %llu) pid %u", src, c->dst, cg, netns,
 		  (unsigned long long)ns->cookie, pid);
-	relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done, c);
+	r = relay_new(cl->d->loop, sock, grpc_call_end(call), cl->cfg->idle_timeout_ms, conn_done,
+		      c);
+	if (r)
+		admin_tunnel_add(cl->d->admin, &c->at, r);
+	else
+		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
 }
 
 static void accept_some(struct client *cl, int lfd, const struct ctr_ns *ns)
@@ -426,6 +445,49 @@ static uint64_t m_namespaces(void *arg)
 	return cl->ctr ? ctr_count(cl->ctr) : 0;
 }
 
+/* ---- admin API ---- */
+
+static void adm_status(void *arg, struct json *j)
+{
+	struct client *cl = arg;
+	const struct uplink_target *t = uplink_target(cl->up);
+
+	daemon_admin_status(cl->d, j);
+	json_object(j, "server");
+	json_str(j, "addr", t ? t->label : NULL);
+	json_bool(j, "connected", uplink_peer(cl->up) != NULL);
+	json_end(j);
+	json_str(j, "intercept", redirect_mode_name(cl->rd));
+	json_str(j, "instance", cl->cfg->instance);
+	json_bool(j, "follow_routes", cl->follow);
+	json_u64(j, "listen_port", cl->cfg->listen_port);
+	json_u64(j, "namespaces", cl->ctr ? ctr_count(cl->ctr) : 0);
+}
+
+static const char *adm_tunnel_id(void *arg, const struct admin_tunnel *t)
+{
+	return admin_tunnel_owner(t, struct client_conn, at)->conn_id;
+}
+
+static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
+{
+	const struct client_conn *c = admin_tunnel_owner(t, struct client_conn, at);
+
+	json_str(j, "src", c->src);
+	json_str(j, "dst", c->dst);
+	json_str(j, "cgroup", c->cgroup);
+	if (c->netns)
+		json_u64(j, "netns", c->netns);
+	else
+		json_null(j, "netns");
+}
+
+static const struct admin_ops client_admin_ops = {
+	.status = adm_status,
+	.tunnel_id = adm_tunnel_id,
+	.tunnel = adm_tunnel,
+};
+
 /* ntun-client --cleanup [--instance NAME]: removes what a stopped client of the instance left
  * (a fail-closed one's pinned links, maps and chain; a crashed one's leftovers) and exits. Only
  * --instance is read: no server, certificates or configuration are needed. */
@@ -516,6 +578,7 @@ int main(int argc, char **argv)
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
 	cl->up = uplink_new(&d, false, REDIRECT_MARK, NULL, &client_uplink_cbs, cl);
+	admin_set_ops(d.admin, &client_admin_ops, cl);
 	/* Attached and listening. What is left: SO_MARK on each connection to the server
 	 * (CAP_NET_ADMIN), live CIDR updates and clean-up at exit: BPF map writes (CAP_BPF; links
 	 * close with their fds) or running iptables (CAP_NET_ADMIN, CAP_NET_RAW for

@@ -42,6 +42,7 @@ enum opt_type {
 	OPT_STR,	 /* any text (file paths, log output) */
 	OPT_ID,		 /* 1..63 of [A-Za-z0-9._-], not "." or ".." */
 	OPT_ABSPATH,	 /* absolute path */
+	OPT_ADMIN,	 /* "off" or the absolute path of a unix socket */
 	OPT_HOSTPORT,	 /* HOST:PORT, an IPv6 host in brackets */
 	OPT_LISTEN,	 /* [HOST]:PORT to bind, IPv4; ":PORT" is stored as "0.0.0.0:PORT" */
 	OPT_HOSTPORTS,	 /* list of HOST:PORT (char *), at most CONFIG_MAX_SERVERS */
@@ -119,6 +120,8 @@ static const struct opt opts[] = {
 	 "also dial loopback, link-local, multicast and this host's addresses (=false to unset)"},
 	{"metrics_addr", "metrics", "ADDR:PORT", OPT_HOSTPORT, D_ALL, 0, F(metrics_addr), 0, NULL,
 	 "Prometheus metrics on this loopback address (default: off)"},
+	{"admin", "admin", "PATH|off", OPT_ADMIN, D_ALL, 0, F(admin), 0, NULL,
+	 "admin API unix socket (default: /run/ntun/DAEMON[-INSTANCE].sock; off: none)"},
 	{"tls.cert_file", "tls-cert", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.cert_file), 0, NULL,
 	 "PEM certificate with a SPIFFE URI SAN"},
 	{"tls.key_file", "tls-key", "FILE", OPT_STR, D_ALL, D_ALL, F(tls.key_file), 0, NULL,
@@ -384,6 +387,7 @@ static void opt_clear(struct config *cfg, const struct opt *o)
 	case OPT_STR:
 	case OPT_ID:
 	case OPT_ABSPATH:
+	case OPT_ADMIN:
 	case OPT_HOSTPORT:
 	case OPT_LISTEN:
 		free(*(char **)p);
@@ -766,6 +770,13 @@ static int opt_set_one(struct loader *L, const struct opt *o, const struct where
 	case OPT_ABSPATH:
 		if (val[0] != '/')
 			return bad(L, w, val, "must be an absolute path");
+		goto string;
+	case OPT_ADMIN:
+		if (strcmp(val, "off") && val[0] != '/')
+			return bad(L, w, val, "must be 'off' or an absolute path");
+		if (strlen(val) >= CONFIG_ADMIN_PATH_MAX)
+			return bad(L, w, val, "a unix socket path is at most %d bytes",
+				   CONFIG_ADMIN_PATH_MAX - 1);
 		goto string;
 	case OPT_HOSTPORT:
 		why = hostport_problem(val, false);

@@ -14,7 +14,8 @@
 
 enum config_daemon { CONFIG_CLIENT, CONFIG_SERVER, CONFIG_PROXY };
 
-#define CONFIG_MAX_SERVERS 16 /* server_addr entries */
+#define CONFIG_MAX_SERVERS    16  /* server_addr entries */
+#define CONFIG_ADMIN_PATH_MAX 108 /* sun_path: the admin socket's path, NUL included */
 
 enum config_intercept { CONFIG_INTERCEPT_AUTO, CONFIG_INTERCEPT_BPF, CONFIG_INTERCEPT_IPTABLES };
 
@@ -87,7 +88,8 @@ struct config {
 	/* all daemons */
 	struct config_tls tls;
 	struct config_log log;
-	char *metrics_addr;	       /* "127.0.0.1:port" or NULL (off) */
+	char *metrics_addr; /* "127.0.0.1:port" or NULL (off) */
+	char *admin; /* admin API socket path, "off", or NULL (/run/ntun/<daemon>[-<instance>].sock) */
 	uint32_t connect_timeout_ms;   /* default 5000 */
 	uint32_t handshake_timeout_ms; /* default 10000 */
 	uint32_t idle_timeout_ms;      /* per tunneled connection, 0 = none (default 0) */
@@ -107,7 +109,7 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK };
 /* Loads the configuration for daemon from argv/environ. Flags (each also a config key):
  * common: --config F (-c) --env-file F (repeatable) --check-config --tls-cert F --tls-key F
  *   --tls-ca F --tls-server-name N --trust-domain D --tls-insecure[=false] --log-level L
- *   --log-format F --log-output O --metrics ADDR --connect-timeout T --handshake-timeout T
+ *   --log-format F --log-output O --metrics ADDR --admin PATH|off --connect-timeout T --handshake-timeout T
  *   --idle-timeout T --ping-interval T --ping-timeout T --drain-timeout T
  *   --compression identity|gzip --max-held-bytes N --version (-V) --help (-h)
  * client: --server H:P[,H:P...] (repeatable) --cidr C (repeatable) --listen-port P

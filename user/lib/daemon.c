@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -119,44 +121,44 @@ static const char *restart_only_changed(const struct config *o, const struct con
 		return "fail_closed";
 	if (str_changed(o->metrics_addr, n->metrics_addr))
 		return "metrics_addr";
+	if (str_changed(o->admin, n->admin))
+		return "admin";
 	if (str_changed(o->proxy_id, n->proxy_id))
 		return "proxy_id";
 	return NULL;
 }
 
-/* SIGHUP: reads every source again; applies it whole or not at all. */
-static void daemon_reload(struct daemon *d)
+/* SIGHUP and the admin API: reads every source again; applies it whole or not at all.
+ * Returns 0, or -EINVAL with the reason (for the log and the API) in err. */
+static int daemon_reload(struct daemon *d, char *err, size_t errsz)
 {
 	struct config nc;
 	enum config_action action;
 	struct tls_ctx *t;
 	const char *field;
-	char err[512];
+	char why[512];
 
-	log_info("SIGHUP: reloading the configuration");
-	if (config_load(&nc, d->kind, d->argc, d->argv, &action, err, sizeof(err)) < 0) {
-		log_error("reload failed, keeping the running configuration: %s", err);
-		return;
+	if (config_load(&nc, d->kind, d->argc, d->argv, &action, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s", why);
+		return -EINVAL;
 	}
 	field = restart_only_changed(&d->cfg, &nc);
 	if (field) {
-		log_error("reload refused, keeping the running configuration: '%s' changed and "
-			  "needs a restart",
-			  field);
+		snprintf(err, errsz, "'%s' changed and needs a restart", field);
 		config_release(&nc);
-		return;
+		return -EINVAL;
 	}
-	t = make_tls(d->kind, &nc, err, sizeof(err));
+	t = make_tls(d->kind, &nc, why, sizeof(why));
 	if (!t) {
-		log_error("reload failed, keeping the running configuration: %s", err);
+		snprintf(err, errsz, "%s", why);
 		config_release(&nc);
-		return;
+		return -EINVAL;
 	}
-	if (d->on_reload && d->on_reload(d, &nc, err, sizeof(err)) < 0) {
-		log_error("reload failed, keeping the running configuration: %s", err);
+	if (d->on_reload && d->on_reload(d, &nc, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s", why);
 		tls_ctx_free(t);
 		config_release(&nc);
-		return;
+		return -EINVAL;
 	}
 	/* Open connections keep the credentials they were made with; new ones use these. */
 	tls_ctx_free(d->tls);
@@ -166,7 +168,18 @@ static void daemon_reload(struct daemon *d)
 	set_peer_opts(d);
 	if (log_setup(comps[d->kind], d->cfg.log.level, d->cfg.log.format, d->cfg.log.output) < 0)
 		log_error("cannot open log output '%s'; logging to stderr", d->cfg.log.output);
-	log_info("configuration reloaded");
+	return 0;
+}
+
+static int reload_logged(void *arg, char *err, size_t errsz)
+{
+	int rv = daemon_reload(arg, err, errsz);
+
+	if (rv < 0)
+		log_error("reload failed, keeping the running configuration: %s", err);
+	else
+		log_info("configuration reloaded");
+	return rv;
 }
 
 static void on_signal(struct loop_signal *s, int signo, void *arg)
@@ -174,7 +187,10 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
 	struct daemon *d = arg;
 
 	if (signo == SIGHUP) {
-		daemon_reload(d);
+		char err[512];
+
+		log_info("SIGHUP: reloading the configuration");
+		reload_logged(d, err, sizeof(err));
 		return;
 	}
 	if (d->stops++ > 0 || !d->on_stop) {
@@ -184,6 +200,41 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
 	}
 	log_info("%s: draining (send again to stop at once)", strsignal(signo));
 	d->on_stop(d);
+}
+
+/* The admin socket: the configured path, or /run/ntun/<daemon>[-<instance>].sock. A default
+ * path another daemon holds (several on one host, tests) only costs this one its socket; a
+ * configured one that cannot be served is fatal. */
+static void admin_start(struct daemon *d)
+{
+	const char *inst = d->kind == CONFIG_CLIENT ? d->cfg.instance : NULL;
+	bool dflt = !d->cfg.admin;
+	char path[CONFIG_ADMIN_PATH_MAX], err[400];
+
+	if (d->cfg.admin && !strcmp(d->cfg.admin, "off"))
+		return;
+	if (dflt)
+		snprintf(path, sizeof(path), "%s/%s%s%s.sock", DAEMON_ADMIN_DIR, comps[d->kind],
+			 inst && strcmp(inst, "default") ? "-" : "",
+			 inst && strcmp(inst, "default") ? inst : "");
+	else
+		snprintf(path, sizeof(path), "%s", d->cfg.admin);
+	d->admin = admin_new(d->loop, path, comps[d->kind], tls_ctx_identity(d->tls)->uri,
+			     reload_logged, d, err, sizeof(err));
+	if (!d->admin && !dflt)
+		fatal("admin API: %s", err);
+	if (!d->admin)
+		log_warn("admin API off: %s (set admin: PATH, or admin: off)", err);
+	else
+		log_info("admin API on %s", path);
+}
+
+void daemon_admin_status(struct daemon *d, struct json *j)
+{
+	json_u64(j, "tunnels_total", d->stats.tunnels_total);
+	json_u64(j, "tunnels_active", d->stats.tunnels_active);
+	json_u64(j, "tunnels_failed", d->stats.tunnels_failed);
+	json_u64(j, "tunnels_refused", d->stats.refused_total);
 }
 
 #define TRIM_EVERY_MS 10000
@@ -267,6 +318,7 @@ void daemon_init(struct daemon *d, enum config_daemon kind, int argc, char **arg
 		if (!d->metrics)
 			fatal("%s", err);
 	}
+	admin_start(d);
 	{
 		static const uint64_t one = 1;
 
@@ -419,6 +471,7 @@ void daemon_run(struct daemon *d)
 
 void daemon_release(struct daemon *d)
 {
+	admin_free(d->admin);
 	loop_timer_free(d->trim);
 	metrics_free(d->metrics);
 	for (unsigned i = 0; i < 3; i++)

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "peer.h"
 
+struct admin;
+struct json;
 struct loop;
 struct loop_signal;
 struct metrics;
@@ -35,6 +37,8 @@ struct daemon {
 	struct tls_ctx *tls;
 	struct peer_opts popts;
 	struct metrics *metrics; /* NULL unless metrics_addr is set */
+	struct admin *admin;	 /* NULL when off (or its default socket is taken); the daemon
+				  * adds its callbacks and endpoints (admin_set_ops, admin_route) */
 	struct daemon_stats stats;
 	uint64_t caps_keep, caps_reserve; /* see daemon_drop_privileges */
 	struct loop_signal *sig[3];
@@ -79,6 +83,12 @@ int daemon_raise_reserved(struct daemon *d);
 void daemon_tunnel_started(struct daemon *d);
 void daemon_tunnel_ended(struct daemon *d, int err, uint64_t up, uint64_t down);
 void daemon_refused(struct daemon *d);
+
+/* Where admin sockets are by default. */
+#define DAEMON_ADMIN_DIR "/run/ntun"
+
+/* The members of the admin API's status every daemon has (tunnel counts), into j. */
+void daemon_admin_status(struct daemon *d, struct json *j);
 
 /* Runs the loop until loop_stop(). */
 void daemon_run(struct daemon *d);

@@ -77,14 +77,12 @@ bool log_enabled(enum log_level level)
 	return level >= log_threshold;
 }
 
-/* Length of the well-formed UTF-8 sequence (2-4 bytes, no overlong forms, surrogates or code
- * points above U+10FFFF) that s starts with, or 0. */
-static size_t utf8_seq(const unsigned char *s)
+size_t log_utf8_seq(const unsigned char *s, size_t avail)
 {
 	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
 	uint32_t cp;
 
-	if (s[0] < 0xc2 || s[0] > 0xf4)
+	if (s[0] < 0xc2 || s[0] > 0xf4 || avail < n)
 		return 0;
 	cp = s[0] & (0x7f >> n);
 	for (size_t i = 1; i < n; i++) {
@@ -119,7 +117,7 @@ static size_t json_escape(char *dst, size_t len, size_t cap, const char *s)
 			dst[len + 5] = hex[c & 15];
 			len += 6;
 		} else if (c >= 0x80) {
-			size_t n = utf8_seq((const unsigned char *)s);
+			size_t n = log_utf8_seq((const unsigned char *)s, SIZE_MAX);
 
 			if (n) {
 				memcpy(dst + len, s, n);
@@ -151,7 +149,7 @@ static size_t text_escape(char *dst, size_t len, size_t cap, const char *s)
 		if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
 			dst[len++] = '\\';
 			dst[len++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
-		} else if (c >= 0x80 && (n = utf8_seq((const unsigned char *)s)) &&
+		} else if (c >= 0x80 && (n = log_utf8_seq((const unsigned char *)s, SIZE_MAX)) &&
 			   !(n == 2 && c == 0xc2 && (unsigned char)s[1] < 0xa0) &&
 			   !(n == 3 && !memcmp(s, "\xe2\x80", 2) &&
 			     ((unsigned char)s[2] & 0xfe) == 0xa8)) {

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 enum log_format { LOG_FMT_JSON, LOG_FMT_TEXT };
@@ -39,5 +40,10 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
 #define log_info(...)  log_write(LOG_LVL_INFO, NULL, NULL, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_LVL_WARN, NULL, NULL, __VA_ARGS__)
 #define log_error(...) log_write(LOG_LVL_ERROR, NULL, NULL, __VA_ARGS__)
+
+/* Length of the well-formed UTF-8 sequence (2-4 bytes, no overlong forms, surrogates or code
+ * points above U+10FFFF) that s starts with, looking at most avail bytes (a NUL ends a
+ * NUL-terminated s early), or 0. For escaping: log lines here, JSON in json.c. */
+size_t log_utf8_seq(const unsigned char *s, size_t avail);
 
 #endif

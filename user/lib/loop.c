@@ -102,6 +102,11 @@ void loop_free(struct loop *l)
 	free(l);
 }
 
+struct event_base *loop_event_base(struct loop *l)
+{
+	return l->base;
+}
+
 int loop_run(struct loop *l)
 {
 	return event_base_dispatch(l->base) < 0 ? -EIO : 0;

@@ -11,6 +11,7 @@ struct loop;
 struct loop_io;
 struct loop_timer;
 struct loop_signal;
+struct event_base;
 
 #define LOOP_READ  1u
 #define LOOP_WRITE 2u
@@ -25,6 +26,9 @@ uint64_t loop_now_ms(void);
 struct loop *loop_new(void);
 /* Frees the loop; every io/timer/signal made on it must have been freed first. NULL ok. */
 void loop_free(struct loop *l);
+/* The libevent base under the loop, for modules that use other parts of libevent (http.c's
+ * evhttp). Borrowed. */
+struct event_base *loop_event_base(struct loop *l);
 /* Runs until loop_stop(). Returns 0 or -EIO. */
 int loop_run(struct loop *l);
 /* Makes loop_run() return after the current iteration. */

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* A tiny HTTP/1.0 responder for Prometheus scrapes: one request per connection, bounded
- * request size and time, the whole exposition rendered at once. Not a general HTTP server.
- * The Host header must name loopback, so a page in a local browser cannot read the metrics
- * through a DNS name rebound to 127.0.0.1. When every slot is taken, the oldest connection
- * still sending its request gives its slot up: slow clients cannot lock scrapes out. */
+/* Renders the registered counters and gauges as a Prometheus exposition, served by the http
+ * module on a loopback TCP port. The Host header must name loopback, so a page in a local
+ * browser cannot read the metrics through a DNS name rebound to 127.0.0.1; the http module
+ * bounds request size, time and connections. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -14,17 +13,14 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "http.h"
 #include "log.h"
-#include "loop.h"
 #include "route.h"
-#include "sock.h"
 
 #define METRICS_MAX	  128
 #define METRICS_REQ_MAX	  4096
 #define METRICS_DEADLINE  2000 /* ms from accept to the whole request; slowloris ends here */
 #define METRICS_MAX_CONNS 16
-
-enum { REFUSED_HOST, REFUSED_TIMEOUT, REFUSED_BUSY, REFUSED_N };
 
 struct metric {
 	enum metrics_type type;
@@ -34,44 +30,11 @@ struct metric {
 	void *arg;
 };
 
-struct scrape {
-	struct metrics *m;
-	int fd;
-	struct loop_io *io;
-	struct loop_timer *deadline;
-	struct buf in, out;
-	struct scrape *next;
-};
-
 struct metrics {
-	struct loop *loop;
-	int lfd;
-	struct loop_io *lio;
+	struct http *http;
 	struct metric list[METRICS_MAX];
 	size_t n;
-	struct scrape *scrapes; /* newest first */
-	size_t nscrapes;
-	uint64_t refused[REFUSED_N];
 };
-
-static void scrape_free(struct scrape *s)
-{
-	struct scrape **pp;
-
-	for (pp = &s->m->scrapes; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	s->m->nscrapes--;
-	loop_io_free(s->io);
-	loop_timer_free(s->deadline);
-	close(s->fd);
-	buf_release(&s->in);
-	buf_release(&s->out);
-	free(s);
-}
 
 /* The base name of a metric (before any label set), for HELP and TYPE lines. */
 static size_t base_len(const char *name)
@@ -83,7 +46,7 @@ static size_t base_len(const char *name)
 
 static int render(struct metrics *m, struct buf *out)
 {
-	char body_hdr[160], line[512];
+	char line[512];
 	struct buf body = BUF_INIT;
 	int n, rv = -ENOMEM;
 
@@ -105,38 +68,11 @@ static int render(struct metrics *m, struct buf *out)
 		if (buf_append(&body, line, (size_t)n) < 0)
 			goto out;
 	}
-	n = snprintf(body_hdr, sizeof(body_hdr),
-		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		     buf_len(&body));
-	if (buf_append(out, body_hdr, (size_t)n) == 0 &&
-	    buf_append(out, buf_head(&body), buf_len(&body)) == 0)
+	if (buf_append(out, buf_head(&body), buf_len(&body)) == 0)
 		rv = 0;
 out:
 	buf_release(&body);
 	return rv;
-}
-
-/* Queues the answer (status, or the exposition when NULL). -1 if s was freed instead. */
-static int respond(struct scrape *s, const char *status)
-{
-	char hdr[160];
-	int n, rv;
-
-	if (status) {
-		n = snprintf(hdr, sizeof(hdr),
-			     "HTTP/1.0 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-			     status);
-		rv = buf_append(&s->out, hdr, (size_t)n);
-	} else {
-		rv = render(s->m, &s->out);
-	}
-	if (rv < 0) {
-		scrape_free(s);
-		return -1;
-	}
-	loop_io_set(s->io, LOOP_WRITE);
-	return 1;
 }
 
 bool metrics_host_allowed(const char *value, size_t len)
@@ -178,239 +114,73 @@ bool metrics_host_allowed(const char *value, size_t len)
 	return cidr_parse(host, &c) == 0 && c.len == 32 && (c.addr >> 24) == 127;
 }
 
-enum metrics_verdict metrics_request_check(const char *head, size_t len)
-{
-	const char *end = head + len, *line, *eol, *host = NULL;
-	size_t hosts = 0, host_len = 0;
-	bool found;
-
-	eol = memchr(head, '\n', len);
-	if (!eol)
-		return METRICS_BAD_HOST;
-	found = (len >= 13 && !memcmp(head, "GET /metrics ", 13)) ||
-		(len >= 6 && !memcmp(head, "GET / ", 6));
-	for (line = eol + 1; line < end; line = eol + 1) {
-		const char *v;
-
-		eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			eol = end;
-		if (eol == line || (eol - line == 1 && line[0] == '\r'))
-			break; /* the end of the head */
-		if (line[0] == ' ' || line[0] == '\t')
-			return METRICS_BAD_HOST; /* obsolete line folding: refuse, don't guess */
-		if (eol - line < 5 || strncasecmp(line, "host:", 5))
-			continue;
-		hosts++;
-		for (v = line + 5; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		host = v;
-		for (v = eol; v > host && (v[-1] == '\r' || v[-1] == ' ' || v[-1] == '\t'); v--)
-			;
-		host_len = (size_t)(v - host);
-	}
-	if (hosts != 1 || !metrics_host_allowed(host, host_len))
-		return METRICS_BAD_HOST;
-	return found ? METRICS_SERVE : METRICS_NOT_FOUND;
-}
-
-/* Reads what the client has sent and answers once the request is whole. Returns -1 if s was
- * freed (the client left, or out of memory), 1 if an answer is on its way, 0 if the request is
- * still incomplete. */
-static int scrape_read(struct scrape *s)
-{
-	ssize_t n;
-
-	for (;;) {
-		uint8_t *p = buf_reserve(&s->in, 1024);
-
-		if (!p) {
-			scrape_free(s);
-			return -1;
-		}
-		n = read(s->fd, p, 1024);
-		if (n < 0 && errno == EAGAIN)
-			return 0;
-		if (n <= 0) {
-			scrape_free(s);
-			return -1;
-		}
-		buf_commit(&s->in, (size_t)n);
-		if (buf_len(&s->in) > METRICS_REQ_MAX)
-			return respond(s, "431 Request Header Fields Too Large");
-		if (!memmem(buf_head(&s->in), buf_len(&s->in), "\r\n\r\n", 4) &&
-		    !memmem(buf_head(&s->in), buf_len(&s->in), "\n\n", 2))
-			continue;
-		switch (metrics_request_check((const char *)buf_head(&s->in), buf_len(&s->in))) {
-		case METRICS_SERVE:
-			return respond(s, NULL);
-		case METRICS_NOT_FOUND:
-			return respond(s, "404 Not Found");
-		case METRICS_BAD_HOST:
-			break;
-		}
-		s->m->refused[REFUSED_HOST]++;
-		return respond(s, "403 Forbidden");
-	}
-}
-
-static void scrape_io(struct loop_io *io, unsigned events, void *arg)
-{
-	struct scrape *s = arg;
-	ssize_t n;
-
-	if (!buf_len(&s->out)) {
-		scrape_read(s);
-		return;
-	}
-	n = write(s->fd, buf_head(&s->out), buf_len(&s->out));
-	if (n < 0 && errno != EAGAIN) {
-		scrape_free(s);
-		return;
-	}
-	if (n > 0)
-		buf_consume(&s->out, (size_t)n);
-	if (buf_len(&s->out) == 0)
-		scrape_free(s);
-}
-
-static void scrape_timeout(struct loop_timer *t, void *arg)
-{
-	struct scrape *s = arg;
-
-	if (!buf_len(&s->out))
-		s->m->refused[REFUSED_TIMEOUT]++;
-	scrape_free(s);
-}
-
-/* All slots taken: one connection still sending its request makes room. Each is read first,
- * so one whose request has arrived is answered rather than evicted. Then the oldest with a
- * partial request goes (a slowloris sends its request a little at a time; a scraper sends it
- * whole), else the oldest that sent nothing yet. False if every connection is being answered
- * (then the newcomer is turned away). */
-static bool evict_one(struct metrics *m)
-{
-	struct scrape *s, *next, *partial = NULL, *silent = NULL;
-
-	for (s = m->scrapes; s; s = next) {
-		next = s->next;
-		if (!buf_len(&s->out))
-			scrape_read(s); /* may free s */
-	}
-	if (m->nscrapes < METRICS_MAX_CONNS)
-		return true;
-	for (s = m->scrapes; s; s = s->next) { /* newest first: the last match is the oldest */
-		if (buf_len(&s->out))
-			continue;
-		if (buf_len(&s->in))
-			partial = s;
-		else
-			silent = s;
-	}
-	if (!partial && !silent)
-		return false;
-	m->refused[REFUSED_BUSY]++;
-	scrape_free(partial ? partial : silent);
-	return true;
-}
-
-static void on_accept(struct loop_io *io, unsigned events, void *arg)
+static void on_scrape(struct http_req *r, const char *path, void *arg)
 {
 	struct metrics *m = arg;
-	struct scrape *s;
-	int fd;
+	struct buf out = BUF_INIT;
 
-	while ((fd = sock_accept(m->lfd, NULL, NULL)) >= 0) {
-		if (m->nscrapes >= METRICS_MAX_CONNS && !evict_one(m)) {
-			m->refused[REFUSED_BUSY]++;
-			close(fd);
-			continue;
-		}
-		s = calloc(1, sizeof(*s));
-		if (!s) {
-			close(fd);
-			continue;
-		}
-		s->m = m;
-		s->fd = fd;
-		buf_init(&s->in);
-		buf_init(&s->out);
-		s->io = loop_io_new(m->loop, fd, scrape_io, s);
-		s->deadline = loop_timer_new(m->loop, scrape_timeout, s);
-		s->next = m->scrapes;
-		m->scrapes = s;
-		m->nscrapes++;
-		if (!s->io || !s->deadline) {
-			scrape_free(s);
-			continue;
-		}
-		loop_timer_arm(s->deadline, METRICS_DEADLINE);
-		loop_io_set(s->io, LOOP_READ);
-		/* A scraper's request is usually here already: answer it at once. */
-		scrape_read(s);
+	if (http_req_method(r) != HTTP_GET) {
+		http_reply(r, 404, NULL, NULL, 0);
+	} else if (render(m, &out) < 0) {
+		http_reply(r, 500, NULL, NULL, 0);
+	} else {
+		http_reply(r, 200, "text/plain; version=0.0.4", buf_head(&out), buf_len(&out));
 	}
+	buf_release(&out);
 }
 
 struct metrics *metrics_new(struct loop *l, const char *addr, char *err, size_t errsz)
 {
+	struct http_opts o = {
+		.max_header = METRICS_REQ_MAX,
+		.deadline_ms = METRICS_DEADLINE,
+		.max_conns = METRICS_MAX_CONNS,
+		.host_ok = metrics_host_allowed,
+	};
+	const struct http_stats *st;
 	struct metrics *m;
-	uint32_t a;
-	uint16_t port;
-	int rv = sock_resolve(addr, &a, &port);
+	char why[300];
 
-	if (rv < 0) {
-		snprintf(err, errsz, "metrics address '%s': %s", addr, strerror(-rv));
-		return NULL;
-	}
-	if ((a >> 24) != 127) {
-		snprintf(err, errsz, "metrics address '%s' is not a loopback address", addr);
-		return NULL;
-	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	m->loop = l;
-	m->lfd = sock_listen(a, port, 16);
-	if (m->lfd < 0) {
-		snprintf(err, errsz, "metrics listen on %s: %s", addr, strerror(-m->lfd));
+	m->http = http_new(l, addr, &o, why, sizeof(why));
+	if (!m->http) {
+		snprintf(err, errsz, "metrics: %s", why);
 		free(m);
 		return NULL;
 	}
-	m->lio = loop_io_new(l, m->lfd, on_accept, m);
-	if (!m->lio) {
-		close(m->lfd);
-		free(m);
-		snprintf(err, errsz, "out of memory");
-		return NULL;
-	}
-	loop_io_set(m->lio, LOOP_READ);
+	http_route(m->http, "/metrics", on_scrape, m);
+	http_route(m->http, "/", on_scrape, m);
+	st = http_stats(m->http);
 	{
-		static const char *const names[REFUSED_N] = {
-			"ntun_metrics_refused_total{reason=\"host\"}",
-			"ntun_metrics_refused_total{reason=\"timeout\"}",
-			"ntun_metrics_refused_total{reason=\"busy\"}",
-		};
+		static const char help[] =
+			"metrics requests refused: Host not loopback, request not "
+			"complete in time, or slot given to a newer connection";
 
-		for (int i = 0; i < REFUSED_N; i++)
-			metrics_add(m, METRICS_COUNTER, names[i],
-				    "metrics requests refused: Host not loopback, request not "
-				    "complete in time, or slot given to a newer connection",
-				    &m->refused[i]);
+		metrics_add(m, METRICS_COUNTER, "ntun_metrics_refused_total{reason=\"host\"}", help,
+			    &st->refused_host);
+		metrics_add(m, METRICS_COUNTER, "ntun_metrics_refused_total{reason=\"timeout\"}",
+			    help, &st->refused_timeout);
+		metrics_add(m, METRICS_COUNTER, "ntun_metrics_refused_total{reason=\"busy\"}", help,
+			    &st->refused_busy);
 	}
 	log_info("metrics on http://%s/metrics", addr);
 	return m;
+}
+
+struct http *metrics_http(struct metrics *m)
+{
+	return m ? m->http : NULL;
 }
 
 void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
-	while (m->scrapes)
-		scrape_free(m->scrapes);
-	loop_io_free(m->lio);
-	close(m->lfd);
+	http_free(m->http);
 	free(m);
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Prometheus text exposition (format 0.0.4) of a daemon's counters and gauges over plain HTTP
  * on a loopback address, opt-in. Reads values where the daemon keeps them; keeps none itself
- * but its own refusals, and serves nothing but GET /metrics to requests whose Host is loopback.
- * Slow clients are cut off by a deadline, and cannot hold every connection slot. */
+ * but its own refusals, and serves nothing but GET /metrics to requests whose Host is loopback
+ * (http.c: slow clients are cut off by a deadline, and cannot hold every connection slot). */
 #ifndef NTUN_METRICS_H
 #define NTUN_METRICS_H
 
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct http;
 struct loop;
 struct metrics;
 
@@ -17,6 +18,10 @@ struct metrics;
  * leave the host). Returns NULL with a reason in err on failure. */
 struct metrics *metrics_new(struct loop *l, const char *addr, char *err, size_t errsz);
 void metrics_free(struct metrics *m);
+
+/* The HTTP server behind m (NULL for a NULL m), to serve more local pages on the same port:
+ * http_route() on it. Borrowed; lives as long as m. */
+struct http *metrics_http(struct metrics *m);
 
 enum metrics_type { METRICS_COUNTER, METRICS_GAUGE };
 
@@ -29,15 +34,6 @@ void metrics_add(struct metrics *m, enum metrics_type type, const char *name, co
 typedef uint64_t metrics_fn(void *arg);
 void metrics_add_fn(struct metrics *m, enum metrics_type type, const char *name, const char *help,
 		    metrics_fn *fn, void *arg);
-
-/* What a scrape request gets, judged from its head (request line and headers, up to the
- * blank line; head need not be NUL-terminated). */
-enum metrics_verdict {
-	METRICS_SERVE,	   /* GET /metrics or GET /, Host allowed: the exposition */
-	METRICS_NOT_FOUND, /* Host allowed, anything else: 404 */
-	METRICS_BAD_HOST,  /* no Host header, several, a folded one, or one not allowed: 403 */
-};
-enum metrics_verdict metrics_request_check(const char *head, size_t len);
 
 /* True if a Host header value names this host's loopback: "localhost" (any case), an IPv4
  * address in 127.0.0.0/8 (dotted quad, no leading zeros) or "[::1]", each with an optional

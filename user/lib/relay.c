@@ -188,6 +188,12 @@ void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n)
 	dst->tx_bytes += n;
 }
 
+void relay_bytes(const struct relay *r, uint64_t *ab, uint64_t *ba)
+{
+	*ab = r->a->rx_bytes;
+	*ba = r->b->rx_bytes;
+}
+
 void relay_abort(struct relay *r, int err)
 {
 	if (!r->a->rx_err)

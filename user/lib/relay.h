@@ -77,6 +77,9 @@ void relay_end_wake(struct relay_end *e);
 /* A pulling end took n bytes from src. */
 void relay_end_pulled(struct relay_end *dst, struct relay_end *src, size_t n);
 
+/* Bytes moved so far a->b and b->a (what the done callback will report), live. */
+void relay_bytes(const struct relay *r, uint64_t *ab, uint64_t *ba);
+
 /* Aborts both ends with err and ends the relay (e.g. daemon shutdown). */
 void relay_abort(struct relay *r, int err);
 

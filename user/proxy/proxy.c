@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "daemon.h"
 #include "grpc.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -63,6 +65,9 @@ struct proxy_conn {
 	struct proxy *px;
 	char conn_id[40];
 	char dst[24];
+	char src[24];		/* the app's address as the client saw it, "" if not sent */
+	char client[64];	/* the client's id as the server sent it, "" if not sent */
+	struct admin_tunnel at; /* linked while relaying */
 };
 
 static struct proxy px_state;
@@ -293,6 +298,7 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 {
 	struct proxy_conn *c = arg;
 
+	admin_tunnel_del(c->px->d->admin, &c->at);
 	daemon_tunnel_ended(c->px->d, err, up, down);
 	log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, NULL,
 		  "dial %s closed: %s (%llu bytes to destination, %llu back)", c->dst, reason,
@@ -309,6 +315,8 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 	struct proxy_conn *c;
 	struct grpc_call *call;
 	struct relay_end *sock;
+	struct relay *r;
+	const char *v;
 	uint32_t addr;
 	uint16_t port;
 	int fd;
@@ -363,9 +371,18 @@ static void handle_dial(struct proxy *px, struct h2_stream *st, const struct h2_
 	c->px = px;
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
 	snprintf(c->dst, sizeof(c->dst), "%s", dst);
+	if ((v = grpc_md_get(nv, n, "ntun-src")))
+		snprintf(c->src, sizeof(c->src), "%s", v);
+	if ((v = grpc_md_get(nv, n, "ntun-client")))
+		snprintf(c->client, sizeof(c->client), "%s", v);
 	px->active++;
 	daemon_tunnel_started(px->d);
-	relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done, c);
+	r = relay_new(px->d->loop, grpc_call_end(call), sock, px->cfg->idle_timeout_ms, conn_done,
+		      c);
+	if (r)
+		admin_tunnel_add(px->d->admin, &c->at, r);
+	else
+		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
 }
 
 static void on_request(struct uplink *u, struct h2_stream *st, const struct h2_nv *nv, size_t n,
@@ -518,6 +535,52 @@ static uint64_t m_connected(void *arg)
 	return n;
 }
 
+/* ---- admin API ---- */
+
+static void adm_status(void *arg, struct json *j)
+{
+	struct proxy *px = arg;
+	char b[24];
+
+	daemon_admin_status(px->d, j);
+	json_str(j, "proxy_id", px->cfg->proxy_id);
+	json_u64(j, "capacity", px->cfg->capacity);
+	json_array(j, "managed");
+	for (size_t i = 0; i < px->cfg->n_managed_cidr; i++)
+		json_str(j, NULL, cidr_format(&px->cfg->managed_cidr[i], b, sizeof(b)));
+	json_end(j);
+	json_array(j, "servers");
+	for (struct px_server *ps = px->servers; ps; ps = ps->next) {
+		json_object(j, NULL);
+		json_str(j, "addr", ps->t.label);
+		json_bool(j, "connected", uplink_peer(ps->up) != NULL);
+		json_bool(j, "registered", ps->ctl != NULL);
+		json_bool(j, "leaving", ps->gone);
+		json_end(j);
+	}
+	json_end(j);
+}
+
+static const char *adm_tunnel_id(void *arg, const struct admin_tunnel *t)
+{
+	return admin_tunnel_owner(t, struct proxy_conn, at)->conn_id;
+}
+
+static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
+{
+	const struct proxy_conn *c = admin_tunnel_owner(t, struct proxy_conn, at);
+
+	json_str(j, "client", c->client[0] ? c->client : NULL);
+	json_str(j, "src", c->src[0] ? c->src : NULL);
+	json_str(j, "dst", c->dst);
+}
+
+static const struct admin_ops proxy_admin_ops = {
+	.status = adm_status,
+	.tunnel_id = adm_tunnel_id,
+	.tunnel = adm_tunnel,
+};
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
@@ -535,6 +598,7 @@ int main(int argc, char **argv)
 		fatal("out of memory");
 	d.on_stop = on_stop;
 	d.on_reload = on_reload;
+	admin_set_ops(d.admin, &proxy_admin_ops, px);
 	servers_sync(px, &d.cfg);
 	if (!px->servers)
 		log_warn("no server address resolves yet; trying again every 2 s");

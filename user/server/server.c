@@ -11,10 +11,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "conntrack.h"
 #include "daemon.h"
 #include "grpc.h"
+#include "http.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -68,6 +71,7 @@ struct srv_denied {
 	uint64_t n;
 };
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long */
+#define SRV_DRAINED_MAX 64  /* proxy ids drained at once */
 
 struct srv_peer;
 
@@ -99,6 +103,9 @@ struct server {
 	uint64_t dial_retries;
 	uint32_t denied_log_budget;
 	uint64_t denied_log_ms, denied_unlogged;
+	/* Proxy ids drained by the admin API: no new tunnels, whichever connection they use. */
+	char drained[SRV_DRAINED_MAX][64];
+	size_t n_drained;
 };
 
 struct srv_peer {
@@ -116,11 +123,15 @@ struct srv_peer {
 	bool registered;
 	uint64_t reg_seq; /* when its connection first registered (0 = never) */
 	uint32_t capacity;
-	uint32_t active;	     /* relays through this peer; the struct lives while > 0 */
-	char uri[POLICY_CLIENT_LEN]; /* the whole SPIFFE id, for the policy */
-	struct srv_client *cl;	     /* clients: the per-id counts */
-	bool suspect;		     /* proxies: a Dial went unanswered; out of rotation */
-	struct srv_conn *pending;    /* proxies: tunnels whose Dial is not answered yet */
+	uint32_t active;	       /* relays through this peer; the struct lives while > 0 */
+	char uri[POLICY_CLIENT_LEN];   /* the whole SPIFFE id, for the policy */
+	struct srv_client *cl;	       /* clients: the per-id counts */
+	bool suspect;		       /* proxies: a Dial went unanswered; out of rotation */
+	bool drained;		       /* proxies: drained by the admin API; out of rotation */
+	struct srv_conn *pending;      /* proxies: tunnels whose Dial is not answered yet */
+	char addr[24];		       /* ip:port it connected from */
+	uint64_t since_ms;	       /* when its handshake completed */
+	uint64_t bytes_up, bytes_down; /* of its tunnels that ended (admin API) */
 };
 
 /* One tunneled connection, for its log line and the peers' counts. Kept small: a server
@@ -144,6 +155,7 @@ struct srv_conn {
 	uint8_t tries;
 	char src[24]; /* ntun-src as the client sent it, "" if none */
 	char conn_id[CONNTRACK_ID_LEN + 1];
+	struct admin_tunnel at; /* linked while relaying */
 };
 
 static void client_put(struct server *s, struct srv_client *cl)
@@ -222,6 +234,15 @@ static bool calm_active(struct server *s, const char *id)
 }
 
 /* The handshake is over (verified, failed or abandoned): its slot goes back. */
+/* True if the admin API drained proxy id. */
+static bool drained_id(const struct server *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_drained; i++)
+		if (!strcmp(s->drained[i], id))
+			return true;
+	return false;
+}
+
 static void hs_done(struct srv_peer *sp)
 {
 	if (sp->hs_slot)
@@ -381,6 +402,7 @@ static int proxy_register(struct srv_peer *sp, const struct ctl_msg *m, char *wh
 	}
 	sp->capacity = m->capacity;
 	sp->registered = true;
+	sp->drained = drained_id(s, sp->id);
 	if (!sp->reg_seq)
 		sp->reg_seq = ++s->reg_seq;
 	return 0;
@@ -495,8 +517,8 @@ static void proxy_start(struct srv_peer *sp)
 
 static bool proxy_usable(const struct srv_peer *sp)
 {
-	return sp && sp->p && sp->registered && !peer_closing(sp->p) && peer_session(sp->p) &&
-	       (sp->capacity == 0 || sp->active < sp->capacity);
+	return sp && sp->p && sp->registered && !sp->drained && !peer_closing(sp->p) &&
+	       peer_session(sp->p) && (sp->capacity == 0 || sp->active < sp->capacity);
 }
 
 /* What a lookup may pick: usable proxies, not the one just given up on, and suspect ones
@@ -585,6 +607,13 @@ static void conn_done(void *arg, const char *reason, int err, uint64_t up, uint6
 	struct srv_conn *c = arg;
 	char dst[24], real[24];
 
+	admin_tunnel_del(c->srv->d->admin, &c->at);
+	c->client->bytes_up += up;
+	c->client->bytes_down += down;
+	if (c->proxy) {
+		c->proxy->bytes_up += up;
+		c->proxy->bytes_down += down;
+	}
 	daemon_tunnel_ended(c->srv->d, err, up, down);
 	if (log_enabled(err ? LOG_LVL_INFO : LOG_LVL_DEBUG))
 		log_write(err ? LOG_LVL_INFO : LOG_LVL_DEBUG, c->conn_id, c->client->name,
@@ -693,6 +722,7 @@ static bool dial_retry(struct srv_conn *c, const char *why)
 static void conn_start(struct srv_conn *c)
 {
 	struct server *s = c->srv;
+	struct relay *r;
 	char dst[24];
 
 	dial_drop(c, true);
@@ -703,8 +733,12 @@ static void conn_start(struct srv_conn *c)
 	daemon_tunnel_started(s->d);
 	log_write(LOG_LVL_DEBUG, c->conn_id, c->client->name, "tunnel %s via %s",
 		  ipport_format(c->daddr, c->dport, dst, sizeof(dst)), c->proxy->name);
-	relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out), s->cfg->idle_timeout_ms,
-		  conn_done, c);
+	r = relay_new(s->d->loop, grpc_call_end(c->in), grpc_call_end(c->out),
+		      s->cfg->idle_timeout_ms, conn_done, c);
+	if (r)
+		admin_tunnel_add(s->d->admin, &c->at, r);
+	else
+		conn_done(c, "out of memory", ENOMEM, 0, 0); /* the relay freed both ends */
 }
 
 /* A pending tunnel's state changed, or its dial timeout passed: start, retry, wait or fail. */
@@ -1004,6 +1038,7 @@ static void on_ready(struct peer *p, void *arg)
 	const struct tls_identity *id = peer_identity(p);
 
 	sp->p = p; /* on_ready may run before peer_accept has returned */
+	sp->since_ms = loop_now_ms();
 	hs_done(sp);
 	sp->role = id->role;
 	snprintf(sp->id, sizeof(sp->id), "%s", id->id);
@@ -1157,6 +1192,7 @@ static void on_accept(struct loop_io *io, unsigned events, void *arg)
 			continue;
 		}
 		snprintf(sp->name, sizeof(sp->name), "%s", addr);
+		snprintf(sp->addr, sizeof(sp->addr), "%s", addr);
 		sp->p = NULL;
 		sp->next = s->peers;
 		if (s->peers)
@@ -1372,6 +1408,229 @@ int server_reload(struct server *s, const struct config *nc, char *err, size_t e
 	return 0;
 }
 
+/* ---- admin API: peers, routes, tunnels, drain ---- */
+
+#define ADMIN_PEERS_MAX 2000 /* peers listed in one answer */
+
+static const char *role_str(enum tls_role r)
+{
+	return r == TLS_ROLE_CLIENT ? "client" : r == TLS_ROLE_PROXY ? "proxy" : "unknown";
+}
+
+static const char *proxy_health(const struct srv_peer *sp)
+{
+	if (!sp->p || peer_closing(sp->p))
+		return "closing";
+	if (!sp->registered)
+		return "unregistered";
+	if (sp->drained)
+		return "draining";
+	if (sp->suspect)
+		return "suspect";
+	if (sp->capacity && sp->active >= sp->capacity)
+		return "full";
+	return "healthy";
+}
+
+static void adm_status(void *arg, struct json *j)
+{
+	struct server *s = arg;
+
+	daemon_admin_status(s->d, j);
+	json_str(j, "listen", s->cfg->listen_addr);
+	json_u64(j, "clients", count_peers(s, TLS_ROLE_CLIENT, false));
+	json_u64(j, "proxies", count_peers(s, TLS_ROLE_PROXY, true));
+	json_u64(j, "routes", route_count(s->routes));
+	json_u64(j, "handshakes", srclimit_total(s->hs));
+	json_bool(j, "stopping", s->stopping);
+}
+
+static const char *adm_tunnel_id(void *arg, const struct admin_tunnel *t)
+{
+	return admin_tunnel_owner(t, struct srv_conn, at)->conn_id;
+}
+
+static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
+{
+	const struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
+	char b[24];
+
+	json_str(j, "client", c->client->id);
+	json_str(j, "client_uri", c->client->uri);
+	json_str(j, "client_addr", c->client->addr);
+	json_str(j, "src", c->src[0] ? c->src : NULL);
+	json_str(j, "dst", ipport_format(c->daddr, c->dport, b, sizeof(b)));
+	json_str(j, "dst_site", ipport_format(c->raddr, c->dport, b, sizeof(b)));
+	json_str(j, "proxy", c->proxy ? c->proxy->id : NULL);
+	json_str(j, "proxy_addr", c->proxy ? c->proxy->addr : NULL);
+}
+
+static void adm_peers(struct http_req *r, const char *path, void *arg)
+{
+	struct server *s = arg;
+	uint64_t now = loop_now_ms(), up, down;
+	size_t n = 0, total = 0;
+	struct admin_tunnel *t;
+	struct json j;
+	struct buf b;
+
+	if (!admin_want_get(r))
+		return;
+	admin_json_begin(&j, &b);
+	json_array(&j, "peers");
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
+		if (!sp->p || !sp->since_ms)
+			continue; /* still in its handshake */
+		if (total++ >= ADMIN_PEERS_MAX)
+			continue;
+		n++;
+		up = sp->bytes_up;
+		down = sp->bytes_down;
+		json_object(&j, NULL);
+		json_str(&j, "role", role_str(sp->role));
+		json_str(&j, "id", sp->id);
+		json_str(&j, "uri", sp->uri);
+		json_str(&j, "addr", sp->addr);
+		json_u64(&j, "since_ms", now - sp->since_ms);
+		json_u64(&j, "tunnels", sp->active);
+		if (sp->role == TLS_ROLE_PROXY) {
+			json_str(&j, "health", proxy_health(sp));
+			json_u64(&j, "capacity", sp->capacity);
+		}
+		/* Live bytes of its open tunnels, on top of those that ended. */
+		for (t = admin_tunnels(s->d->admin); t; t = t->next) {
+			const struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
+			uint64_t tu, td;
+
+			if (c->client != sp && c->proxy != sp)
+				continue;
+			admin_tunnel_bytes(t, &tu, &td);
+			up += tu;
+			down += td;
+		}
+		json_u64(&j, "bytes_up", up);
+		json_u64(&j, "bytes_down", down);
+		json_end(&j);
+	}
+	json_end(&j);
+	json_u64(&j, "count", total);
+	json_bool(&j, "truncated", n < total);
+	admin_reply(r, 200, &j, &b);
+}
+
+static void adm_route_proxy(struct json *j, const struct srv_peer *sp)
+{
+	json_object(j, NULL);
+	json_str(j, "id", sp->id);
+	json_str(j, "addr", sp->addr);
+	json_str(j, "health", proxy_health(sp));
+	json_u64(j, "tunnels", sp->active);
+	json_end(j);
+}
+
+static void adm_routes(struct http_req *r, const char *path, void *arg)
+{
+	struct server *s = arg;
+	char v[24], re[24];
+	struct json j;
+	struct buf b;
+
+	if (!admin_want_get(r))
+		return;
+	admin_json_begin(&j, &b);
+	json_array(&j, "routes");
+	for (size_t i = 0; i < route_count(s->routes); i++) {
+		const struct route *rt = route_at(s->routes, i);
+
+		json_object(&j, NULL);
+		json_str(&j, "virtual", cidr_format(&rt->virt, v, sizeof(v)));
+		json_str(&j, "real", cidr_format(&rt->real, re, sizeof(re)));
+		json_str(&j, "proxy_id", rt->proxy_id);
+		json_str(&j, "source", rt->owner ? "registered" : "config");
+		json_array(&j, "proxies");
+		if (rt->owner) {
+			adm_route_proxy(&j, rt->owner);
+		} else {
+			for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+				if (sp->p && sp->role == TLS_ROLE_PROXY &&
+				    !strcmp(sp->id, rt->proxy_id))
+					adm_route_proxy(&j, sp);
+		}
+		json_end(&j);
+		json_end(&j);
+	}
+	json_end(&j);
+	json_array(&j, "drained");
+	for (size_t i = 0; i < s->n_drained; i++)
+		json_str(&j, NULL, s->drained[i]);
+	json_end(&j);
+	admin_reply(r, 200, &j, &b);
+}
+
+/* POST /v1/proxies/<id>/drain: no new tunnels to any connection of that proxy id; open ones
+ * run on. /resume undoes it. Kept for the id across its reconnections, not across restarts. */
+static void adm_proxy_action(struct http_req *r, const char *path, void *arg)
+{
+	struct server *s = arg;
+	const char *id = path + strlen("/v1/proxies/"), *slash = strchr(id, '/');
+	size_t idlen = slash ? (size_t)(slash - id) : 0, i, hit = 0;
+	bool drain;
+	char pid[64];
+	struct json j;
+	struct buf b;
+
+	if (!slash || (strcmp(slash, "/drain") && strcmp(slash, "/resume")) || !idlen ||
+	    idlen >= sizeof(pid)) {
+		admin_error(r, 404, "no such endpoint: POST /v1/proxies/ID/drain or /resume");
+		return;
+	}
+	if (!admin_want_post(r))
+		return;
+	drain = !strcmp(slash, "/drain");
+	memcpy(pid, id, idlen);
+	pid[idlen] = '\0';
+	for (i = 0; i < s->n_drained && strcmp(s->drained[i], pid); i++)
+		;
+	if (drain && i == s->n_drained) {
+		if (s->n_drained >= SRV_DRAINED_MAX) {
+			admin_error(r, 409, "too many proxies drained");
+			return;
+		}
+		snprintf(s->drained[s->n_drained++], sizeof(s->drained[0]), "%s", pid);
+	} else if (!drain && i < s->n_drained) {
+		memmove(s->drained[i], s->drained[i + 1],
+			(s->n_drained - i - 1) * sizeof(s->drained[0]));
+		s->n_drained--;
+	}
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
+		if (sp->role != TLS_ROLE_PROXY || strcmp(sp->id, pid))
+			continue;
+		sp->drained = drain;
+		hit++;
+	}
+	log_info("admin API: proxy %s %s (%zu connection(s))", pid,
+		 drain ? "drained: no new tunnels" : "back in rotation", hit);
+	admin_json_begin(&j, &b);
+	json_str(&j, "proxy", pid);
+	json_bool(&j, "drained", drain);
+	json_u64(&j, "connections", hit);
+	admin_reply(r, 200, &j, &b);
+}
+
+static const struct admin_ops srv_admin_ops = {
+	.status = adm_status,
+	.tunnel_id = adm_tunnel_id,
+	.tunnel = adm_tunnel,
+};
+
+static void admin_setup(struct server *s)
+{
+	admin_set_ops(s->d->admin, &srv_admin_ops, s);
+	admin_route(s->d->admin, "/v1/peers", adm_peers, s);
+	admin_route(s->d->admin, "/v1/routes", adm_routes, s);
+	admin_route(s->d->admin, "/v1/proxies/", adm_proxy_action, s);
+}
+
 struct server *server_new(struct daemon *d)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -1425,6 +1684,7 @@ struct server *server_new(struct daemon *d)
 		    "tunnels refused by the per-client limits", &s->limited[1]);
 	metrics_add(d->metrics, METRICS_COUNTER, "ntun_dial_retries_total",
 		    "Dials offered to another proxy after one did not answer", &s->dial_retries);
+	admin_setup(s);
 	log_info("listening on %s (%zu configured route(s))", s->cfg->listen_addr,
 		 s->cfg->n_routes);
 	log_grants(s->cfg);
