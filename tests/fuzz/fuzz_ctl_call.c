@@ -191,16 +191,14 @@ static void serve(struct state *s)
 	}
 }
 
+static void serve_cb(void *arg)
+{
+	serve(arg);
+}
+
 static void settle(struct state *s)
 {
-	for (int i = 0; i < 64; i++) {
-		size_t n = fuzz_xfer(s->peer, s->tested) + fuzz_xfer(s->tested, s->peer);
-
-		serve(s);
-		n += fuzz_xfer(s->tested, s->peer);
-		if (!n)
-			break;
-	}
+	fuzz_settle(s->tested, s->peer, serve_cb, s);
 }
 
 /* The tested end as a server (0, 1): the daemons check with their gzip setting but take

@@ -199,16 +199,14 @@ static void serve(struct state *s)
 	}
 }
 
+static void serve_cb(void *arg)
+{
+	serve(arg);
+}
+
 static void settle(struct state *s)
 {
-	for (int i = 0; i < 64; i++) {
-		size_t n = fuzz_xfer(s->helper, s->tested) + fuzz_xfer(s->tested, s->helper);
-
-		serve(s);
-		n += fuzz_xfer(s->tested, s->helper);
-		if (!n)
-			break;
-	}
+	fuzz_settle(s->tested, s->helper, serve_cb, s);
 }
 
 /* Splits the input (a NUL-terminated copy, edited in place) into header blocks. */

@@ -89,4 +89,19 @@ static inline size_t fuzz_xfer(struct h2_session *from, struct h2_session *to)
 	return total;
 }
 
+/* Pumps both ways, with serve(arg) in between (the tested side reads its calls), until
+ * nothing moves (at most 64 rounds). */
+static inline void fuzz_settle(struct h2_session *tested, struct h2_session *peer,
+			       void (*serve)(void *arg), void *arg)
+{
+	for (int i = 0; i < 64; i++) {
+		size_t n = fuzz_xfer(peer, tested) + fuzz_xfer(tested, peer);
+
+		serve(arg);
+		n += fuzz_xfer(tested, peer);
+		if (!n)
+			break;
+	}
+}
+
 #endif
