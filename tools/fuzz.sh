@@ -214,7 +214,8 @@ for h in "${harnesses[@]}"; do
 	{
 		echo "harness:        $h"
 		echo "date:           $(date -u '+%Y-%m-%d %H:%M UTC') (finished)"
-		echo "commit:         $commit$(git -C "$top" diff --quiet HEAD -- user 2>/dev/null || echo ' (user/ modified)')"
+		echo "commit:         $commit$(git -C "$top" diff --quiet HEAD -- user 2>/dev/null || echo ' (user/ modified)') (HEAD when the run started)"
+		echo "binary:         build-fuzz/tests/fuzz/$h, built $(date -u -r "$build/tests/fuzz/$h" '+%Y-%m-%d %H:%M UTC')$([ $build_first -eq 0 ] && echo ' (--no-build: may predate the commit)')"
 		echo "machine:        $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nice $(nice)"
 		echo "caps:           ${secs} s, ${runs:-0} runs (0: none), max_len $maxlen"
 		echo "ran:            ${took} s ($((took / 60)) min), ${execs:-?} executions, ${rate:-?} exec/s"
