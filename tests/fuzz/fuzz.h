@@ -4,10 +4,13 @@
 #ifndef NTUN_FUZZ_H
 #define NTUN_FUZZ_H
 
+#include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -56,6 +59,29 @@ static inline size_t fuzz_take(struct fuzz_in *in, size_t n, const uint8_t **p)
 	in->p += n;
 	in->n -= n;
 	return n;
+}
+
+/* connect() that finishes what a signal interrupted (libFuzzer's SIGALRM each second for
+ * -timeout can land while a loaded machine keeps even a loopback connect waiting: EINTR, and
+ * the connection goes on by itself). 0 or -1 with errno. */
+static inline int fuzz_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (connect(fd, sa, len) == 0)
+		return 0;
+	if (errno != EINTR)
+		return -1;
+	while (poll(&p, 1, 10000) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) || err) {
+		errno = err ? err : errno;
+		return -1;
+	}
+	return 0;
 }
 
 /* xorshift32: the harnesses' input-seeded choices (what fails when, piece sizes). */

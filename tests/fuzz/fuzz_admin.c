@@ -322,7 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	FUZZ_CHECK(fd >= 0);
-	FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	FUZZ_CHECK(fuzz_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	while (in.n) {
 		const uint8_t *p;
 		size_t piece = fuzz_take(&in, fuzz_piece(flags & 3, in.n, &rnd), &p);

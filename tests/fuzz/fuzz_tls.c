@@ -139,8 +139,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = fuzz_u8(&in);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	FUZZ_CHECK(cfd >= 0);
-	FUZZ_CHECK(connect(cfd, (struct sockaddr *)&laddr, sizeof(laddr)) == 0);
-	sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	FUZZ_CHECK(fuzz_connect(cfd, (struct sockaddr *)&laddr, sizeof(laddr)) == 0);
+	do
+		sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (sfd < 0 && errno == EINTR);
 	FUZZ_CHECK(sfd >= 0);
 	c = tls_conn_new(ctx, sfd);
 	FUZZ_CHECK(c != NULL);
