@@ -229,6 +229,11 @@ case_live() {
 		[ "$(jq_py "$t2" 'o["bytes_up"]')" -gt "$(jq_py "$t1" 'o["bytes_up"]')" ] || rc=1
 	check "a rate is shown after bytes moved" [ "$(jq_py "$t2" 'o["rate_up"] > 0')" = True ] || rc=1
 	check "step 2: the counts grew with the open tunnel, exactly" live_equal "$port" $s2 || rc=1
+	# The first tunnel of the test: the peers' bytes are its bytes, live.
+	j=$(ctl server peers --json)
+	check "peers: client-1 and $(jq_py "$t2" 'o["proxy"]') show the open tunnel's bytes" \
+		[ "$(jq_py "$j" 'sorted((p["id"], p["bytes_up"], p["bytes_down"]) for p in o["peers"] if p["id"] in ("client-1", "'"$(jq_py "$t2" 'o["proxy"]')"'"))')" = \
+		"[('client-1', ${s2% *}, ${s2#* }), ('$(jq_py "$t2" 'o["proxy"]')', ${s2% *}, ${s2#* })]" ] || rc=1
 	touch "$E2E_TMP/live.go.2"
 	wait "$(pid_of live)"
 	out=$(tail -n 1 "$E2E_TMP/live.log")

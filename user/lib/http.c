@@ -250,11 +250,16 @@ static int listen_unix(const char *path, char *err, size_t errsz)
 			rv = -EEXIST;
 			goto err;
 		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		rv = probe < 0 ? -errno : connect(probe, (struct sockaddr *)&sa, sizeof(sa));
-		if (probe >= 0)
-			close(probe);
-		if (rv == 0) {
+		/* Non-blocking: a live server with a full backlog answers EAGAIN, not a hang. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (probe < 0) {
+			rv = -errno;
+			snprintf(err, errsz, "socket: %s", strerror(-rv));
+			goto err;
+		}
+		rv = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
+		close(probe);
+		if (rv == 0 || rv == -EAGAIN) {
 			snprintf(err, errsz, "'%s' is in use by a running process", path);
 			rv = -EADDRINUSE;
 			goto err;

@@ -132,6 +132,7 @@ struct srv_peer {
 	char addr[24];		       /* ip:port it connected from */
 	uint64_t since_ms;	       /* when its handshake completed */
 	uint64_t bytes_up, bytes_down; /* of its tunnels that ended (admin API) */
+	uint64_t live_up, live_down;   /* scratch: with its open tunnels' (admin API) */
 };
 
 /* One tunneled connection, for its log line and the peers' counts. Kept small: a server
@@ -1468,7 +1469,7 @@ static void adm_tunnel(void *arg, const struct admin_tunnel *t, struct json *j)
 static void adm_peers(struct http_req *r, const char *path, void *arg)
 {
 	struct server *s = arg;
-	uint64_t now = loop_now_ms(), up, down;
+	uint64_t now = loop_now_ms();
 	size_t n = 0, total = 0;
 	struct admin_tunnel *t;
 	struct json j;
@@ -1476,6 +1477,23 @@ static void adm_peers(struct http_req *r, const char *path, void *arg)
 
 	if (!admin_want_get(r))
 		return;
+	/* Live bytes of open tunnels on top of those that ended: one pass over the tunnels. */
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
+		sp->live_up = sp->bytes_up;
+		sp->live_down = sp->bytes_down;
+	}
+	for (t = admin_tunnels(s->d->admin); t; t = t->next) {
+		struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
+		uint64_t tu, td;
+
+		admin_tunnel_bytes(t, &tu, &td);
+		c->client->live_up += tu;
+		c->client->live_down += td;
+		if (c->proxy) {
+			c->proxy->live_up += tu;
+			c->proxy->live_down += td;
+		}
+	}
 	admin_json_begin(&j, &b);
 	json_array(&j, "peers");
 	for (struct srv_peer *sp = s->peers; sp; sp = sp->next) {
@@ -1484,8 +1502,6 @@ static void adm_peers(struct http_req *r, const char *path, void *arg)
 		if (total++ >= ADMIN_PEERS_MAX)
 			continue;
 		n++;
-		up = sp->bytes_up;
-		down = sp->bytes_down;
 		json_object(&j, NULL);
 		json_str(&j, "role", role_str(sp->role));
 		json_str(&j, "id", sp->id);
@@ -1497,19 +1513,8 @@ static void adm_peers(struct http_req *r, const char *path, void *arg)
 			json_str(&j, "health", proxy_health(sp));
 			json_u64(&j, "capacity", sp->capacity);
 		}
-		/* Live bytes of its open tunnels, on top of those that ended. */
-		for (t = admin_tunnels(s->d->admin); t; t = t->next) {
-			const struct srv_conn *c = admin_tunnel_owner(t, struct srv_conn, at);
-			uint64_t tu, td;
-
-			if (c->client != sp && c->proxy != sp)
-				continue;
-			admin_tunnel_bytes(t, &tu, &td);
-			up += tu;
-			down += td;
-		}
-		json_u64(&j, "bytes_up", up);
-		json_u64(&j, "bytes_down", down);
+		json_u64(&j, "bytes_up", sp->live_up);
+		json_u64(&j, "bytes_down", sp->live_down);
 		json_end(&j);
 	}
 	json_end(&j);
