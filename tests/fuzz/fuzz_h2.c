@@ -51,14 +51,6 @@ struct state {
 static struct loop *loop;
 static struct loop_timer *stop_task;
 
-static uint32_t next_rand(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
-
 static void stop_cb(struct loop_timer *t, void *arg)
 {
 	loop_stop(loop);
@@ -135,7 +127,7 @@ static void flush(struct state *st, struct h2_session *s, bool all)
 {
 	struct buf out = BUF_INIT;
 
-	if (!all && st->limit < 1024 && next_rand(&st->rnd) % 4)
+	if (!all && st->limit < 1024 && fuzz_rand(&st->rnd) % 4)
 		return;
 	for (int i = 0; i < 256; i++) {
 		if (h2_session_send(s, &out, st->limit) < 0 || !buf_len(&out))
@@ -196,7 +188,7 @@ static void chaos(struct state *s, struct slot *sl)
 {
 	struct relay_end *e = grpc_call_end(sl->call);
 
-	switch (next_rand(&s->rnd) % 32) {
+	switch (fuzz_rand(&s->rnd) % 32) {
 	case 0: /* the relay's other end was reset: abort this end, then free both */
 		if (sl->mode == GRPC_BYTES)
 			e->ops->abort(e, ECONNRESET);
@@ -227,7 +219,7 @@ static void serve(struct state *s)
 {
 	join_calls(s);
 	for (size_t i = 0; i < s->nrels; i++)
-		if (s->rels[i].live && next_rand(&s->rnd) % 64 == 0)
+		if (s->rels[i].live && fuzz_rand(&s->rnd) % 64 == 0)
 			relay_abort(s->rels[i].r, ETIMEDOUT); /* idle timeout, shutdown */
 	for (size_t i = 0; i < s->ncalls; i++) {
 		struct slot *sl = &s->calls[i];
@@ -300,23 +292,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flush(&st, s, true);
 
 	while (rv == 0 && in.n) {
-		size_t piece;
+		size_t piece = fuzz_piece(st.flags >> 2 & 3, in.n, &rnd);
 
-		switch (st.flags >> 2 & 3) {
-		case 0:
-			piece = in.n;
-			break;
-		case 1:
-			piece = 1;
-			break;
-		case 2:
-			piece = 1 + next_rand(&rnd) % 64;
-			break;
-		default:
-			/* log-uniform up to 32 KiB: some pieces span several frames */
-			piece = 1 + next_rand(&rnd) % (16u << next_rand(&rnd) % 12);
-			break;
-		}
 		piece = fuzz_take(&in, piece, &p);
 		rv = h2_session_recv(s, p, piece);
 		if (st.flags & 32)

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1001,12 +1002,15 @@ static int handshake_check(struct tls_conn *c)
  * byte. Until then the socket reports readable only when the record can be complete
  * (SO_RCVLOWAT), so a client that sends a byte and waits costs the SSL object alone, and
  * polling it does not spin. True when OpenSSL may go on (also on EOF or a socket error, which
- * it reports). */
+ * it reports). A peer that closed its side before the record was whole gets the same: EOF
+ * keeps the socket readable whatever SO_RCVLOWAT says, so waiting on would spin until the
+ * handshake timeout; OpenSSL reads what came and fails the handshake. */
 static bool first_record_in(struct tls_conn *c)
 {
 	uint8_t h[REC_HDR];
 	int want = REC_HDR, avail = 0;
 	ssize_t n = recv(c->fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+	struct pollfd pf = {.fd = c->fd, .events = POLLRDHUP};
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return true;
@@ -1016,6 +1020,8 @@ static bool first_record_in(struct tls_conn *c)
 		    avail >= want)
 			return true; /* OpenSSL refuses one too long */
 	}
+	if (n > 0 && poll(&pf, 1, 0) == 1 && pf.revents & (POLLRDHUP | POLLHUP | POLLERR))
+		return true;
 	if (!setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)))
 		c->lowat = true;
 	return false;
