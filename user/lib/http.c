@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
@@ -468,6 +469,8 @@ void http_reply(struct http_req *r, int code, const char *ctype, const void *bod
 	struct evhttp_request *req = (struct evhttp_request *)r;
 	struct evkeyvalq *hdrs = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
 
 	evhttp_add_header(hdrs, "Content-Type", ctype ? ctype : "text/plain; charset=utf-8");
 	evhttp_add_header(hdrs, "Connection", "close");
@@ -478,4 +481,9 @@ void http_reply(struct http_req *r, int code, const char *ctype, const void *bod
 		code = 500;
 	}
 	evhttp_send_reply(req, code, NULL, NULL);
+	/* The request is whole and the connection closes after this answer: nothing more is
+	 * read. Left on, a client's half-close (EOF) while a long answer is still being written
+	 * makes evhttp fail the connection and cut the answer. */
+	if (evcon && (bev = evhttp_connection_get_bufferevent(evcon)))
+		bufferevent_disable(bev, EV_READ);
 }
