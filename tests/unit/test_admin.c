@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* admin: the shared endpoints over a real unix socket with relays over socketpairs: status,
  * the tunnel list (live bytes while the relay runs, paging with limit/offset and "truncated"),
- * close (resets that relay, others stay), reload's outcome, and the answers to misuse
- * (unknown tunnel, bad limit, wrong method, unknown path). */
+ * close (resets that relay, others stay; an id two tunnels share resets neither), reload's
+ * outcome, and the answers to misuse (unknown tunnel, bad limit, wrong method, unknown path). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -121,6 +121,13 @@ static void *client(void *arg)
 	CHECK_INT_EQ(get("GET", "/v1/tunnels"), 200);
 	CHECK_STR_CONTAINS(body, "\"count\":2,");
 	CHECK(!strstr(body, "\"conn_id\":\"t1\""));
+	/* Two tunnels with one id (overlapping container networks): neither is reset on a guess. */
+	snprintf(tuns[2].id, sizeof(tuns[2].id), "t0");
+	CHECK_INT_EQ(get("POST", "/v1/tunnels/t0/close"), 409);
+	CHECK_STR_CONTAINS(body, "2 open tunnels have the id t0");
+	snprintf(tuns[2].id, sizeof(tuns[2].id), "t2");
+	CHECK_INT_EQ(get("GET", "/v1/tunnels"), 200);
+	CHECK_STR_CONTAINS(body, "\"count\":2,");
 
 	CHECK_INT_EQ(get("POST", "/v1/reload"), 200);
 	CHECK_STR_EQ(body, "{\"ok\":true}\n");

@@ -204,7 +204,8 @@ static void on_tunnel_action(struct http_req *r, const char *path, void *arg)
 	struct admin *a = arg;
 	const char *id = path + strlen("/v1/tunnels/"), *slash = strchr(id, '/');
 	size_t idlen = slash ? (size_t)(slash - id) : 0;
-	struct admin_tunnel *t;
+	struct admin_tunnel *t, *found = NULL;
+	unsigned matches = 0;
 	char msg[96];
 
 	if (!slash || strcmp(slash, "/close") || idlen == 0) {
@@ -213,18 +214,26 @@ static void on_tunnel_action(struct http_req *r, const char *path, void *arg)
 	}
 	if (!admin_want_post(r))
 		return;
+	/* Ids hash the 4-tuple only: containers with overlapping networks can share one, and
+	 * then no one of them is reset on a guess. */
 	for (t = a->ops && a->ops->tunnel_id ? a->head : NULL; t; t = t->next) {
 		const char *tid = a->ops->tunnel_id(a->arg, t);
 
-		if (strlen(tid) == idlen && !memcmp(tid, id, idlen))
-			break;
+		if (strlen(tid) == idlen && !memcmp(tid, id, idlen) && !matches++)
+			found = t;
 	}
+	t = found;
 	snprintf(msg, sizeof(msg), "%.*s", (int)(idlen < 64 ? idlen : 64), id);
-	if (!t) {
+	if (!t || matches > 1) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "no open tunnel %s", msg);
-		admin_error(r, 404, why);
+		if (matches > 1) {
+			snprintf(why, sizeof(why), "%u open tunnels have the id %s", matches, msg);
+			admin_error(r, 409, why);
+		} else {
+			snprintf(why, sizeof(why), "no open tunnel %s", msg);
+			admin_error(r, 404, why);
+		}
 		return;
 	}
 	log_write(LOG_LVL_INFO, msg, NULL, "tunnel reset by the admin API");
