@@ -90,9 +90,7 @@ TIMEOUT_FLAGS="--ping-interval ${PING_IV}s --ping-timeout ${PING_TO}s --idle-tim
 setup() {
 	topo_two_sites
 	cg_make
-	certs_make --server-san 10.10.3.2 --proxy-id proxy-a || return 1
-	"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id proxy-b --name proxy-b >/dev/null ||
-		return 1
+	certs_two_sites || return 1
 	cat >"$E2E_TMP/server.yaml" <<EOC
 listen_addr: 0.0.0.0:8443
 tls: {cert_file: $CERTS/server/cert.pem, key_file: $CERTS/server/key.pem, ca_file: $CERTS/ca/cert.pem}

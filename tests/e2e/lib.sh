@@ -251,6 +251,24 @@ certs_make() {
 	CERTS="$E2E_TMP/certs"
 }
 
+# certs_two_sites: certificates for topo_two_sites with a proxy per site (ids proxy-a and
+# proxy-b; proxy-b's in $CERTS/proxy-b).
+certs_two_sites() {
+	certs_make --server-san 10.10.3.2 --proxy-id proxy-a || return 1
+	"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id proxy-b --name proxy-b >/dev/null
+}
+
+# wait_registered N [SECONDS]: until the server's log says N proxies registered (default 5 s).
+wait_registered() {
+	local i
+	for i in $(seq 1 $((${2:-5} * 10))); do
+		[ "$(grep -c "proxy registered" "$E2E_TMP/server.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	e2e_log "$1 proxies did not register"
+	return 1
+}
+
 # tls_args ROLE [DIR]: the --tls-* flags for a role's certificate.
 tls_args() {
 	local d="${2:-$CERTS}"

@@ -26,30 +26,11 @@ setup() {
 		wait_log client "connected to server" 20
 }
 
-# Three apps each GET 8 MiB, read 64 KiB, then wait for GO; then read on.
-SLOW_GET='import socket, sys, os, time
-s = socket.create_connection(("100.64.1.5", 80), timeout=30)
-s.sendall(b"d%s get 0 8388608 5\n" % sys.argv[2].encode())
-n = 0
-while n < 65536:
-    n += len(s.recv(65536))
-print("reading", flush=True)
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.05)
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            print(f"eof after {n} bytes", flush=True)
-            break
-        n += len(d)
-except OSError as e:
-    print(f"{type(e).__name__} after {n} bytes", flush=True)'
-
+# Three apps (slowget.py) each GET 8 MiB, read 64 KiB, then wait for GO; then read on.
 case_drain() {
 	local i pid rc
 	for i in 1 2 3; do
-		app_start "slow$i" cli $PY -c "$SLOW_GET" "$E2E_TMP/go" "$i"
+		app_start "slow$i" cli $PY "$NTUN_SRC/tests/e2e/slowget.py" "$E2E_TMP/go" "d$i" 8388608 30
 	done
 	for i in 1 2 3; do
 		wait_log "slow$i" reading 20 || return 1

@@ -35,30 +35,11 @@ setup() {
 		wait_log client "connected to server" 20
 }
 
-# The app of case_client: GET 4 MiB, read 64 KiB, wait for GO, read the rest; prints how the
-# read ended (eof with the count, or the exception's name).
-SLOW_GET='import socket, sys, os, time
-s = socket.create_connection(("100.64.1.5", 80), timeout=20)
-s.sendall(b"c1 get 0 4194304 5\n")
-n = 0
-while n < 65536:
-    n += len(s.recv(65536))
-print("reading", flush=True)
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.05)
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            print(f"eof after {n} bytes", flush=True)
-            break
-        n += len(d)
-except OSError as e:
-    print(f"{type(e).__name__} after {n} bytes", flush=True)'
-
+# The app of case_client (slowget.py): GET 4 MiB, read 64 KiB, wait for GO, read the rest;
+# prints how the read ended (eof with the count, or the exception's name).
 case_client() {
 	local out
-	app_start slowget cli $PY -c "$SLOW_GET" "$E2E_TMP/go"
+	app_start slowget cli $PY "$NTUN_SRC/tests/e2e/slowget.py" "$E2E_TMP/go" c1 4194304 20
 	wait_log slowget reading 10 || return 1
 	stop client KILL
 	touch "$E2E_TMP/go"

@@ -50,9 +50,7 @@ setup() {
 	[ -x "$CTL" ] || { e2e_log "ntunctl not built"; return 1; }
 	topo_two_sites
 	cg_make
-	certs_make --server-san 10.10.3.2 --proxy-id proxy-a || return 1
-	"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id proxy-b --name proxy-b >/dev/null ||
-		return 1
+	certs_two_sites || return 1
 	write_server_config info
 	start web1 w1 $PY "$NETAPP" serve --port 80 --site site-a
 	start web2 w2 $PY "$NETAPP" serve --port 80 --site site-b
@@ -69,12 +67,7 @@ setup() {
 	wait_log web1 listening 10 && wait_log web2 listening 10 &&
 		wait_log proxya "registered" 10 && wait_log proxyb "registered" 10 &&
 		wait_log client "connected to server" 10 || return 1
-	for i in $(seq 1 50); do
-		[ "$(grep -c "proxy registered" "$E2E_TMP/server.log")" -ge 2 ] && return 0
-		sleep 0.1
-	done
-	e2e_log "both proxies did not register"
-	return 1
+	wait_registered 2
 }
 
 case_socket() {

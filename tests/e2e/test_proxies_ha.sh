@@ -24,9 +24,7 @@ now() { $PY -c 'import time; print(time.monotonic())'; }
 setup() {
 	topo_two_sites
 	cg_make
-	certs_make --server-san 10.10.3.2 --proxy-id proxy-a || return 1
-	"$BIN_GENCERTS" --out "$CERTS" --issue proxy --id proxy-b --name proxy-b >/dev/null ||
-		return 1
+	certs_two_sites || return 1
 	cat >"$E2E_TMP/server.yaml" <<EOC
 listen_addr: 0.0.0.0:8443
 tls: {cert_file: $CERTS/server/cert.pem, key_file: $CERTS/server/key.pem, ca_file: $CERTS/ca/cert.pem}
@@ -51,12 +49,7 @@ EOC
 	wait_log web1 listening 10 && wait_log web2 listening 10 &&
 		wait_log proxya "registered" 10 && wait_log proxyb "registered" 10 &&
 		wait_log client "connected to server" 10 || return 1
-	for i in $(seq 1 50); do
-		[ "$(grep -c "proxy registered" "$E2E_TMP/server.log")" -ge 2 ] && return 0
-		sleep 0.1
-	done
-	e2e_log "both proxies did not register"
-	return 1
+	wait_registered 2
 }
 
 # The load, and the events at fixed offsets: freeze at 4 s, resume at 10 s, kill at 16 s.
