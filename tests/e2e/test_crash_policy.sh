@@ -179,7 +179,6 @@ case_bpf_fail_closed() {
 # Route following (no --cidr) and failing closed: a client restarted while the server is
 # unreachable keeps intercepting its predecessor's prefixes, refusing the connects itself.
 case_bpf_follow_fail_closed() {
-	local n
 	start c7 cli "$BIN_CLIENT" --server 10.10.1.2:8443 --listen-port 15001 \
 		--cgroup "$CG_APPS" --instance "$INST" --intercept bpf $(tls_args client) \
 		--log-format text --fail-closed
@@ -196,8 +195,9 @@ case_bpf_follow_fail_closed() {
 	# Up but not connected: accepted and reset by the client (the reset may beat connect()'s
 	# return), never routed elsewhere.
 	expect cli "connected|ECONNRESET" || return 1
-	n=$(grep -c "refused: not connected to server" "$E2E_TMP/c8.log")
-	check "c8 refused it itself" [ "$n" -ge 1 ] || return 1
+	# The app's connect completes in the kernel; the client logs once it has accepted and
+	# refused the connection, which on a loaded machine can come a little later.
+	check "c8 refused it itself" wait_log c8 "refused: not connected to server" 10 || return 1
 	start_server
 	wait_log c8 "following the server's routes: intercepting 1 prefix" 20 || return 1
 	get cli 12 || return 1
