@@ -40,7 +40,7 @@ setup() {
 	certs_make || return 1
 	start web web $PY "$NETAPP" serve --bind 192.168.1.5 --port 80
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text \
-		--log-level info --admin off
+		--log-level info --admin "$E2E_TMP/server.sock"
 	start proxy site "$BIN_PROXY" --server 10.10.2.2:8443 --proxy-id proxy-1 \
 		--managed-cidr 192.168.1.0/24 --virtual-cidr 100.64.1.0/24 $(tls_args proxy) \
 		--log-format text --admin off
@@ -102,7 +102,14 @@ case_short_link_stays_small() {
 		e2e_log "  the proxy raised its window on a veth"
 		return 1
 	}
-	return 0
+	# and the admin API says so: the server grants each of its peers the 512 KiB floor
+	local peers
+	peers=$("$NTUN_BUILD/user/ctl/ntunctl" --admin "$E2E_TMP/server.sock" --json peers) || return 1
+	e2e_log "  server's peers: $($PY -c 'import json, sys
+print([(p["id"], p["recv_window"]) for p in json.loads(sys.argv[1])["peers"]])' "$peers")"
+	[ "$($PY -c 'import json, sys
+print(sorted((p["id"], p["recv_window"]) for p in json.loads(sys.argv[1])["peers"]))' "$peers")" = \
+		"[('client-1', 524288), ('proxy-1', 524288)]" ]
 }
 
 run_case setup setup || { e2e_summary; exit 1; }

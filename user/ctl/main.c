@@ -280,18 +280,20 @@ static void show_status(const json_t *o)
 
 static void show_peers(const json_t *o)
 {
-	char since[32], up[32], down[32];
+	char since[32], up[32], down[32], win[32];
 	json_t *p;
 	size_t i;
 
-	printf("%-6s %-24s %-21s %8s %7s %11s %11s %s\n", "ROLE", "ID", "ADDRESS", "SINCE",
-	       "TUNNELS", "UP", "DOWN", "HEALTH");
+	printf("%-6s %-24s %-21s %8s %7s %11s %11s %9s %s\n", "ROLE", "ID", "ADDRESS", "SINCE",
+	       "TUNNELS", "UP", "DOWN", "WINDOW", "HEALTH");
 	json_array_foreach(json_object_get(o, "peers"), i, p)
 	{
-		printf("%-6s %-24s %-21s %8s %7.0f %11s %11s %s\n", str(p, "role"), str(p, "id"),
-		       str(p, "addr"), human_age(num(p, "since_ms"), since, sizeof(since)),
-		       num(p, "tunnels"), bytes_of(p, "bytes_up", up, sizeof(up)),
-		       bytes_of(p, "bytes_down", down, sizeof(down)), str(p, "health"));
+		printf("%-6s %-24s %-21s %8s %7.0f %11s %11s %9s %s\n", str(p, "role"),
+		       str(p, "id"), str(p, "addr"),
+		       human_age(num(p, "since_ms"), since, sizeof(since)), num(p, "tunnels"),
+		       bytes_of(p, "bytes_up", up, sizeof(up)),
+		       bytes_of(p, "bytes_down", down, sizeof(down)),
+		       bytes_of(p, "recv_window", win, sizeof(win)), str(p, "health"));
 	}
 	if (json_is_true(json_object_get(o, "truncated")))
 		printf("(%.0f peers, list truncated)\n", num(o, "count"));

@@ -707,6 +707,11 @@ const struct tls_identity *peer_identity(const struct peer *p)
 	return p->tls ? tls_peer(p->tls) : NULL;
 }
 
+uint32_t peer_recv_window(const struct peer *p)
+{
+	return p->conn_window;
+}
+
 const char *peer_name(const struct peer *p)
 {
 	return p->name;

@@ -92,6 +92,10 @@ struct h2_session *peer_session(struct peer *p);
 const struct tls_identity *peer_identity(const struct peer *p);
 const char *peer_name(const struct peer *p);
 
+/* The connection-level receive window we grant the peer now (h2_settings.conn_window, raised to
+ * the path's needs as data arrives). */
+uint32_t peer_recv_window(const struct peer *p);
+
 /* True from peer_close/peer_drain/GOAWAY on: open no new calls. */
 bool peer_closing(const struct peer *p);
 

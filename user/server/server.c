@@ -1673,6 +1673,7 @@ static void peers_json(struct server *s, struct json *j)
 		/* Live: its relays add to them as bytes move (conn_start), no walk over tunnels. */
 		json_u64(j, "bytes_up", sp->bytes_up);
 		json_u64(j, "bytes_down", sp->bytes_down);
+		json_u64(j, "recv_window", peer_recv_window(sp->p));
 		json_end(j);
 	}
 	json_end(j);
