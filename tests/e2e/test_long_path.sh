@@ -22,6 +22,7 @@ e2e_init
 VIP=100.64.1.5
 DELAYLINE="$NTUN_BUILD/tests/e2e/delayline"
 [ -x "$DELAYLINE" ] || { echo "FAIL: $DELAYLINE not built"; exit 1; }
+[ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun for the delay line"; exit 77; }
 
 setup() {
 	ns_add cli
@@ -91,17 +92,13 @@ case_window_grows() {
 }
 
 case_short_link_stays_small() {
-	# the server received only requests from the client, and from the proxy (on a veth)
-	# the download: that connection's window stays at the floor
+	# the server received the download from the proxy over a veth: that connection's
+	# window stays at the floor (its RTT is tens of microseconds)
 	if grep "receive window raised" "$E2E_TMP/server.log" | grep -q "proxy/"; then
 		e2e_log "  the server raised its window towards the proxy on a veth:"
 		grep "receive window raised" "$E2E_TMP/server.log" >&2
 		return 1
 	fi
-	grep -q "receive window raised" "$E2E_TMP/proxy.log" && {
-		e2e_log "  the proxy raised its window on a veth"
-		return 1
-	}
 	# and the admin API says so: the server grants each of its peers the 512 KiB floor
 	local peers
 	peers=$("$NTUN_BUILD/user/ctl/ntunctl" --admin "$E2E_TMP/server.sock" --json peers) || return 1

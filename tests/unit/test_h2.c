@@ -687,6 +687,40 @@ static void test_conn_window(void)
 	CHECK_INT_EQ(v.rst_code[1], -1);
 	CHECK_INT_EQ(v.goaway, -1);
 	h2_session_free(s.h);
+
+	/* past max_unforwarded bytes waiting for their owner, the connection's credit waits
+	 * too; forwarding them pays it */
+	set.max_unforwarded = 1u << 20;
+	srv_init(&s, &set);
+	parse_out(&s, &v);
+	preface(&b);
+	frame(&b, F_SETTINGS, FL_ACK, 0, NULL, 0);
+	headers(&b, 1);
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	granted = set.conn_window;
+	sent = 0;
+	for (int i = 0; i < 1000 && sent < set.stream_window; i++) {
+		uint64_t before = sent;
+
+		while (sent + sizeof(chunk) <= granted && sent < set.stream_window) {
+			frame(&b, F_DATA, 0, 1, chunk, sizeof(chunk));
+			sent += sizeof(chunk);
+		}
+		CHECK_INT_EQ(feed(&s, &b), 0);
+		parse_out(&s, &v);
+		granted += v.conn_credit;
+		if (sent == before)
+			break; /* no credit came back: the peer is stopped */
+	}
+	CHECK(sent >= set.max_unforwarded);
+	CHECK(sent <= set.max_unforwarded + set.conn_window);
+	CHECK(sent < set.stream_window);
+	h2_stream_consume(s.st[0], sent);
+	parse_out(&s, &v);
+	granted += v.conn_credit;
+	CHECK(granted - set.conn_window >= sent - set.conn_window / 2);
+	CHECK_INT_EQ(v.goaway, -1);
+	h2_session_free(s.h);
 	buf_release(&b);
 }
 

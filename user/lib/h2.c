@@ -60,6 +60,7 @@ struct h2_session {
 	struct h2_bucket resets;   /* server: streams the peer reset before we answered them */
 	struct h2_bucket settings; /* SETTINGS frames from the peer */
 	size_t held, max_held;	   /* bytes owners hold beyond the windows, and the cap */
+	size_t unfwd, max_unfwd;   /* DATA received on owned streams not yet forwarded, cap */
 	uint32_t conn_window, conn_window_floor, conn_window_max; /* see h2_settings */
 	bool calm;		 /* we ended the session with ENHANCE_YOUR_CALM */
 	bool pinged_out;	 /* we sent GOAWAY too_many_pings */
@@ -87,6 +88,7 @@ struct h2_stream {
 	const struct h2_stream_cbs *cbs;
 	void *owner;
 	size_t unconsumed;    /* received DATA bytes not yet given back with consume */
+	size_t conn_owed;     /* of those, bytes whose connection credit waits too (max_unfwd) */
 	size_t held;	      /* of the session's held bytes, this stream's owner's */
 	bool responded;	      /* server: response headers submitted */
 	bool has_body;	      /* a data provider is attached */
@@ -115,6 +117,9 @@ void h2_settings_default(struct h2_settings *s)
 	s->reset_burst = 0;
 	s->reset_rate = 0;
 	s->max_held = 0;
+	/* What the 1 GiB connection window used to cap: bytes waiting for their streams to
+	 * forward them, per connection (2 MiB per stalled stream). */
+	s->max_unforwarded = 1u << 30;
 	s->ping_min_ms = 0;
 	s->ping_without_calls = false;
 }
@@ -527,8 +532,13 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	/* The connection's window comes back as soon as nghttp2 has the bytes: it bounds what
 	 * waits in the sockets between us, where every stream queues behind every other. Each
 	 * stream's own window comes back as its owner forwards (h2_stream_consume), so a stalled
-	 * stream holds its window, not the connection's. */
-	nghttp2_session_consume_connection(ng, len);
+	 * stream holds its window, not the connection's. Past max_unforwarded bytes waiting to
+	 * be forwarded, the connection's credit too waits for them: memory stays capped. */
+	if (!st->s->max_unfwd || st->s->unfwd + len <= st->s->max_unfwd)
+		nghttp2_session_consume_connection(ng, len);
+	else
+		st->conn_owed += len;
+	st->s->unfwd += len;
 	st->unconsumed += len;
 	if (st->cbs->on_data_done && !st->batch_pprev) {
 		st->batch_next = st->s->batch;
@@ -540,6 +550,19 @@ static int data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	if (st->cbs->on_data(st->owner, data, len) < 0)
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
 	return 0;
+}
+
+/* n of st's received bytes are done with (forwarded, or the stream is gone): they leave the
+ * session's count, and the connection credit they still owe is given. */
+static void unfwd_done(struct h2_stream *st, size_t n)
+{
+	size_t pay = n < st->conn_owed ? n : st->conn_owed;
+
+	st->s->unfwd -= n;
+	if (pay) {
+		st->conn_owed -= pay;
+		nghttp2_session_consume_connection(st->s->ng, pay);
+	}
 }
 
 /* Takes st off the batch list and tells its owner that the lent input goes away. */
@@ -560,6 +583,7 @@ static int stream_close_cb(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	if (!st)
 		return 0;
 	nghttp2_session_set_stream_user_data(ng, id, NULL);
+	unfwd_done(st, st->unconsumed);
 	if (st->batch_pprev)
 		batch_done(st);
 	stream_unlink(st);
@@ -613,6 +637,7 @@ struct h2_session *h2_session_new(bool server, const struct h2_settings *set,
 	s->arg = arg;
 	s->server = server;
 	s->max_held = set->max_held;
+	s->max_unfwd = set->max_unforwarded;
 	bucket_init(&s->resets, set->reset_burst, set->reset_rate);
 	bucket_init(&s->settings, H2_SETTINGS_BURST, H2_SETTINGS_RATE);
 	s->ping_min_ms = set->ping_min_ms;
@@ -863,10 +888,13 @@ int h2_stream_set_trailers(struct h2_stream *st, const struct h2_nv *nv, size_t 
 
 uint32_t h2_window_for(uint64_t rate, uint32_t min_rtt_us, uint32_t floor, uint32_t max)
 {
-	uint64_t w = rate * min_rtt_us / 1000000 * H2_WINDOW_BDP_GAIN;
+	uint64_t w;
 
 	if (max > INT32_MAX)
 		max = INT32_MAX; /* HTTP/2's largest window */
+	if (min_rtt_us && rate > UINT64_MAX / H2_WINDOW_BDP_GAIN / min_rtt_us)
+		return max;
+	w = rate * min_rtt_us / 1000000 * H2_WINDOW_BDP_GAIN;
 	return w < floor ? floor : w > max ? max : (uint32_t)w;
 }
 
@@ -898,6 +926,7 @@ void h2_stream_consume(struct h2_stream *st, size_t n)
 		return;
 	st->unconsumed -= n;
 	nghttp2_session_consume_stream(st->s->ng, st->id, n);
+	unfwd_done(st, n);
 	kick(st->s);
 }
 
@@ -927,6 +956,7 @@ void h2_stream_release(struct h2_stream *st, uint32_t code)
 		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, code);
 	if (st->unconsumed) {
 		nghttp2_session_consume_stream(st->s->ng, st->id, st->unconsumed);
+		unfwd_done(st, st->unconsumed);
 		st->unconsumed = 0;
 	}
 	kick(st->s);

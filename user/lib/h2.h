@@ -123,6 +123,11 @@ struct h2_settings {
 	/* Bytes the owners of all streams may hold beyond the windows (h2_stream_hold), 0 = no
 	 * limit. */
 	size_t max_held;
+	/* DATA received on the connection and not yet forwarded by the streams' owners: past
+	 * this many bytes, the connection's window too comes back only as they forward (as it
+	 * always did before it was given back on receipt), so a peer that stalls many streams at
+	 * once cannot make us hold more than this. 0 = no limit. */
+	size_t max_unforwarded;
 	/* Server sessions only, PINGs received (gRPC keepalive enforcement, as grpc-go does it):
 	 * a PING with no HEADERS or DATA either way since the previous one must come at least
 	 * ping_min_ms after it (two hours while no stream is open, unless ping_without_calls),
@@ -137,8 +142,8 @@ struct h2_settings {
  * resets or a SETTINGS flood (our limits; nghttp2's own floods come as its codes). */
 #define H2_ERR_CALM (-1000)
 
-/* Defaults: 2 MiB stream window, connection window 512 KiB growing up to 256 MiB, the rest 0
- * (no limit). */
+/* Defaults: 2 MiB stream window, connection window 512 KiB growing up to 256 MiB, 1 GiB
+ * unforwarded, the rest 0 (no limit). */
 void h2_settings_default(struct h2_settings *s);
 
 /* The connection window a path needs: H2_WINDOW_BDP_GAIN times the bandwidth-delay product of

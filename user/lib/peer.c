@@ -313,7 +313,8 @@ static uint32_t min_rtt_us(int fd)
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
 	    len < offsetof(struct tcp_info, tcpi_min_rtt) + sizeof(ti.tcpi_min_rtt))
 		return 0;
-	return ti.tcpi_min_rtt;
+	/* before its first sample the kernel reports ~0U */
+	return ti.tcpi_min_rtt < 10000000 ? ti.tcpi_min_rtt : 0;
 }
 
 /* Counts what arrived and, every PEER_WINDOW_MS, lets the session size its connection window
