@@ -242,6 +242,8 @@ static void test_defaults(void)
 	/* limits a peer cannot exceed; early resets only where clients connect */
 	CHECK_INT_EQ(cfg.max_streams, 131072);
 	CHECK_INT_EQ(cfg.max_held_bytes, 16u << 20);
+	CHECK_INT_EQ(cfg.conn_window, 512 * 1024);
+	CHECK_INT_EQ(cfg.max_unforwarded, 1u << 30);
 	CHECK_INT_EQ(cfg.early_resets, 200);
 	CHECK_INT_EQ(cfg.early_reset_rate, 100);
 	CHECK_INT_EQ(cfg.max_handshakes, 1024);
@@ -701,6 +703,15 @@ static void test_proxy_pairs(void)
 static void test_handshake_caps(void)
 {
 	struct config cfg;
+
+	/* the connection window's floor stays in HTTP/2's range */
+	FILE_ERROR(CONFIG_CLIENT, TLS_YAML "limits:\n  connection_window: 1000\n",
+		   "6: key 'limits.connection_window'", "must be 65535..2147483647");
+	CHECK_INT_EQ(load(&cfg, CONFIG_SERVER, "--config", tmpfile_with("s.yaml", TLS_YAML),
+			  "--connection-window", "4194304", NULL),
+		     0);
+	CHECK_INT_EQ(cfg.conn_window, 4u << 20);
+	config_release(&cfg);
 
 	FILE_ERROR(CONFIG_SERVER, TLS_YAML "max_handshakes: 0\n", "5: key 'max_handshakes'",
 		   "must be at least 1 (got '0')");

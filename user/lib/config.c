@@ -174,6 +174,15 @@ static const struct opt opts[] = {
 	 * 16 MiB is four largest messages; a bulk tunnel's compressed messages are <= 256 KiB. */
 	{"limits.held_bytes", "max-held-bytes", "BYTES", OPT_U32, D_ALL, 0, F(max_held_bytes), 0,
 	 "16777216", "bytes of whole messages held per connection; beyond: RESOURCE_EXHAUSTED"},
+	/* The connection window's floor (h2.c: it grows with rate x the socket's smallest round
+	 * trip). Behind a TCP-terminating balancer the socket sees only the first hop's round
+	 * trip: raise the floor to the path's bandwidth-delay product there. */
+	{"limits.connection_window", "connection-window", "BYTES", OPT_U32, D_ALL, 0,
+	 F(conn_window), 0, "524288",
+	 "receive window per connection at least (grows with the path), 65535-2147483647"},
+	{"limits.unforwarded_bytes", "max-unforwarded-bytes", "BYTES", OPT_U32, D_ALL, 0,
+	 F(max_unforwarded), 0, "1073741824",
+	 "bytes a connection's streams may hold waiting to be forwarded; beyond, its window waits"},
 	/* One client host carries one stream per tunneled TCP connection (10,000 idle tunnels in
 	 * the benchmark, 100,000 wanted), and the server opens one Dial per tunnel on a proxy's
 	 * connection. Bytes in flight are bounded by the windows whatever the count; what a
@@ -1910,6 +1919,12 @@ static int check_merged(struct loader *L)
 								     : "max_handshakes");
 
 		return fail(L, "%s: must be at least 1 (got '0')", L->origin[o - opts]);
+	}
+	if (cfg->conn_window < 65535 || cfg->conn_window > INT32_MAX) {
+		const struct opt *o = opt_by_key("limits.connection_window");
+
+		return fail(L, "%s: must be 65535..2147483647, HTTP/2's window range (got '%u')",
+			    L->origin[o - opts], cfg->conn_window);
 	}
 	if (L->dmask == D_SERVER && cfg->xdp_syn_rate > 1000000) {
 		const struct opt *o = opt_by_key("xdp.syn_rate");

@@ -111,6 +111,8 @@ struct config {
 	uint32_t drain_timeout_ms;     /* default 5000 */
 	bool gzip;		       /* send and accept grpc-encoding gzip; default false */
 	uint32_t max_held_bytes;       /* whole messages held per connection, default 16 MiB */
+	uint32_t conn_window;	       /* connection receive window floor, default 512 KiB */
+	uint32_t max_unforwarded;      /* bytes waiting to be forwarded per connection, 1 GiB */
 	uint32_t max_streams;	       /* server, proxy: concurrent streams per peer, 131072 */
 	uint32_t early_resets;	       /* server: client resets before an answer, burst 200 */
 	uint32_t early_reset_rate;     /* server: ...and per second, 100 */

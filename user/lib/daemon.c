@@ -104,6 +104,8 @@ static void set_peer_opts(struct daemon *d)
 	d->popts.h2.reset_burst = d->cfg.early_resets;
 	d->popts.h2.reset_rate = d->cfg.early_reset_rate;
 	d->popts.h2.max_held = d->cfg.max_held_bytes;
+	d->popts.h2.conn_window = d->cfg.conn_window;
+	d->popts.h2.max_unforwarded = d->cfg.max_unforwarded;
 }
 
 static bool str_changed(const char *a, const char *b)
