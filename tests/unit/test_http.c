@@ -181,6 +181,43 @@ static void *client_cap(void *arg)
 	return NULL;
 }
 
+/* Holds the loop, so that what clients do meanwhile waits for it in the sockets. */
+static void on_slow(struct http_req *r, const char *path, void *arg)
+{
+	usleep(300000);
+	http_reply(r, 200, "text/plain", "slow\n", 5);
+}
+
+/* max_conns 3: while the loop is busy, A sends a whole request, then B and C only connect. When
+ * the loop takes them, C's arrival must evict B (silent), not A (the oldest, whose request
+ * waits unread): A is answered. Before, the oldest unanswered went whatever it had sent. */
+static void *client_waiting(void *arg)
+{
+	static const char slow[] = "GET /v1/slow HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n";
+	int s = httpc_connect(sock_path), a, b, c;
+	char buf[256];
+	bool eof_a, eof_b, eof_s;
+
+	CHECK(write(s, slow, sizeof(slow) - 1) == (ssize_t)sizeof(slow) - 1);
+	usleep(100000); /* the loop is inside on_slow */
+	a = httpc_connect(sock_path);
+	CHECK(write(a, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
+	b = httpc_connect(sock_path);
+	c = httpc_connect(sock_path);
+	httpc_read(s, buf, sizeof(buf), 2000, &eof_s);
+	CHECK(!strncmp(buf, "HTTP/1.1 200", 12));
+	httpc_read(a, buf, sizeof(buf), 2000, &eof_a);
+	CHECK(!strncmp(buf, "HTTP/1.1 200", 12)); /* A was answered */
+	httpc_read(b, buf, sizeof(buf), 1000, &eof_b);
+	CHECK(eof_b); /* B gave its slot up */
+	close(s);
+	close(a);
+	close(b);
+	close(c);
+	return NULL;
+}
+
 static struct http *serve(struct loop *l, const struct http_opts *o)
 {
 	char err[256];
@@ -284,6 +321,19 @@ static void test_cap(struct loop *l)
 	http_free(h);
 }
 
+static void test_cap_request_waiting(struct loop *l)
+{
+	struct http_opts o = {.max_conns = 3, .deadline_ms = 3000};
+	struct http *h = serve(l, &o);
+
+	if (!h)
+		return;
+	CHECK_INT_EQ(http_route(h, "/v1/slow", on_slow, NULL), 0);
+	httpc_run(l, client_waiting, NULL);
+	CHECK(http_stats(h)->refused_busy >= 1);
+	http_free(h);
+}
+
 int main(void)
 {
 	struct loop *l = loop_new();
@@ -298,6 +348,7 @@ int main(void)
 	test_deadline(l);
 	test_answer_counted(l);
 	test_cap(l);
+	test_cap_request_waiting(l);
 	loop_free(l);
 	rmdir(dir);
 	rmdir(tmpl);

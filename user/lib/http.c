@@ -2,7 +2,8 @@
 /* evhttp parses requests and writes answers; this module adds what a local endpoint facing
  * untrusted local clients needs on top: a deadline from accept to the whole request (evhttp's
  * own timeouts restart with every byte, so a slowloris would never end), a cap on connections
- * where the oldest unanswered one gives its slot up, and the Host check. One request per
+ * where the oldest unanswered one without a whole request waiting gives its slot up, and the
+ * Host check. One request per
  * connection. Each connection's bufferevent is made here (evhttp's bevcb) and held by one
  * extra reference, so a periodic sweep can see when evhttp has let it go and what it is doing:
  *
@@ -124,6 +125,22 @@ static void on_sweep(struct loop_timer *t, void *arg)
 	sweep(arg);
 }
 
+/* Whether a whole request head waits in c's socket, not read yet: a client that sent its
+ * request at once is about to be answered, while a slowloris never gets that far. Under a flood
+ * of new connections a slot lives a fraction of a second; an honest request the loop had not
+ * read yet was evicted as the oldest (1 of 10 scrapes, sanitizer build, ~150 connections/s). */
+static bool request_waiting(const struct http_conn *c)
+{
+	char buf[4096];
+	int fd = bufferevent_getfd(c->bev);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	return n >= 4 && memmem(buf, (size_t)n, "\r\n\r\n", 4) != NULL;
+}
+
 /* evhttp asks for each accepted connection's bufferevent: count it, and make room. */
 static struct bufferevent *on_bev(struct event_base *base, void *arg)
 {
@@ -143,13 +160,13 @@ static struct bufferevent *on_bev(struct event_base *base, void *arg)
 	c->accepted_ms = loop_now_ms();
 	if (h->nconns >= h->o.max_conns) {
 		for (struct http_conn *o = h->conns; o; o = o->next)
-			if (!o->answered && !o->killed)
+			if (!o->answered && !o->killed && !request_waiting(o))
 				victim = o; /* newest first: the last one is the oldest */
 		h->stats.refused_busy++;
 		if (victim)
 			conn_kill(h, victim);
 		else
-			c->killed = true; /* every slot is being answered: turn this one away */
+			c->killed = true; /* every slot is (about to be) answered: turn this away */
 	}
 	c->next = h->conns;
 	h->conns = c;
