@@ -74,7 +74,9 @@ static void relay_done(void *arg, const char *reason, int err, uint64_t a_to_b, 
 	((struct rel *)arg)->live = false;
 }
 
-/* Joins pairs of calls that want a relay, as the server joins Connect to Dial. */
+/* Joins pairs of calls that want a relay, as the server joins Connect to Dial: only calls
+ * not finished here, as a daemon relays no call it has answered (the relay writes to an end
+ * until it shuts it down; one finished before would never take the other end's bytes). */
 static void join_calls(struct state *s)
 {
 	struct slot *a = NULL;
@@ -83,7 +85,7 @@ static void join_calls(struct state *s)
 		struct slot *b = &s->calls[i];
 		struct rel *r;
 
-		if (!b->call || !b->want_relay || b->mode != GRPC_BYTES)
+		if (!b->call || !b->want_relay || b->mode != GRPC_BYTES || b->finished)
 			continue;
 		if (!a) {
 			a = b;

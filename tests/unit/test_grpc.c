@@ -1881,8 +1881,9 @@ static size_t fill_until_stuck(struct pair *p, struct relay_end *w, const uint8_
 
 /* Flow control: a stream whose receiver does not consume stops its sender near the stream
  * window while other streams on the same session flow (no head-of-line blocking); consuming
- * resumes it. With a connection window barely above one stream window (the negative control)
- * the stuck stream does block its neighbour: the test can see the difference. */
+ * resumes it. The connection window (512 KiB by default) is below what each stuck stream holds
+ * (2 MiB): had the stuck bytes counted against it, as they did when it was given back only as
+ * streams forwarded, the neighbour could not move at all. */
 static void test_flow_control(void)
 {
 	struct pair p;
@@ -1893,6 +1894,7 @@ static void test_flow_control(void)
 	uint8_t *data = random_bytes(n);
 
 	h2_settings_default(&set);
+	CHECK(set.conn_window < set.stream_window);
 	pair_init(&p, NULL, NULL);
 	ca = open_pair(&p, GRPC_BYTES, false, &sa); /* client -> server, server never reads */
 	cc = open_pair(&p, GRPC_BYTES, false, &sc); /* server -> client, client never reads */
@@ -1942,30 +1944,6 @@ static void test_flow_control(void)
 	grpc_call_free(cc);
 	pair_free(&p);
 
-	/* negative control: connection window = 1.25 stream windows on the receiver */
-	set.conn_window = set.stream_window + set.stream_window / 4;
-	pair_init(&p, NULL, &set);
-	ca = open_pair(&p, GRPC_BYTES, false, &sa);
-	cb = open_pair(&p, GRPC_BYTES, false, &sb);
-	fill_until_stuck(&p, grpc_call_end(ca), data, n);
-	before = p.c2s;
-	acc_c = fill_until_stuck(&p, grpc_call_end(cb), data, n);
-	end_read(grpc_call_end(sb), &got, SIZE_MAX);
-	CHECK(buf_len(&got) < set.stream_window / 2); /* starved by the stuck neighbour */
-	CHECK(p.c2s - before < set.stream_window / 2);
-	/* closing A gives its unread bytes back to the connection: B drains completely */
-	grpc_call_free(ca);
-	ca = NULL;
-	for (int i = 0; i < 1000 && buf_len(&got) < acc_c; i++) {
-		settle(&p);
-		if (!end_read(grpc_call_end(sb), &got, SIZE_MAX) && !settle(&p))
-			break;
-	}
-	CHECK(same(&got, data, acc_c));
-	buf_release(&got);
-	grpc_call_free(ca);
-	grpc_call_free(cb);
-	pair_free(&p);
 	free(data);
 }
 

@@ -125,16 +125,17 @@ static void frame(struct buf *b, uint8_t type, uint8_t flags, uint32_t sid, cons
 		buf_append(b, p, n);
 }
 
-#define F_DATA	       0x0
-#define F_HEADERS      0x1
-#define F_RST	       0x3
-#define F_SETTINGS     0x4
-#define F_PING	       0x6
-#define F_GOAWAY       0x7
-#define F_CONTINUATION 0x9
-#define FL_END_STREAM  0x1
-#define FL_END_HEADERS 0x4
-#define FL_ACK	       0x1
+#define F_DATA		0x0
+#define F_HEADERS	0x1
+#define F_RST		0x3
+#define F_SETTINGS	0x4
+#define F_PING		0x6
+#define F_GOAWAY	0x7
+#define F_WINDOW_UPDATE 0x8
+#define F_CONTINUATION	0x9
+#define FL_END_STREAM	0x1
+#define FL_END_HEADERS	0x4
+#define FL_ACK		0x1
 
 /* HPACK literal without indexing, new name (names and values under 127 bytes). */
 static void hpack_lit(struct buf *b, const char *name, const char *value)
@@ -199,6 +200,7 @@ struct seen {
 	int goaway;
 	char goaway_debug[32];
 	size_t pings;
+	uint64_t conn_credit; /* connection WINDOW_UPDATE increments, summed */
 };
 
 static void parse_out(struct srv *s, struct seen *v)
@@ -236,6 +238,10 @@ static void parse_out(struct srv *s, struct seen *v)
 							    (uint32_t)q[i + 3] << 16 |
 							    (uint32_t)q[i + 4] << 8 | q[i + 5]);
 			}
+		} else if (type == F_WINDOW_UPDATE && sid == 0 && len == 4) {
+			v->conn_credit += ((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 |
+					   (uint32_t)q[2] << 8 | q[3]) &
+					  0x7fffffff;
 		} else if (type == F_RST && sid < 64 && len == 4) {
 			v->rst_code[sid] = (int)((uint32_t)q[2] << 8 | q[3]);
 		} else if (type == F_GOAWAY && len >= 8) {
@@ -621,8 +627,72 @@ static void test_goaway_sent(void)
 	h2_session_free(s.h);
 }
 
+/* The connection window: sized to the path (gain x rate x smallest round trip, within the
+ * floor and the cap), granted with a WINDOW_UPDATE when it grows, never taken back; and given
+ * back on receipt, whatever the stream's owner does with the bytes. */
+static void test_conn_window(void)
+{
+	struct h2_settings set;
+	struct srv s;
+	struct seen v;
+	struct buf b = BUF_INIT;
+	static uint8_t chunk[16384];
+	uint64_t granted, sent = 0;
+
+	/* a veth pair at 2 Gbit/s (50 us): the floor; a 1 Gbit/s path of 50 ms: 4 x 6.25 MB */
+	CHECK_INT_EQ(h2_window_for(250000000, 50, 512 * 1024, 1u << 28), 512 * 1024);
+	CHECK_INT_EQ(h2_window_for(125000000, 50000, 512 * 1024, 1u << 28), 25000000);
+	CHECK_INT_EQ(h2_window_for(125000000, 50000, 512 * 1024, 1u << 20), 1u << 20);
+	CHECK_INT_EQ(h2_window_for(UINT64_C(1) << 40, 1000000, 0, UINT32_MAX), INT32_MAX);
+
+	h2_settings_default(&set);
+	CHECK_INT_EQ(set.conn_window, 512 * 1024);
+	srv_init(&s, &set);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.conn_credit, 512 * 1024 - 65535); /* the floor, granted at the start */
+	CHECK_INT_EQ(h2_session_tune_window(s.h, 250000000, 50), 512 * 1024);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.conn_credit, 0);
+	CHECK_INT_EQ(h2_session_tune_window(s.h, 125000000, 50000), 25000000);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.conn_credit, 25000000 - 512 * 1024);
+	/* a slower spell does not take credit back */
+	CHECK_INT_EQ(h2_session_tune_window(s.h, 1000, 50), 25000000);
+	parse_out(&s, &v);
+	CHECK_INT_EQ(v.conn_credit, 0);
+
+	h2_session_free(s.h);
+
+	/* a stream window of DATA (2 MiB, four connection windows) on a stream whose owner
+	 * never consumes: the connection's credit comes back as the bytes arrive, so the peer,
+	 * sending only what it was granted, gets all of it through */
+	srv_init(&s, &set);
+	parse_out(&s, &v);
+	s.pol = POL_HOLD;
+	preface(&b);
+	frame(&b, F_SETTINGS, FL_ACK, 0, NULL, 0); /* our 2 MiB stream window applies */
+	headers(&b, 1);
+	CHECK_INT_EQ(feed(&s, &b), 0);
+	granted = set.conn_window;
+	for (int i = 0; i < 1000 && sent < set.stream_window; i++) {
+		while (sent + sizeof(chunk) <= granted && sent < set.stream_window) {
+			frame(&b, F_DATA, 0, 1, chunk, sizeof(chunk));
+			sent += sizeof(chunk);
+		}
+		CHECK_INT_EQ(feed(&s, &b), 0);
+		parse_out(&s, &v);
+		granted += v.conn_credit;
+	}
+	CHECK_INT_EQ(sent, set.stream_window);
+	CHECK_INT_EQ(v.rst_code[1], -1);
+	CHECK_INT_EQ(v.goaway, -1);
+	h2_session_free(s.h);
+	buf_release(&b);
+}
+
 int main(void)
 {
+	test_conn_window();
 	test_max_streams();
 	test_rapid_reset();
 	test_continuation_flood();

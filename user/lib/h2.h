@@ -103,7 +103,14 @@ struct h2_session_cbs {
 
 struct h2_settings {
 	uint32_t stream_window; /* initial per-stream receive window, bytes */
-	uint32_t conn_window;	/* connection receive window, bytes (> many stream windows) */
+	/* The connection's receive window: what may be in flight to us, on the wire and in the
+	 * socket buffers, ahead of any frame the peer sends next. It is given back as DATA
+	 * arrives (each stream's own window as its owner forwards), so it bounds the bytes that
+	 * every stream queues behind, not what a stalled stream holds. It starts at conn_window
+	 * and grows with h2_session_tune_window up to conn_window_max when the path's
+	 * bandwidth-delay product needs more. */
+	uint32_t conn_window;
+	uint32_t conn_window_max;
 	/* Server sessions only: SETTINGS_MAX_CONCURRENT_STREAMS we advertise and enforce (a
 	 * stream above it is refused), 0 = unlimited. */
 	uint32_t max_streams;
@@ -130,8 +137,22 @@ struct h2_settings {
  * resets or a SETTINGS flood (our limits; nghttp2's own floods come as its codes). */
 #define H2_ERR_CALM (-1000)
 
-/* Defaults: 2 MiB stream window, 1 GiB connection window, the rest 0 (no limit). */
+/* Defaults: 2 MiB stream window, connection window 512 KiB growing up to 256 MiB, the rest 0
+ * (no limit). */
 void h2_settings_default(struct h2_settings *s);
+
+/* The connection window a path needs: H2_WINDOW_BDP_GAIN times the bandwidth-delay product of
+ * rate (bytes/s arriving lately) and min_rtt_us (the path's smallest round trip, not its
+ * current one, which grows with whatever queues), never below floor nor above max. While the
+ * window is what limits the rate, rate x min_rtt is about the window itself, so the gain makes
+ * it grow each round until the path or the sender is the limit. */
+#define H2_WINDOW_BDP_GAIN 4
+uint32_t h2_window_for(uint64_t rate, uint32_t min_rtt_us, uint32_t floor, uint32_t max);
+
+/* Raises the connection's receive window to h2_window_for(rate, min_rtt_us) if that is a
+ * quarter more than it has or better (it never shrinks: credit given stays given). Returns the
+ * window now. */
+uint32_t h2_session_tune_window(struct h2_session *s, uint64_t rate, uint32_t min_rtt_us);
 
 /* Creates a session. server = we accept streams (HTTP/2 server role). Queues our SETTINGS
  * (and, as client, the connection preface) for the first h2_session_send. NULL + errno. */

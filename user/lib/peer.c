@@ -5,9 +5,13 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_min_rtt (glibc's stops short of it) */
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -20,6 +24,7 @@
 #define PEER_OUT_LIMIT	 (128 * 1024) /* session output gathered per write burst */
 #define PEER_READ_BATCH	 (256 * 1024) /* decrypted bytes read per readiness event, then yield */
 #define PEER_PING_MAX_MS (24u * 3600 * 1000) /* too_many_pings doubles the keepalive up to this */
+#define PEER_WINDOW_MS	 50 /* the receive rate behind the connection window, measured this long */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_READY, PS_RUNNING, PS_CLOSED };
 
@@ -53,7 +58,9 @@ struct peer {
 	uint64_t probe_sent, probe_acked;
 	bool read_again; /* stopped reading at the budget: resume from the flush task */
 	uint64_t ping_sent;
-	uint64_t last_rx; /* when bytes last arrived from the peer */
+	uint64_t last_rx;	     /* when bytes last arrived from the peer */
+	uint64_t rx_bytes, rx_since; /* received since rx_since (ms), for the window's size */
+	uint32_t conn_window;	     /* the connection window we grant */
 	char reason[160];
 	char fatal[160]; /* a protocol error: the close reason once the GOAWAY went out */
 	char name[200];
@@ -294,6 +301,51 @@ static void ping_fire(struct loop_timer *t, void *arg)
 
 static void peer_read(struct peer *p);
 
+/* The smallest round trip the kernel saw on the connection (µs), 0 if unknown. The peer's
+ * kernel acknowledges our segments as they arrive, whatever its process is doing, so this is
+ * the path's own delay, without the queues. */
+static uint32_t min_rtt_us(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_min_rtt) + sizeof(ti.tcpi_min_rtt))
+		return 0;
+	return ti.tcpi_min_rtt;
+}
+
+/* Counts what arrived and, every PEER_WINDOW_MS, lets the session size its connection window
+ * to the rate and the path's round trip (h2_session_tune_window): a long path gets the window
+ * it needs to be filled, a short one keeps the queue in its sockets small. */
+static void window_tune(struct peer *p, size_t n)
+{
+	uint64_t now = p->last_rx, ms;
+	uint32_t rtt;
+
+	p->rx_bytes += n;
+	ms = now - p->rx_since;
+	if (ms < PEER_WINDOW_MS)
+		return;
+	rtt = p->rx_since ? min_rtt_us(p->fd) : 0;
+	if (rtt) {
+		uint64_t rate = p->rx_bytes * 1000 / ms;
+		uint32_t w = h2_session_tune_window(p->h2, rate, rtt);
+
+		if (w > p->conn_window) {
+			/* a few lines per connection: each step is a quarter or more */
+			log_write(
+				LOG_LVL_INFO, NULL, p->name,
+				"receive window raised to %u bytes (%llu bytes/s, path RTT %u us)",
+				w, (unsigned long long)rate, rtt);
+			p->conn_window = w;
+		}
+	}
+	p->rx_bytes = 0;
+	p->rx_since = now;
+}
+
 static void flush_task(struct loop_timer *t, void *arg)
 {
 	struct peer *p = arg;
@@ -421,6 +473,7 @@ static void peer_read_into(struct peer *p, uint8_t *rb, size_t rbsize)
 	}
 	if (fill) {
 		p->last_rx = loop_now_ms();
+		window_tune(p, fill);
 		rv = h2_session_recv(p->h2, rb, fill);
 		if (rv < 0) {
 			snprintf(p->fatal, sizeof(p->fatal), "HTTP/2 protocol error: %s",
@@ -542,6 +595,7 @@ static struct peer *peer_alloc(struct loop *l, struct tls_ctx *ctx, int fd,
 	p->ctx = ctx;
 	p->fd = fd;
 	p->opts = *o;
+	p->conn_window = o->h2.conn_window;
 	p->cbs = cbs;
 	p->arg = arg;
 	buf_init(&p->out);

@@ -66,6 +66,9 @@ typedef void relay_done_cb(void *arg, const char *reason, int err, uint64_t a_to
 			   uint64_t b_to_a);
 
 /* Joins a and b (ownership of both passes to the relay) and schedules the first pump.
+ * Neither may have ended its sending side (shutdown, a gRPC call finished): the relay writes
+ * to an end until it shuts it, and one that takes nothing and never fails would hold the
+ * relay forever (a failed end is fine).
  * idle_ms > 0 ends a relay with no bytes moving for that long. Returns NULL + errno (the
  * ends are then aborted with ENOMEM and freed). */
 struct relay *relay_new(struct loop *l, struct relay_end *a, struct relay_end *b, uint32_t idle_ms,

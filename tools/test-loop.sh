@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs the whole suite (tools/test.sh) N times in a row on a fresh clone of a commit, the way a
+# new user would: the clone is made once, then every run is the README's test command as it is.
+# Each run's log is kept; the summary gives, per run, the result, the minutes it took, the load
+# and the tests that failed. Needs root (tools/test.sh does).
+#
+#   tools/test-loop.sh [-n RUNS] [-c COMMIT] [-d DIR] [--keep-going]
+#
+#   -n RUNS        how many runs (default 20)
+#   -c COMMIT      what to clone (default HEAD of this repository)
+#   -d DIR         where the clone and the logs go (default /var/tmp/ntun-loop.<commit>)
+#   --keep-going   go on after a failed run (default: stop at the first one)
+#
+# The summary is DIR/summary.txt, one line per run; the exit is 0 when every run passed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+runs=20
+commit=HEAD
+dir=
+keep=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	-n)
+		runs=${2:-}
+		shift 2
+		;;
+	-c)
+		commit=${2:-}
+		shift 2
+		;;
+	-d)
+		dir=${2:-}
+		shift 2
+		;;
+	--keep-going)
+		keep=1
+		shift
+		;;
+	*)
+		echo "usage: tools/test-loop.sh [-n RUNS] [-c COMMIT] [-d DIR] [--keep-going]" >&2
+		exit 2
+		;;
+	esac
+done
+case $runs in '' | *[!0-9]*)
+	echo "tools/test-loop.sh: -n needs a number" >&2
+	exit 2
+	;;
+esac
+sha=$(git -C "$top" rev-parse --verify "$commit^{commit}") || exit 2
+short=${sha:0:7}
+[ -n "$dir" ] || dir=/var/tmp/ntun-loop.$short
+mkdir -p "$dir" || exit 1
+if [ ! -d "$dir/ntun" ]; then
+	git clone -q --no-local "$top" "$dir/ntun" && git -C "$dir/ntun" checkout -q "$sha" || exit 1
+fi
+# The suite's scratch files go under the loop's directory, not a /tmp other work shares.
+mkdir -p "$dir/tmp"
+sum=$dir/summary.txt
+echo "# tools/test.sh on a fresh clone of $short ($(git -C "$top" log -1 --format=%s "$sha"))" >>"$sum"
+echo "# $(nproc) cores, started $(date -u '+%Y-%m-%d %H:%M UTC')" >>"$sum"
+passed=0
+for i in $(seq 1 "$runs"); do
+	log=$dir/run-$i.log
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	start=$(date -u +%s)
+	(cd "$dir/ntun" && TMPDIR=$dir/tmp tools/test.sh) >"$log" 2>&1
+	rc=$?
+	mins=$(awk -v s="$start" -v e="$(date -u +%s)" 'BEGIN { printf "%.1f", (e - s) / 60 }')
+	failed=$(grep -E '^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)' "$log" |
+		sed 's/^[[:space:]]*[0-9]* - //' | paste -sd';' -)
+	if [ $rc -eq 0 ]; then
+		passed=$((passed + 1))
+		line="run $i: passed in $mins min (load at start $load)"
+	else
+		line="run $i: FAILED in $mins min (load at start $load): ${failed:-see $log}"
+	fi
+	echo "$line" | tee -a "$sum"
+	if [ $rc -ne 0 ] && [ $keep -eq 0 ]; then
+		break
+	fi
+done
+echo "# $passed of $i runs passed, ended $(date -u '+%Y-%m-%d %H:%M UTC')" | tee -a "$sum"
+[ "$passed" -eq "$runs" ]
