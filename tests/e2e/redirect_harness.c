@@ -368,7 +368,7 @@ int main(int argc, char **argv)
 
 	log_setup("harness", getenv("NTUN_HARNESS_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_INFO,
 		  LOG_FMT_TEXT, "stderr");
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* flag, value */
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!v)
@@ -388,7 +388,6 @@ int main(int argc, char **argv)
 		} else {
 			usage();
 		}
-		i++;
 	}
 	if (!cg || !o.listen_port)
 		usage();

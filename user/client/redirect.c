@@ -433,7 +433,8 @@ static void cgroup_self_leave(struct redirect *r)
  * at all. Its lines already start with "libbpf: ". */
 static bool libbpf_quiet; /* mode auto: a failure is one line from redirect_new(), not many */
 
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+static int __attribute__((format(printf, 2, 0)))
+libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	enum log_level lvl = level == LIBBPF_WARN && !libbpf_quiet ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 	char msg[1024];

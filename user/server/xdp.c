@@ -76,7 +76,7 @@ static char dispatcher_why[160];
 
 /* libbpf's and libxdp's lines at debug only: a dispatcher that cannot load here is expected
  * and reported in one line of ours, as is any final failure. */
-static int lib_vlog(const char *fmt, va_list ap)
+static int __attribute__((format(printf, 1, 0))) lib_vlog(const char *fmt, va_list ap)
 {
 	char msg[1024];
 	size_t n;
@@ -92,12 +92,14 @@ static int lib_vlog(const char *fmt, va_list ap)
 	return 0;
 }
 
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+static int __attribute__((format(printf, 2, 0)))
+libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return level == LIBBPF_DEBUG ? 0 : lib_vlog(fmt, ap);
 }
 
-static int libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap)
+static int __attribute__((format(printf, 2, 0)))
+libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
 	return level == LIBXDP_DEBUG ? 0 : lib_vlog(fmt, ap);
 }
