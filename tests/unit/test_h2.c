@@ -627,6 +627,42 @@ static void test_goaway_sent(void)
 	h2_session_free(s.h);
 }
 
+/* A fresh server session (s) with settings set; a peer opens stream 1, which the session
+ * holds and never consumes, and sends it DATA only as the connection's credit allows, up to a
+ * stream window or until no credit comes back. Returns the bytes sent; *granted is the credit
+ * the peer got in all, v what the session said last. */
+static uint64_t send_as_granted(struct srv *s, const struct h2_settings *set, uint64_t *granted,
+				struct seen *v)
+{
+	static uint8_t chunk[16384];
+	struct buf b = BUF_INIT;
+	uint64_t sent = 0;
+
+	srv_init(s, set);
+	parse_out(s, v);
+	s->pol = POL_HOLD;
+	preface(&b);
+	frame(&b, F_SETTINGS, FL_ACK, 0, NULL, 0); /* our stream window applies */
+	headers(&b, 1);
+	CHECK_INT_EQ(feed(s, &b), 0);
+	*granted = set->conn_window;
+	for (int i = 0; i < 1000 && sent < set->stream_window; i++) {
+		uint64_t before = sent;
+
+		while (sent + sizeof(chunk) <= *granted && sent < set->stream_window) {
+			frame(&b, F_DATA, 0, 1, chunk, sizeof(chunk));
+			sent += sizeof(chunk);
+		}
+		CHECK_INT_EQ(feed(s, &b), 0);
+		parse_out(s, v);
+		*granted += v->conn_credit;
+		if (sent == before)
+			break; /* no credit came back: the peer is stopped */
+	}
+	buf_release(&b);
+	return sent;
+}
+
 /* The connection window: sized to the path (gain x rate x smallest round trip, within the
  * floor and the cap), granted with a WINDOW_UPDATE when it grows, never taken back; and given
  * back on receipt, whatever the stream's owner does with the bytes. */
@@ -635,9 +671,7 @@ static void test_conn_window(void)
 	struct h2_settings set;
 	struct srv s;
 	struct seen v;
-	struct buf b = BUF_INIT;
-	static uint8_t chunk[16384];
-	uint64_t granted, sent = 0;
+	uint64_t granted, sent;
 
 	/* a veth pair at 2 Gbit/s (50 us): the floor; a 1 Gbit/s path of 50 ms: 4 x 6.25 MB */
 	CHECK_INT_EQ(h2_window_for(250000000, 50, 512 * 1024, 1u << 28), 512 * 1024);
@@ -666,23 +700,7 @@ static void test_conn_window(void)
 	/* a stream window of DATA (2 MiB, four connection windows) on a stream whose owner
 	 * never consumes: the connection's credit comes back as the bytes arrive, so the peer,
 	 * sending only what it was granted, gets all of it through */
-	srv_init(&s, &set);
-	parse_out(&s, &v);
-	s.pol = POL_HOLD;
-	preface(&b);
-	frame(&b, F_SETTINGS, FL_ACK, 0, NULL, 0); /* our 2 MiB stream window applies */
-	headers(&b, 1);
-	CHECK_INT_EQ(feed(&s, &b), 0);
-	granted = set.conn_window;
-	for (int i = 0; i < 1000 && sent < set.stream_window; i++) {
-		while (sent + sizeof(chunk) <= granted && sent < set.stream_window) {
-			frame(&b, F_DATA, 0, 1, chunk, sizeof(chunk));
-			sent += sizeof(chunk);
-		}
-		CHECK_INT_EQ(feed(&s, &b), 0);
-		parse_out(&s, &v);
-		granted += v.conn_credit;
-	}
+	sent = send_as_granted(&s, &set, &granted, &v);
 	CHECK_INT_EQ(sent, set.stream_window);
 	CHECK_INT_EQ(v.rst_code[1], -1);
 	CHECK_INT_EQ(v.goaway, -1);
@@ -691,27 +709,7 @@ static void test_conn_window(void)
 	/* past max_unforwarded bytes waiting for their owner, the connection's credit waits
 	 * too; forwarding them pays it */
 	set.max_unforwarded = 1u << 20;
-	srv_init(&s, &set);
-	parse_out(&s, &v);
-	preface(&b);
-	frame(&b, F_SETTINGS, FL_ACK, 0, NULL, 0);
-	headers(&b, 1);
-	CHECK_INT_EQ(feed(&s, &b), 0);
-	granted = set.conn_window;
-	sent = 0;
-	for (int i = 0; i < 1000 && sent < set.stream_window; i++) {
-		uint64_t before = sent;
-
-		while (sent + sizeof(chunk) <= granted && sent < set.stream_window) {
-			frame(&b, F_DATA, 0, 1, chunk, sizeof(chunk));
-			sent += sizeof(chunk);
-		}
-		CHECK_INT_EQ(feed(&s, &b), 0);
-		parse_out(&s, &v);
-		granted += v.conn_credit;
-		if (sent == before)
-			break; /* no credit came back: the peer is stopped */
-	}
+	sent = send_as_granted(&s, &set, &granted, &v);
 	CHECK(sent >= set.max_unforwarded);
 	CHECK(sent <= set.max_unforwarded + set.conn_window);
 	CHECK(sent < set.stream_window);
@@ -721,7 +719,6 @@ static void test_conn_window(void)
 	CHECK(granted - set.conn_window >= sent - set.conn_window / 2);
 	CHECK_INT_EQ(v.goaway, -1);
 	h2_session_free(s.h);
-	buf_release(&b);
 }
 
 int main(void)
