@@ -3,7 +3,7 @@
 # The benchmark's smoke run: tools/bench --smoke builds every path (direct, stunnel chain,
 # HAProxy chain, ssh -L, sshuttle, each like-for-like and with its defaults, ntun with BPF
 # interception, ntun with the iptables fallback) in its own namespaces, runs every figure for a
-# second or two, and this checks that each one ran end to end, that every transfer was exact,
+# second or two (figure 9 with one ntun-server and with two), and this checks that each one ran end to end, that every transfer was exact,
 # and that every hop's negotiated suite was seen on the wire. Never a timed pass/fail: no number
 # is compared with a threshold here.
 #
@@ -50,6 +50,11 @@ have = {(r["path"], r["fig"]) for r in raw}
 for p, f in sorted(want - have):
     print(f"missing: {p} {f}")
     bad = 1
+# Figure 9: each of its two figures with one ntun-server and with two.
+have9 = {(r["fig"], r.get("relays")) for r in raw if r["path"] == "relays"}
+for f, n in sorted({(f, n) for f in ("relays_bulk8", "relays_rr50") for n in (1, 2)} - have9):
+    print(f"missing: figure 9 {f} with {n} relay(s)")
+    bad = 1
 for r in raw:
     res = r["result"]
     ok = res.get("ok") == 1
@@ -71,6 +76,14 @@ for r in raw:
         ok = (ok and res.get("verified") == r.get("conns") and r["held"].get("held") == r.get("conns")
               and all(res.get(k) == 0 for k in ("f_connect", "f_reset", "f_eof", "f_bad",
                                                 "f_timeout", "f_dropped")))
+    elif r["fig"] in ("relays_bulk8", "relays_rr50"):
+        # Two client hosts; with two relays the second host reaches only the second server.
+        parts = res.get("parts") or []
+        ok = ok and len(parts) == 2 and bool(r.get("cpu_s"))
+        if r["fig"] == "relays_bulk8":
+            ok = ok and all(x.get("bytes") == x.get("want") and not x.get("errors") for x in parts)
+        else:
+            ok = ok and all(x.get("errors") == 0 and x.get("conns", 0) > 0 for x in parts)
     elif not r["fig"].startswith("tool_"):
         print(f"unknown figure: {r['fig']}")
         ok = False

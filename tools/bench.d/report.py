@@ -84,6 +84,7 @@ def main():
     if meta.get("also"):
         NAMES["ntun2"] = f"ntun @{meta['also'][:9]} (BPF)"
     recs = load(a.raw)
+    m_nproc = meta.get("nproc") or 1
     paths = [p for p in PATHS if any(r["path"] == p for r in recs)]
     labels = meta.get("labels", {})
 
@@ -304,7 +305,34 @@ def main():
                     "unit": "× start (worst daemon, RSS or fds)",
                     "met": None if cm is None else cm <= 1.05})
 
-    doc = {"meta": meta, "figures": figs, "memory": mem, "churn": churn,
+    # Figure 9: one ntun-server against two, two client hosts; per set-up and figure the
+    # aggregate, each daemon's CPU, the machine's busy share, and two ÷ one within each run.
+    relays = {}
+    for fig, key in (("relays_bulk8", "gbps"), ("relays_rr50", "rate")):
+        for n in (1, 2):
+            rs = [r for r in recs if r["fig"] == fig and r.get("relays") == n]
+            good = [r for r in rs if ok(r)]
+            e = relays.setdefault(fig, {}).setdefault(n, {})
+            e["exact"] = (len(good), len(rs))
+            e["by_run"] = {r["run"]: r["result"][key] for r in good}
+            e["value"] = stats(list(e["by_run"].values()))
+            cpu = {}
+            for r in good:
+                unit = (r["result"]["bytes"] / GIB if key == "gbps"
+                        else r["result"]["conns"] / 1000.0)
+                for d, v in (r.get("cpu_s") or {}).items():
+                    if unit:
+                        cpu.setdefault(d, []).append(v / unit)
+            e["cpu"] = {d: statistics.median(v) for d, v in cpu.items()}
+            busy = [100 * r["machine"]["busy_s"] / (m_nproc * r["machine"]["wall_s"])
+                    for r in good if r.get("machine") and r["machine"]["wall_s"]]
+            e["busy_pct"] = statistics.median(busy) if busy else None
+        one, two = relays[fig][1]["by_run"], relays[fig][2]["by_run"]
+        relays[fig]["two_over_one"] = stats([two[k] / one[k] for k in two if one.get(k)])
+    if not any(relays[f][n]["exact"][1] for f in relays for n in (1, 2)):
+        relays = {}
+
+    doc = {"meta": meta, "figures": figs, "memory": mem, "churn": churn, "relays": relays,
            "cpu_per_daemon_s_per_gib": cpu_detail, "exact": exact, "targets": targets,
            "failures": failures, "raw": recs}
     with open(a.json, "w") as f:
@@ -539,6 +567,44 @@ def main():
                  f"\"Before\" follows a warm-up of {m.get('churn_warm', 1000):,} connections; \"settled\" is when every "
                  f"daemon's descriptors were back within 5% (at most {m.get('churn_settle', 60)} s), "
                  "RSS read then.")
+        L.append("")
+
+    if relays:
+        L.append("### 9. The relay on one core and on two")
+        L.append("")
+        L.append("| ntun-server processes | 8 streams Gbit/s | min–max | relay CPU s/GiB per "
+                 "daemon | machine busy | new conn/s (c=50) | min–max | relay CPU ms per "
+                 "connection per daemon | machine busy | exact |")
+        L.append("|---|---:|---:|---|---:|---:|---:|---|---:|---:|")
+        for n in (1, 2):
+            b, c = relays["relays_bulk8"][n], relays["relays_rr50"][n]
+            bv, cv = b["value"] or {}, c["value"] or {}
+
+            def det(e):
+                return "; ".join(f"{labels.get(d, d)} {v:.2f}" for d, v in e["cpu"].items()) \
+                    or "—"
+
+            def pct(v):
+                return "—" if v is None else f"{v:.0f}%"
+            L.append(f"| {n} | {fmt(bv.get('median'))} | {fmt(bv.get('min'))}–"
+                     f"{fmt(bv.get('max'))} | {det(b)} | {pct(b['busy_pct'])} | "
+                     f"{fmt(cv.get('median'))} | {fmt(cv.get('min'))}–{fmt(cv.get('max'))} | "
+                     f"{det(c)} | {pct(c['busy_pct'])} | "
+                     f"{b['exact'][0] + c['exact'][0]}/{b['exact'][1] + c['exact'][1]} |")
+        L.append("")
+        L.append(f"Two ÷ one, within each run: 8 streams "
+                 f"{run_ratio(relays['relays_bulk8']['two_over_one'])}, new connections "
+                 f"{run_ratio(relays['relays_rr50']['two_over_one'])}.")
+        L.append("")
+        L.append("Two client hosts, each with its own ntun-client, 4 bulk streams and 25 "
+                 "concurrent connections each, through one ntun-server (both clients on port "
+                 "8443) or through two ntun-server processes on the same relay host (port 8443 "
+                 "for one client, 8444 for the other; the proxy attached to both). A relay host "
+                 "uses its cores by running one ntun-server per core: proxies attach to every "
+                 "server they are given, clients keep one (README, \"More than one core at the "
+                 "relay\"). The clients, the proxy and the load generators share the same CPUs: "
+                 "the relay's second core shows in the aggregate only where the relay was the "
+                 "limit.")
         L.append("")
 
     ti = [r for r in recs if r["fig"] == "tool_iperf3" and ok(r)]
