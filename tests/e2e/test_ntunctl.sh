@@ -318,6 +318,23 @@ case_reload() {
 	return $rc
 }
 
+# One server per core on a relay host: --instance keeps their default admin sockets apart.
+case_instances() {
+	local rc=0 sock=/run/ntun/server-t$E2E_ID.sock j
+	start server2 rly "$BIN_SERVER" --listen 0.0.0.0:8444 --instance "t$E2E_ID" \
+		$(tls_args server) --log-format text
+	wait_log server2 "admin API on $sock" 10 || return 1
+	j=$("$CTL" --daemon server --instance "t$E2E_ID" status --json) ||
+		{ e2e_log "  ntunctl --daemon server --instance t$E2E_ID failed"; rc=1; }
+	e2e_log "  second server's status: $j"
+	check "--instance t$E2E_ID: $sock answers, as the server on :8444" \
+		[ "$(jq_py "$j" 'o["daemon"] + " " + o["listen"]')" = "server 0.0.0.0:8444" ] || rc=1
+	check "the first server keeps its own socket" [ -S "$ADM/server.sock" ] || rc=1
+	stop server2
+	check "the socket goes with its server" [ ! -e "$sock" ] || rc=1
+	return $rc
+}
+
 run_case "setup: server, client, proxy-a and proxy-b with admin sockets" setup || exit 1
 run_case "socket: 0600, non-root refused, exit codes" case_socket
 run_case "status, peers, routes: tables and JSON" case_status
@@ -325,4 +342,5 @@ run_case "live bytes grow in a paused transfer, equal to the app's" case_live
 run_case "close resets exactly that tunnel" case_close
 run_case "drain proxy: new tunnels go to the other, the open one finishes" case_drain
 run_case "reload: good and broken configuration" case_reload
+run_case "two servers on one host: --instance keeps the admin sockets apart" case_instances
 e2e_summary

@@ -94,7 +94,8 @@ static const struct opt opts[] = {
 	{"intercept", "intercept", "MODE", OPT_INTERCEPT, D_CLIENT, 0, F(intercept), 0, "auto",
 	 "auto, bpf or iptables"},
 	{"instance", "instance", "NAME", OPT_ID, D_CLIENT | D_SERVER, 0, F(instance), 0, "default",
-	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME (server: server-NAME)"},
+	 "names the BPF pin directory /sys/fs/bpf/ntun/NAME (server: server-NAME) and the admin "
+	 "socket /run/ntun/DAEMON-NAME.sock: several on one host"},
 	{"fail_closed", "fail-closed", NULL, OPT_BOOL, D_CLIENT, 0, F(fail_closed), 0, "false",
 	 "keep intercepting while the client is down: connects are refused (=false to unset)"},
 	{"listen_addr", "listen", "[ADDR]:PORT", OPT_LISTEN, D_SERVER, 0, F(listen_addr), 0,

@@ -216,7 +216,7 @@ static void on_signal(struct loop_signal *s, int signo, void *arg)
  * configured one that cannot be served is fatal. */
 static void admin_start(struct daemon *d)
 {
-	const char *inst = d->kind == CONFIG_CLIENT ? d->cfg.instance : NULL;
+	const char *inst = d->cfg.instance; /* "default" but on clients and servers that set it */
 	bool dflt = !d->cfg.admin;
 	char path[CONFIG_ADMIN_PATH_MAX], err[400];
 
