@@ -634,6 +634,9 @@ case_auto_fallback() {
 	[ $st -ne 0 ] && [ $st -ne 124 ] || rc=1
 	echo "$out" | grep -q "error client: redirect: BPF interception unavailable: loading BPF" ||
 		rc=1
+	# It had its admin socket up when it gave up: the file goes with it.
+	check "the client that gave up left no admin socket behind" \
+		[ ! -e "/run/ntun/client-t${E2E_ID}b.sock" ] || rc=1
 	return $rc
 }
 

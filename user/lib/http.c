@@ -66,6 +66,27 @@ struct http {
 	ino_t unix_ino;
 };
 
+/* The socket file, if it is still the one we bound (not a successor's). */
+static void unlink_own(const struct http *h)
+{
+	struct stat st;
+
+	if (h->unix_path && stat(h->unix_path, &st) == 0 && st.st_dev == h->unix_dev &&
+	    st.st_ino == h->unix_ino)
+		unlink(h->unix_path);
+}
+
+/* A daemon that ends in exit() with its socket up (fatal() later in its start-up) removes the
+ * file too; http_free does it otherwise. Not in a forked child (which leaves by _exit anyway). */
+static struct http *exit_unlink;
+static pid_t exit_pid;
+
+static void unlink_at_exit(void)
+{
+	if (exit_unlink && getpid() == exit_pid)
+		unlink_own(exit_unlink);
+}
+
 static bool conn_gone(const struct http_conn *c)
 {
 	bufferevent_data_cb rd = NULL, wr = NULL;
@@ -391,6 +412,14 @@ struct http *http_new(struct loop *l, const char *addr, const struct http_opts *
 			unlink(addr);
 		goto err;
 	}
+	if (h->unix_path && !exit_unlink) {
+		static bool registered;
+
+		if (!registered)
+			registered = atexit(unlink_at_exit) == 0;
+		exit_unlink = h;
+		exit_pid = getpid();
+	}
 	return h;
 err:
 	if (fd >= 0)
@@ -406,8 +435,6 @@ err:
 
 void http_free(struct http *h)
 {
-	struct stat st;
-
 	if (!h)
 		return;
 	evhttp_free(h->ev); /* frees every connection and the listener */
@@ -419,9 +446,9 @@ void http_free(struct http *h)
 		free(c);
 	}
 	loop_timer_free(h->sweep);
-	if (h->unix_path && stat(h->unix_path, &st) == 0 && st.st_dev == h->unix_dev &&
-	    st.st_ino == h->unix_ino)
-		unlink(h->unix_path);
+	unlink_own(h);
+	if (exit_unlink == h)
+		exit_unlink = NULL;
 	free(h->unix_path);
 	free(h);
 }
