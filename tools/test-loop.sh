@@ -49,6 +49,9 @@ while [ $# -gt 0 ]; do
 		;;
 	esac
 done
+# Ctrl-C or SIGTERM: the run under way is not counted (nor written down as failed).
+trap 'echo "# stopped during a run, $(date -u "+%Y-%m-%d %H:%M UTC")" >>"$sum"; exit 130' INT TERM
+sum=/dev/null
 case $runs in '' | *[!0-9]*)
 	echo "tools/test-loop.sh: -n needs a number" >&2
 	exit 2
@@ -62,8 +65,12 @@ sha=$(git -C "$top" rev-parse --verify "$commit^{commit}") || exit 2
 short=${sha:0:7}
 [ -n "$dir" ] || dir=/var/tmp/ntun-loop.$short
 mkdir -p "$dir" || exit 1
+dir=$(realpath "$dir")
 if [ ! -d "$dir/ntun" ]; then
-	git clone -q --no-local "$top" "$dir/ntun" && git -C "$dir/ntun" checkout -q "$sha" || exit 1
+	# Cloned and checked out aside, then moved in: a clone in DIR is always at its commit.
+	rm -rf "$dir/ntun.new"
+	git clone -q --no-local "$top" "$dir/ntun.new" && git -C "$dir/ntun.new" checkout -q "$sha" &&
+		mv "$dir/ntun.new" "$dir/ntun" || exit 1
 elif [ "$(git -C "$dir/ntun" rev-parse HEAD)" != "$sha" ]; then
 	echo "tools/test-loop.sh: $dir/ntun is a clone of $(git -C "$dir/ntun" rev-parse --short HEAD)," \
 		"not $short: give another -d DIR" >&2
@@ -81,7 +88,7 @@ if [ -f "$sum" ]; then
 		/^run [0-9]+: FAILED/ { n++; s = 0 }
 		END { print n + 0, p + 0, s + 0 }' "$sum")
 fi
-if [ "$done_runs" -eq 0 ]; then
+if [ ! -s "$sum" ]; then
 	echo "# tools/test.sh on a fresh clone of $short ($(git -C "$top" log -1 --format=%s "$sha"))" >>"$sum"
 	echo "# $(nproc) cores, started $(date -u '+%Y-%m-%d %H:%M UTC')" >>"$sum"
 else
@@ -113,4 +120,4 @@ for i in $(seq $((done_runs + 1)) "$runs"); do
 done
 echo "# $passed of $i runs passed, the last $streak in a row, ended $(date -u '+%Y-%m-%d %H:%M UTC')" |
 	tee -a "$sum"
-[ "$passed" -eq "$runs" ]
+[ "$passed" -eq "$i" ]
