@@ -77,9 +77,12 @@ for r in raw:
               and all(res.get(k) == 0 for k in ("f_connect", "f_reset", "f_eof", "f_bad",
                                                 "f_timeout", "f_dropped")))
     elif r["fig"] in ("relays_bulk8", "relays_rr50"):
-        # Two client hosts; with two relays the second host reaches only the second server.
+        # Two client hosts, each part exact (with two relays the second host's client knows
+        # only the second server: its part crossed that one); relay and machine CPU read.
         parts = res.get("parts") or []
-        ok = ok and len(parts) == 2 and bool(r.get("cpu_s"))
+        m = r.get("machine") or {}
+        ok = ok and len(parts) == 2 and sum((r.get("cpu_s") or {}).values()) > 0 and \
+            m.get("wall_s", 0) > 0 and m.get("busy_s", -1) >= 0
         if r["fig"] == "relays_bulk8":
             ok = ok and all(x.get("bytes") == x.get("want") and not x.get("errors") for x in parts)
         else:

@@ -84,7 +84,6 @@ def main():
     if meta.get("also"):
         NAMES["ntun2"] = f"ntun @{meta['also'][:9]} (BPF)"
     recs = load(a.raw)
-    m_nproc = meta.get("nproc") or 1
     paths = [p for p in PATHS if any(r["path"] == p for r in recs)]
     labels = meta.get("labels", {})
 
@@ -324,8 +323,8 @@ def main():
                     if unit:
                         cpu.setdefault(d, []).append(v / unit)
             e["cpu"] = {d: statistics.median(v) for d, v in cpu.items()}
-            busy = [100 * r["machine"]["busy_s"] / (m_nproc * r["machine"]["wall_s"])
-                    for r in good if r.get("machine") and r["machine"]["wall_s"]]
+            busy = [machine(r, False) for r in good]
+            busy = [v for v in busy if v is not None]
             e["busy_pct"] = statistics.median(busy) if busy else None
         one, two = relays[fig][1]["by_run"], relays[fig][2]["by_run"]
         relays[fig]["two_over_one"] = stats([two[k] / one[k] for k in two if one.get(k)])
