@@ -40,6 +40,10 @@ struct client {
 	struct loop_io *lio;
 	struct uplink *up;
 	struct grpc_call *attach;
+	/* The control call of a connection the server is draining, read until it ends: the
+	 * server's Drain (how long open tunnels may take) can arrive after its GOAWAY has
+	 * already moved us to another server. */
+	struct grpc_call *attach_old;
 	struct loop_timer *ctl_task;
 	struct loop_timer *stop_poll;
 	uint64_t active;
@@ -137,21 +141,22 @@ static void apply_pushed(struct client *cl, const struct ctl_msg *m)
 		 bad ? " (some refused, see above)" : "");
 }
 
-static void ctl_task(struct loop_timer *t, void *arg)
+/* Reads the messages waiting on *cp, the current control call or (old) a draining one's, and
+ * ends the call when the server has. A draining server's routes are no longer ours. */
+static void ctl_read(struct client *cl, struct grpc_call **cp, bool old)
 {
-	struct client *cl = arg;
 	const uint8_t *p;
 	size_t n;
-	int rv;
+	int rv = 0;
 
-	while (cl->attach && (rv = grpc_call_recv(cl->attach, &p, &n)) == 1) {
+	while (*cp && (rv = grpc_call_recv(*cp, &p, &n)) == 1) {
 		struct ctl_msg m;
 
 		if (grpc_ctl_decode(CTL_SERVER_EVENT, p, n, &m) < 0) {
 			log_warn("malformed control message from server");
 			continue;
 		}
-		if (m.kind == CTL_ROUTES) {
+		if (m.kind == CTL_ROUTES && !old) {
 			log_info("server reaches %zu route(s)", m.n_routes);
 			for (size_t i = 0; i < m.n_routes; i++)
 				log_debug("route %s -> %s via %s", m.routes[i].virt,
@@ -164,14 +169,22 @@ static void ctl_task(struct loop_timer *t, void *arg)
 		}
 		grpc_ctl_release(&m);
 	}
-	if (cl->attach && rv < 0) {
-		if (rv != -EPIPE)
+	if (*cp && rv < 0) {
+		if (rv != -EPIPE && !old)
 			log_warn("attach call failed: %s (%s)", strerror(-rv),
-				 grpc_call_peer_message(cl->attach));
-		grpc_call_finish(cl->attach, GRPC_OK, NULL, NULL);
-		grpc_call_free(cl->attach);
-		cl->attach = NULL;
+				 grpc_call_peer_message(*cp));
+		grpc_call_finish(*cp, GRPC_OK, NULL, NULL);
+		grpc_call_free(*cp);
+		*cp = NULL;
 	}
+}
+
+static void ctl_task(struct loop_timer *t, void *arg)
+{
+	struct client *cl = arg;
+
+	ctl_read(cl, &cl->attach_old, true);
+	ctl_read(cl, &cl->attach, false);
 }
 
 static void ctl_wake(void *arg)
@@ -188,7 +201,13 @@ static void on_up(struct uplink *u, struct peer *p, void *arg)
 	struct buf out = BUF_INIT;
 	char(*cidrs)[CTL_CIDR_LEN];
 
-	grpc_call_free(cl->attach); /* the one of a connection this one replaces */
+	/* The connection this one replaces is draining (GOAWAY), or gone: its call is read on
+	 * until the server ends it (our half-close asks it to), one replaced before that is
+	 * dropped. */
+	grpc_call_free(cl->attach_old);
+	if (cl->attach)
+		grpc_call_finish(cl->attach, GRPC_OK, NULL, NULL);
+	cl->attach_old = cl->attach;
 	cl->attach = grpc_call_open(peer_session(p), PATH_ATTACH, NULL, 0, GRPC_MESSAGES, false);
 	if (!cl->attach)
 		return;
@@ -622,6 +641,7 @@ int main(int argc, char **argv)
 		close(cl->lfd);
 	ctr_free(cl->ctr);
 	grpc_call_free(cl->attach);
+	grpc_call_free(cl->attach_old);
 	uplink_free(cl->up);
 	loop_timer_free(cl->ctl_task);
 	loop_timer_free(cl->stop_poll);
