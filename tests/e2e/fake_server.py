@@ -21,11 +21,10 @@ def main():
     ap.add_argument("--wait", type=float, default=8)
     ap.add_argument("--dial", default="", help="destinations to ask the proxy for")
     a = ap.parse_args()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(f"{a.certs}/server/cert.pem", f"{a.certs}/server/key.pem")
-    ctx.load_verify_locations(f"{a.certs}/ca/cert.pem")
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.set_alpn_protocols(["h2"])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from h2peer import server_tls
+
+    ctx = server_tls(a.certs)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((a.bind, a.port))

@@ -13,7 +13,7 @@ import argparse, json, os, socket, ssl, sys, time
 import h2.config, h2.connection, h2.events, h2.exceptions, hyperframe.frame
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2peer import chunk  # noqa: E402
+from h2peer import chunk, server_tls, varint  # noqa: E402
 
 
 def pattern(n):
@@ -22,15 +22,6 @@ def pattern(n):
 
 def drain_msg(deadline_ms, reason):
     """A gRPC message carrying ServerEvent{drain: Drain{deadline_ms, reason}}."""
-    def varint(v):
-        out = b""
-        while True:
-            b = v & 0x7F
-            v >>= 7
-            if v:
-                out += bytes([b | 0x80])
-            else:
-                return out + bytes([b])
     r = reason.encode()
     drain = b"\x08" + varint(deadline_ms) + b"\x12" + varint(len(r)) + r
     ev = b"\x1a" + varint(len(drain)) + drain
@@ -47,11 +38,7 @@ def main():
     ap.add_argument("--hold", type=float, default=8)
     ap.add_argument("--go-file", required=True)
     a = ap.parse_args()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(f"{a.certs}/server/cert.pem", f"{a.certs}/server/key.pem")
-    ctx.load_verify_locations(f"{a.certs}/ca/cert.pem")
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.set_alpn_protocols(["h2"])
+    ctx = server_tls(a.certs)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((a.bind, a.port))
