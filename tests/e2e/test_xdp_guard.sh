@@ -248,14 +248,19 @@ case_clean_stop() {
 # server resets it at once, counts it and logs it once. allow_from comes from an env file
 # here, so that a SIGHUP can try to change it: refused, it needs a restart.
 case_outsider_accept() {
-	local r m rc=0 env="$E2E_TMP/guard.env"
+	local r m mc rc=0 env="$E2E_TMP/guard.env"
 	m=$(mark server)
+	mc=$(mark client)
 	echo "NTUN_ALLOW_FROM=10.10.1.0/24,10.10.2.0/24" >"$env"
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text \
 		--metrics 127.0.0.1:9100 --ping-interval 2s --ping-timeout 2s --drain-timeout 1s \
 		--env-file "$env"
 	since server "$m" "listening on" 10 || return 1
-	since client "$(mark client)" "connected to server" 20 || true
+	# The honest fetch below needs the client back on this server and the proxy's route
+	# there: a client that came back before the proxy re-registered was told 0 routes, and
+	# its first tunnel failed with "No route to host" (seen in an ASan run).
+	since server "$m" "proxy registered" 20 || rc=1
+	since client "$mc" "server reaches [1-9][0-9]* route" 20 || rc=1
 	r=$(outsider_connect)
 	e2e_log "  outsider connect: $r; second: $(outsider_connect)"
 	check "reset at accept" [ "$r" = reset ] || rc=1
