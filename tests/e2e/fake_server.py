@@ -22,14 +22,10 @@ def main():
     ap.add_argument("--dial", default="", help="destinations to ask the proxy for")
     a = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from h2peer import server_tls
+    from h2peer import listen, server_tls
 
     ctx = server_tls(a.certs)
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.bind, a.port))
-    ls.listen(8)
-    print("listening", flush=True)
+    ls = listen(a.bind, a.port)
     c1 = ctx.wrap_socket(ls.accept()[0], server_side=True)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()

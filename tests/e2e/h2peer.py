@@ -64,6 +64,16 @@ def chunk(data):
     return b"\0" + struct.pack(">I", len(body)) + body
 
 
+def listen(bind, port):
+    """A listening TCP socket for a hand-made server; says "listening" on stdout."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((bind, port))
+    ls.listen(8)
+    print("listening", flush=True)
+    return ls
+
+
 def server_tls(certs):
     """A TLS server context with the server certificate of CERTS, peers checked against its CA,
     ALPN h2: a hand-made ntun-server."""

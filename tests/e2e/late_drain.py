@@ -13,7 +13,7 @@ import argparse, json, os, socket, ssl, sys, time
 import h2.config, h2.connection, h2.events, h2.exceptions, hyperframe.frame
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2peer import chunk, server_tls, varint  # noqa: E402
+from h2peer import chunk, listen, server_tls, varint  # noqa: E402
 
 
 def pattern(n):
@@ -39,11 +39,7 @@ def main():
     ap.add_argument("--go-file", required=True)
     a = ap.parse_args()
     ctx = server_tls(a.certs)
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.bind, a.port))
-    ls.listen(8)
-    print("listening", flush=True)
+    ls = listen(a.bind, a.port)
     c = ctx.wrap_socket(ls.accept()[0], server_side=True)
     ls.close()  # nothing else connects here: the client moves to its other server
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
