@@ -123,10 +123,11 @@ for r in raw:
 for p in sorted(set(PATHS) - busy_paths):
     print(f"no machine busy time in any figure of {p}")
     bad = 1
-for key in ("machine_s_per_gib_1", "machine_busy_pct_1"):
+for key in ("machine_s_per_gib_1", "machine_busy_pct_1", "machine_ms_per_conn",
+            "machine_busy_pct_rr50"):
     for p in PATHS:
         v = doc["figures"].get(key, {}).get(p, {}).get("median")
-        if v is not None and (v <= 0 or (key == "machine_busy_pct_1" and v > 100)):
+        if v is not None and (v <= 0 or (key.startswith("machine_busy_pct") and v > 100)):
             print(f"{key} out of range for {p}: {v}")
             bad = 1
 # Every hop of every tunnel: the suite seen on the wire. Like-for-like rows run ntun's.

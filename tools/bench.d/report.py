@@ -148,6 +148,20 @@ def main():
               lambda r: sum(r["cpu_s"].values()) / r["result"]["conns"] * 1e3
               if r.get("cpu_s") else None)
 
+    def per_conn(secs):
+        return lambda r: secs(r) / r["result"]["conns"] * 1e3 \
+            if r["result"].get("conns") and secs(r) is not None else None
+
+    # Where a new connection's CPU goes on the whole machine: what decides the rate when every
+    # CPU is busy (3a ≈ CPUs × busy share ÷ this).
+    fig_stats("machine_ms_per_conn", "rr50",
+              per_conn(lambda r: r["machine"]["busy_s"] if machine(r, False) else None))
+    fig_stats("machine_busy_pct_rr50", "rr50", lambda r: machine(r, False))
+    # The traffic's own ends: the app's load generator (its getrusage) and the server host's.
+    fig_stats("ends_ms_per_conn", "rr50",
+              per_conn(lambda r: r["result"]["cpu_self_s"] + r["srv_cpu_s"]
+                       if "cpu_self_s" in r["result"] and "srv_cpu_s" in r else None))
+
     # Figure 6: interactive under load; new connection (rr) and open connection (ping).
     def sub(part, key):
         return lambda r: r["result"].get(part, {}).get(key)
@@ -190,18 +204,26 @@ def main():
                     "want": r.get("want"), "settle_ms": r.get("settle_ms"),
                     "daemons": r.get("daemons", {})}
 
-    # Per daemon CPU s/GiB (one stream), for the detail column of figure 5.
-    cpu_detail = {}
-    for p in paths:
-        rs = [r for r in runs(p, "bulk1") if ok(r) and r.get("cpu_s")]
-        ds = {}
-        for r in rs:
-            g = r["result"]["bytes"] / GIB
-            for d, v in r["cpu_s"].items():
-                ds.setdefault(d, {"total": [], "sys": []})
-                ds[d]["total"].append(v / g)
-                ds[d]["sys"].append(r.get("cpu_sys_s", {}).get(d, 0) / g)
-        cpu_detail[p] = {d: {k: statistics.median(v) for k, v in e.items()} for d, e in ds.items()}
+    # Per daemon CPU (median over runs, and the system part of it) for the detail lines of
+    # figures 5 (s/GiB, one stream) and 5c (ms per new connection).
+    def daemon_detail(fig, unit_of):
+        out = {}
+        for p in paths:
+            ds = {}
+            for r in runs(p, fig):
+                if not ok(r) or not r.get("cpu_s") or not unit_of(r):
+                    continue
+                u = unit_of(r)
+                for d, v in r["cpu_s"].items():
+                    ds.setdefault(d, {"total": [], "sys": []})
+                    ds[d]["total"].append(v / u)
+                    ds[d]["sys"].append(r.get("cpu_sys_s", {}).get(d, 0) / u)
+            out[p] = {d: {k: statistics.median(v) for k, v in e.items()}
+                      for d, e in ds.items()}
+        return out
+
+    cpu_detail = daemon_detail("bulk1", lambda r: r["result"]["bytes"] / GIB)
+    conn_detail = daemon_detail("rr50", lambda r: r["result"].get("conns", 0) / 1e3)
 
     # Figure 4: KiB per idle connection, per daemon and in all, from PSS (RSS alongside).
     mem = {}
@@ -346,6 +368,8 @@ def main():
     L.append("")
     L.append(f"- command: `{m['command']}` (benchmark as of commit {m.get('bench_commit')})")
     L.append(f"- ntun measured: {m.get('measured')}")
+    if m.get("started"):
+        L.append(f"- started {m['started']}, ended {m['date']}; time taken: {m.get('phases')}")
     L.append(f"- machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; "
              f"RLIMIT_NOFILE {m['nofile']}")
     L.append(f"- load average at start {m.get('load_start')}, at end {m.get('load_end')}; "
@@ -378,6 +402,14 @@ def main():
              "cancels), median and min–max; \"exact\" counts runs in which every byte arrived, "
              "checked in place against the sent pattern")
     L.append("")
+
+    # The per-daemon detail line under a CPU table.
+    def detail(d, unit):
+        return "; ".join(
+            f"{NAMES[p]}: " + ", ".join(
+                f"{labels.get(n, n)} {v['total']:.{unit}f} ({v['sys']:.{unit}f})"
+                for n, v in d[p].items())
+            for p in paths if d.get(p))
 
     def table(title, key, unit, fig_raw, better):
         L.append(f"### {title}")
@@ -471,15 +503,12 @@ def main():
     L.append("")
     table("5. Relay CPU seconds (user+sys, all relay processes) per GiB, one stream",
           "cpu_s_per_gib_1", "s/GiB", "bulk1", "Lower is better. Per daemon (median s/GiB, "
-          "of which system): " + "; ".join(
-              f"{NAMES[p]}: " + ", ".join(
-                  f"{labels.get(d, d)} {v['total']:.2f} ({v['sys']:.2f})"
-                  for d, v in cpu_detail[p].items())
-              for p in paths if cpu_detail.get(p)) + ".")
+          "of which system): " + detail(cpu_detail, 2) + ".")
     table("5b. Relay CPU seconds per GiB, 8 streams", "cpu_s_per_gib_8", "s/GiB", "bulk8",
           "Lower is better.")
     table("5c. Relay CPU milliseconds per new connection (from 3a)", "cpu_ms_per_conn", "ms",
-          "rr50", "Lower is better.")
+          "rr50", "Lower is better. Per daemon (median ms per connection, of which system): " +
+          detail(conn_detail, 3) + ".")
     table("5d. Whole machine CPU seconds per GiB, one stream", "machine_s_per_gib_1", "s/GiB",
           "bulk1", "Lower is better. Busy time of every process and of the kernel "
           "(/proc/stat, over the transfer), the load generators included: on direct it is the "
@@ -490,6 +519,19 @@ def main():
           "machine_busy_pct_1", "%", "bulk1", "A path that is not limited by one "
           "process leaves CPUs idle only when its processes wait for each other (or run "
           "where another already does); throughput ≈ CPUs × busy share ÷ 5d.")
+    table("5f. Whole machine CPU milliseconds per new connection (from 3a)",
+          "machine_ms_per_conn", "ms", "rr50", "Lower is better. Busy time of every process "
+          "and of the kernel over the 3a window, per connection made in it; the load "
+          "generators at both ends took (median ms per connection) " + ", ".join(
+              f"{NAMES[p]} {fmt(figs['ends_ms_per_conn'][p]['median'], 3)}"
+              for p in paths if figs["ends_ms_per_conn"].get(p)) +
+          ". Every path but direct has two plain TCP legs per connection besides its tunnel "
+          "(app to first hop, last hop to the destination) whose set-up and close the kernel "
+          "does in whichever process or interrupt touches them.")
+    table(f"5g. Share of the machine's CPU time busy during 3a ({m['nproc']} CPUs)",
+          "machine_busy_pct_rr50", "%", "rr50", "With every CPU busy, new connections/s ≈ "
+          "CPUs × busy share ÷ 5f: the rate is then what a connection costs the whole "
+          "machine, not how fast any one process is.")
 
     if any(figs.get("iopen_idle_p99_us", {}).get(p) for p in paths):
         L.append("### 6. Interactive under load: 1 KiB request, 1 KiB response, p50 / p99 µs")
