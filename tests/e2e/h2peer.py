@@ -190,8 +190,11 @@ def cmd_tunnels(a):
     want, got, status, df = {}, {}, {}, {}
     s.settimeout(0.05)
 
-    def pump(until):
-        while time.monotonic() < until:
+    def settled():
+        return all(got.get(sid) == want[sid] or sid in status for sid in want)
+
+    def pump(until, early=False):
+        while time.monotonic() < until and not (early and settled()):
             try:
                 d = s.recv(1 << 20)
             except socket.timeout:
@@ -221,7 +224,8 @@ def cmd_tunnels(a):
         conn.send_data(sid, chunk(b"ECHO\n" + want[sid]))
         s.sendall(conn.data_to_send())
         pump(t0 + (i + 1) * a.every / 1000)
-    pump(time.monotonic() + a.seconds)
+    # Every tunnel echoed or ended, or --seconds passed: a slow machine gets the whole time.
+    pump(time.monotonic() + a.seconds, early=True)
     ends = {}
     for sid in want:
         if sid in status:
@@ -294,11 +298,13 @@ def cmd_gzip(a):
             break
         s.sendall(conn.data_to_send())
     # Each stream sends what its window allows of the message; the server's window credits
-    # decide how much of the 4 MiB it holds.
-    end = time.monotonic() + a.hold
+    # decide how much of the 4 MiB it holds. The hold is extended (up to 30 s in all) until
+    # --min-bytes are out: an attacker starved of CPU on a loaded machine still gets there.
+    start = time.monotonic()
+    end = start + a.hold
     offs = {}
     s.settimeout(0.2)
-    while time.monotonic() < end:
+    while time.monotonic() < end or (sent < a.min_bytes and time.monotonic() < start + 30):
         progressed = False
         for sid in list(conn.streams):
             st = conn.streams.get(sid)
@@ -340,13 +346,14 @@ def cmd_reset(a):
     s.sendall(conn.data_to_send())
     n = 0
     try:
+        # Every pair in one write: the burst reaches the server at once, however little CPU
+        # the attacker gets (made and sent 20 at a time, a starved attacker stayed under the
+        # server's reset rate and was never stopped).
         for i in range(a.pairs):
             sid = conn.get_next_available_stream_id()
             conn.send_headers(sid, req_headers(a.dst))
             conn.reset_stream(sid, 8)
             n += 1
-            if i % 20 == 19:
-                s.sendall(conn.data_to_send())
         s.sendall(conn.data_to_send())
     except (OSError, ssl.SSLError, h2.exceptions.ProtocolError):
         pass
@@ -417,6 +424,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=3000)
     ap.add_argument("--frames", type=int, default=100000)
     ap.add_argument("--hold", type=float, default=5)
+    ap.add_argument("--min-bytes", type=int, default=0, help="gzip: hold until this much is sent")
     ap.add_argument("--duration", type=float, default=0)
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--every", type=float, default=0, help="tunnels: ms between calls")

@@ -17,6 +17,8 @@ BIN_PROXY="$NTUN_BUILD/user/proxy/ntun-proxy"
 BIN_CLIENT="$NTUN_BUILD/user/client/ntun-client"
 BIN_GENCERTS="$NTUN_BUILD/user/gencerts/ntun-gencerts"
 
+. "$(dirname "${BASH_SOURCE[0]}")/own.sh"
+
 E2E_ID="$$"
 E2E_TMP=""
 E2E_NS=()
@@ -30,20 +32,23 @@ declare -A E2E_PID_OF
 e2e_log() { printf '%s\n' "$*" >&2; }
 
 e2e_cleanup() {
-	local pid ns i
+	local pid ns i mine=()
 	for pid in "${E2E_PIDS[@]}"; do
+		e2e_own "$pid" && mine+=("$pid")
+	done
+	for pid in "${mine[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
 	for i in $(seq 1 30); do
 		local alive=0
-		for pid in "${E2E_PIDS[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
+		for pid in "${mine[@]}"; do
+			e2e_own "$pid" && alive=1
 		done
 		[ $alive -eq 0 ] && break
 		sleep 0.1
 	done
-	for pid in "${E2E_PIDS[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
+	for pid in "${mine[@]}"; do
+		e2e_own "$pid" && kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
 	for ns in "${E2E_NS[@]}"; do
@@ -188,12 +193,13 @@ pid_of() { echo "${E2E_PID_OF[$1]:-}"; }
 # stop NAME [SIGNAL]: signals a daemon and waits for it (5 s, then KILL).
 stop() {
 	local pid="${E2E_PID_OF[$1]}" i
+	e2e_own "$pid" || return 0
 	kill -"${2:-TERM}" "$pid" 2>/dev/null
 	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
+		e2e_own "$pid" || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null
+	e2e_own "$pid" && kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
 }
@@ -223,7 +229,11 @@ wait_file() {
 }
 
 # mark NAME: the number of lines in NAME's log now, for since.
-mark() { grep -c "" "$E2E_TMP/$1.log" 2>/dev/null || echo 0; }
+mark() {
+	local n
+	n=$(grep -c "" "$E2E_TMP/$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
 
 # since NAME MARK REGEX [SECONDS]: waits for REGEX in NAME's log after line MARK.
 since() {

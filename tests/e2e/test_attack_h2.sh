@@ -15,7 +15,7 @@
 # the same server (hash-checked), and samples the server's VmRSS every 0.2 s:
 #  - RSS stays under RSS_BOUND_KIB (the server starts near 8 MiB; the held-bytes cap is 16 MiB
 #    per connection; 174 MiB was measured for 40 gzip streams without it);
-#  - the median of 7 fetches under attack is within 2x the unloaded median, with a floor of
+#  - the median of 7 fetches under attack is within 3x the unloaded median, with a floor of
 #    200 ms under the unloaded time: the machine is shared and a 4 MiB fetch takes tens of ms,
 #    where scheduling noise alone is of that order. The unloaded median is measured around
 #    each attack, 7 fetches right before it and 7 right after, and the larger of the two
@@ -122,8 +122,11 @@ attack() {
 }
 
 bounded() {
-	local limit=$((2 * (BASE_MS > FLOOR_MS ? BASE_MS : FLOOR_MS)))
-	e2e_log "  median under attack $UNDER_MS ms, limit $limit ms (2 x max($BASE_MS, $FLOOR_MS);" \
+	# 3x, as in test_attack_handshake and test_attack_tls: on two shared CPUs an attacker that
+	# reconnects in a loop costs the honest fetches 2-2.5x without starving them (measured
+	# there); a starved server is far slower.
+	local limit=$((3 * (BASE_MS > FLOOR_MS ? BASE_MS : FLOOR_MS)))
+	e2e_log "  median under attack $UNDER_MS ms, limit $limit ms (3 x max($BASE_MS, $FLOOR_MS);" \
 		"unloaded $PRE_MS ms before, $POST_MS ms after)"
 	echo "$CASE: server VmRSS max $MAX_RSS KiB, fetch median $UNDER_MS ms (unloaded $BASE_MS)" \
 		>>"$E2E_TMP/measurements"
@@ -138,7 +141,9 @@ bounded() {
 }
 
 case_gzip_streams() {
-	attack gzip --streams 60 --hold $ATTACK_S --dst 100.64.1.5:80 || return 1
+	# 24 MiB at least: over the 16 MiB cap on held bytes whatever CPU the attacker gets.
+	attack gzip --streams 60 --hold $ATTACK_S --min-bytes $((24 << 20)) --dst 100.64.1.5:80 ||
+		return 1
 	bounded || return 1
 	# the held-bytes cap, not the daemon, ended the streams that went over it
 	check "some calls ended RESOURCE_EXHAUSTED" grep -q '"8"' "$E2E_TMP/attack.gzip.out"

@@ -334,7 +334,7 @@ setup() {
 		--listen-port $PORT --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept bpf \
 		$(tls_args client) --log-format text --log-level debug --metrics 127.0.0.1:9100
 	wait_log web listening 10 || return 1
-	wait_log proxy "registered as proxy-1" 10 || return 1
+	wait_registered 1 10 || return 1
 	wait_log client "connected to server" 10 || return 1
 	local ns
 	for ns in cbr cpod cnone cx cy; do
@@ -527,7 +527,8 @@ case_map_drains() {
 		"$(ntun_stat redirected), track_fail $(ntun_stat track_fail)"
 	echo "ntun_conn entries after 10,000 connections: $n" >>"$E2E_TMP/measurements"
 	[ "$n" = 0 ] && [ "$(ntun_stat track_fail)" = 0 ] || rc=1
-	wait_count client "connected to server" 2 30 && wait_count proxy "registered as proxy-1" 2 30 ||
+	# The restarted server logs to the same file: its own "proxy registered" is the second.
+	wait_count client "connected to server" 2 30 && wait_count server "proxy registered" 2 30 ||
 		rc=1
 	return $rc
 }

@@ -86,6 +86,10 @@ out, end = {}, time.monotonic() + 30
 while not os.path.exists(sys.argv[1]) and time.monotonic() < end:
     k = once()
     out[k] = out.get(k, 0) + 1
+    # For the test to wait on: a first connect was tried, a first one was intercepted.
+    for f, seen in ((".first", True), (".conn", k == "connected")):
+        if seen and not os.path.exists(sys.argv[1] + f):
+            open(sys.argv[1] + f, "w").close()
     time.sleep(0.01)
 print(json.dumps(out, sort_keys=True), flush=True)'
 
@@ -103,16 +107,20 @@ expect() {
 }
 
 # restart_no_gap NAME INSTANCE MODE [ARGS...]: starts the client while the prober runs; every
-# connect must be refused (old interception, no listener) or connected (new client): none may
-# escape to normal routing.
+# connect must be refused (old interception, no listener; or reset by the new client before it
+# has its server) or connected (new client): none may escape to normal routing.
 restart_no_gap() {
 	local name=$1 out pid
-	rm -f "$E2E_TMP/stop.$name"
+	rm -f "$E2E_TMP/stop.$name"*
 	app_start "prober.$name" cli $PY -c "$PROBE" "$E2E_TMP/stop.$name"
 	pid=$(pid_of "prober.$name")
-	sleep 0.5
+	# The prober has been refused at least once before the client starts, and intercepted at
+	# least once before it stops.
+	wait_file "$E2E_TMP/stop.$name.first" 20 || return 1
+	sleep 0.1
 	client "$@" || return 1
-	sleep 0.5
+	wait_file "$E2E_TMP/stop.$name.conn" 20
+	sleep 0.1
 	touch "$E2E_TMP/stop.$name"
 	wait "$pid"
 	out=$(cat "$E2E_TMP/prober.$name.log")
@@ -120,8 +128,8 @@ restart_no_gap() {
 	echo "restart ($3): $out" >>"$E2E_TMP/measurements"
 	check "only refused or intercepted connects during the restart" \
 		$PY -c 'import json, sys; d = json.loads(sys.argv[1])
-sys.exit(not (set(d) <= {"ECONNREFUSED", "connected"} and d.get("ECONNREFUSED") and
-              d.get("connected")))' "$out"
+sys.exit(not (set(d) <= {"ECONNREFUSED", "ECONNRESET", "connected"} and
+              d.get("ECONNREFUSED") and d.get("connected")))' "$out"
 }
 
 progs() { bpftool cgroup show "$CG_APPS" 2>/dev/null | awk 'NR > 1' | wc -l; }

@@ -22,7 +22,7 @@ setup() {
 	start client cli "$BIN_CLIENT" --server 10.10.1.2:8443 --cidr 100.64.1.0/24 \
 		--listen-port 15001 --cgroup "$CG_APPS" --instance "t$E2E_ID" --intercept bpf \
 		$(tls_args client) --log-format text
-	wait_log dest listening 10 && wait_log proxy "registered as proxy-1" 20 &&
+	wait_log dest listening 10 && wait_registered 1 20 &&
 		wait_log client "connected to server" 20
 }
 

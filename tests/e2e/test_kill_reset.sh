@@ -31,7 +31,7 @@ setup() {
 	start server rly "$BIN_SERVER" --listen 0.0.0.0:8443 $(tls_args server) --log-format text
 	start_proxy
 	start_client
-	wait_log dest listening 10 && wait_log proxy "registered as proxy-1" 20 &&
+	wait_log dest listening 10 && wait_registered 1 20 &&
 		wait_log client "connected to server" 20
 }
 
@@ -63,7 +63,12 @@ case_proxy() {
 	since client "$m" "connected to server" 20 || return 1
 	app_start partput cli $PY -c "$PART_PUT"
 	wait_log partput sent 10 || return 1
-	sleep 1
+	# The destination has the 100 kB (and with them the header it logs the upload under).
+	for i in $(seq 1 100); do
+		in_ns web ss -tinH state established '( sport = :80 )' |
+			grep -Eq 'bytes_received:(1[0-9]{5}|[2-9][0-9]{5}|[0-9]{7,})' && break
+		sleep 0.1
+	done
 	stop proxy KILL
 	for i in $(seq 1 50); do
 		grep -q '"p1"' "$E2E_TMP/dest.jsonl" 2>/dev/null && break

@@ -99,21 +99,26 @@ case_baseline() {
 
 # kill -9 of the client's server; a probe opens a new connection every 20 ms meanwhile.
 case_kill() {
-	local victim t_kill res rc=0
+	local victim vpid t_pre t_kill res rc=0
 	victim=$(client_server)
 	[ -n "$victim" ] || return 1
 	app_start probe cli $PY "$PROBE" --host $VIP --port 80 --every 0.02 --duration 6
 	sleep 2
+	# Two clock readings around the kill: an attempt that ended before the first one ran
+	# before it; a recovery is an attempt that began after the second (one that began in
+	# between may still have gone through the dying server).
+	vpid=$(pid_of "srv$victim")
+	t_pre=$(date +%s.%N)
+	kill -KILL "$vpid"
 	t_kill=$(date +%s.%N)
-	kill -KILL "$(pid_of "srv$victim")"
-	e2e_log "  killed server $victim at $t_kill"
+	e2e_log "  killed server $victim between $t_pre and $t_kill"
 	wait "$(pid_of probe)" 2>/dev/null
-	res=$($PY - "$E2E_TMP/probe.log" "$t_kill" <<'EOP'
+	res=$($PY - "$E2E_TMP/probe.log" "$t_pre" "$t_kill" <<'EOP'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-k = float(sys.argv[2])
-before = [r for r in rows if r["t1"] <= k]
-after = [r for r in rows if r["t1"] > k]
+pre, k = float(sys.argv[2]), float(sys.argv[3])
+before = [r for r in rows if r["t1"] <= pre]
+after = [r for r in rows if r["t1"] > pre]
 first = next((i for i, r in enumerate(after) if r["ok"] and r["t0"] >= k), None)
 if first is None:
     print(f"no good connection after the kill ({len(after)} tried) 99 0")
@@ -121,9 +126,9 @@ if first is None:
 failed = sum(1 for r in after[:first] if not r["ok"])
 bad_later = sum(1 for r in after[first:] if not r["ok"])
 print(f"before the kill {sum(r['ok'] for r in before)}/{len(before)} good; "
-      f"recovered {after[first]['t1'] - k:.3f} s after the kill, {failed} failed in between, "
+      f"recovered {after[first]['t1'] - pre:.3f} s after the kill, {failed} failed in between, "
       f"{bad_later} failed of {len(after) - first} later "
-      f"{after[first]['t1'] - k:.3f} {bad_later + len(before) - sum(r['ok'] for r in before)}")
+      f"{after[first]['t1'] - pre:.3f} {bad_later + len(before) - sum(r['ok'] for r in before)}")
 EOP
 )
 	e2e_log "  $res"

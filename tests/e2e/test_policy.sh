@@ -10,9 +10,9 @@
 # The policy (as in the issue): client-1 may reach 100.64.1.0/24 ports 80 and 8000-8999;
 # everybody 100.64.2.0/24. Checked, each fetch by SHA-256:
 #   allow    client-1 reaches 100.64.1.5:80, :8080 and 100.64.2.5:9000;
-#   deny     100.64.1.5:9000 is reset at once (median of 5 under 100 ms), no byte reaches
-#            the web server, the server logs client and destination once per tunnel and
-#            counts them in ntun_tunnels_denied_total{client="spiffe://.../client-1"};
+#   deny     100.64.1.5:9000 is reset at once (median of 5 under 1 s, not the 3 s timeout), no
+#            byte reaches the web server, the server logs client and destination once per
+#            tunnel and counts them in ntun_tunnels_denied_total{client="spiffe://.../client-1"};
 #            client-2 (not named in the policy) is denied 100.64.1.5:80 (client="other")
 #            and reaches 100.64.2.5:80;
 #   reload   SIGHUP with 9000 allowed lets it through; a policy with an error is refused
@@ -91,7 +91,7 @@ get() { # HOST PORT SEED
 	return $rc
 }
 
-# denied HOST PORT: five connections, each reset; the median time under 100 ms.
+# denied HOST PORT: five connections, each reset; the median time under 1 s.
 denied() {
 	local out times=() i t
 	for i in 1 2 3 4 5; do
@@ -106,7 +106,9 @@ print(r["seconds"] if r["outcome"] == "reset" else "")' "$out")
 		times+=("$t")
 	done
 	e2e_log "  $1:$2 reset after ${times[*]} s"
-	$PY -c 'import statistics,sys; sys.exit(statistics.median(map(float, sys.argv[1:])) >= 0.1)' \
+	# At once, not when the app's 3 s timeout runs out: a median under 1 s (tens of ms on a
+	# quiet machine; a loaded one delays each of the three wake-ups a reset needs).
+	$PY -c 'import statistics,sys; sys.exit(statistics.median(map(float, sys.argv[1:])) >= 1)' \
 		"${times[@]}"
 }
 
@@ -196,16 +198,16 @@ case_limit_concurrent() {
 	local out n holder
 	write_server "limits: {client_tunnels: 3}"
 	reload "no policy section" || return 1
-	peer client tunnels --dst 100.64.1.5:8080 --count 3 --seconds 1 --hold 8 \
+	peer client tunnels --dst 100.64.1.5:8080 --count 3 --seconds 5 --hold 8 \
 		>"$E2E_TMP/hold.json" 2>&1 &
 	holder=$!
-	for n in $(seq 1 50); do
+	for n in $(seq 1 200); do
 		grep -q '"open"' "$E2E_TMP/hold.json" && break
 		sleep 0.1
 	done
 	e2e_log "  client-1 holds: $(cat "$E2E_TMP/hold.json")"
 	check "client-1 holds 3 tunnels" grep -q '"open": 3' "$E2E_TMP/hold.json" || return 1
-	out=$(peer client tunnels --dst 100.64.1.5:8080 --count 1 --seconds 1 --hold 0)
+	out=$(peer client tunnels --dst 100.64.1.5:8080 --count 1 --seconds 5 --hold 0)
 	e2e_log "  client-1's next: $out"
 	check "client-1's 4th gets RESOURCE_EXHAUSTED" grep -q '"8": 1' <<<"$out" || return 1
 	out=$(peer client2 fetch --dst 100.64.1.5:80 --size 100000 --seed 8 --count 3)
@@ -215,7 +217,7 @@ case_limit_concurrent() {
 	check "limited counter is 1 (got $n)" [ "$n" = 1 ] || return 1
 	wait $holder
 	# Once they are closed, client-1 opens tunnels again.
-	out=$(peer client tunnels --dst 100.64.1.5:8080 --count 3 --seconds 1 --hold 0)
+	out=$(peer client tunnels --dst 100.64.1.5:8080 --count 3 --seconds 5 --hold 0)
 	e2e_log "  client-1 after closing them: $out"
 	check "client-1 opens 3 again" grep -q '"open": 3' <<<"$out"
 }
@@ -225,10 +227,10 @@ case_limit_rate() {
 	write_server "limits: {client_tunnel_rate: 5}"
 	reload "configuration reloaded" || return 1
 	sleep 1.2 # the bucket refills to its burst
-	peer client tunnels --dst 100.64.1.5:8080 --count 20 --seconds 1 --hold 0 \
+	peer client tunnels --dst 100.64.1.5:8080 --count 20 --seconds 5 --hold 0 \
 		>"$E2E_TMP/burst.json" 2>&1 &
 	burst=$!
-	out=$(peer client2 tunnels --dst 100.64.1.5:8080 --count 5 --seconds 1 --hold 0)
+	out=$(peer client2 tunnels --dst 100.64.1.5:8080 --count 5 --seconds 5 --hold 0)
 	wait $burst
 	e2e_log "  client-1 burst: $(cat "$E2E_TMP/burst.json"); client-2: $out"
 	check "client-2's 5 all open" grep -q '"open": 5, "ended": {}' <<<"$out" || return 1

@@ -164,11 +164,13 @@ case_slow_reader() {
 }
 
 case_server_restart() {
-	local t0 out i
+	local t0 out i m
 	stop server
 	sleep 1
+	# The log is appended to: wait for the new server's line, not the first one's.
+	m=$(mark server)
 	start_server
-	wait_log server "listening on" 5 || return 1
+	since server "$m" "listening on" 10 || return 1
 	t0=$(date +%s.%N)
 	for i in $(seq 1 50); do
 		out=$(client get --size 2048 --seed 8 --timeout 2 2>/dev/null) && break
@@ -184,12 +186,15 @@ case_server_restart() {
 case_frozen_server() {
 	# A server that stops answering (SIGSTOP) but keeps its sockets open sends no FIN: only
 	# PING liveness (2 s interval, 2 s timeout here) can tell. Both peers must notice.
+	local mc mp ms
+	mc=$(mark client) mp=$(mark proxy)
 	kill -STOP "$(pid_of server)"
-	wait_log client "PING timeout" 8 && wait_log proxy "PING timeout" 8
+	since client "$mc" "PING timeout" 8 && since proxy "$mp" "PING timeout" 8
 	local rc=$?
+	ms=$(mark server)
 	kill -CONT "$(pid_of server)"
 	[ $rc -eq 0 ] || return 1
-	wait_log proxy "registered as proxy-1" 10 || return 1
+	since server "$ms" "proxy registered" 10 || return 1
 	local i out
 	for i in $(seq 1 50); do
 		out=$(client get --size 2048 --seed 11 --timeout 2 2>/dev/null) && break

@@ -219,12 +219,13 @@ back_on_server() {
 
 # kill -9 leaves the program on the link; the next start (generic mode) replaces it.
 case_crash_restart() {
-	local old new m ms rc=0
+	local old new m m2 ms rc=0
 	old=$(xdp_on_link)
 	stop server KILL
 	check "program left on the link by kill -9" [ "$(xdp_on_link)" = "$old" ] || return 1
 	check "pins left" [ -e "$PIN_DIR/xdp_guard" ] || return 1
 	m=$(mark client)
+	m2=$(mark client2)
 	ms=$(mark server)
 	start_server --xdp vrlycli --xdp-mode generic
 	since server "$ms" "xdp: guarding port" 10 || return 1
@@ -236,6 +237,8 @@ case_crash_restart() {
 	check "new program, generic" [ "${new% *}" = xdpgeneric ] || rc=1
 	check "new id" [ "${new#* }" != "${old#* }" ] || rc=1
 	back_on_server "$ms" "$m" || rc=1
+	# Case d) tunnels through client 2 as well, which redials on its own backoff.
+	since client2 "$m2" "connected to server" 20 || rc=1
 	fetch "$CG_APPS" 13 || rc=1
 	return $rc
 }
