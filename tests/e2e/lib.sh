@@ -32,23 +32,24 @@ declare -A E2E_PID_OF
 e2e_log() { printf '%s\n' "$*" >&2; }
 
 e2e_cleanup() {
-	local pid ns i mine=()
+	local pid ns i stamp
+	local -A mine=()
 	for pid in "${E2E_PIDS[@]}"; do
-		e2e_own "$pid" && mine+=("$pid")
+		stamp=$(e2e_stamp "$pid") && mine[$pid]=$stamp
 	done
-	for pid in "${mine[@]}"; do
+	for pid in "${!mine[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
 	for i in $(seq 1 30); do
 		local alive=0
-		for pid in "${mine[@]}"; do
-			e2e_own "$pid" && alive=1
+		for pid in "${!mine[@]}"; do
+			e2e_same "$pid" "${mine[$pid]}" && alive=1
 		done
 		[ $alive -eq 0 ] && break
 		sleep 0.1
 	done
-	for pid in "${mine[@]}"; do
-		e2e_own "$pid" && kill -KILL "$pid" 2>/dev/null
+	for pid in "${!mine[@]}"; do
+		e2e_same "$pid" "${mine[$pid]}" && kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
 	for ns in "${E2E_NS[@]}"; do
@@ -192,14 +193,14 @@ pid_of() { echo "${E2E_PID_OF[$1]:-}"; }
 
 # stop NAME [SIGNAL]: signals a daemon and waits for it (5 s, then KILL).
 stop() {
-	local pid="${E2E_PID_OF[$1]}" i
-	e2e_own "$pid" || return 0
+	local pid="${E2E_PID_OF[$1]}" i stamp
+	stamp=$(e2e_stamp "$pid") || return 0
 	kill -"${2:-TERM}" "$pid" 2>/dev/null
 	for i in $(seq 1 50); do
-		e2e_own "$pid" || break
+		e2e_same "$pid" "$stamp" || break
 		sleep 0.1
 	done
-	e2e_own "$pid" && kill -KILL "$pid" 2>/dev/null
+	e2e_same "$pid" "$stamp" && kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
 }

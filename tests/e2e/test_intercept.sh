@@ -47,9 +47,13 @@ fail() { log "FAIL: $*"; return 1; }
 
 cleanup() {
 	set +e
-	local p d inst
+	local p d inst mine=()
+	# Which are ours first: a harness whose wrapper dies is reparented, and is ours still.
 	for p in "${PIDS[@]}"; do
-		e2e_own "$p" && kill -9 "$p" 2>/dev/null
+		e2e_own "$p" && mine+=("$p")
+	done
+	for p in "${mine[@]}"; do
+		kill -9 "$p" 2>/dev/null
 	done
 	for p in "${PIDS[@]}"; do
 		{ wait "$p"; } 2>/dev/null
